@@ -1,0 +1,113 @@
+// Elementwise kernels, one invocation per element, WG invocations per workgroup, launched on a
+// 2-D grid of workgroups (see `grid` in src/gpu/kernel.rs). Launched by src/ops/elementwise.rs.
+//
+// Broadcasting: `b` has `m` elements and repeats over the leading dims of `a` (a bias), so
+// element i of `a` pairs with element i % m of `b`. With m == n it is a plain elementwise op.
+
+struct Params {
+    n: u32,      // elements of the output
+    m: u32,      // elements of b (broadcast period)
+    alpha: f32,  // fill value / scale / dropout probability
+    seed: u32,   // dropout seed
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+
+fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = p.alpha; }
+}
+
+@compute @workgroup_size(WG)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = a[i] + b[i % p.m]; }
+}
+
+@compute @workgroup_size(WG)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = a[i] * b[i % p.m]; }
+}
+
+@compute @workgroup_size(WG)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = a[i] * p.alpha; }
+}
+
+// GELU, tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+const GELU_C: f32 = 0.7978845608028654;
+
+fn tanh_safe(u: f32) -> f32 {
+    // Some drivers compute tanh through exp and overflow to NaN for large |u|.
+    return tanh(clamp(u, -15.0, 15.0));
+}
+
+@compute @workgroup_size(WG)
+fn gelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = a[i];
+    out[i] = 0.5 * x * (1.0 + tanh_safe(GELU_C * (x + 0.044715 * x * x * x)));
+}
+
+// d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+// a = x, b = dy.
+@compute @workgroup_size(WG)
+fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = a[i];
+    let t = tanh_safe(GELU_C * (x + 0.044715 * x * x * x));
+    let du = GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
+    out[i] = b[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+}
+
+@compute @workgroup_size(WG)
+fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = max(a[i], 0.0); }
+}
+
+// a = x, b = dy; the gradient is zero where x <= 0.
+@compute @workgroup_size(WG)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = select(0.0, b[i], a[i] > 0.0); }
+}
+
+// Counter-based RNG (PCG hash): element i's coin depends only on (seed, i), so the backward
+// pass regenerates the forward's mask instead of storing it. Mirrors src/reference/elementwise.rs.
+fn pcg_hash(x: u32) -> u32 {
+    let state = x * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// Inverted dropout: keep with probability 1 - alpha and scale by 1 / (1 - alpha).
+// Its backward is the same kernel applied to dy with the same seed.
+@compute @workgroup_size(WG)
+fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let u = f32(pcg_hash(pcg_hash(p.seed) ^ i) >> 8u) * (1.0 / 16777216.0);
+    out[i] = select(0.0, a[i] / (1.0 - p.alpha), u >= p.alpha);
+}

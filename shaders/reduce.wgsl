@@ -1,0 +1,46 @@
+// Sum over one axis, and its backward (broadcast along that axis). Launched by src/ops/reduce.rs.
+// The tensor is viewed as [outer, len, inner] with the reduced axis in the middle; one
+// invocation per output element loops over `len`, so neighbouring invocations read
+// neighbouring addresses (the inner dim is contiguous). `alpha` scales the result (1/len for
+// a mean).
+
+struct Params {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+
+fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+// out[o, i] = alpha * sum_a x[o, a, i]
+@compute @workgroup_size(WG)
+fn sum_axis(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let e = element(wid, nwg, lid);
+    if (e >= p.outer * p.inner) { return; }
+    let o = e / p.inner;
+    let i = e % p.inner;
+    var acc = 0.0;
+    for (var a = 0u; a < p.len; a++) {
+        acc += x[(o * p.len + a) * p.inner + i];
+    }
+    out[e] = acc * p.alpha;
+}
+
+// out[o, a, i] = alpha * x[o, i]   (the backward of sum_axis)
+@compute @workgroup_size(WG)
+fn broadcast_axis(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let e = element(wid, nwg, lid);
+    if (e >= p.outer * p.len * p.inner) { return; }
+    let i = e % p.inner;
+    let o = e / (p.len * p.inner);
+    out[e] = x[o * p.inner + i] * p.alpha;
+}

@@ -1,0 +1,52 @@
+//! One error type for the whole crate. Every variant carries what a user needs to act on it:
+//! the adapter, the shape, the shader file and line, the limit that was hit.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no GPU adapter found (backends tried: {backends}). On Linux without a GPU install \
+         Mesa's CPU Vulkan driver: `sudo apt-get install -y mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoAdapter { backends: String },
+
+    #[error("WGPU_ADAPTER_NAME={wanted:?} matches no adapter; available: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+
+    #[error("could not open a device on adapter {adapter:?}: {reason}")]
+    Device { adapter: String, reason: String },
+
+    #[error("{op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+
+    #[error("shader {file}, entry {entry}: {msg}")]
+    Shader {
+        file: &'static str,
+        entry: &'static str,
+        msg: String,
+    },
+
+    #[error("{what} needs {bytes} bytes but the adapter's {limit_name} is {limit} bytes")]
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit_name: &'static str,
+        limit: u64,
+    },
+
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A shape error for op `op`; `msg` says what was expected and what came.
+    pub fn shape(op: &'static str, msg: impl fmt::Display) -> Self {
+        Error::Shape {
+            op,
+            msg: msg.to_string(),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Choosing an adapter and opening a device on it.
+//!
+//! Default: the "best" adapter wgpu can see (discrete GPU > integrated > virtual > CPU, and
+//! Vulkan/Metal/DX12 before GL on a tie). `WGPU_BACKEND=vulkan|metal|dx12|gl` narrows the
+//! backends and `WGPU_ADAPTER_NAME=<substring>` picks an adapter by name, both as in wgpu's own
+//! examples.
+
+use crate::error::{Error, Result};
+
+/// Rank an adapter: lower is better.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (kind, backend)
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+}
+
+fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+pub(crate) fn choose_adapter() -> Result<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    // Look at the primary backends first; GL only when they have nothing (or is asked for),
+    // which also spares the user GL's start-up cost and its warnings.
+    let mut adapters = enumerate(backends & wgpu::Backends::PRIMARY);
+    if adapters.is_empty() && backends.contains(wgpu::Backends::GL) {
+        adapters = enumerate(wgpu::Backends::GL);
+    }
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter {
+            backends: format!("{backends:?}"),
+        });
+    }
+    let wanted = std::env::var("WGPU_ADAPTER_NAME").ok();
+    let mut candidates: Vec<wgpu::Adapter> = match &wanted {
+        Some(name) => {
+            let needle = name.to_lowercase();
+            let all: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+            let found: Vec<_> = adapters
+                .into_iter()
+                .filter(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .collect();
+            if found.is_empty() {
+                return Err(Error::AdapterNotFound {
+                    wanted: name.clone(),
+                    available: all.join("; "),
+                });
+            }
+            found
+        }
+        None => adapters,
+    };
+    candidates.sort_by_key(|a| rank(&a.get_info()));
+    Ok(candidates.remove(0))
+}
+
+/// Features we use when the adapter has them; none is required.
+pub(crate) fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
+    let optional = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+    adapter.features() & optional
+}
+
+pub(crate) fn open_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
+    let info = adapter.get_info();
+    // Ask for the adapter's real limits: the defaults cap storage bindings at 128 MiB and, on
+    // lavapipe, workgroup memory at 16 KiB and invocations at 256.
+    let desc = wgpu::DeviceDescriptor {
+        label: Some("wgformer"),
+        required_features: wanted_features(adapter),
+        required_limits: adapter.limits(),
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    };
+    pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Device {
+        adapter: describe(&info),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
+    format!("{} [{}]", describe(info), info.driver_info)
+}

@@ -1,0 +1,527 @@
+//! The GPU runtime: one device, a buffer pool, a pipeline cache, a bind-group cache, and a
+//! recorder that batches every dispatch until somebody needs a result on the CPU.
+//!
+//! Why batching: on lavapipe a dispatch costs ~10 us inside a shared compute pass but ~100+ us
+//! with a submit of its own. `dispatch` therefore only records; `flush` encodes everything
+//! recorded into one compute pass and one submit. Reading a tensor (`read`) is the only thing
+//! that flushes, besides a safety valve after `MAX_BATCH` dispatches.
+
+mod adapter;
+mod kernel;
+mod pool;
+
+pub use kernel::{grid, Kernel};
+pub use pool::size_class;
+
+use crate::error::{Error, Result};
+use pool::{BufferPool, PooledBuffer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// Flush automatically after this many recorded dispatches (bounds memory for huge graphs).
+const MAX_BATCH: usize = 8192;
+/// Bind groups kept in the cache before it is emptied.
+const MAX_BIND_GROUPS: usize = 1 << 16;
+/// Bytes of uniform parameters each dispatch may use.
+const PARAM_SLOT: u64 = 256;
+/// Parameter slots per uniform chunk.
+const SLOTS_PER_CHUNK: u64 = 256;
+
+/// What the runtime has done since start-up. Tests assert on differences of these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub dispatches: u64,
+    pub submits: u64,
+    pub buffers_created: u64,
+    pub pipelines_compiled: u64,
+    pub bind_groups_created: u64,
+    pub bytes_read_back: u64,
+    pub bytes_uploaded: u64,
+}
+
+impl std::ops::Sub for Counters {
+    type Output = Counters;
+    fn sub(self, o: Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches - o.dispatches,
+            submits: self.submits - o.submits,
+            buffers_created: self.buffers_created - o.buffers_created,
+            pipelines_compiled: self.pipelines_compiled - o.pipelines_compiled,
+            bind_groups_created: self.bind_groups_created - o.bind_groups_created,
+            bytes_read_back: self.bytes_read_back - o.bytes_read_back,
+            bytes_uploaded: self.bytes_uploaded - o.bytes_uploaded,
+        }
+    }
+}
+
+/// A storage buffer owned by a tensor; returns to the pool when dropped.
+pub struct Storage {
+    gpu: Gpu,
+    buf: Option<PooledBuffer>,
+    /// Length in 4-byte elements.
+    len: usize,
+}
+
+impl Storage {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    fn pooled(&self) -> &PooledBuffer {
+        self.buf.as_ref().expect("storage used after release")
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.gpu.state().pool.release(b);
+        }
+    }
+}
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    index: usize,
+}
+
+struct Recorded {
+    pipeline: usize,
+    bind_group: wgpu::BindGroup,
+    param_offset: u32,
+    groups: [u32; 3],
+}
+
+/// Per-dispatch uniform parameters live in chunks bound with a dynamic offset.
+struct ParamChunk {
+    buffer: wgpu::Buffer,
+    cpu: Vec<u8>,
+}
+
+struct State {
+    pool: BufferPool,
+    pipelines: HashMap<String, Arc<Pipeline>>,
+    pipeline_list: Vec<Arc<Pipeline>>,
+    bind_groups: HashMap<(usize, usize, Vec<u64>), wgpu::BindGroup>,
+    chunks: Vec<ParamChunk>,
+    recorded: Vec<Recorded>,
+    staging: HashMap<u64, Vec<wgpu::Buffer>>,
+    counters: Counters,
+}
+
+pub struct GpuInner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    slot_bytes: u64,
+    state: Mutex<State>,
+}
+
+/// A handle to the device; cheap to clone. Every tensor holds one.
+#[derive(Clone)]
+pub struct Gpu(Arc<GpuInner>);
+
+static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
+
+impl Gpu {
+    /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides).
+    pub fn new() -> Result<Gpu> {
+        let adapter = adapter::choose_adapter()?;
+        let info = adapter.get_info();
+        let (device, queue) = adapter::open_device(&adapter)?;
+        log::info!("wgformer: using {}", adapter::describe_adapter(&info));
+        let limits = device.limits();
+        let slot_bytes = PARAM_SLOT.max(limits.min_uniform_buffer_offset_alignment as u64);
+        Ok(Gpu(Arc::new(GpuInner {
+            features: device.features(),
+            device,
+            queue,
+            info,
+            limits,
+            slot_bytes,
+            state: Mutex::new(State {
+                pool: BufferPool::default(),
+                pipelines: HashMap::new(),
+                pipeline_list: Vec::new(),
+                bind_groups: HashMap::new(),
+                chunks: Vec::new(),
+                recorded: Vec::new(),
+                staging: HashMap::new(),
+                counters: Counters::default(),
+            }),
+        })))
+    }
+
+    /// One device shared by the whole process (tests, examples). Opened on first use.
+    pub fn shared() -> Result<Gpu> {
+        match SHARED.get_or_init(|| Gpu::new().map_err(|e| e.to_string())) {
+            Ok(g) => Ok(g.clone()),
+            Err(msg) => Err(Error::Gpu(msg.clone())),
+        }
+    }
+
+    pub fn inner(&self) -> &GpuInner {
+        &self.0
+    }
+
+    /// "name (backend, type) [driver]" of the adapter in use.
+    pub fn adapter_name(&self) -> String {
+        adapter::describe_adapter(&self.0.info)
+    }
+
+    pub fn has_subgroups(&self) -> bool {
+        self.0.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    pub fn counters(&self) -> Counters {
+        let s = self.state();
+        let mut c = s.counters;
+        c.buffers_created = s.pool.created;
+        c
+    }
+
+    /// Pooled buffers not in use by any tensor right now.
+    pub fn idle_buffers(&self) -> usize {
+        self.state().pool.idle_buffers()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.0.limits.max_storage_buffer_binding_size;
+        if size_class(bytes) > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Uninitialised storage for `len` 4-byte elements (kernels write all of it).
+    pub fn alloc(&self, len: usize) -> Result<Storage> {
+        let bytes = (len as u64) * 4;
+        self.check_size("tensor", bytes)?;
+        let buf = self.state().pool.acquire(&self.0.device, bytes, false);
+        Ok(Storage {
+            gpu: self.clone(),
+            buf: Some(buf),
+            len,
+        })
+    }
+
+    /// Storage holding a copy of `data` (any 4-byte plain type).
+    pub fn upload<T: bytemuck::Pod>(&self, data: &[T]) -> Result<Storage> {
+        assert_eq!(std::mem::size_of::<T>(), 4, "upload takes 4-byte elements");
+        let bytes = std::mem::size_of_val(data) as u64;
+        self.check_size("tensor", bytes)?;
+        let mut s = self.state();
+        let buf = s.pool.acquire(&self.0.device, bytes, true);
+        if bytes > 0 {
+            self.0
+                .queue
+                .write_buffer(&buf.buffer, 0, bytemuck::cast_slice(data));
+        }
+        s.counters.bytes_uploaded += bytes;
+        drop(s);
+        Ok(Storage {
+            gpu: self.clone(),
+            buf: Some(buf),
+            len: data.len(),
+        })
+    }
+
+    /// Record one dispatch of `kernel`. `params` are the 4-byte words of its uniform struct;
+    /// `buffers` bind in the order of `kernel.bindings`.
+    pub fn dispatch(
+        &self,
+        kernel: &Kernel,
+        params: &[u32],
+        buffers: &[&Storage],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if buffers.len() != kernel.bindings.len() {
+            return Err(Error::Gpu(format!(
+                "{}: launched with {} buffers, kernel binds {}",
+                kernel.key(),
+                buffers.len(),
+                kernel.bindings.len()
+            )));
+        }
+        if groups.iter().any(|&g| g == 0) {
+            return Ok(());
+        }
+        let max = self.0.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Gpu(format!(
+                "{}: {groups:?} workgroups exceed the adapter's limit of {max} per dimension",
+                kernel.key()
+            )));
+        }
+        let mut s = self.state();
+        let pipeline = self.pipeline(&mut s, kernel)?;
+
+        // Parameters: next free slot of the current chunk.
+        let slot = s.recorded.len() as u64;
+        let chunk_index = (slot / SLOTS_PER_CHUNK) as usize;
+        let offset = (slot % SLOTS_PER_CHUNK) * self.0.slot_bytes;
+        if chunk_index == s.chunks.len() {
+            let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgformer params"),
+                size: SLOTS_PER_CHUNK * self.0.slot_bytes,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            s.chunks.push(ParamChunk {
+                buffer,
+                cpu: vec![0; (SLOTS_PER_CHUNK * self.0.slot_bytes) as usize],
+            });
+        }
+        let words: &[u8] = bytemuck::cast_slice(params);
+        assert!(words.len() as u64 <= PARAM_SLOT, "params of {} too long", kernel.key());
+        let at = offset as usize;
+        s.chunks[chunk_index].cpu[at..at + words.len()].copy_from_slice(words);
+
+        // Bind group: cached by (pipeline, chunk, buffer ids); pooled buffers recur every step.
+        let ids: Vec<u64> = buffers.iter().map(|st| st.pooled().id).collect();
+        let key = (pipeline.index, chunk_index, ids);
+        let bind_group = match s.bind_groups.get(&key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &s.chunks[chunk_index].buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(PARAM_SLOT),
+                    }),
+                }];
+                for (st, (binding, _)) in buffers.iter().zip(&kernel.bindings) {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: *binding,
+                        resource: st.pooled().buffer.as_entire_binding(),
+                    });
+                }
+                let bg = self.0.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &pipeline.layout,
+                    entries: &entries,
+                });
+                s.counters.bind_groups_created += 1;
+                if s.bind_groups.len() >= MAX_BIND_GROUPS {
+                    // Allocation patterns changed (new model, new shapes): start over.
+                    s.bind_groups.clear();
+                }
+                s.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        };
+        s.recorded.push(Recorded {
+            pipeline: pipeline.index,
+            bind_group,
+            param_offset: offset as u32,
+            groups,
+        });
+        s.counters.dispatches += 1;
+        if s.recorded.len() >= MAX_BATCH {
+            self.submit(&mut s, None);
+        }
+        Ok(())
+    }
+
+    /// The compiled pipeline for `kernel`, compiling it on first use.
+    fn pipeline(&self, s: &mut State, kernel: &Kernel) -> Result<Arc<Pipeline>> {
+        let key = kernel.key();
+        if let Some(p) = s.pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        if kernel.subgroups && !self.has_subgroups() {
+            return Err(Error::Shader {
+                file: kernel.file,
+                entry: kernel.entry,
+                msg: "needs subgroup support, which this adapter lacks".into(),
+            });
+        }
+        let device = &self.0.device;
+        let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for &(binding, writable) in &kernel.bindings {
+            entries.push(storage(binding, !writable));
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: None,
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.file),
+            source: wgpu::ShaderSource::Wgsl(kernel.wgsl().into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[],
+                // Our kernels initialise the workgroup memory they read.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Shader {
+                file: kernel.file,
+                entry: kernel.entry,
+                msg: err.to_string(),
+            });
+        }
+        s.counters.pipelines_compiled += 1;
+        let p = Arc::new(Pipeline {
+            pipeline,
+            layout,
+            index: s.pipeline_list.len(),
+        });
+        s.pipeline_list.push(p.clone());
+        s.pipelines.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Encode everything recorded into one compute pass, optionally followed by a copy into a
+    /// staging buffer, and submit it.
+    fn submit(&self, s: &mut State, copy: Option<(&wgpu::Buffer, &wgpu::Buffer, u64)>) {
+        let used = s.recorded.len() as u64;
+        for (i, chunk) in s.chunks.iter().enumerate() {
+            let first = i as u64 * SLOTS_PER_CHUNK;
+            if first >= used {
+                break;
+            }
+            let bytes = ((used - first).min(SLOTS_PER_CHUNK) * self.0.slot_bytes) as usize;
+            self.0.queue.write_buffer(&chunk.buffer, 0, &chunk.cpu[..bytes]);
+        }
+        let mut encoder = self
+            .0
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        if !s.recorded.is_empty() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wgformer batch"),
+                timestamp_writes: None,
+            });
+            let mut current = usize::MAX;
+            for r in &s.recorded {
+                if r.pipeline != current {
+                    pass.set_pipeline(&s.pipeline_list[r.pipeline].pipeline);
+                    current = r.pipeline;
+                }
+                pass.set_bind_group(0, &r.bind_group, &[r.param_offset]);
+                pass.dispatch_workgroups(r.groups[0], r.groups[1], r.groups[2]);
+            }
+        }
+        if let Some((src, dst, bytes)) = copy {
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        }
+        self.0.queue.submit([encoder.finish()]);
+        s.recorded.clear();
+        s.counters.submits += 1;
+        s.pool.submitted();
+    }
+
+    /// Submit everything recorded so far (without waiting for it).
+    pub fn flush(&self) {
+        let mut s = self.state();
+        if !s.recorded.is_empty() {
+            self.submit(&mut s, None);
+        }
+    }
+
+    /// Wait until the device has finished all submitted work.
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush();
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(e.to_string()))
+    }
+
+    /// Copy `storage` back to the CPU: flushes recorded work, waits for it, maps a staging
+    /// buffer. This is the only way data comes back, so every readback is counted.
+    pub fn read<T: bytemuck::Pod>(&self, storage: &Storage) -> Result<Vec<T>> {
+        let bytes = storage.len as u64 * 4;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let class = size_class(bytes);
+        let mut s = self.state();
+        let staging = match s.staging.get_mut(&class).and_then(Vec::pop) {
+            Some(b) => b,
+            None => self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgformer staging"),
+                size: class,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        self.submit(&mut s, Some((&storage.pooled().buffer, &staging, bytes)));
+        s.counters.bytes_read_back += bytes;
+        drop(s);
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for readback: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
+        let out = {
+            let view = staging
+                .get_mapped_range(0..bytes)
+                .map_err(|e| Error::Gpu(format!("reading mapped buffer: {e}")))?;
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
+        };
+        staging.unmap();
+        self.state().staging.entry(class).or_default().push(staging);
+        Ok(out)
+    }
+}

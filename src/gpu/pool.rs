@@ -1,0 +1,98 @@
+//! Buffer pool: GPU buffers are reused by size class so a steady training step creates none.
+//!
+//! Sizes are rounded up to one of four classes per power of two (at most 25% waste).
+//! A buffer released while its old contents may still be read by commands that are recorded
+//! but not yet submitted goes to `pending`; only `queue.write_buffer` cares (it runs before
+//! every command of the next submit), so uploads take buffers from `free` alone, while compute
+//! outputs may also take from `pending` (commands run in order, so the earlier reads finish
+//! before the new write).
+
+use std::collections::HashMap;
+
+pub const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+#[derive(Debug)]
+pub struct PooledBuffer {
+    pub id: u64,
+    pub buffer: wgpu::Buffer,
+    pub size: u64,
+}
+
+#[derive(Default)]
+pub struct BufferPool {
+    free: HashMap<u64, Vec<PooledBuffer>>,
+    pending: HashMap<u64, Vec<PooledBuffer>>,
+    next_id: u64,
+    pub created: u64,
+    pub live_bytes: u64,
+}
+
+/// Round `bytes` up to its size class.
+pub fn size_class(bytes: u64) -> u64 {
+    let bytes = bytes.max(16);
+    let pow = bytes.next_power_of_two();
+    let quarter = (pow / 8).max(4); // classes at 5/8, 6/8, 7/8, 8/8 of the power of two
+    bytes.div_ceil(quarter) * quarter
+}
+
+impl BufferPool {
+    /// A buffer of at least `bytes`. `for_upload` excludes buffers with pending readers.
+    pub fn acquire(&mut self, device: &wgpu::Device, bytes: u64, for_upload: bool) -> PooledBuffer {
+        let class = size_class(bytes);
+        if let Some(b) = self.free.get_mut(&class).and_then(Vec::pop) {
+            return b;
+        }
+        if !for_upload {
+            if let Some(b) = self.pending.get_mut(&class).and_then(Vec::pop) {
+                return b;
+            }
+        }
+        self.next_id += 1;
+        self.created += 1;
+        self.live_bytes += class;
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgformer pooled"),
+            size: class,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        PooledBuffer {
+            id: self.next_id,
+            buffer,
+            size: class,
+        }
+    }
+
+    pub fn release(&mut self, b: PooledBuffer) {
+        self.pending.entry(b.size).or_default().push(b);
+    }
+
+    /// Called after a submit: everything pending is now safe for uploads too.
+    pub fn submitted(&mut self) {
+        for (class, list) in self.pending.iter_mut() {
+            self.free.entry(*class).or_default().append(list);
+        }
+    }
+
+    pub fn idle_buffers(&self) -> usize {
+        self.free.values().map(Vec::len).sum::<usize>()
+            + self.pending.values().map(Vec::len).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn size_classes_round_up_with_bounded_waste() {
+        for bytes in [1u64, 4, 17, 100, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
+            let c = size_class(bytes);
+            assert!(c >= bytes, "{bytes} -> {c}");
+            assert!(c % 4 == 0);
+            assert!(c as f64 <= (bytes.max(16) as f64) * 1.25 + 4.0, "{bytes} -> {c}");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! wgformer: transformers trained and run entirely on GPU compute shaders through wgpu.
+//!
+//! Layers, lowest first (nothing imports a layer above it):
+//! `gpu` (device, buffer pool, pipeline cache, batched recording) -> `tensor` + `tape`
+//! (autograd) -> `ops` (one WGSL kernel family each, forward and backward) . `reference` is the
+//! same math in plain Rust, the oracle the tests check every kernel against.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+// pub mod reference;
+pub mod rng;
+pub mod tape;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Counters, Gpu};
+pub use tape::no_grad;
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,148 @@
+//! Elementwise ops (`shaders/elementwise.wgsl`): add / mul with a broadcast bias, scale, GELU,
+//! ReLU, dropout, fill.
+
+use super::groups_for;
+use crate::error::{Error, Result};
+use crate::gpu::Kernel;
+use crate::tape::record;
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
+const WG: u32 = 256;
+
+fn kernel(entry: &'static str, inputs: u32) -> Kernel {
+    let k = Kernel::new("elementwise.wgsl", SRC, entry).define("WG", WG).write(1);
+    (0..inputs).fold(k, |k, i| k.read(2 + i))
+}
+
+const ENTRIES: [(&str, u32); 9] = [
+    ("fill", 0),
+    ("add", 2),
+    ("mul", 2),
+    ("scale", 1),
+    ("gelu_forward", 1),
+    ("gelu_backward", 2),
+    ("relu_forward", 1),
+    ("relu_backward", 2),
+    ("dropout", 1),
+];
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    ENTRIES.iter().map(|&(e, i)| kernel(e, i)).collect()
+}
+
+/// Launch `entry` writing `out` from `inputs`.
+fn launch(entry: &'static str, out: &Tensor, inputs: &[&Tensor], m: usize, alpha: f32, seed: u32) -> Result<()> {
+    let n = out.numel();
+    let k = kernel(entry, inputs.len() as u32);
+    let mut bufs = vec![out.storage()];
+    bufs.extend(inputs.iter().map(|t| t.storage()));
+    let params = [n as u32, m as u32, alpha.to_bits(), seed];
+    out.gpu().dispatch(&k, &params, &bufs, groups_for(n, WG))
+}
+
+fn check_f32(op: &'static str, t: &Tensor) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        return Err(Error::shape(op, format!("expects f32, got {t:?}")));
+    }
+    Ok(())
+}
+
+/// Overwrite every element of `t` with `value` (no gradient).
+pub fn fill(t: &Tensor, value: f32) -> Result<()> {
+    launch("fill", t, &[], 1, value, 0)
+}
+
+/// `b` must equal `a` or be a suffix of its shape (a bias broadcast over the leading dims).
+fn check_broadcast(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    check_f32(op, a)?;
+    check_f32(op, b)?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb || b.numel() == 0 {
+        return Err(Error::shape(op, format!("cannot broadcast {sb:?} over {sa:?}")));
+    }
+    Ok(())
+}
+
+/// Gradient of a broadcast operand: sum the output gradient over the repeated leading dims.
+fn unbroadcast(g: Tensor, like: &Tensor) -> Result<Tensor> {
+    if g.numel() == like.numel() {
+        return g.reshape(like.shape());
+    }
+    super::sum_leading(&g, like.numel())?.reshape(like.shape())
+}
+
+/// a + b, b broadcast over the leading dims of a.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_broadcast("add", a, b)?;
+    let out = Tensor::empty(a.gpu(), a.shape())?;
+    launch("add", &out, &[a, b], b.numel(), 0.0, 0)?;
+    let b2 = b.clone();
+    Ok(record(out, &[a, b], move |g| {
+        // d(a + b)/da = 1, d(a + b)/db = 1 summed over the broadcast rows.
+        Ok(vec![Some(g.clone()), Some(unbroadcast(g.clone(), &b2)?)])
+    }))
+}
+
+/// a * b, b broadcast over the leading dims of a.
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_broadcast("mul", a, b)?;
+    let out = Tensor::empty(a.gpu(), a.shape())?;
+    launch("mul", &out, &[a, b], b.numel(), 0.0, 0)?;
+    let (a2, b2) = (a.clone(), b.clone());
+    Ok(record(out, &[a, b], move |g| {
+        // da = g * b (broadcast), db = sum over rows of g * a.
+        let da = mul(g, &b2)?;
+        let db = unbroadcast(mul(g, &a2)?, &b2)?;
+        Ok(vec![Some(da), Some(db)])
+    }))
+}
+
+/// a * s.
+pub fn scale(a: &Tensor, s: f32) -> Result<Tensor> {
+    check_f32("scale", a)?;
+    let out = Tensor::empty(a.gpu(), a.shape())?;
+    launch("scale", &out, &[a], 1, s, 0)?;
+    Ok(record(out, &[a], move |g| Ok(vec![Some(scale(g, s)?)])))
+}
+
+/// Shared shape of an activation: forward kernel on x, backward kernel on (x, dy).
+fn activation(x: &Tensor, forward: &'static str, backward: &'static str) -> Result<Tensor> {
+    check_f32(forward, x)?;
+    let out = Tensor::empty(x.gpu(), x.shape())?;
+    launch(forward, &out, &[x], 1, 0.0, 0)?;
+    let x2 = x.clone();
+    Ok(record(out, &[x], move |g| {
+        let dx = Tensor::empty(g.gpu(), g.shape())?;
+        launch(backward, &dx, &[&x2, g], g.numel(), 0.0, 0)?;
+        Ok(vec![Some(dx)])
+    }))
+}
+
+/// GELU, tanh approximation (as in GPT-2).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    activation(x, "gelu_forward", "gelu_backward")
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    activation(x, "relu_forward", "relu_backward")
+}
+
+/// Inverted dropout with drop probability `p`; the mask is a pure function of (seed, index),
+/// so the backward regenerates it. Pass a new seed every step.
+pub fn dropout(x: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
+    check_f32("dropout", x)?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::shape("dropout", format!("probability {p} is not in [0, 1)")));
+    }
+    if p == 0.0 {
+        return Ok(x.clone());
+    }
+    let out = Tensor::empty(x.gpu(), x.shape())?;
+    launch("dropout", &out, &[x], 1, p, seed)?;
+    Ok(record(out, &[x], move |g| {
+        let dx = Tensor::empty(g.gpu(), g.shape())?;
+        launch("dropout", &dx, &[g], 1, p, seed)?;
+        Ok(vec![Some(dx)])
+    }))
+}

@@ -1,0 +1,24 @@
+//! Ops: each file pairs a WGSL kernel in `shaders/` with its launch, its forward and its
+//! backward (recorded on the tape), side by side. `all_kernels` lists every compiled variant so
+//! a test can validate each with naga.
+
+mod elementwise;
+mod reduce;
+
+pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
+pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};
+
+use crate::gpu::{grid, Kernel};
+
+/// Every kernel variant the crate can launch.
+pub fn all_kernels() -> Vec<Kernel> {
+    let mut k = Vec::new();
+    k.extend(elementwise::kernels());
+    k.extend(reduce::kernels());
+    k
+}
+
+/// Workgroups for `n` invocations, `wg` per workgroup, on a 2-D grid.
+pub(crate) fn groups_for(n: usize, wg: u32) -> [u32; 3] {
+    grid((n as u32).div_ceil(wg))
+}

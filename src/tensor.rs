@@ -1,0 +1,223 @@
+//! `Tensor`: a shape and a GPU buffer, plus (from `tape.rs`) how to send a gradient back
+//! through the op that made it. No math lives here: ops are in `ops/`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Storage};
+use crate::tape::GradFn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Element type. Everything trainable is f32; token ids and targets are u32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Node>);
+
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) dtype: DType,
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) requires_grad: bool,
+    pub(crate) name: Option<String>,
+    /// How to back-propagate into the inputs; taken (freed) by `backward`.
+    pub(crate) grad_fn: Mutex<Option<GradFn>>,
+    /// The accumulated gradient of a leaf that requires one.
+    pub(crate) grad: Mutex<Option<Tensor>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    pub(crate) fn from_storage(storage: Arc<Storage>, shape: Vec<usize>, dtype: DType) -> Tensor {
+        debug_assert_eq!(storage.len(), numel(&shape));
+        Tensor(Arc::new(Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shape,
+            dtype,
+            storage,
+            requires_grad: false,
+            name: None,
+            grad_fn: Mutex::new(None),
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A new f32 tensor that ops write into.
+    pub(crate) fn empty(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        let storage = gpu.alloc(numel(shape))?;
+        Ok(Tensor::from_storage(Arc::new(storage), shape.to_vec(), DType::F32))
+    }
+
+    fn check_len(what: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+        if len != numel(shape) {
+            return Err(Error::shape(
+                what,
+                format!("{len} values do not fill shape {shape:?} ({} values)", numel(shape)),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Self::check_len("Tensor::from_slice", data.len(), shape)?;
+        let storage = gpu.upload(data)?;
+        Ok(Tensor::from_storage(Arc::new(storage), shape.to_vec(), DType::F32))
+    }
+
+    /// Token ids, targets, lengths.
+    pub fn from_u32(gpu: &Gpu, data: &[u32], shape: &[usize]) -> Result<Tensor> {
+        Self::check_len("Tensor::from_u32", data.len(), shape)?;
+        let storage = gpu.upload(data)?;
+        Ok(Tensor::from_storage(Arc::new(storage), shape.to_vec(), DType::U32))
+    }
+
+    pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        Self::full(gpu, shape, 0.0)
+    }
+
+    pub fn ones(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        Self::full(gpu, shape, 1.0)
+    }
+
+    /// Filled on the GPU by a kernel: nothing is uploaded.
+    pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Tensor> {
+        let t = Tensor::empty(gpu, shape)?;
+        crate::ops::fill(&t, value)?;
+        Ok(t)
+    }
+
+    /// Normal(0, std^2) values from a seeded generator (same values on every adapter).
+    pub fn randn(gpu: &Gpu, shape: &[usize], std: f32, seed: u64) -> Result<Tensor> {
+        let data = crate::rng::normal_vec(numel(shape), std, seed);
+        Self::from_slice(gpu, &data, shape)
+    }
+
+    /// Uniform values in [lo, hi) from a seeded generator.
+    pub fn rand_uniform(gpu: &Gpu, shape: &[usize], lo: f32, hi: f32, seed: u64) -> Result<Tensor> {
+        let data = crate::rng::uniform_vec(numel(shape), lo, hi, seed);
+        Self::from_slice(gpu, &data, shape)
+    }
+
+    /// Mark as a trainable leaf with a name (used by optimizers and checkpoints).
+    pub fn into_param(self, name: impl Into<String>) -> Tensor {
+        Tensor(Arc::new(Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shape: self.0.shape.clone(),
+            dtype: self.0.dtype,
+            storage: self.0.storage.clone(),
+            requires_grad: true,
+            name: Some(name.into()),
+            grad_fn: Mutex::new(None),
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A leaf that wants a gradient but has no name (tests, inputs).
+    pub fn requires_grad(self) -> Tensor {
+        self.into_param("")
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    pub fn dims(&self) -> usize {
+        self.0.shape.len()
+    }
+    pub fn numel(&self) -> usize {
+        numel(&self.0.shape)
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+    pub fn gpu(&self) -> &Gpu {
+        self.0.storage.gpu()
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    pub fn is_requires_grad(&self) -> bool {
+        self.0.requires_grad || self.0.grad_fn_present()
+    }
+
+    /// Copy to the CPU (flushes pending GPU work).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        if self.0.dtype != DType::F32 {
+            return Err(Error::shape("Tensor::to_vec", "tensor holds u32; use to_vec_u32"));
+        }
+        self.gpu().read(&self.0.storage)
+    }
+
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        self.gpu().read(&self.0.storage)
+    }
+
+    /// The single value of a one-element tensor (a loss).
+    pub fn to_scalar(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape("Tensor::to_scalar", format!("shape {:?} is not one value", self.shape())));
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// The same storage under another shape (no copy). One dimension may be `usize::MAX`
+    /// meaning "whatever is left". Gradients flow through it.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
+        let holes = shape.iter().filter(|&&d| d == usize::MAX).count();
+        let mut shape = shape.to_vec();
+        if holes == 1 && known > 0 && self.numel() % known == 0 {
+            let fill = self.numel() / known;
+            shape.iter_mut().filter(|d| **d == usize::MAX).for_each(|d| *d = fill);
+        }
+        if holes > 1 || numel(&shape) != self.numel() {
+            return Err(Error::shape("reshape", format!("{:?} cannot become {:?}", self.shape(), shape)));
+        }
+        let out = Tensor::from_storage(self.0.storage.clone(), shape, self.0.dtype);
+        let in_shape = self.shape().to_vec();
+        Ok(crate::tape::record(out, &[self], move |g| Ok(vec![Some(g.reshape(&in_shape)?)])))
+    }
+
+    /// The gradient accumulated into this leaf by `backward`.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0.grad.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn zero_grad(&self) {
+        *self.0.grad.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub(crate) fn set_grad(&self, g: Option<Tensor>) {
+        *self.0.grad.lock().unwrap_or_else(|p| p.into_inner()) = g;
+    }
+}
+
+impl Node {
+    fn grad_fn_present(&self) -> bool {
+        self.grad_fn.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor#{}{:?}{:?}", self.0.id, self.0.shape, self.0.dtype)?;
+        if let Some(n) = &self.0.name {
+            write!(f, " {n:?}")?;
+        }
+        Ok(())
+    }
+}
