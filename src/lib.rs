@@ -8,7 +8,7 @@
 pub mod error;
 pub mod gpu;
 pub mod ops;
-// pub mod reference;
+pub mod reference;
 pub mod rng;
 pub mod tape;
 pub mod tensor;

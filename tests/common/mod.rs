@@ -49,3 +49,18 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
 pub fn grad_of(x: &Tensor) -> Vec<f32> {
     x.grad().expect("no gradient reached this tensor").to_vec().unwrap()
 }
+
+/// Check a GPU gradient against central finite differences of a reference forward `f`:
+/// `gpu_grad` must equal d/dx sum(f(x) * w) (f64 on the reference side).
+pub fn assert_matches_finite_differences(
+    what: &str,
+    gpu_grad: &[f32],
+    x: &[f64],
+    w: &[f64],
+    f: impl Fn(&[f64]) -> Vec<f64>,
+    tol: f64,
+) {
+    use wgformer::reference::finite_diff::{dot, numerical_grad};
+    let numeric = numerical_grad(|x| dot(&f(x), w), x, 1e-5);
+    assert_close(what, gpu_grad, &numeric, tol);
+}
