@@ -37,6 +37,33 @@ pub enum Error {
 
     #[error("GPU error: {0}")]
     Gpu(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file that exists but does not hold what was expected (checkpoint, tokenizer, WAV...).
+    #[error("{file}: {msg}")]
+    Format { file: String, msg: String },
+}
+
+impl Error {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    pub fn format(file: impl AsRef<std::path::Path>, msg: impl fmt::Display) -> Self {
+        Error::Format {
+            file: file.as_ref().display().to_string(),
+            msg: msg.to_string(),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

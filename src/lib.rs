@@ -5,9 +5,12 @@
 //! (autograd) -> `ops` (one WGSL kernel family each, forward and backward) . `reference` is the
 //! same math in plain Rust, the oracle the tests check every kernel against.
 
+pub mod config;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod optim;
 pub mod reference;
 pub mod rng;
 pub mod tape;
@@ -15,5 +18,6 @@ pub mod tensor;
 
 pub use error::{Error, Result};
 pub use gpu::{Counters, Gpu};
+pub use optim::AdamW;
 pub use tape::no_grad;
 pub use tensor::{DType, Tensor};

@@ -166,6 +166,14 @@ impl Tensor {
         self.gpu().read(&self.0.storage)
     }
 
+    /// Overwrite the values in place (loading a checkpoint). Lengths must match.
+    pub fn copy_from_slice(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() || self.dtype() != DType::F32 {
+            return Err(Error::shape("copy_from_slice", format!("{} values into {self:?}", data.len())));
+        }
+        self.gpu().write(&self.0.storage, data)
+    }
+
     /// The single value of a one-element tensor (a loss).
     pub fn to_scalar(&self) -> Result<f32> {
         if self.numel() != 1 {

@@ -244,6 +244,21 @@ impl Gpu {
         })
     }
 
+    /// Overwrite `storage` with `data` (same length). Recorded work is submitted first, so
+    /// the write lands after it, in program order.
+    pub fn write<T: bytemuck::Pod>(&self, storage: &Storage, data: &[T]) -> Result<()> {
+        if std::mem::size_of_val(data) != storage.len * 4 {
+            return Err(Error::Gpu(format!("write of {} bytes into a buffer of {} elements", std::mem::size_of_val(data), storage.len)));
+        }
+        let mut s = self.state();
+        if !s.recorded.is_empty() {
+            self.submit(&mut s, None);
+        }
+        self.0.queue.write_buffer(&storage.pooled().buffer, 0, bytemuck::cast_slice(data));
+        s.counters.bytes_uploaded += (storage.len * 4) as u64;
+        Ok(())
+    }
+
     /// Record one dispatch of `kernel`. `params` are the 4-byte words of its uniform struct;
     /// `buffers` bind in the order of `kernel.bindings`.
     pub fn dispatch(

@@ -6,8 +6,15 @@
 //! every command of the next submit), so uploads take buffers from `free` alone, while compute
 //! outputs may also take from `pending` (commands run in order, so the earlier reads finish
 //! before the new write).
+//!
+//! The pool hands out the idle buffer with the lowest id: from both lists for a compute output,
+//! from `free` for an upload. The choice then depends only on which buffers are idle, not on
+//! the order they were released in nor on whether a submit happened in between, so a training
+//! step that repeats the same allocations gets the same buffers every time and hits the
+//! bind-group cache (keyed by buffer ids). Stacks would rotate the buffers from step to step,
+//! and every rotation would create a new set of bind groups until it came full circle.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -22,8 +29,9 @@ pub struct PooledBuffer {
 
 #[derive(Default)]
 pub struct BufferPool {
-    free: HashMap<u64, Vec<PooledBuffer>>,
-    pending: HashMap<u64, Vec<PooledBuffer>>,
+    /// Per size class, keyed by buffer id.
+    free: HashMap<u64, BTreeMap<u64, PooledBuffer>>,
+    pending: HashMap<u64, BTreeMap<u64, PooledBuffer>>,
     next_id: u64,
     pub created: u64,
     pub live_bytes: u64,
@@ -41,13 +49,18 @@ impl BufferPool {
     /// A buffer of at least `bytes`. `for_upload` excludes buffers with pending readers.
     pub fn acquire(&mut self, device: &wgpu::Device, bytes: u64, for_upload: bool) -> PooledBuffer {
         let class = size_class(bytes);
-        if let Some(b) = self.free.get_mut(&class).and_then(Vec::pop) {
+        let lowest = |lists: &HashMap<u64, BTreeMap<u64, PooledBuffer>>| {
+            lists.get(&class).and_then(BTreeMap::first_key_value).map(|(id, _)| *id)
+        };
+        let from_pending = !for_upload
+            && match (lowest(&self.free), lowest(&self.pending)) {
+                (Some(free), Some(pending)) => pending < free,
+                (None, pending) => pending.is_some(),
+                (Some(_), None) => false,
+            };
+        let lists = if from_pending { &mut self.pending } else { &mut self.free };
+        if let Some((_, b)) = lists.get_mut(&class).and_then(BTreeMap::pop_first) {
             return b;
-        }
-        if !for_upload {
-            if let Some(b) = self.pending.get_mut(&class).and_then(Vec::pop) {
-                return b;
-            }
         }
         self.next_id += 1;
         self.created += 1;
@@ -66,7 +79,7 @@ impl BufferPool {
     }
 
     pub fn release(&mut self, b: PooledBuffer) {
-        self.pending.entry(b.size).or_default().push(b);
+        self.pending.entry(b.size).or_default().insert(b.id, b);
     }
 
     /// Called after a submit: everything pending is now safe for uploads too.
@@ -77,8 +90,8 @@ impl BufferPool {
     }
 
     pub fn idle_buffers(&self) -> usize {
-        self.free.values().map(Vec::len).sum::<usize>()
-            + self.pending.values().map(Vec::len).sum::<usize>()
+        self.free.values().map(BTreeMap::len).sum::<usize>()
+            + self.pending.values().map(BTreeMap::len).sum::<usize>()
     }
 }
 

@@ -2,9 +2,15 @@
 //! backward (recorded on the tape), side by side. `all_kernels` lists every compiled variant so
 //! a test can validate each with naga.
 
+mod adamw;
 mod elementwise;
+mod grad_norm;
+mod matmul;
 mod reduce;
 
+pub use adamw::{adamw_update, AdamWParams};
+pub use grad_norm::grad_norm_and_clip;
+pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant, set_matmul_variant, MatmulVariant};
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
 pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};
 
@@ -13,7 +19,10 @@ use crate::gpu::{grid, Kernel};
 /// Every kernel variant the crate can launch.
 pub fn all_kernels() -> Vec<Kernel> {
     let mut k = Vec::new();
+    k.extend(adamw::kernels());
     k.extend(elementwise::kernels());
+    k.extend(grad_norm::kernels());
+    k.extend(matmul::kernels());
     k.extend(reduce::kernels());
     k
 }

@@ -1,0 +1,52 @@
+// Global gradient norm for clipping, without reading anything back.
+// Launched by src/ops/grad_norm.rs.
+//
+// `sum_squares`: ONE workgroup of WG invocations reduces one gradient tensor: each invocation
+// sums the squares of a strided slice, then a tree reduction in workgroup memory; the result
+// goes to partials[slot] (one slot per parameter tensor; no atomics, so it is deterministic).
+// `finish`: one invocation sums the partials and writes [norm, clip coefficient], where the
+// coefficient min(1, max_norm / (norm + 1e-6)) is what the optimizer multiplies gradients by.
+
+struct Params {
+    n: u32,         // elements of x (sum_squares) / number of partials (finish)
+    slot: u32,      // where sum_squares writes
+    max_norm: f32,  // finish: clip threshold (<= 0 disables clipping)
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> norm_and_coef: array<f32>;
+
+var<workgroup> lane_sums: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn sum_squares(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var i = lid; i < p.n; i += WG) {
+        acc += x[i] * x[i];
+    }
+    lane_sums[lid] = acc;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            lane_sums[lid] += lane_sums[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        partials[p.slot] = lane_sums[0];
+    }
+}
+
+@compute @workgroup_size(1)
+fn finish() {
+    var total = 0.0;
+    for (var i = 0u; i < p.n; i++) {
+        total += partials[i];
+    }
+    let norm = sqrt(total);
+    norm_and_coef[0] = norm;
+    norm_and_coef[1] = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+}

@@ -1,0 +1,40 @@
+//! The global L2 norm of all gradients and the clipping coefficient, computed on the GPU
+//! (`shaders/grad_norm.wgsl`) so a training step needs no readback to clip. Not differentiable:
+//! it is bookkeeping for the optimizer.
+
+use crate::error::{Error, Result};
+use crate::gpu::Kernel;
+use crate::tensor::Tensor;
+
+const SRC: &str = include_str!("../../shaders/grad_norm.wgsl");
+const WG: u32 = 256;
+
+fn sum_squares_kernel() -> Kernel {
+    Kernel::new("grad_norm.wgsl", SRC, "sum_squares").define("WG", WG).write(1).read(2)
+}
+
+fn finish_kernel() -> Kernel {
+    Kernel::new("grad_norm.wgsl", SRC, "finish").define("WG", WG).write(1).write(3)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    vec![sum_squares_kernel(), finish_kernel()]
+}
+
+/// sqrt(sum of every gradient element squared) and min(1, max_norm / norm), as a [2] tensor.
+/// `max_norm <= 0` gives a coefficient of 1 (no clipping).
+pub fn grad_norm_and_clip(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
+    let Some(first) = grads.first() else {
+        return Err(Error::shape("grad_norm_and_clip", "no gradients"));
+    };
+    let gpu = first.gpu();
+    let partials = Tensor::empty(gpu, &[grads.len()])?;
+    let out = Tensor::empty(gpu, &[2])?;
+    for (slot, g) in grads.iter().enumerate() {
+        let params = [g.numel() as u32, slot as u32, 0, 0];
+        gpu.dispatch(&sum_squares_kernel(), &params, &[partials.storage(), g.storage()], [1, 1, 1])?;
+    }
+    let params = [grads.len() as u32, 0, max_norm.to_bits(), 0];
+    gpu.dispatch(&finish_kernel(), &params, &[partials.storage(), out.storage()], [1, 1, 1])?;
+    Ok(out)
+}

@@ -1,0 +1,278 @@
+//! Batched matrix multiply (`shaders/matmul.wgsl`) with transpose flags and a shared right
+//! operand, its backward, and the kernel variants that compute it.
+//!
+//! Shapes: `a` is `[..batch, M, K]` (`[..batch, K, M]` when `trans_a`), `b` is `[K, N]` shared by
+//! every batch (a weight) or `[..batch, K, N]` (`[N, K]` / `[..batch, N, K]` when `trans_b`); the
+//! result is `[..batch, M, N]`. Backward: dA = dC @ op(B)^T and dB = op(A)^T @ dC, each laid
+//! out like its input, written with the transpose flags instead of explicit transposes.
+
+use super::groups_for;
+use crate::error::{Error, Result};
+use crate::gpu::Kernel;
+use crate::tape::record;
+use crate::tensor::{DType, Tensor};
+use std::sync::{Mutex, OnceLock};
+
+const SRC: &str = include_str!("../../shaders/matmul.wgsl");
+const FILE: &str = "matmul.wgsl";
+/// Invocations per workgroup of the naive kernel.
+const NAIVE_WG: u32 = 64;
+
+/// The kernels that can compute a matmul. All give the same result (up to f32 rounding);
+/// they differ in speed on different adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    /// One output per invocation.
+    Naive,
+    /// 16x16 tiles staged through workgroup memory.
+    Tiled,
+    /// GPU style: 128x128 tiles in workgroup memory, 8x8 outputs per invocation.
+    RegisterBlocked,
+    /// CPU style (lavapipe): no workgroup memory, 16 rows x 4 columns per invocation.
+    RowBlock,
+    /// RowBlock with the rows of A shared across a subgroup by `subgroupBroadcast`.
+    RowBlockSubgroup,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 5] = [
+        MatmulVariant::Naive,
+        MatmulVariant::Tiled,
+        MatmulVariant::RegisterBlocked,
+        MatmulVariant::RowBlock,
+        MatmulVariant::RowBlockSubgroup,
+    ];
+
+    /// The name used by `WGFORMER_MATMUL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Naive => "naive",
+            MatmulVariant::Tiled => "tiled",
+            MatmulVariant::RegisterBlocked => "register",
+            MatmulVariant::RowBlock => "rowblock",
+            MatmulVariant::RowBlockSubgroup => "rowblock_subgroup",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<MatmulVariant> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// The process-wide override; starts as `WGFORMER_MATMUL` (read once).
+fn override_slot() -> &'static Mutex<Option<MatmulVariant>> {
+    static SLOT: OnceLock<Mutex<Option<MatmulVariant>>> = OnceLock::new();
+    SLOT.get_or_init(|| {
+        let from_env = std::env::var("WGFORMER_MATMUL").ok().and_then(|name| {
+            let v = MatmulVariant::from_name(name.trim());
+            if v.is_none() {
+                log::warn!("WGFORMER_MATMUL={name:?} is not a matmul variant; using the default");
+            }
+            v
+        });
+        Mutex::new(from_env)
+    })
+}
+
+/// Force every matmul in this process onto one variant (`None`: choose per adapter and shape).
+pub fn set_matmul_variant(v: Option<MatmulVariant>) {
+    *override_slot().lock().unwrap_or_else(|p| p.into_inner()) = v;
+}
+
+fn current_override() -> Option<MatmulVariant> {
+    *override_slot().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One batched product: C[bi] = op(A[bi]) @ op(B[bi]), C is [batch, m, n].
+/// An operand that is not `batched` is one matrix shared by every batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Gemm {
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    a_batched: bool,
+    b_batched: bool,
+}
+
+impl Gemm {
+    /// The same product with the batch folded into M where the layout allows it: a batch of
+    /// row-major A against one shared B is a single taller product.
+    fn folded(self) -> Gemm {
+        if self.batch > 1 && self.a_batched && !self.b_batched && !self.trans_a {
+            return Gemm { batch: 1, m: self.batch * self.m, ..self };
+        }
+        self
+    }
+
+    fn a_stride(&self) -> u32 {
+        if self.a_batched { (self.m * self.k) as u32 } else { 0 }
+    }
+
+    fn b_stride(&self) -> u32 {
+        if self.b_batched { (self.k * self.n) as u32 } else { 0 }
+    }
+
+    fn params(&self) -> [u32; 8] {
+        [
+            self.batch as u32,
+            self.m as u32,
+            self.k as u32,
+            self.n as u32,
+            self.a_stride(),
+            self.b_stride(),
+            self.trans_a as u32,
+            self.trans_b as u32,
+        ]
+    }
+}
+
+fn naive_kernel() -> Kernel {
+    Kernel::new(FILE, SRC, "naive").define("WG", NAIVE_WG).write(1).read(2).read(3)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    vec![naive_kernel()]
+}
+
+/// The variant used when nobody asked for one.
+fn default_variant(_a: &Tensor, _g: &Gemm) -> MatmulVariant {
+    MatmulVariant::Naive
+}
+
+/// Run `g` on the storage of `a` and `b` with variant `v` (or the default); returns C as
+/// [batch * m * n] values.
+fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Tensor> {
+    let g = g.folded();
+    let out = Tensor::empty(a.gpu(), &[g.batch * g.m * g.n])?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    if g.k == 0 {
+        super::fill(&out, 0.0)?;
+        return Ok(out);
+    }
+    let v = v.or_else(current_override).unwrap_or_else(|| default_variant(a, &g));
+    match v {
+        _ => out.gpu().dispatch(
+            &naive_kernel(),
+            &g.params(),
+            &[out.storage(), a.storage(), b.storage()],
+            groups_for(out.numel(), NAIVE_WG),
+        )?,
+    }
+    Ok(out)
+}
+
+/// The checked shapes of one call: the product, the output shape.
+fn plan(op: &'static str, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<(Gemm, Vec<usize>)> {
+    for (name, t) in [("a", a), ("b", b)] {
+        if t.dtype() != DType::F32 {
+            return Err(Error::shape(op, format!("{name} must be f32, got {t:?}")));
+        }
+        if t.dims() < 2 {
+            return Err(Error::shape(op, format!("{name} must have at least 2 dims, got {:?}", t.shape())));
+        }
+    }
+    let (sa, sb) = (a.shape(), b.shape());
+    let batch_dims = &sa[..sa.len() - 2];
+    let (ra, ca) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (m, k) = if trans_a { (ca, ra) } else { (ra, ca) };
+    let b_batched = sb.len() > 2;
+    if b_batched && sb[..sb.len() - 2] != *batch_dims {
+        return Err(Error::shape(
+            op,
+            format!("b {sb:?} must be 2-D (shared) or have the batch dims {batch_dims:?} of a {sa:?}"),
+        ));
+    }
+    let (rb, cb) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    let (kb, n) = if trans_b { (cb, rb) } else { (rb, cb) };
+    if kb != k {
+        let a_form = if trans_a { "[.., K, M]" } else { "[.., M, K]" };
+        let b_form = if trans_b { "[.., N, K]" } else { "[.., K, N]" };
+        return Err(Error::shape(
+            op,
+            format!("inner dims differ: a {sa:?} is {a_form} with K = {k}, b {sb:?} is {b_form} with K = {kb}"),
+        ));
+    }
+    let batch = batch_dims.iter().product();
+    let g = Gemm { batch, m, k, n, trans_a, trans_b, a_batched: true, b_batched };
+    let mut out_shape = batch_dims.to_vec();
+    out_shape.extend([m, n]);
+    Ok((g, out_shape))
+}
+
+/// `a @ b`: a is [..batch, M, K], b is [K, N] (shared) or [..batch, K, N]. Output [..batch, M, N].
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    forward("matmul", a, b, false, false)
+}
+
+/// `a @ b^T`: b stored as [N, K] (a PyTorch Linear weight) or [..batch, N, K].
+pub fn matmul_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    forward("matmul_nt", a, b, false, true)
+}
+
+/// `op(a) @ op(b)`, where `trans_a` means a is stored [..batch, K, M] and `trans_b` means b is
+/// stored [N, K] / [..batch, N, K].
+pub fn matmul_ex(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    forward("matmul_ex", a, b, trans_a, trans_b)
+}
+
+/// The forward with an explicit kernel variant, no gradient recorded (tests and benchmarks).
+pub fn matmul_variant(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, v: MatmulVariant) -> Result<Tensor> {
+    let (g, out_shape) = plan("matmul_variant", a, b, trans_a, trans_b)?;
+    gemm(a, b, g, Some(v))?.reshape(&out_shape)
+}
+
+fn forward(op: &'static str, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    let (g, out_shape) = plan(op, a, b, trans_a, trans_b)?;
+    let out = gemm(a, b, g, None)?.reshape(&out_shape)?;
+    let (a2, b2) = (a.clone(), b.clone());
+    Ok(record(out, &[a, b], move |dc| {
+        let da = if a2.is_requires_grad() { Some(grad_a(&a2, &b2, dc, g)?) } else { None };
+        let db = if b2.is_requires_grad() { Some(grad_b(&a2, &b2, dc, g)?) } else { None };
+        Ok(vec![da, db])
+    }))
+}
+
+/// dA in the layout of A: dC @ op(B)^T, or its transpose op(B) @ dC^T when A is stored [K, M].
+fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+    let Gemm { batch, m, k, n, trans_a, trans_b, b_batched, .. } = g;
+    let da = if trans_a {
+        // [K, M] = op(B) [K, N] @ dC^T [N, M]; dC is [M, N] stored, read transposed.
+        let g = Gemm { batch, m: k, k: n, n: m, trans_a: trans_b, trans_b: true, a_batched: b_batched, b_batched: true };
+        gemm(b, dc, g, None)?
+    } else {
+        // [M, K] = dC [M, N] @ op(B)^T [N, K]; op(B)^T is B read with the opposite flag.
+        let g = Gemm { batch, m, k: n, n: k, trans_a: false, trans_b: !trans_b, a_batched: true, b_batched };
+        gemm(dc, b, g, None)?
+    };
+    da.reshape(a.shape())
+}
+
+/// dB in the layout of B: op(A)^T @ dC, or its transpose dC^T @ op(A) when B is stored [N, K];
+/// summed over the batch when B is shared.
+fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+    let Gemm { batch, m, k, n, trans_a, trans_b, b_batched, .. } = g;
+    // A shared B sees every batch; when A is row-major the batch folds into the reduced dim:
+    // A is then one [batch * M, K] matrix and dC one [batch * M, N].
+    let fold = !b_batched && !trans_a;
+    let (batch, m) = if fold { (1, batch * m) } else { (batch, m) };
+    let db = if trans_b {
+        // [N, K] = dC^T [N, M] @ op(A) [M, K].
+        let g = Gemm { batch, m: n, k: m, n: k, trans_a: true, trans_b: trans_a, a_batched: true, b_batched: true };
+        gemm(dc, a, g, None)?
+    } else {
+        // [K, N] = op(A)^T [K, M] @ dC [M, N].
+        let g = Gemm { batch, m: k, k: m, n, trans_a: !trans_a, trans_b: false, a_batched: true, b_batched: true };
+        gemm(a, dc, g, None)?
+    };
+    if !b_batched && batch > 1 {
+        // A stored [K, M] per batch cannot fold: sum the per-batch gradients.
+        let per_batch = db.reshape(&[batch, b.numel()])?;
+        return super::sum_axis(&per_batch, 0)?.reshape(b.shape());
+    }
+    db.reshape(b.shape())
+}

@@ -1,0 +1,186 @@
+//! The fused AdamW kernel vs the CPU reference (`reference::adamw::adamw_step`) over several
+//! steps, and the `AdamW` optimizer's bookkeeping (skipping parameters without a gradient,
+//! clearing gradients).
+mod common;
+use common::*;
+use wgformer::ops::{self, AdamWParams};
+use wgformer::reference::adamw::{adamw_step, AdamW as RefAdamW};
+use wgformer::{AdamW, Tensor};
+
+fn reference_hyper(h: &AdamWParams) -> RefAdamW {
+    RefAdamW {
+        lr: h.lr as f64,
+        beta1: h.beta1 as f64,
+        beta2: h.beta2 as f64,
+        eps: h.eps as f64,
+        weight_decay: h.weight_decay as f64,
+    }
+}
+
+#[test]
+fn adamw_kernel_matches_reference_over_several_steps_on_odd_lengths() {
+    for n in [1usize, 7, 1000] {
+        for weight_decay in [0.0f32, 0.1] {
+            let h = AdamWParams {
+                lr: 0.05,
+                weight_decay,
+                ..AdamWParams::default()
+            };
+            let rh = reference_hyper(&h);
+            let pv = values(n, 1);
+            let (p, m, v) = (
+                tensor(&pv, &[n]),
+                Tensor::zeros(&gpu(), &[n]).unwrap(),
+                Tensor::zeros(&gpu(), &[n]).unwrap(),
+            );
+            let (mut rp, mut rm, mut rv) = (f64s(&pv), vec![0.0; n], vec![0.0; n]);
+            for step in 1..=5u32 {
+                let gv = values(n, 100 + step as u64);
+                ops::adamw_update(&p, &tensor(&gv, &[n]), &m, &v, &h, step, None).unwrap();
+                adamw_step(&mut rp, &f64s(&gv), &mut rm, &mut rv, step, &rh);
+            }
+            let what = format!("n {n} weight decay {weight_decay}");
+            assert_close(&format!("{what}: param"), &p.to_vec().unwrap(), &rp, 1e-5);
+            assert_close(&format!("{what}: m"), &m.to_vec().unwrap(), &rm, 1e-6);
+            assert_close(&format!("{what}: v"), &v.to_vec().unwrap(), &rv, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn weight_decay_shrinks_a_parameter_whose_gradient_is_zero() {
+    // m = v = 0 and g = 0 leave only the decoupled decay: p *= 1 - lr * wd, exactly.
+    let h = AdamWParams {
+        lr: 0.1,
+        weight_decay: 0.5,
+        ..AdamWParams::default()
+    };
+    let p = tensor(&[2.0, -4.0, 0.0], &[3]);
+    let z = || Tensor::zeros(&gpu(), &[3]).unwrap();
+    ops::adamw_update(&p, &z(), &z(), &z(), &h, 1, None).unwrap();
+    assert_close("decayed", &p.to_vec().unwrap(), &[1.9, -3.8, 0.0], 1e-7);
+}
+
+#[test]
+fn adamw_update_rejects_mismatched_lengths_aliasing_and_step_zero() {
+    let h = AdamWParams::default();
+    let t = |n: usize| Tensor::zeros(&gpu(), &[n]).unwrap();
+    let (p, g, m, v) = (t(4), t(4), t(4), t(4));
+    let short = t(3);
+    assert!(
+        ops::adamw_update(&p, &short, &m, &v, &h, 1, None).is_err(),
+        "grad too short"
+    );
+    assert!(
+        ops::adamw_update(&p, &g, &m, &short, &h, 1, None).is_err(),
+        "v too short"
+    );
+    assert!(ops::adamw_update(&p, &g, &m, &v, &h, 0, None).is_err(), "step 0");
+    let err = ops::adamw_update(&p, &g, &m, &m, &h, 1, None).unwrap_err();
+    assert!(err.to_string().contains("distinct"), "{err}");
+    let ids = Tensor::from_u32(&gpu(), &[1, 2, 3, 4], &[4]).unwrap();
+    assert!(
+        ops::adamw_update(&p, &ids, &m, &v, &h, 1, None).is_err(),
+        "u32 gradient"
+    );
+}
+
+#[test]
+fn optimizer_steps_parameters_with_gradients_and_skips_the_rest() {
+    let h = AdamWParams {
+        lr: 0.01,
+        ..AdamWParams::default()
+    };
+    let av = values(7, 3);
+    let a = tensor(&av, &[7]).into_param("a");
+    let b = tensor(&values(5, 4), &[5]).into_param("b");
+    let mut opt = AdamW::new(vec![a.clone(), b.clone()], h).unwrap();
+    let b_before = b.to_vec().unwrap();
+    let (mut rp, mut rm, mut rv) = (f64s(&av), vec![0.0; 7], vec![0.0; 7]);
+    // loss = sum(a * w) only involves a, so b gets no gradient.
+    let wv = values(7, 5);
+    for step in 1..=3u32 {
+        let loss = ops::sum_axis(&ops::mul(&a, &tensor(&wv, &[7])).unwrap(), 0).unwrap();
+        loss.backward().unwrap();
+        assert!(b.grad().is_none());
+        opt.step().unwrap();
+        opt.zero_grad();
+        assert!(a.grad().is_none(), "zero_grad clears the gradient");
+        adamw_step(
+            &mut rp,
+            &f64s(&wv),
+            &mut rm,
+            &mut rv,
+            step,
+            &reference_hyper(&h),
+        );
+    }
+    assert_close("a after 3 steps", &a.to_vec().unwrap(), &rp, 1e-5);
+    assert_eq!(
+        b.to_vec().unwrap(),
+        b_before,
+        "b had no gradient and must not move, not even by decay"
+    );
+}
+
+#[test]
+fn set_lr_changes_the_next_step() {
+    let p = tensor(&[1.0], &[1]).into_param("p");
+    let mut opt = AdamW::new(
+        vec![p.clone()],
+        AdamWParams {
+            weight_decay: 0.0,
+            ..AdamWParams::default()
+        },
+    )
+    .unwrap();
+    opt.set_lr(0.25);
+    assert_eq!(opt.lr(), 0.25);
+    ops::scale(&p, 3.0)
+        .unwrap()
+        .reshape(&[])
+        .unwrap()
+        .backward()
+        .unwrap();
+    opt.step().unwrap();
+    // First Adam step moves by lr * sign(g) (up to eps).
+    assert_close("p", &p.to_vec().unwrap(), &[0.75], 1e-6);
+}
+
+#[test]
+fn optimizer_rejects_tensors_that_are_not_trainable() {
+    let plain = tensor(&[1.0, 2.0], &[2]);
+    assert!(AdamW::new(vec![plain], AdamWParams::default()).is_err());
+}
+
+#[test]
+fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
+    let (a, b) = (values(1000, 21), values(7, 22));
+    let norm = a.iter().chain(&b).map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let (ta, tb) = (tensor(&a, &[1000]), tensor(&b, &[7]));
+    for max_norm in [0.0f32, 1.0, 1e6] {
+        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm).unwrap().to_vec().unwrap();
+        let coef = if max_norm <= 0.0 { 1.0 } else { (max_norm as f64 / (norm + 1e-6)).min(1.0) };
+        assert_close(&format!("norm, coefficient at max_norm {max_norm}"), &out, &[norm, coef], 1e-5);
+    }
+    assert!(ops::grad_norm_and_clip(&[], 1.0).is_err());
+}
+
+#[test]
+fn clipped_adamw_step_equals_the_reference_step_on_the_scaled_gradient() {
+    let n = 33;
+    let (pv, gv) = (values(n, 23), values(n, 24));
+    let h = ops::AdamWParams { lr: 0.01, weight_decay: 0.1, ..Default::default() };
+    let g = tensor(&gv, &[n]);
+    let clip = ops::grad_norm_and_clip(&[&g], 0.5).unwrap();
+    let coef = clip.to_vec().unwrap()[1] as f64;
+    assert!(coef < 1.0, "the test gradient must actually be clipped");
+    let (p, m, v) = (tensor(&pv, &[n]), tensor(&vec![0.0; n], &[n]), tensor(&vec![0.0; n], &[n]));
+    ops::adamw_update(&p, &g, &m, &v, &h, 1, Some(&clip)).unwrap();
+    let mut rp = f64s(&pv);
+    let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
+    let scaled: Vec<f64> = gv.iter().map(|&x| x as f64 * coef).collect();
+    let rh = wgformer::reference::adamw::AdamW { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+    wgformer::reference::adamw::adamw_step(&mut rp, &scaled, &mut rm, &mut rv, 1, &rh);
+    assert_close("clipped param", &p.to_vec().unwrap(), &rp, 1e-5);
+}

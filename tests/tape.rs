@@ -1,0 +1,154 @@
+//! The autograd tape: gradients that meet at a tensor used twice are summed, leaves accumulate
+//! across backward calls until `zero_grad`, `no_grad` records nothing and keeps nothing alive,
+//! reshape is transparent to gradients, and backward needs a scalar.
+mod common;
+use common::*;
+use wgformer::reference::elementwise as reference;
+use wgformer::{no_grad, ops, Error, Gpu, Tensor};
+
+/// sum over every element, down to a one-element tensor.
+fn total(t: &Tensor) -> Tensor {
+    ops::sum_axis(&t.reshape(&[t.numel()]).unwrap(), 0).unwrap()
+}
+
+#[test]
+fn tensor_used_twice_receives_the_sum_of_both_gradients() {
+    // y = x * x + x  =>  dy/dx = 2x + 1 (x feeds mul twice and add once).
+    let xv = values(33, 1);
+    let x = leaf(&xv, &[33]);
+    let y = ops::add(&ops::mul(&x, &x).unwrap(), &x).unwrap();
+    total(&y).backward().unwrap();
+    let want: Vec<f64> = xv.iter().map(|&x| 2.0 * x as f64 + 1.0).collect();
+    assert_close("d(x*x + x)/dx", &grad_of(&x), &want, 1e-6);
+}
+
+#[test]
+fn diamond_graph_sums_gradients_from_both_branches() {
+    // x -> a = 3x, x -> b = gelu(x), d = a * b. dd/dx = 3 gelu(x) + 3x gelu'(x).
+    let xv = values(65, 2);
+    let x = leaf(&xv, &[65]);
+    let a = ops::scale(&x, 3.0).unwrap();
+    let b = ops::gelu(&x).unwrap();
+    total(&ops::mul(&a, &b).unwrap()).backward().unwrap();
+    let xd = f64s(&xv);
+    let gelu = reference::gelu(&xd);
+    let dgelu = reference::gelu_backward(&xd, &vec![1.0; xd.len()]);
+    let want: Vec<f64> = (0..xd.len())
+        .map(|i| 3.0 * gelu[i] + 3.0 * xd[i] * dgelu[i])
+        .collect();
+    assert_close("diamond dx", &grad_of(&x), &want, 1e-5);
+    assert_matches_finite_differences(
+        "diamond dx vs finite differences",
+        &grad_of(&x),
+        &xd,
+        &vec![1.0; xd.len()],
+        |x| {
+            reference::gelu(x)
+                .iter()
+                .zip(x)
+                .map(|(g, x)| 3.0 * x * g)
+                .collect()
+        },
+        1e-4,
+    );
+}
+
+#[test]
+fn leaf_gradients_accumulate_across_backward_calls_until_zero_grad() {
+    let xv = values(7, 3);
+    let x = leaf(&xv, &[7]);
+    let wv = values(7, 4);
+    let w = tensor(&wv, &[7]);
+    let loss = || total(&ops::mul(&x, &w).unwrap());
+    loss().backward().unwrap();
+    loss().backward().unwrap();
+    let twice: Vec<f64> = wv.iter().map(|&w| 2.0 * w as f64).collect();
+    assert_close("two backward calls", &grad_of(&x), &twice, 1e-6);
+    x.zero_grad();
+    assert!(x.grad().is_none(), "zero_grad clears the gradient");
+    loss().backward().unwrap();
+    assert_close("after zero_grad", &grad_of(&x), &f64s(&wv), 1e-6);
+}
+
+#[test]
+fn no_grad_records_nothing() {
+    let x = leaf(&values(7, 5), &[7]);
+    let y = {
+        let _guard = no_grad();
+        assert!(!wgformer::tape::is_recording());
+        ops::mul(&x, &x).unwrap()
+    };
+    assert!(
+        wgformer::tape::is_recording(),
+        "recording resumes when the guard drops"
+    );
+    assert!(
+        !y.is_requires_grad(),
+        "an output made under no_grad has no grad_fn"
+    );
+    total(&y).backward().unwrap();
+    assert!(
+        x.grad().is_none(),
+        "nothing was recorded, so nothing flows back to x"
+    );
+}
+
+#[test]
+fn no_grad_outputs_do_not_keep_their_inputs_alive() {
+    // A device of our own so no other test moves its pool while we count idle buffers.
+    let gpu = Gpu::new().unwrap();
+    let x = Tensor::from_slice(&gpu, &values(7, 6), &[7])
+        .unwrap()
+        .requires_grad();
+    // Returns (idle buffers gained when the intermediate h is dropped, out).
+    let drop_intermediate = || {
+        let h = ops::scale(&x, 2.0).unwrap();
+        let out = ops::mul(&h, &h).unwrap();
+        let idle = gpu.idle_buffers();
+        drop(h);
+        (gpu.idle_buffers() - idle, out)
+    };
+    let (freed_recording, out) = drop_intermediate();
+    assert_eq!(
+        freed_recording, 0,
+        "with recording on, mul's backward keeps h alive"
+    );
+    drop(out);
+    let (freed_no_grad, _out) = {
+        let _guard = no_grad();
+        drop_intermediate()
+    };
+    assert_eq!(
+        freed_no_grad, 1,
+        "under no_grad, h's buffer returns to the pool as soon as h is dropped"
+    );
+}
+
+#[test]
+fn reshape_passes_gradients_through_with_the_original_shape() {
+    let xv = values(6, 7);
+    let wv = values(6, 8);
+    let x = leaf(&xv, &[2, 3]);
+    let y = x.reshape(&[3, usize::MAX]).unwrap();
+    assert_eq!(y.shape(), &[3, 2]);
+    total(&ops::mul(&y, &tensor(&wv, &[3, 2])).unwrap())
+        .backward()
+        .unwrap();
+    let g = x.grad().unwrap();
+    assert_eq!(g.shape(), &[2, 3], "the gradient takes the leaf's shape");
+    assert_close("reshape dx", &g.to_vec().unwrap(), &f64s(&wv), 1e-6);
+}
+
+#[test]
+fn backward_from_a_non_scalar_is_a_shape_error() {
+    let x = leaf(&values(3, 9), &[3]);
+    let y = ops::scale(&x, 2.0).unwrap();
+    match y.backward() {
+        Err(Error::Shape {
+            op: "backward",
+            msg,
+        }) => assert!(msg.contains("[3]"), "{msg}"),
+        other => panic!("expected a shape error from backward, got {other:?}"),
+    }
+    assert!(x.grad().is_none());
+}
