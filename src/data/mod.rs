@@ -1,0 +1,14 @@
+//! Text data for the causal LM: tokenizers (character level and BPE), the corpus and its
+//! train/val/test split, and the batcher that cuts token streams into padded next-token windows.
+
+mod batches;
+mod bpe;
+mod char_tokenizer;
+mod corpus;
+mod tokenizer;
+
+pub use batches::{Batch, Batcher, Stream};
+pub use bpe::BpeTokenizer;
+pub use char_tokenizer::CharTokenizer;
+pub use corpus::{read_text, Corpus, TokenSplits};
+pub use tokenizer::{Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, SPECIAL_TOKENS, UNK};

@@ -1,0 +1,183 @@
+//! The `Tokenizer` front end: special ids, encode/decode dispatch, and the JSON file format.
+//!
+//! Every tokenizer reserves ids 0..4 for `[PAD] [UNK] [SOS] [EOS]`; text symbols start at 4.
+//! Decoding drops PAD/SOS/EOS and writes U+FFFD for UNK (and for ids outside the vocabulary),
+//! so `decode(encode(s)) == s` exactly for any `s` made of characters the tokenizer covers.
+
+use super::bpe::BpeTokenizer;
+use super::char_tokenizer::CharTokenizer;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const PAD: u32 = 0;
+pub const UNK: u32 = 1;
+pub const SOS: u32 = 2;
+pub const EOS: u32 = 3;
+pub const NUM_SPECIAL: u32 = 4;
+pub const SPECIAL_TOKENS: [&str; 4] = ["[PAD]", "[UNK]", "[SOS]", "[EOS]"];
+
+/// What an unknown id decodes to.
+pub(super) const REPLACEMENT: &str = "\u{FFFD}";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tokenizer {
+    Char(CharTokenizer),
+    Bpe(BpeTokenizer),
+}
+
+/// On-disk form: `{"kind": "char"|"bpe", "special_tokens": [...], "chars": [...], "merges": [[a, b], ...]}`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum TokenizerFile {
+    Char {
+        special_tokens: Vec<String>,
+        chars: Vec<char>,
+    },
+    Bpe {
+        special_tokens: Vec<String>,
+        chars: Vec<char>,
+        /// Merge `i` joins ids `a` and `b` into id `4 + chars.len() + i`.
+        merges: Vec<(u32, u32)>,
+    },
+}
+
+impl Tokenizer {
+    /// One id per distinct character of `text`, in sorted order after the specials.
+    pub fn char_level(text: &str) -> Tokenizer {
+        Tokenizer::Char(CharTokenizer::from_text(text))
+    }
+
+    /// Byte-pair merges learned on `text` until the vocabulary (specials included) reaches
+    /// `vocab_size`, or no pair occurs twice. Base symbols are the characters of `text`.
+    pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer> {
+        BpeTokenizer::train(text, vocab_size)
+            .map(Tokenizer::Bpe)
+            .map_err(|msg| Error::format("tokenizer.vocab_size", msg))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Tokenizer::Char(_) => "char",
+            Tokenizer::Bpe(_) => "bpe",
+        }
+    }
+
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        match self {
+            Tokenizer::Char(t) => t.encode(text),
+            Tokenizer::Bpe(t) => t.encode(text),
+        }
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter().map(|&id| self.token_text(id)).collect()
+    }
+
+    /// Number of ids, specials included: the model's embedding and output size.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Tokenizer::Char(t) => t.vocab_size(),
+            Tokenizer::Bpe(t) => t.vocab_size(),
+        }
+    }
+
+    /// The text an id decodes to (specials: "" for PAD/SOS/EOS, U+FFFD for UNK).
+    pub fn token_text(&self, id: u32) -> &str {
+        if id < NUM_SPECIAL {
+            return if id == UNK { REPLACEMENT } else { "" };
+        }
+        let text = match self {
+            Tokenizer::Char(t) => t.symbol(id),
+            Tokenizer::Bpe(t) => t.symbol(id),
+        };
+        text.unwrap_or(REPLACEMENT)
+    }
+
+    /// The printable name of an id: `[PAD]`-style names for specials, the text otherwise.
+    pub fn token_name(&self, id: u32) -> &str {
+        match SPECIAL_TOKENS.get(id as usize) {
+            Some(name) => name,
+            None => self.token_text(id),
+        }
+    }
+
+    /// Whether every character of `text` has an id (so nothing in it encodes to UNK).
+    pub fn covers(&self, text: &str) -> bool {
+        let chars = match self {
+            Tokenizer::Char(t) => t.chars(),
+            Tokenizer::Bpe(t) => t.chars(),
+        };
+        text.chars().all(|c| chars.binary_search(&c).is_ok())
+    }
+
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let special_tokens = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
+        let file = match self {
+            Tokenizer::Char(t) => TokenizerFile::Char {
+                special_tokens,
+                chars: t.chars().to_vec(),
+            },
+            Tokenizer::Bpe(t) => TokenizerFile::Bpe {
+                special_tokens,
+                chars: t.chars().to_vec(),
+                merges: t.merges().to_vec(),
+            },
+        };
+        let json = serde_json::to_string_pretty(&file)
+            .map_err(|e| Error::format(path, format!("cannot serialise tokenizer: {e}")))?;
+        std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))
+    }
+
+    /// Read a tokenizer written by `save`; errors name the file and what is wrong in it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Tokenizer> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let file: TokenizerFile = serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not a tokenizer JSON file: {e}")))?;
+        let check_specials = |names: &[String]| {
+            if names != SPECIAL_TOKENS {
+                return Err(Error::format(
+                    path,
+                    format!("special_tokens is {names:?}, expected {SPECIAL_TOKENS:?}"),
+                ));
+            }
+            Ok(())
+        };
+        match file {
+            TokenizerFile::Char {
+                special_tokens,
+                chars,
+            } => {
+                check_specials(&special_tokens)?;
+                CharTokenizer::from_chars(chars)
+                    .map(Tokenizer::Char)
+                    .map_err(|msg| Error::format(path, msg))
+            }
+            TokenizerFile::Bpe {
+                special_tokens,
+                chars,
+                merges,
+            } => {
+                check_specials(&special_tokens)?;
+                BpeTokenizer::from_parts(chars, merges)
+                    .map(Tokenizer::Bpe)
+                    .map_err(|msg| Error::format(path, msg))
+            }
+        }
+    }
+}
+
+/// Sorted, duplicate-free characters; the error says which character breaks the rule.
+pub(super) fn check_chars(chars: &[char]) -> std::result::Result<(), String> {
+    for w in chars.windows(2) {
+        if w[0] >= w[1] {
+            return Err(format!(
+                "chars must be sorted and distinct, but {:?} comes before {:?}",
+                w[0], w[1]
+            ));
+        }
+    }
+    Ok(())
+}
