@@ -1,1 +1,195 @@
-fn main(){}
+//! Matmul variants on square and transformer shapes, next to the adapter's FMA ceiling
+//! (`shaders/fma_peak.wgsl`) measured in the same run.
+//!
+//! Each timing records N products (packing dispatches included) and then waits once with
+//! `gpu.synchronize()`, so per-dispatch overhead is amortised as in a training step. After the
+//! criterion output a table gives GFLOP/s, the speed-up over naive and the share of the FMA
+//! ceiling. `WGFORMER_BENCH_QUICK=1` runs only 256 and 1024 with short measurements.
+
+use criterion::{Criterion, Throughput};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use wgformer::gpu::{grid, Kernel};
+use wgformer::ops::{self, MatmulVariant};
+use wgformer::{Gpu, Tensor};
+
+/// Naive and tiled run at about 1 GFLOP/s on lavapipe: only up to this many multiply-adds.
+const SLOW_VARIANT_LIMIT: usize = 1 << 30;
+
+struct Case {
+    name: String,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+}
+
+impl Case {
+    fn new(name: &str, (m, k, n): (usize, usize, usize), trans_a: bool, trans_b: bool) -> Case {
+        Case { name: name.to_string(), m, k, n, trans_a, trans_b }
+    }
+
+    fn flops(&self) -> f64 {
+        2.0 * (self.m * self.k * self.n) as f64
+    }
+
+    /// Operands in their stored layout.
+    fn operands(&self, gpu: &Gpu) -> (Tensor, Tensor) {
+        let a_shape = if self.trans_a { [self.k, self.m] } else { [self.m, self.k] };
+        let b_shape = if self.trans_b { [self.n, self.k] } else { [self.k, self.n] };
+        let a = Tensor::randn(gpu, &a_shape, 1.0, 1).unwrap();
+        let b = Tensor::randn(gpu, &b_shape, 1.0, 2).unwrap();
+        (a, b)
+    }
+}
+
+fn cases(quick: bool) -> Vec<Case> {
+    let sizes: &[usize] = if quick { &[256, 1024] } else { &[256, 512, 1024, 2048] };
+    let mut cases: Vec<Case> = sizes.iter().map(|&s| Case::new(&format!("square_{s}"), (s, s, s), false, false)).collect();
+    if !quick {
+        // A feed-forward block at 2048 tokens, d_model 256, d_ff 1024, with PyTorch-layout
+        // weights ([out, in], read transposed), and the weight gradient dW = dY^T X.
+        cases.push(Case::new("ffn_up_2048x256x1024_nt", (2048, 256, 1024), false, true));
+        cases.push(Case::new("ffn_down_2048x1024x256_nt", (2048, 1024, 256), false, true));
+        cases.push(Case::new("ffn_dw_1024x2048x256_tn", (1024, 2048, 256), true, false));
+    }
+    cases
+}
+
+/// Time per call of `f`, from running it `iters` times and then waiting for the device.
+fn time_batch(gpu: &Gpu, iters: u64, mut f: impl FnMut()) -> Duration {
+    gpu.synchronize().unwrap();
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    gpu.synchronize().unwrap();
+    start.elapsed()
+}
+
+/// Accumulated (time, iterations) per benchmark, skipping each one's first batch (which
+/// compiles pipelines).
+#[derive(Default)]
+struct Timings(HashMap<String, (Duration, u64, bool)>);
+
+impl Timings {
+    fn add(&mut self, key: &str, t: Duration, iters: u64) {
+        let e = self.0.entry(key.to_string()).or_insert((Duration::ZERO, 0, false));
+        if e.2 {
+            e.0 += t;
+            e.1 += iters;
+        }
+        e.2 = true;
+    }
+
+    fn seconds_per_iter(&self, key: &str) -> Option<f64> {
+        self.0.get(key).filter(|e| e.1 > 0).map(|e| e.0.as_secs_f64() / e.1 as f64)
+    }
+}
+
+const FMA_WG: u32 = 64;
+const FMA_CHAINS: u32 = 8;
+const FMA_GROUPS: u32 = 256;
+const FMA_ITERS: u32 = 4096;
+
+/// One FMA-ceiling dispatch; returns its flop count.
+fn fma_peak(gpu: &Gpu, out: &Tensor) -> f64 {
+    let k = Kernel::new("fma_peak.wgsl", include_str!("../shaders/fma_peak.wgsl"), "fma_peak")
+        .define("WG", FMA_WG)
+        .define("CHAINS", FMA_CHAINS)
+        .write(1);
+    let params = [FMA_ITERS, 0.999f32.to_bits(), 0.001f32.to_bits()];
+    gpu.dispatch(&k, &params, &[out.storage()], grid(FMA_GROUPS)).unwrap();
+    (FMA_GROUPS * FMA_WG) as f64 * FMA_ITERS as f64 * FMA_CHAINS as f64 * 8.0
+}
+
+fn main() {
+    let gpu = Gpu::shared().expect("no GPU adapter");
+    let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let cpu = gpu.inner().info.device_type == wgpu::DeviceType::Cpu;
+    println!("adapter: {}", gpu.adapter_name());
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(if quick { 100 } else { 300 }))
+        .measurement_time(Duration::from_millis(if quick { 500 } else { 1500 }))
+        .configure_from_args();
+    let timings = RefCell::new(Timings::default());
+
+    let peak_out = Tensor::zeros(&gpu, &[(FMA_GROUPS * FMA_WG) as usize]).unwrap();
+    let peak_flops = fma_peak(&gpu, &peak_out);
+    {
+        let mut group = criterion.benchmark_group("fma_peak");
+        group.throughput(Throughput::Elements(peak_flops as u64));
+        group.bench_function("fma", |bench| {
+            bench.iter_custom(|iters| {
+                let t = time_batch(&gpu, iters, || {
+                    fma_peak(&gpu, &peak_out);
+                });
+                timings.borrow_mut().add("fma_peak", t, iters);
+                t
+            })
+        });
+        group.finish();
+    }
+
+    let variants: Vec<MatmulVariant> = MatmulVariant::ALL
+        .into_iter()
+        .filter(|&v| gpu.has_subgroups() || v != MatmulVariant::RowBlockSubgroup)
+        .collect();
+    let cases = cases(quick);
+    for case in &cases {
+        let (a, b) = case.operands(&gpu);
+        let mut group = criterion.benchmark_group(&case.name);
+        group.throughput(Throughput::Elements(case.flops() as u64));
+        for &v in &variants {
+            let slow = matches!(v, MatmulVariant::Naive | MatmulVariant::Tiled);
+            if slow && cpu && case.m * case.k * case.n > SLOW_VARIANT_LIMIT {
+                continue;
+            }
+            let key = format!("{}/{}", case.name, v.name());
+            group.bench_function(v.name(), |bench| {
+                bench.iter_custom(|iters| {
+                    let t = time_batch(&gpu, iters, || {
+                        ops::matmul_variant(&a, &b, case.trans_a, case.trans_b, v).unwrap();
+                    });
+                    timings.borrow_mut().add(&key, t, iters);
+                    t
+                })
+            });
+        }
+        group.finish();
+    }
+    criterion.final_summary();
+
+    let timings = timings.borrow();
+    let peak = timings.seconds_per_iter("fma_peak").map(|s| peak_flops / s / 1e9);
+    println!();
+    println!("adapter: {}", gpu.adapter_name());
+    match peak {
+        Some(p) => println!("FMA ceiling (fma_peak.wgsl): {p:.1} GFLOP/s"),
+        None => println!("FMA ceiling: not measured"),
+    }
+    println!("{:<28} {:<18} {:>10} {:>9} {:>9} {:>9}", "shape", "variant", "ms", "GFLOP/s", "x naive", "% peak");
+    for case in &cases {
+        let rate = |v: MatmulVariant| {
+            timings.seconds_per_iter(&format!("{}/{}", case.name, v.name())).map(|s| (s, case.flops() / s / 1e9))
+        };
+        let naive = rate(MatmulVariant::Naive).map(|(_, r)| r);
+        for &v in &variants {
+            let Some((secs, gflops)) = rate(v) else { continue };
+            let vs_naive = naive.map(|n| format!("{:.1}", gflops / n)).unwrap_or_else(|| "-".into());
+            let vs_peak = peak.map(|p| format!("{:.0}%", 100.0 * gflops / p)).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<28} {:<18} {:>10.2} {:>9.1} {:>9} {:>9}",
+                case.name,
+                v.name(),
+                secs * 1e3,
+                gflops,
+                vs_naive,
+                vs_peak
+            );
+        }
+    }
+}

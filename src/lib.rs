@@ -7,12 +7,17 @@
 
 pub mod config;
 pub mod data;
+pub mod decode;
+pub mod models;
+pub mod nn;
+pub mod train;
 pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod rng;
+pub mod serialize;
 pub mod tape;
 pub mod tensor;
 

@@ -78,6 +78,39 @@ impl AdamW {
         Ok(())
     }
 
+    /// The moment buffers by name (`m.<param>`, `v.<param>`), for checkpoints.
+    pub fn state(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let name = p.name().unwrap_or_default();
+            out.push((format!("m.{name}"), &self.m[i]));
+            out.push((format!("v.{name}"), &self.v[i]));
+        }
+        out
+    }
+
+    /// Steps taken per parameter (bias correction), for checkpoints.
+    pub fn steps(&self) -> &[u32] {
+        &self.steps
+    }
+
+    /// Restore what `state` and `steps` saved.
+    pub fn restore(&mut self, file: &std::path::Path, bytes: &[u8], steps: &[u32]) -> Result<()> {
+        if steps.len() != self.params.len() {
+            return Err(Error::format(file, format!("optimizer state has {} step counts for {} parameters", steps.len(), self.params.len())));
+        }
+        let saved = crate::serialize::tensors_from_bytes(file, bytes)?;
+        for (name, t) in self.state() {
+            let (shape, data) = saved.get(&name).ok_or_else(|| Error::format(file, format!("is missing optimizer tensor {name:?}")))?;
+            if shape != t.shape() {
+                return Err(Error::format(file, format!("{name:?} has shape {shape:?}, expected {:?}", t.shape())));
+            }
+            t.copy_from_slice(data)?;
+        }
+        self.steps = steps.to_vec();
+        Ok(())
+    }
+
     /// Drop every parameter's gradient (the next backward starts from nothing).
     pub fn zero_grad(&self) {
         self.params.iter().for_each(Tensor::zero_grad);

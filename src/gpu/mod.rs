@@ -188,6 +188,12 @@ impl Gpu {
         c
     }
 
+    /// Bytes of every buffer the pool has created (in use or idle): the device memory held for
+    /// tensors. Its growth while an op runs on a fresh device is the op's peak extra memory.
+    pub fn pooled_bytes(&self) -> u64 {
+        self.state().pool.live_bytes
+    }
+
     /// Pooled buffers not in use by any tensor right now.
     pub fn idle_buffers(&self) -> usize {
         self.state().pool.idle_buffers()

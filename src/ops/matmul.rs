@@ -8,15 +8,13 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{grid, Gpu, Kernel, Storage};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 use std::sync::{Mutex, OnceLock};
 
 const SRC: &str = include_str!("../../shaders/matmul.wgsl");
 const FILE: &str = "matmul.wgsl";
-/// Invocations per workgroup of the naive kernel.
-const NAIVE_WG: u32 = 64;
 
 /// The kernels that can compute a matmul. All give the same result (up to f32 rounding);
 /// they differ in speed on different adapters.
@@ -129,24 +127,86 @@ impl Gemm {
     }
 }
 
-fn naive_kernel() -> Kernel {
-    Kernel::new(FILE, SRC, "naive").define("WG", NAIVE_WG).write(1).read(2).read(3)
+/// Invocations per workgroup of the naive and packing kernels.
+const WG: u32 = 64;
+/// Invocations per workgroup of the row-block kernels.
+const RB_WG: u32 = 64;
+/// Tiles of the packed operands (see the layout comment in matmul.wgsl).
+const PACK_ROWS: usize = 16;
+const PANEL_COLS: usize = 32;
+const REGISTER_TILE: usize = 128;
+const REGISTER_K: usize = 8;
+
+/// The part of the file every adapter compiles: everything before the subgroup kernels.
+fn portable_source() -> &'static str {
+    let end = SRC.find("// SUBGROUP KERNELS").expect("matmul.wgsl marks its subgroup kernels");
+    &SRC[..end]
+}
+
+fn kernel(entry: &'static str) -> Kernel {
+    let subgroups = entry == "rowblock_subgroup";
+    let source = if subgroups { SRC } else { portable_source() };
+    let k = Kernel::new(FILE, source, entry).define("WG", WG).define("RB_WG", RB_WG);
+    if subgroups {
+        k.with_subgroups()
+    } else {
+        k
+    }
+}
+
+/// The kernel that computes the product, with its storage bindings.
+fn compute_kernel(v: MatmulVariant) -> Kernel {
+    match v {
+        MatmulVariant::Naive => kernel("naive").write(1).read(2).read(3),
+        MatmulVariant::Tiled => kernel("tiled").write(1).read(2).read(3),
+        MatmulVariant::RegisterBlocked => kernel("register_blocked").write(1).read(5).read(6),
+        MatmulVariant::RowBlock => kernel("rowblock").write(1).read(5).read(6),
+        MatmulVariant::RowBlockSubgroup => kernel("rowblock_subgroup").write(1).read(5).read(6),
+    }
+}
+
+fn pack_a_kernel() -> Kernel {
+    kernel("pack_a").write(4).read(2)
+}
+
+fn pack_b_kernel() -> Kernel {
+    kernel("pack_b").write(4).read(3)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    vec![naive_kernel()]
+    let mut k: Vec<Kernel> = MatmulVariant::ALL.into_iter().map(compute_kernel).collect();
+    k.extend([pack_a_kernel(), pack_b_kernel()]);
+    k
+}
+
+/// Whether `gpu` can run the subgroup kernel: it broadcasts from 8 lanes.
+fn subgroup_kernel_fits(gpu: &Gpu) -> bool {
+    gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8
 }
 
 /// The variant used when nobody asked for one.
-fn default_variant(_a: &Tensor, _g: &Gemm) -> MatmulVariant {
-    MatmulVariant::Naive
+fn default_variant(gpu: &Gpu, _g: &Gemm) -> MatmulVariant {
+    if gpu.inner().info.device_type == wgpu::DeviceType::Cpu {
+        if subgroup_kernel_fits(gpu) {
+            MatmulVariant::RowBlockSubgroup
+        } else {
+            MatmulVariant::RowBlock
+        }
+    } else {
+        MatmulVariant::RegisterBlocked
+    }
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
 }
 
 /// Run `g` on the storage of `a` and `b` with variant `v` (or the default); returns C as
 /// [batch * m * n] values.
 fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Tensor> {
     let g = g.folded();
-    let out = Tensor::empty(a.gpu(), &[g.batch * g.m * g.n])?;
+    let gpu = a.gpu();
+    let out = Tensor::empty(gpu, &[g.batch * g.m * g.n])?;
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -154,14 +214,36 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
         super::fill(&out, 0.0)?;
         return Ok(out);
     }
-    let v = v.or_else(current_override).unwrap_or_else(|| default_variant(a, &g));
+    let mut v = v.or_else(current_override).unwrap_or_else(|| default_variant(gpu, &g));
+    if v == MatmulVariant::RowBlockSubgroup && !subgroup_kernel_fits(gpu) {
+        v = MatmulVariant::RowBlock;
+    }
+    let (m_tile, k_tile, n_tile) = match v {
+        MatmulVariant::RegisterBlocked => (REGISTER_TILE, REGISTER_K, REGISTER_TILE),
+        _ => (PACK_ROWS, 4, PANEL_COLS),
+    };
+    let (m_pad, k_pad, n_pad) = (round_up(g.m, m_tile), round_up(g.k, k_tile), round_up(g.n, n_tile));
+    let mut params = g.params().to_vec();
+    params.extend([m_pad as u32, k_pad as u32, n_pad as u32]);
+    let run = |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
-        _ => out.gpu().dispatch(
-            &naive_kernel(),
-            &g.params(),
-            &[out.storage(), a.storage(), b.storage()],
-            groups_for(out.numel(), NAIVE_WG),
-        )?,
+        MatmulVariant::Naive => run(compute_kernel(v), &[out.storage(), a.storage(), b.storage()], groups_for(out.numel(), WG))?,
+        MatmulVariant::Tiled => {
+            let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
+            run(compute_kernel(v), &[out.storage(), a.storage(), b.storage()], grid(tiles as u32))?
+        }
+        _ => {
+            let batches = |batched: bool| if batched { g.batch } else { 1 };
+            let pa = gpu.alloc(batches(g.a_batched) * m_pad * k_pad)?;
+            let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
+            run(pack_a_kernel(), &[&pa, a.storage()], groups_for(pa.len() / 4, WG))?;
+            run(pack_b_kernel(), &[&pb, b.storage()], groups_for(pb.len() / 4, WG))?;
+            let workgroups = match v {
+                MatmulVariant::RegisterBlocked => g.batch * (m_pad / REGISTER_TILE) * (n_pad / REGISTER_TILE),
+                _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(RB_WG as usize),
+            };
+            run(compute_kernel(v), &[out.storage(), &pa, &pb], grid(workgroups as u32))?
+        }
     }
     Ok(out)
 }

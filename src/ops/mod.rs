@@ -3,16 +3,28 @@
 //! a test can validate each with naga.
 
 mod adamw;
+mod attention;
+mod cross_entropy;
 mod elementwise;
+mod embedding;
 mod grad_norm;
+mod layernorm;
+mod layout;
 mod matmul;
 mod reduce;
+mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
+pub use attention::{attention, attention_unfused, AttentionMask, ATTENTION_HEAD_DIMS};
+pub use cross_entropy::cross_entropy;
 pub use grad_norm::grad_norm_and_clip;
+pub use layernorm::layer_norm;
+pub use layout::{concat, permute, slice, transpose};
 pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant, set_matmul_variant, MatmulVariant};
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
+pub use embedding::embedding;
 pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};
+pub use softmax::softmax;
 
 use crate::gpu::{grid, Kernel};
 
@@ -20,10 +32,16 @@ use crate::gpu::{grid, Kernel};
 pub fn all_kernels() -> Vec<Kernel> {
     let mut k = Vec::new();
     k.extend(adamw::kernels());
+    k.extend(attention::kernels());
+    k.extend(cross_entropy::kernels());
     k.extend(elementwise::kernels());
+    k.extend(embedding::kernels());
     k.extend(grad_norm::kernels());
+    k.extend(layernorm::kernels());
+    k.extend(layout::kernels());
     k.extend(matmul::kernels());
     k.extend(reduce::kernels());
+    k.extend(softmax::kernels());
     k
 }
 

@@ -28,7 +28,13 @@ pub fn leaf(data: &[f32], shape: &[usize]) -> Tensor {
 
 /// |got - want| <= tol * (1 + |want|) everywhere; the message names the worst index.
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0usize, 0.0f64);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs() / (1.0 + w.abs());
@@ -47,7 +53,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
 
 /// The gradient `x` received, as a Vec.
 pub fn grad_of(x: &Tensor) -> Vec<f32> {
-    x.grad().expect("no gradient reached this tensor").to_vec().unwrap()
+    x.grad()
+        .expect("no gradient reached this tensor")
+        .to_vec()
+        .unwrap()
 }
 
 /// Check a GPU gradient against central finite differences of a reference forward `f`:

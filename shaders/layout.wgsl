@@ -1,0 +1,107 @@
+// Data movement: permute (general transpose), slice, concat and the slice backward.
+// Launched by src/ops/layout.rs. One invocation per element written, WG per workgroup, on a
+// 2-D grid of workgroups; no tiling (every element is one load and one store).
+//
+// Elements are moved as raw 32-bit words (array<u32>), so the same kernels serve f32 values
+// and u32 ids, bit for bit.
+//
+// permute: the output is contiguous with (collapsed, padded) shape [s0, .., s5], s5 fastest;
+// a unit step along output axis a moves t_a elements in the input. The Rust side drops size-1
+// axes and merges axes that stay adjacent first (so tensors of any rank whose permutation
+// needs at most 6 axes fit), and pads with leading axes of size 1. A head split
+// [B, T, H, Dh] -> [B, H, T, Dh] reads contiguous runs of Dh; neighbouring invocations read
+// neighbouring addresses within a run.
+//
+// Window ops view the big tensor as [outer, full, inner] and the window along the middle
+// axis as [outer, len, inner], starting at `start`.
+
+struct Params {
+    n: u32,      // elements written by this dispatch
+    s0: u32,     // permute: output shape, outermost first
+    s1: u32,
+    s2: u32,
+    s3: u32,
+    s4: u32,
+    s5: u32,
+    t0: u32,     // permute: input stride of a step along each output axis
+    t1: u32,
+    t2: u32,
+    t3: u32,
+    t4: u32,
+    t5: u32,
+    full: u32,   // window ops: length of the sliced axis in the big tensor
+    len: u32,    // window ops: length of the window
+    inner: u32,  // window ops: elements after the sliced axis
+    start: u32,  // window ops: first index of the window along the axis
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<u32>;
+
+fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+// Input index of output element i: peel the output multi-index off i, fastest axis first.
+fn permuted_source(i: u32) -> u32 {
+    var r = i;
+    var src = (r % p.s5) * p.t5;
+    r /= p.s5;
+    src += (r % p.s4) * p.t4;
+    r /= p.s4;
+    src += (r % p.s3) * p.t3;
+    r /= p.s3;
+    src += (r % p.s2) * p.t2;
+    r /= p.s2;
+    src += (r % p.s1) * p.t1;
+    r /= p.s1;
+    return src + r * p.t0;
+}
+
+// out = x with its axes permuted.
+@compute @workgroup_size(WG)
+fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i < p.n) { out[i] = x[permuted_source(i)]; }
+}
+
+// Index in the big [outer, full, inner] tensor of element w of the [outer, len, inner] window.
+fn window_to_full(w: u32) -> u32 {
+    let block = p.len * p.inner;
+    let o = w / block;
+    return (o * p.full + p.start) * p.inner + w % block;
+}
+
+// slice: out [outer, len, inner] = x [outer, start..start + len, inner].
+@compute @workgroup_size(WG)
+fn slice_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let w = element(wid, nwg, lid);
+    if (w < p.n) { out[w] = x[window_to_full(w)]; }
+}
+
+// concat, one dispatch per part: out [outer, start..start + len, inner] = x [outer, len, inner].
+@compute @workgroup_size(WG)
+fn concat_part(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let w = element(wid, nwg, lid);
+    if (w < p.n) { out[window_to_full(w)] = x[w]; }
+}
+
+// The backward of slice: out [outer, full, inner] holds x [outer, len, inner] in the window
+// and zeros elsewhere. Writes every element, so no separate zero fill is needed.
+@compute @workgroup_size(WG)
+fn slice_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let a = (i / p.inner) % p.full;
+    var value = 0u; // the bits of 0.0f
+    if (a >= p.start && a < p.start + p.len) {
+        let o = i / (p.full * p.inner);
+        value = x[(o * p.len + a - p.start) * p.inner + i % p.inner];
+    }
+    out[i] = value;
+}

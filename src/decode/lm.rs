@@ -1,0 +1,94 @@
+//! `IncrementalDecoder` for the causal LM: with the KV cache (`CausalLmDecoder`) or by
+//! re-running the whole prefix each step (`Recompute`, the slow baseline that tests compare to).
+
+use super::IncrementalDecoder;
+use crate::error::{Error, Result};
+use crate::models::DecoderOnlyTransformer;
+use crate::nn::{Ctx, KvCache};
+use crate::ops;
+use crate::tensor::Tensor;
+
+pub struct CausalLmDecoder<'a>(pub &'a DecoderOnlyTransformer);
+
+/// Logits of the last position: [B, T, V] -> CPU [B * V].
+fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
+    let t = logits.shape()[1];
+    ops::slice(logits, 1, t - 1, 1)?.to_vec()
+}
+
+fn ids_tensor(model: &DecoderOnlyTransformer, ids: &[u32], batch: usize) -> Result<Tensor> {
+    if batch == 0 || ids.len() % batch != 0 || ids.is_empty() {
+        return Err(Error::shape("decode", format!("{} ids do not form {batch} rows", ids.len())));
+    }
+    Tensor::from_u32(model.token_embedding.weight.gpu(), ids, &[batch, ids.len() / batch])
+}
+
+impl IncrementalDecoder for CausalLmDecoder<'_> {
+    type State = Vec<KvCache>;
+
+    fn start(&self, _batch: usize) -> Result<Vec<KvCache>> {
+        Ok(self.0.new_caches())
+    }
+
+    fn step(&self, caches: &mut Vec<KvCache>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let _g = crate::no_grad();
+        let logits = self.0.forward_cached(&ids_tensor(self.0, ids, batch)?, caches)?;
+        last_position(&logits)
+    }
+
+    fn reorder(&self, caches: &mut Vec<KvCache>, order: &[u32]) -> Result<()> {
+        let _g = crate::no_grad();
+        let gpu = self.0.token_embedding.weight.gpu();
+        let idx = Tensor::from_u32(gpu, order, &[order.len()])?;
+        for c in caches.iter_mut() {
+            for slot in [&mut c.k, &mut c.v] {
+                if let Some(t) = slot {
+                    // Gather whole sequences: view [B, rest] as an embedding table.
+                    let shape = t.shape().to_vec();
+                    let rest: usize = shape[1..].iter().product();
+                    let rows = ops::embedding(&t.reshape(&[shape[0], rest])?, &idx)?;
+                    let mut new_shape = shape.clone();
+                    new_shape[0] = order.len();
+                    *slot = Some(rows.reshape(&new_shape)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.0.config.vocab_size
+    }
+}
+
+/// No cache: every step runs the model over the whole sequence so far.
+pub struct Recompute<'a>(pub &'a DecoderOnlyTransformer);
+
+impl IncrementalDecoder for Recompute<'_> {
+    /// The ids seen so far, per sequence.
+    type State = Vec<Vec<u32>>;
+
+    fn start(&self, batch: usize) -> Result<Vec<Vec<u32>>> {
+        Ok(vec![Vec::new(); batch])
+    }
+
+    fn step(&self, seen: &mut Vec<Vec<u32>>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let _g = crate::no_grad();
+        let t_new = ids.len() / batch.max(1);
+        for (b, row) in seen.iter_mut().enumerate() {
+            row.extend_from_slice(&ids[b * t_new..(b + 1) * t_new]);
+        }
+        let all: Vec<u32> = seen.concat();
+        let logits = self.0.forward(&ids_tensor(self.0, &all, batch)?, None, &Ctx::eval())?;
+        last_position(&logits)
+    }
+
+    fn reorder(&self, seen: &mut Vec<Vec<u32>>, order: &[u32]) -> Result<()> {
+        *seen = order.iter().map(|&i| seen[i as usize].clone()).collect();
+        Ok(())
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.0.config.vocab_size
+    }
+}

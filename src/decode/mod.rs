@@ -1,0 +1,46 @@
+//! Generation: greedy, sampling (temperature, top-k, top-p, repetition penalty) and beam search,
+//! each over a key/value cache so a new token costs one incremental step, not a re-run of
+//! the prefix. Only the last position's logits ([B, V]) come back to the CPU each step.
+
+mod beam;
+mod lm;
+mod sampling;
+
+pub use beam::{beam_search, BeamConfig};
+pub use lm::{CausalLmDecoder, Recompute};
+pub use sampling::{greedy, sample, SamplingConfig};
+
+use crate::error::Result;
+
+/// A model that extends sequences one step at a time.
+pub trait IncrementalDecoder {
+    /// Whatever the model keeps between steps (its KV caches).
+    type State;
+    /// A fresh state for `batch` sequences.
+    fn start(&self, batch: usize) -> Result<Self::State>;
+    /// Feed `ids` ([batch, t_new], row-major) after what `state` has seen; returns the
+    /// logits of each sequence's last new position, [batch, vocab] row-major.
+    fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>>;
+    /// Keep sequence `order[i]` as sequence i (beam search re-ranks beams).
+    fn reorder(&self, state: &mut Self::State, order: &[u32]) -> Result<()>;
+    fn vocab_size(&self) -> usize;
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// log softmax of one row, in f64 for stable beam scores.
+pub fn log_softmax(v: &[f32]) -> Vec<f64> {
+    let max = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = v.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let lse = max + sum.ln();
+    v.iter().map(|&x| x as f64 - lse).collect()
+}

@@ -1,0 +1,102 @@
+//! Greedy decoding and sampling with temperature, top-k, top-p and a repetition penalty.
+
+use super::{argmax, IncrementalDecoder};
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+
+#[derive(Clone, Debug)]
+pub struct SamplingConfig {
+    pub max_new_tokens: usize,
+    /// Softmax temperature; 0 means greedy.
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0 = all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p (1.0 = all).
+    pub top_p: f32,
+    /// > 1 makes tokens already in the sequence less likely (CTRL-style).
+    pub repetition_penalty: f32,
+    pub eos: Option<u32>,
+    pub seed: u64,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig { max_new_tokens: 100, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, eos: None, seed: 0 }
+    }
+}
+
+/// Always the most likely next token.
+pub fn greedy<D: IncrementalDecoder>(model: &D, prompt: &[u32], max_new_tokens: usize, eos: Option<u32>) -> Result<Vec<u32>> {
+    let cfg = SamplingConfig { max_new_tokens, temperature: 0.0, eos, ..Default::default() };
+    sample(model, prompt, &cfg)
+}
+
+/// Sample a continuation of `prompt` (returned without the prompt).
+pub fn sample<D: IncrementalDecoder>(model: &D, prompt: &[u32], cfg: &SamplingConfig) -> Result<Vec<u32>> {
+    if prompt.is_empty() {
+        return Err(Error::shape("sample", "the prompt needs at least one token (e.g. [SOS])"));
+    }
+    let mut rng = SplitMix64::new(cfg.seed);
+    let mut state = model.start(1)?;
+    let mut history = prompt.to_vec();
+    let mut out = Vec::new();
+    let mut logits = model.step(&mut state, prompt, 1)?;
+    for _ in 0..cfg.max_new_tokens {
+        penalise_repeats(&mut logits, &history, cfg.repetition_penalty);
+        let next = if cfg.temperature <= 0.0 { argmax(&logits) as u32 } else { draw(&logits, cfg, &mut rng) };
+        out.push(next);
+        history.push(next);
+        if Some(next) == cfg.eos {
+            break;
+        }
+        if out.len() < cfg.max_new_tokens {
+            logits = model.step(&mut state, &[next], 1)?;
+        }
+    }
+    Ok(out)
+}
+
+fn penalise_repeats(logits: &mut [f32], history: &[u32], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    let mut seen = vec![false; logits.len()];
+    for &t in history {
+        if let Some(s) = seen.get_mut(t as usize) {
+            *s = true;
+        }
+    }
+    for (l, s) in logits.iter_mut().zip(seen) {
+        if s {
+            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// Draw from softmax(logits / T) restricted to the top-k and top-p sets.
+fn draw(logits: &[f32], cfg: &SamplingConfig, rng: &mut SplitMix64) -> u32 {
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if cfg.top_k > 0 {
+        order.truncate(cfg.top_k);
+    }
+    let max = logits[order[0]] as f64;
+    let mut probs: Vec<f64> = order.iter().map(|&i| ((logits[i] as f64 - max) / cfg.temperature as f64).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    let mut cum = 0.0;
+    let keep = probs.iter().position(|&p| {
+        cum += p;
+        cum >= cfg.top_p as f64
+    });
+    let keep = keep.map_or(probs.len(), |k| k + 1);
+    let total: f64 = probs[..keep].iter().sum();
+    let mut u = rng.next_f64() * total;
+    for (i, &p) in probs[..keep].iter().enumerate() {
+        if u < p {
+            return order[i] as u32;
+        }
+        u -= p;
+    }
+    order[keep - 1] as u32
+}

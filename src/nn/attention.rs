@@ -1,0 +1,115 @@
+//! Multi-head attention (self or cross) over the fused attention kernel, with an optional
+//! key/value cache for incremental decoding.
+
+use super::{join, Init, Linear, Module};
+use crate::error::{Error, Result};
+use crate::ops::{self, AttentionMask};
+use crate::tensor::Tensor;
+
+pub struct MultiHeadAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub out_proj: Linear,
+    pub num_heads: usize,
+    pub d_model: usize,
+}
+
+/// Keys and values seen so far, [B, H, T, Dh] each. For self-attention each decoding step
+/// appends one position; for cross-attention they are computed once from the encoder output.
+#[derive(Default)]
+pub struct KvCache {
+    pub k: Option<Tensor>,
+    pub v: Option<Tensor>,
+}
+
+impl KvCache {
+    /// Positions cached so far.
+    pub fn len(&self) -> usize {
+        self.k.as_ref().map_or(0, |k| k.shape()[2])
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl MultiHeadAttention {
+    pub fn new(init: &mut Init, name: &str, d_model: usize, num_heads: usize) -> Result<Self> {
+        if num_heads == 0 || d_model % num_heads != 0 {
+            return Err(Error::shape(
+                "MultiHeadAttention",
+                format!("num_heads {num_heads} does not divide d_model {d_model}"),
+            ));
+        }
+        Ok(MultiHeadAttention {
+            q_proj: Linear::new(init, &join(name, "q_proj"), d_model, d_model, true)?,
+            k_proj: Linear::new(init, &join(name, "k_proj"), d_model, d_model, true)?,
+            v_proj: Linear::new(init, &join(name, "v_proj"), d_model, d_model, true)?,
+            out_proj: Linear::new(init, &join(name, "out_proj"), d_model, d_model, true)?,
+            num_heads,
+            d_model,
+        })
+    }
+
+    /// [B, T, d] -> [B, H, T, Dh]
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t) = (x.shape()[0], x.shape()[1]);
+        let x = x.reshape(&[b, t, self.num_heads, self.d_model / self.num_heads])?;
+        ops::permute(&x, &[0, 2, 1, 3])
+    }
+
+    /// [B, H, T, Dh] -> [B, T, d]
+    fn merge_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t) = (x.shape()[0], x.shape()[2]);
+        ops::permute(x, &[0, 2, 1, 3])?.reshape(&[b, t, self.d_model])
+    }
+
+    /// Self-attention when `x_kv` is `x_q`, cross-attention otherwise.
+    /// x_q: [B, Tq, d], x_kv: [B, Tk, d] -> [B, Tq, d].
+    pub fn forward(&self, x_q: &Tensor, x_kv: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+        let q = self.split_heads(&self.q_proj.forward(x_q)?)?;
+        let k = self.split_heads(&self.k_proj.forward(x_kv)?)?;
+        let v = self.split_heads(&self.v_proj.forward(x_kv)?)?;
+        let o = ops::attention(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
+        self.out_proj.forward(&self.merge_heads(&o)?)
+    }
+
+    /// Incremental self-attention: `x` holds the new positions only; their keys and values
+    /// are appended to `cache` and the queries attend to everything cached.
+    pub fn forward_self_cached(&self, x: &Tensor, mask: &AttentionMask, cache: &mut KvCache) -> Result<Tensor> {
+        let q = self.split_heads(&self.q_proj.forward(x)?)?;
+        let k_new = self.split_heads(&self.k_proj.forward(x)?)?;
+        let v_new = self.split_heads(&self.v_proj.forward(x)?)?;
+        let (k, v) = match (&cache.k, &cache.v) {
+            (Some(k), Some(v)) => (ops::concat(&[k, &k_new], 2)?, ops::concat(&[v, &v_new], 2)?),
+            _ => (k_new, v_new),
+        };
+        cache.k = Some(k.clone());
+        cache.v = Some(v.clone());
+        let o = ops::attention(&q, &k, &v, mask)?;
+        self.out_proj.forward(&self.merge_heads(&o)?)
+    }
+
+    /// Cross-attention whose keys and values (from `memory`) are computed once and cached.
+    pub fn forward_cross_cached(&self, x: &Tensor, memory: &Tensor, mask: &AttentionMask, cache: &mut KvCache) -> Result<Tensor> {
+        if cache.k.is_none() {
+            cache.k = Some(self.split_heads(&self.k_proj.forward(memory)?)?);
+            cache.v = Some(self.split_heads(&self.v_proj.forward(memory)?)?);
+        }
+        let (Some(k), Some(v)) = (&cache.k, &cache.v) else {
+            return Err(Error::shape("forward_cross_cached", "cache holds keys without values"));
+        };
+        let q = self.split_heads(&self.q_proj.forward(x)?)?;
+        let o = ops::attention(&q, k, v, mask)?;
+        self.out_proj.forward(&self.merge_heads(&o)?)
+    }
+}
+
+impl Module for MultiHeadAttention {
+    fn params(&self) -> Vec<Tensor> {
+        [&self.q_proj, &self.k_proj, &self.v_proj, &self.out_proj]
+            .iter()
+            .flat_map(|l| l.params())
+            .collect()
+    }
+}

@@ -1,0 +1,36 @@
+//! y = x W^T + b, with W stored [out, in] as in PyTorch so checkpoints load there unchanged.
+
+use super::{join, Init, Module};
+use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
+
+pub struct Linear {
+    pub weight: Tensor, // [out, in]
+    pub bias: Option<Tensor>, // [out]
+}
+
+impl Linear {
+    pub fn new(init: &mut Init, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
+        let bound = 1.0 / (d_in as f32).sqrt();
+        Ok(Linear {
+            weight: init.uniform(&join(name, "weight"), &[d_out, d_in], bound)?,
+            bias: if bias { Some(init.uniform(&join(name, "bias"), &[d_out], bound)?) } else { None },
+        })
+    }
+
+    /// x: [..., in] -> [..., out]
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = ops::matmul_nt(x, &self.weight)?;
+        match &self.bias {
+            Some(b) => ops::add(&y, b),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Module for Linear {
+    fn params(&self) -> Vec<Tensor> {
+        std::iter::once(self.weight.clone()).chain(self.bias.clone()).collect()
+    }
+}

@@ -1,0 +1,421 @@
+//! Scaled dot-product attention (`shaders/attention.wgsl`), with causal and key-length masks.
+//!
+//! - [`attention`]: the fused, FlashAttention-style kernel. The forward streams K/V tiles
+//!   through workgroup memory with an online softmax and saves one logsumexp per query; the
+//!   backward recomputes the probabilities from it. Neither ever writes the Tq x Tk scores to
+//!   global memory. Compiled for the head dims in [`ATTENTION_HEAD_DIMS`].
+//! - [`attention_unfused`]: `matmul_nt`, a masked softmax kernel, `matmul`, each with its own
+//!   backward on the tape. Any head dim; materialises [B, H, Tq, Tk] twice. The baseline of the
+//!   benchmark, and the way to get the attention weights.
+//!
+//! Both compute what `reference::attention::attention` computes (see there for the masks).
+
+use super::{groups_for, matmul, matmul_nt};
+use crate::error::{Error, Result};
+use crate::gpu::{grid, Kernel, Storage};
+use crate::tape::record;
+use crate::tensor::{DType, Tensor};
+use std::sync::Arc;
+
+const SRC: &str = include_str!("../../shaders/attention.wgsl");
+const FILE: &str = "attention.wgsl";
+
+/// Head dims the fused kernel is compiled for (one variant each).
+pub const ATTENTION_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
+/// Invocations per workgroup of the one-row-per-invocation kernels (delta, masked softmax).
+const WG: u32 = 64;
+
+/// Which keys each query may attend to.
+#[derive(Clone, Debug, Default)]
+pub struct AttentionMask {
+    /// Key j is masked for query i when j > i + (Tk - Tq): aligned to the bottom-right corner,
+    /// so the last query sees every key (incremental decoding with Tq = 1 sees them all).
+    pub causal: bool,
+    /// [B] u32: batch item b has `key_lens[b]` valid keys; the rest are padding.
+    pub key_lens: Option<Tensor>,
+}
+
+impl AttentionMask {
+    /// Every query sees every key.
+    pub fn none() -> AttentionMask {
+        AttentionMask::default()
+    }
+
+    /// The causal mask alone.
+    pub fn causal() -> AttentionMask {
+        AttentionMask {
+            causal: true,
+            key_lens: None,
+        }
+    }
+
+    /// This mask with key padding from `lens` ([B] u32) added.
+    pub fn with_key_lens(self, lens: Tensor) -> AttentionMask {
+        AttentionMask {
+            key_lens: Some(lens),
+            ..self
+        }
+    }
+}
+
+/// Rows of one block of the fused kernels (see the tiling comment in attention.wgsl): two
+/// staged tiles of BLOCK x D floats fit in 16 KiB of workgroup memory.
+fn block_rows(d: usize) -> u32 {
+    (2048 / d).min(64) as u32
+}
+
+/// Entry `entry` compiled for head dim `d`. Every entry needs all three constants: they size
+/// the file's workgroup arrays.
+fn kernel(entry: &'static str, d: usize) -> Kernel {
+    Kernel::new(FILE, SRC, entry)
+        .define("D", d as u32)
+        .define("BLOCK", block_rows(d))
+        .define("WG", WG)
+}
+
+fn forward_kernel(d: usize) -> Kernel {
+    kernel("forward", d)
+        .write(1)
+        .write(2)
+        .read(3)
+        .read(4)
+        .read(5)
+        .read(6)
+}
+
+fn delta_kernel(d: usize) -> Kernel {
+    kernel("backward_delta", d).write(7).read(8).read(9)
+}
+
+fn dkdv_kernel(d: usize) -> Kernel {
+    kernel("backward_dkdv", d)
+        .write(13)
+        .write(14)
+        .read(3)
+        .read(4)
+        .read(5)
+        .read(6)
+        .read(9)
+        .read(10)
+        .read(11)
+}
+
+fn dq_kernel(d: usize) -> Kernel {
+    kernel("backward_dq", d)
+        .write(12)
+        .read(3)
+        .read(4)
+        .read(5)
+        .read(6)
+        .read(9)
+        .read(10)
+        .read(11)
+}
+
+/// The masked softmax does not depend on D; it is compiled once, with the smallest D's constants.
+fn masked_softmax_kernel() -> Kernel {
+    kernel("masked_softmax", ATTENTION_HEAD_DIMS[0])
+        .write(15)
+        .read(16)
+        .read(6)
+}
+
+fn masked_softmax_backward_kernel() -> Kernel {
+    kernel("masked_softmax_backward", ATTENTION_HEAD_DIMS[0])
+        .write(17)
+        .read(18)
+        .read(19)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    let mut k: Vec<Kernel> = ATTENTION_HEAD_DIMS
+        .iter()
+        .flat_map(|&d| {
+            [
+                forward_kernel(d),
+                delta_kernel(d),
+                dkdv_kernel(d),
+                dq_kernel(d),
+            ]
+        })
+        .collect();
+    k.extend([masked_softmax_kernel(), masked_softmax_backward_kernel()]);
+    k
+}
+
+/// The checked sizes of one attention call: q [b, h, tq, d], k and v [b, h, tk, d].
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    b: usize,
+    h: usize,
+    tq: usize,
+    tk: usize,
+    d: usize,
+}
+
+impl Dims {
+    fn scale(&self) -> f32 {
+        1.0 / (self.d as f32).sqrt()
+    }
+
+    /// The shader's `Params`.
+    fn params(&self, mask: &AttentionMask) -> [u32; 7] {
+        [
+            self.b as u32,
+            self.h as u32,
+            self.tq as u32,
+            self.tk as u32,
+            mask.causal as u32,
+            mask.key_lens.is_some() as u32,
+            self.scale().to_bits(),
+        ]
+    }
+
+    /// Workgroups of a kernel with one block of `rows` rows per (b, h) per workgroup.
+    fn blocks(&self, rows: usize) -> [u32; 3] {
+        let per_head = rows.div_ceil(block_rows(self.d) as usize);
+        grid((self.b * self.h * per_head) as u32)
+    }
+}
+
+/// Check shapes, dtypes and the mask. `fused` also requires a compiled head dim.
+fn check(
+    op: &'static str,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    fused: bool,
+) -> Result<Dims> {
+    for (name, t) in [("q", q), ("k", k), ("v", v)] {
+        if t.dtype() != DType::F32 || t.dims() != 4 {
+            return Err(Error::shape(
+                op,
+                format!("{name} must be f32 [B, H, T, D], got {t:?}"),
+            ));
+        }
+    }
+    let (sq, sk) = (q.shape(), k.shape());
+    let dims = Dims {
+        b: sq[0],
+        h: sq[1],
+        tq: sq[2],
+        tk: sk[2],
+        d: sq[3],
+    };
+    if sk[..2] != sq[..2] || sk[3] != dims.d {
+        return Err(Error::shape(
+            op,
+            format!("k {sk:?} must be [B, H, Tk, D] with B, H, D of q {sq:?} ([B, H, Tq, D])"),
+        ));
+    }
+    if v.shape() != sk {
+        return Err(Error::shape(
+            op,
+            format!("v {:?} must have the shape of k {sk:?}", v.shape()),
+        ));
+    }
+    if sq.contains(&0) || dims.tk == 0 {
+        return Err(Error::shape(op, format!("empty dims: q {sq:?}, k {sk:?}")));
+    }
+    if fused && !ATTENTION_HEAD_DIMS.contains(&dims.d) {
+        return Err(Error::shape(
+            op,
+            format!(
+                "head dim D = {} is not compiled; the fused kernel supports D in {ATTENTION_HEAD_DIMS:?} \
+                 (attention_unfused takes any D)",
+                dims.d
+            ),
+        ));
+    }
+    if let Some(lens) = &mask.key_lens {
+        if lens.dtype() != DType::U32 || lens.shape() != [dims.b] {
+            return Err(Error::shape(
+                op,
+                format!("key_lens must be u32 [B] = [{}], got {lens:?}", dims.b),
+            ));
+        }
+    }
+    Ok(dims)
+}
+
+/// The buffer bound as `key_lens`. Without key lengths the kernels never read it (`has_lens`
+/// is 0), so any read-only buffer of the call stands in and nothing is uploaded.
+fn lens_storage<'a>(mask: &'a AttentionMask, stand_in: &'a Tensor) -> &'a Storage {
+    mask.key_lens.as_ref().unwrap_or(stand_in).storage()
+}
+
+/// Fused attention: softmax(q k^T / sqrt(D), masked) v.
+///
+/// q: [B, H, Tq, D], k and v: [B, H, Tk, D] -> [B, H, Tq, D]; D in [`ATTENTION_HEAD_DIMS`].
+/// A query that sees no key (every key masked) gets a zero output and zero gradients.
+/// Gradients to q, k and v are recorded on the tape.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+    let dims = check("attention", q, k, v, mask, true)?;
+    let gpu = q.gpu();
+    let out = Tensor::empty(gpu, q.shape())?;
+    let lse = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
+    gpu.dispatch(
+        &forward_kernel(dims.d),
+        &dims.params(mask),
+        &[
+            out.storage(),
+            lse.storage(),
+            q.storage(),
+            k.storage(),
+            v.storage(),
+            lens_storage(mask, q),
+        ],
+        dims.blocks(dims.tq),
+    )?;
+    let saved = Saved {
+        dims,
+        mask: mask.clone(),
+        q: q.clone(),
+        k: k.clone(),
+        v: v.clone(),
+        // A second node over the output's storage, not `out` itself: `out` owning a closure
+        // that owns `out` would be a reference cycle.
+        o: Tensor::from_storage(Arc::clone(&out.0.storage), out.shape().to_vec(), DType::F32),
+        lse,
+    };
+    Ok(record(out, &[q, k, v], move |d_o| saved.backward(d_o)))
+}
+
+/// What the fused backward needs from the forward.
+struct Saved {
+    dims: Dims,
+    mask: AttentionMask,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    /// [B, H, Tq] logsumexp of each query's visible scores (0 for a fully masked query).
+    lse: Tensor,
+}
+
+impl Saved {
+    /// [dq, dk, dv] from dO: delta = rowsum(dO * O), then one dispatch for dK and dV (a
+    /// workgroup per key block) and one for dQ (a workgroup per query block); each is skipped
+    /// when no input it produces needs a gradient.
+    fn backward(&self, d_o: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let Saved {
+            dims,
+            mask,
+            q,
+            k,
+            v,
+            o,
+            lse,
+        } = self;
+        if d_o.shape() != o.shape() || d_o.dtype() != DType::F32 {
+            return Err(Error::shape(
+                "attention backward",
+                format!("gradient {d_o:?} does not match output {o:?}"),
+            ));
+        }
+        let gpu = d_o.gpu();
+        let params = dims.params(mask);
+        let lens = lens_storage(mask, q);
+        let delta = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
+        gpu.dispatch(
+            &delta_kernel(dims.d),
+            &params,
+            &[delta.storage(), o.storage(), d_o.storage()],
+            groups_for(delta.numel(), WG),
+        )?;
+        let saved_inputs = [
+            q.storage(),
+            k.storage(),
+            v.storage(),
+            lens,
+            d_o.storage(),
+            lse.storage(),
+            delta.storage(),
+        ];
+
+        let (mut dk, mut dv) = (None, None);
+        if k.is_requires_grad() || v.is_requires_grad() {
+            let (gk, gv) = (
+                Tensor::empty(gpu, k.shape())?,
+                Tensor::empty(gpu, v.shape())?,
+            );
+            let mut bufs = vec![gk.storage(), gv.storage()];
+            bufs.extend(saved_inputs);
+            gpu.dispatch(&dkdv_kernel(dims.d), &params, &bufs, dims.blocks(dims.tk))?;
+            (dk, dv) = (Some(gk), Some(gv));
+        }
+        let mut dq = None;
+        if q.is_requires_grad() {
+            let gq = Tensor::empty(gpu, q.shape())?;
+            let mut bufs = vec![gq.storage()];
+            bufs.extend(saved_inputs);
+            gpu.dispatch(&dq_kernel(dims.d), &params, &bufs, dims.blocks(dims.tq))?;
+            dq = Some(gq);
+        }
+        Ok(vec![dq, dk, dv])
+    }
+}
+
+/// Unfused attention: scores = q k^T (`matmul_nt`), probs = masked softmax of scores / sqrt(D),
+/// out = probs v (`matmul`). Same inputs and result as [`attention`], for any head dim.
+///
+/// Returns `(out [B, H, Tq, D], probs [B, H, Tq, Tk])`, the probabilities only when
+/// `return_weights` (they stay alive, and on the tape, as long as the caller holds them).
+pub fn attention_unfused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    return_weights: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let dims = check("attention_unfused", q, k, v, mask, false)?;
+    let scores = matmul_nt(q, k)?; // [B, H, Tq, Tk]
+    let probs = masked_softmax(&scores, dims, mask)?; // [B, H, Tq, Tk]
+    let out = matmul(&probs, v)?; // [B, H, Tq, D]
+    Ok((out, return_weights.then_some(probs)))
+}
+
+/// Softmax of `scale * scores` over the keys each query sees; masked entries are 0.
+fn masked_softmax(scores: &Tensor, dims: Dims, mask: &AttentionMask) -> Result<Tensor> {
+    let gpu = scores.gpu();
+    let probs = Tensor::empty(gpu, scores.shape())?;
+    let params = dims.params(mask);
+    let rows = dims.b * dims.h * dims.tq;
+    gpu.dispatch(
+        &masked_softmax_kernel(),
+        &params,
+        &[
+            probs.storage(),
+            scores.storage(),
+            lens_storage(mask, scores),
+        ],
+        groups_for(rows, WG),
+    )?;
+    // The backward reads the output through a second node (see `attention`).
+    let y = Tensor::from_storage(
+        Arc::clone(&probs.0.storage),
+        probs.shape().to_vec(),
+        DType::F32,
+    );
+    Ok(record(probs, &[scores], move |dy| {
+        if dy.shape() != y.shape() {
+            return Err(Error::shape(
+                "masked softmax backward",
+                format!(
+                    "gradient {:?} does not match output {:?}",
+                    dy.shape(),
+                    y.shape()
+                ),
+            ));
+        }
+        let dscores = Tensor::empty(dy.gpu(), y.shape())?;
+        dy.gpu().dispatch(
+            &masked_softmax_backward_kernel(),
+            &params,
+            &[dscores.storage(), y.storage(), dy.storage()],
+            groups_for(rows, WG),
+        )?;
+        Ok(vec![Some(dscores)])
+    }))
+}

@@ -1,0 +1,182 @@
+//! LayerNorm over the last dim (`shaders/layernorm.wgsl`). The forward saves each row's mean
+//! and rstd; the backward computes dx per row, and dgamma / dbeta as per-block partial sums
+//! over rows followed by a deterministic sum over the blocks (no float atomics).
+
+use super::{groups_for, sum_axis};
+use crate::error::{Error, Result};
+use crate::gpu::{grid, Kernel};
+use crate::tape::record;
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/layernorm.wgsl");
+/// Invocations per row in the row kernels (and per workgroup in `param_partials`); a power
+/// of two for the tree reduction.
+const WG: u32 = 64;
+/// Rows each `param_partials` invocation sums for its column.
+const ROWS_PER_BLOCK: u32 = 32;
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel::new("layernorm.wgsl", SRC, entry)
+        .define("WG", WG)
+        .define("ROWS_PER_BLOCK", ROWS_PER_BLOCK)
+}
+
+/// Buffers: y, mean, rstd, x, gamma, beta.
+fn forward_kernel() -> Kernel {
+    kernel("forward")
+        .write(1)
+        .write(2)
+        .write(3)
+        .read(4)
+        .read(5)
+        .read(6)
+}
+
+/// Buffers: dx, x, gamma, dy, mean, rstd.
+fn backward_input_kernel() -> Kernel {
+    kernel("backward_input")
+        .write(7)
+        .read(4)
+        .read(5)
+        .read(8)
+        .read(9)
+        .read(10)
+}
+
+/// Buffers: dgamma_part, dbeta_part, x, dy, mean, rstd.
+fn param_partials_kernel() -> Kernel {
+    kernel("param_partials")
+        .write(11)
+        .write(12)
+        .read(4)
+        .read(8)
+        .read(9)
+        .read(10)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    vec![
+        forward_kernel(),
+        backward_input_kernel(),
+        param_partials_kernel(),
+    ]
+}
+
+fn check(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<usize> {
+    for (name, t) in [("x", x), ("gamma", gamma), ("beta", beta)] {
+        if t.dtype() != DType::F32 {
+            return Err(Error::shape(
+                "layer_norm",
+                format!("{name} must be f32, got {t:?}"),
+            ));
+        }
+    }
+    let cols = match x.shape().last() {
+        Some(&c) if c > 0 => c,
+        _ => {
+            return Err(Error::shape(
+                "layer_norm",
+                format!("x must be [..., C] with C > 0, got {:?}", x.shape()),
+            ))
+        }
+    };
+    for (name, t) in [("gamma", gamma), ("beta", beta)] {
+        if t.shape() != [cols] {
+            return Err(Error::shape(
+                "layer_norm",
+                format!(
+                    "{name} must be [{cols}] (the last dim of x {:?}), got {:?}",
+                    x.shape(),
+                    t.shape()
+                ),
+            ));
+        }
+    }
+    Ok(cols)
+}
+
+/// LayerNorm of `x` ([..., C]) over its last dim with per-channel `gamma` and `beta` ([C]):
+/// `(x - mean) / sqrt(var + eps) * gamma + beta`, biased variance as in PyTorch.
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    let cols = check(x, gamma, beta)?;
+    let rows = x.numel() / cols;
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, x.shape())?;
+    let mean = Tensor::empty(gpu, &[rows])?;
+    let rstd = Tensor::empty(gpu, &[rows])?;
+    let blocks = rows.div_ceil(ROWS_PER_BLOCK as usize);
+    let params = [rows as u32, cols as u32, eps.to_bits(), blocks as u32];
+    let buffers = [
+        y.storage(),
+        mean.storage(),
+        rstd.storage(),
+        x.storage(),
+        gamma.storage(),
+        beta.storage(),
+    ];
+    gpu.dispatch(&forward_kernel(), &params, &buffers, grid(rows as u32))?;
+
+    let want_params = gamma.is_requires_grad() || beta.is_requires_grad();
+    let (x2, gamma2) = (x.clone(), gamma.clone());
+    Ok(record(y, &[x, gamma, beta], move |dy| {
+        if dy.numel() != x2.numel() {
+            return Err(Error::shape(
+                "layer_norm backward",
+                format!(
+                    "gradient {:?} does not match output {:?}",
+                    dy.shape(),
+                    x2.shape()
+                ),
+            ));
+        }
+        let gpu = dy.gpu();
+        let dx = Tensor::empty(gpu, x2.shape())?;
+        let buffers = [
+            dx.storage(),
+            x2.storage(),
+            gamma2.storage(),
+            dy.storage(),
+            mean.storage(),
+            rstd.storage(),
+        ];
+        gpu.dispatch(
+            &backward_input_kernel(),
+            &params,
+            &buffers,
+            grid(rows as u32),
+        )?;
+        if !want_params {
+            return Ok(vec![Some(dx), None, None]);
+        }
+
+        // [blocks, C] partial sums, then summed over blocks.
+        let dgamma_part = Tensor::empty(gpu, &[blocks, cols])?;
+        let dbeta_part = Tensor::empty(gpu, &[blocks, cols])?;
+        let buffers = [
+            dgamma_part.storage(),
+            dbeta_part.storage(),
+            x2.storage(),
+            dy.storage(),
+            mean.storage(),
+            rstd.storage(),
+        ];
+        gpu.dispatch(
+            &param_partials_kernel(),
+            &params,
+            &buffers,
+            groups_for(blocks * cols, WG),
+        )?;
+        let over_blocks = |part: Tensor| {
+            if blocks == 1 {
+                part.reshape(&[cols])
+            } else {
+                sum_axis(&part, 0)
+            }
+        };
+        Ok(vec![
+            Some(dx),
+            Some(over_blocks(dgamma_part)?),
+            Some(over_blocks(dbeta_part)?),
+        ])
+    }))
+}

@@ -1,0 +1,270 @@
+//! Data-movement ops (`shaders/layout.wgsl`): permute / transpose, concat and slice, each
+//! producing a contiguous tensor. They move 32-bit words, so they work on f32 values and u32
+//! ids alike. Backward: permute by the inverse permutation; concat slices the gradient back to
+//! each part; slice places the gradient in a zero tensor of the input's shape.
+
+use super::groups_for;
+use crate::error::{Error, Result};
+use crate::gpu::Kernel;
+use crate::tape::record;
+use crate::tensor::{numel, DType, Tensor};
+use std::sync::Arc;
+
+const SRC: &str = include_str!("../../shaders/layout.wgsl");
+const WG: u32 = 256;
+/// Axes the permute kernel indexes, after size-1 axes are dropped and adjacent ones merged.
+const MAX_RANK: usize = 6;
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel::new("layout.wgsl", SRC, entry)
+        .define("WG", WG)
+        .write(1)
+        .read(2)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    ["permute", "slice_window", "concat_part", "slice_backward"]
+        .into_iter()
+        .map(kernel)
+        .collect()
+}
+
+/// The uniform struct of layout.wgsl, in field order.
+#[derive(Default)]
+struct Params {
+    n: usize,
+    shape: [usize; MAX_RANK],
+    steps: [usize; MAX_RANK],
+    window: Window,
+}
+
+/// A window along one axis: the big tensor is [outer, full, inner], the window
+/// [outer, len, inner] starting at `start`.
+#[derive(Clone, Copy, Default)]
+struct Window {
+    full: usize,
+    len: usize,
+    inner: usize,
+    start: usize,
+}
+
+impl Window {
+    fn new(shape: &[usize], axis: usize, start: usize, len: usize) -> Window {
+        Window {
+            full: shape[axis],
+            len,
+            inner: shape[axis + 1..].iter().product(),
+            start,
+        }
+    }
+}
+
+fn launch(entry: &'static str, out: &Tensor, x: &Tensor, p: &Params) -> Result<()> {
+    let w = p.window;
+    let words: Vec<u32> = [p.n]
+        .iter()
+        .chain(&p.shape)
+        .chain(&p.steps)
+        .chain(&[w.full, w.len, w.inner, w.start])
+        .map(|&v| v as u32)
+        .collect();
+    out.gpu().dispatch(
+        &kernel(entry),
+        &words,
+        &[out.storage(), x.storage()],
+        groups_for(p.n, WG),
+    )
+}
+
+/// Uninitialised output of `dtype` (the kernels write every element).
+fn output(like: &Tensor, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let storage = like.gpu().alloc(numel(shape))?;
+    Ok(Tensor::from_storage(
+        Arc::new(storage),
+        shape.to_vec(),
+        dtype,
+    ))
+}
+
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// The fewest axes that describe the same gather: size-1 axes vanish, and an output axis
+/// merges into the one before it when the input holds the two adjacent too.
+fn collapse(shape: &[usize], steps: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let (mut dims, mut st): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    for (&d, &s) in shape.iter().zip(steps) {
+        if d == 1 {
+            continue;
+        }
+        match (dims.last_mut(), st.last_mut()) {
+            (Some(prev), Some(prev_step)) if *prev_step == s * d => {
+                *prev *= d;
+                *prev_step = s;
+            }
+            _ => {
+                dims.push(d);
+                st.push(s);
+            }
+        }
+    }
+    (dims, st)
+}
+
+/// Reorder the axes: output axis i is input axis `perm[i]`, so the output shape is
+/// `[shape[perm[0]], shape[perm[1]], ...]`. Any rank whose permutation still needs more than
+/// 6 axes after merging adjacent ones is an error.
+pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    let shape = x.shape();
+    let mut seen = vec![false; shape.len()];
+    let valid = perm.len() == shape.len()
+        && perm
+            .iter()
+            .all(|&a| a < seen.len() && !std::mem::replace(&mut seen[a], true));
+    if !valid {
+        return Err(Error::shape(
+            "permute",
+            format!(
+                "{perm:?} is not a permutation of the {} axes of {shape:?}",
+                shape.len()
+            ),
+        ));
+    }
+    let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    let in_strides = strides(shape);
+    let steps: Vec<usize> = perm.iter().map(|&a| in_strides[a]).collect();
+    let (dims, steps) = collapse(&out_shape, &steps);
+    if dims.len() <= 1 {
+        // The data is already in output order: a view, whose backward reshapes back.
+        return x.reshape(&out_shape);
+    }
+    if dims.len() > MAX_RANK {
+        return Err(Error::shape(
+            "permute",
+            format!(
+                "{perm:?} of {shape:?} needs {} axes, the kernel indexes {MAX_RANK}",
+                dims.len()
+            ),
+        ));
+    }
+    let mut p = Params {
+        n: x.numel(),
+        shape: [1; MAX_RANK],
+        ..Params::default()
+    };
+    let pad = MAX_RANK - dims.len();
+    p.shape[pad..].copy_from_slice(&dims);
+    p.steps[pad..].copy_from_slice(&steps);
+    let out = output(x, &out_shape, x.dtype())?;
+    launch("permute", &out, x, &p)?;
+    let mut inverse = vec![0; perm.len()];
+    for (i, &a) in perm.iter().enumerate() {
+        inverse[a] = i;
+    }
+    Ok(record(out, &[x], move |g| {
+        Ok(vec![Some(permute(g, &inverse)?)])
+    }))
+}
+
+/// Swap two axes.
+pub fn transpose(x: &Tensor, dim0: usize, dim1: usize) -> Result<Tensor> {
+    if dim0 >= x.dims() || dim1 >= x.dims() {
+        return Err(Error::shape(
+            "transpose",
+            format!("axes {dim0} and {dim1} out of range for {:?}", x.shape()),
+        ));
+    }
+    let mut perm: Vec<usize> = (0..x.dims()).collect();
+    perm.swap(dim0, dim1);
+    permute(x, &perm)
+}
+
+/// Join `parts` along `axis`; every other axis must agree. One dispatch per part.
+pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let Some(first) = parts.first() else {
+        return Err(Error::shape("concat", "no parts to join"));
+    };
+    if axis >= first.dims() {
+        return Err(Error::shape(
+            "concat",
+            format!("axis {axis} out of range for {:?}", first.shape()),
+        ));
+    }
+    for part in parts {
+        let same_off_axis = part.dims() == first.dims()
+            && (0..first.dims()).all(|a| a == axis || part.shape()[a] == first.shape()[a]);
+        if !same_off_axis || part.dtype() != first.dtype() {
+            return Err(Error::shape(
+                "concat",
+                format!("{part:?} does not match {first:?} off axis {axis}"),
+            ));
+        }
+    }
+    let mut out_shape = first.shape().to_vec();
+    out_shape[axis] = parts.iter().map(|t| t.shape()[axis]).sum();
+    let out = output(first, &out_shape, first.dtype())?;
+    let mut windows = Vec::with_capacity(parts.len());
+    let mut start = 0;
+    for part in parts {
+        let len = part.shape()[axis];
+        let window = Window::new(&out_shape, axis, start, len);
+        let p = Params {
+            n: part.numel(),
+            window,
+            ..Params::default()
+        };
+        launch("concat_part", &out, part, &p)?;
+        windows.push((window.start, len, part.is_requires_grad()));
+        start += len;
+    }
+    Ok(record(out, parts, move |g| {
+        windows
+            .iter()
+            .map(|&(start, len, wanted)| wanted.then(|| slice(g, axis, start, len)).transpose())
+            .collect()
+    }))
+}
+
+/// Elements `start..start + len` along `axis`.
+pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+    let shape = x.shape().to_vec();
+    if axis >= shape.len() {
+        return Err(Error::shape(
+            "slice",
+            format!("axis {axis} out of range for {shape:?}"),
+        ));
+    }
+    if start.checked_add(len).is_none_or(|end| end > shape[axis]) {
+        return Err(Error::shape(
+            "slice",
+            format!("{start}..{start}+{len} exceeds axis {axis} of {shape:?}"),
+        ));
+    }
+    let mut out_shape = shape.clone();
+    out_shape[axis] = len;
+    let window = Window::new(&shape, axis, start, len);
+    let out = output(x, &out_shape, x.dtype())?;
+    let p = Params {
+        n: out.numel(),
+        window,
+        ..Params::default()
+    };
+    launch("slice_window", &out, x, &p)?;
+    Ok(record(out, &[x], move |g| {
+        // d x = the gradient in the window, zero elsewhere: one dispatch writes all of it.
+        let dx = output(g, &shape, g.dtype())?;
+        let p = Params {
+            n: dx.numel(),
+            window,
+            ..Params::default()
+        };
+        launch("slice_backward", &dx, g, &p)?;
+        Ok(vec![Some(dx)])
+    }))
+}

@@ -1,0 +1,11 @@
+//! The driver side: the training loop, learning-rate schedules, metrics, checkpoints, plots.
+
+pub mod checkpoint;
+pub mod clm;
+pub mod lm;
+pub mod metrics;
+pub mod plot;
+pub mod schedule;
+
+pub use lm::{LmTrainer, StepStats};
+pub use schedule::{Decay, LrSchedule, Warmup};

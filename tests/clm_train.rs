@@ -1,0 +1,95 @@
+//! Training the causal LM: overfitting one batch, and resuming from a checkpoint.
+mod common;
+use common::*;
+use wgformer::config::Config;
+use wgformer::data::{Batch, PAD};
+use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
+use wgformer::nn::Module;
+use wgformer::ops::AdamWParams;
+use wgformer::train::clm::{run, RunOptions};
+use wgformer::train::{Decay, LmTrainer, LrSchedule, Warmup};
+use wgformer::AdamW;
+
+#[test]
+fn tiny_model_overfits_one_batch_to_near_zero_loss() {
+    let config = DecoderOnlyConfig {
+        vocab_size: 13,
+        d_model: 32,
+        d_ff: 64,
+        num_layers: 2,
+        num_heads: 2,
+        dropout: 0.0,
+        layer_drop_rate: 0.0,
+        weight_tying: false,
+        max_seq_len: 16,
+    };
+    let model = DecoderOnlyTransformer::new(&gpu(), config, 3).unwrap();
+    let optimizer = AdamW::new(model.params(), AdamWParams { lr: 1e-2, weight_decay: 0.0, ..Default::default() }).unwrap();
+    let mut trainer = LmTrainer {
+        model,
+        optimizer,
+        schedule: LrSchedule::new(1e-2, 1e-2, 0, Warmup::Linear, Decay::Constant, 1000),
+        label_smoothing: 0.0,
+        max_grad_norm: 1.0,
+        pad_id: PAD,
+        step: 0,
+        seed: 0,
+    };
+    // Two rows of 12 tokens; the second is padded after 9.
+    let row1: Vec<u32> = (0..13).map(|i| 4 + (i * 5 % 9) as u32).collect();
+    let mut row2: Vec<u32> = (0..13).map(|i| 4 + ((i * 2 + 1) % 9) as u32).collect();
+    row2[10..].iter_mut().for_each(|t| *t = PAD);
+    let mut batch = Batch { inputs: vec![], targets: vec![], lens: vec![12, 9], batch_size: 2, seq_len: 12 };
+    for row in [&row1, &row2] {
+        batch.inputs.extend_from_slice(&row[..12]);
+        batch.targets.extend_from_slice(&row[1..13]);
+    }
+    let first = trainer.train_step(std::slice::from_ref(&batch)).unwrap().loss;
+    let mut last = first;
+    for _ in 0..200 {
+        last = trainer.train_step(std::slice::from_ref(&batch)).unwrap().loss;
+    }
+    assert!(first > 2.0, "initial loss {first} should be near ln(13)");
+    assert!(last < 0.05, "loss after 200 steps on one batch: {last} (started at {first})");
+}
+
+fn tiny_run_config(dir: &std::path::Path) -> Config {
+    let corpus = dir.join("corpus.txt");
+    let text: String = (0..60).map(|i| format!("line {i}: to be or not to be, that is the question.\n")).collect();
+    std::fs::write(&corpus, text).unwrap();
+    let yaml = format!(
+        "tokenizer: {{kind: char}}\n\
+         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
+         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: 0.1, layer_drop_rate: 0.0, weight_tying: true, max_seq_len: 32}}\n\
+         train: {{seq_len: 32, batch_size: 4, max_steps: 12, eval_interval: 4, eval_batches: 2, seed: 7, out_dir: {}, log_interval: 1}}\n\
+         optimizer: {{kind: adamw, lr: 3e-3}}\n\
+         scheduler: {{kind: cosine, warmup_steps: 3, min_lr: 1e-4}}\n",
+        corpus.display(),
+        dir.join("run").display()
+    );
+    Config::from_yaml_str(&yaml, "tiny.yaml").unwrap()
+}
+
+#[test]
+fn resume_after_an_interruption_reproduces_the_uninterrupted_losses() {
+    let base = std::env::temp_dir().join(format!("wgformer-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (a, b) = (base.join("a"), base.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let quiet = |stop_after, resume| RunOptions { resume, verbose: false, stop_after };
+
+    let full = run(&tiny_run_config(&a), &quiet(None, false)).unwrap();
+    assert_eq!(full.losses.len(), 12);
+    assert!(full.losses.iter().all(|l| l.is_finite()));
+
+    let cfg = tiny_run_config(&b);
+    let first = run(&cfg, &quiet(Some(4), false)).unwrap();
+    assert_eq!(first.losses, full.losses[..4], "same seed, same adapter: same first steps");
+    let rest = run(&cfg, &quiet(None, true)).unwrap();
+    assert_eq!(rest.steps, 12);
+    assert_eq!(rest.losses, full.losses[4..], "resumed losses differ from the uninterrupted run");
+    assert!(b.join("run/checkpoints/best/model.safetensors").exists());
+    assert!(b.join("run/curves.png").exists());
+    let _ = std::fs::remove_dir_all(&base);
+}

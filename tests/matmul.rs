@@ -1,0 +1,196 @@
+//! Matmul vs the CPU reference: every kernel variant with every transpose combination on
+//! shapes that are not multiples of any tile, batched and with a shared right operand; the
+//! backward of matmul / matmul_nt / matmul_ex vs the reference gradient and vs finite
+//! differences; shape errors.
+mod common;
+use common::*;
+use wgformer::ops::{self, MatmulVariant};
+use wgformer::reference::matmul as reference;
+use wgformer::Tensor;
+
+/// (M, K, N): one element, then shapes that straddle every tile size in use (4, 8, 16, 64, 128).
+const SHAPES: [(usize, usize, usize); 5] = [(1, 1, 1), (7, 33, 65), (65, 130, 33), (130, 65, 7), (3, 5, 200)];
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
+
+/// The variants this adapter can run (the subgroup one needs subgroup support).
+fn variants() -> Vec<MatmulVariant> {
+    let subgroups = gpu().has_subgroups();
+    MatmulVariant::ALL
+        .into_iter()
+        .filter(|&v| subgroups || v != MatmulVariant::RowBlockSubgroup)
+        .collect()
+}
+
+/// Storage shape of an operand: `[.., rows, cols]`, swapped when stored transposed.
+fn stored(batch: Option<usize>, rows: usize, cols: usize, trans: bool) -> Vec<usize> {
+    let mut s: Vec<usize> = batch.into_iter().collect();
+    s.extend(if trans { [cols, rows] } else { [rows, cols] });
+    s
+}
+
+/// Largest scaled error |got - want| / (1 + |want|).
+fn max_error(got: &[f32], want: &[f64]) -> f64 {
+    got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).abs() / (1.0 + w.abs())).fold(0.0, f64::max)
+}
+
+/// Run `v` on one problem and compare with the reference; returns the max error.
+#[allow(clippy::too_many_arguments)]
+fn check_forward(v: MatmulVariant, batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool, shared_b: bool) -> f64 {
+    let batched = (batch > 1).then_some(batch);
+    let b_batch = if shared_b { None } else { batched };
+    let (a_shape, b_shape) = (stored(batched, m, k, ta), stored(b_batch, k, n, tb));
+    let av = values(a_shape.iter().product(), 11 + m as u64);
+    let bv = values(b_shape.iter().product(), 12 + n as u64);
+    let c = ops::matmul_variant(&tensor(&av, &a_shape), &tensor(&bv, &b_shape), ta, tb, v).unwrap();
+    let mut want_shape: Vec<usize> = batched.into_iter().collect();
+    want_shape.extend([m, n]);
+    assert_eq!(c.shape(), want_shape.as_slice(), "{v:?} output shape");
+    let want = reference::matmul(&f64s(&av), &f64s(&bv), batch, m, k, n, ta, tb, shared_b || batch == 1);
+    let what = format!("{v:?} batch={batch} m={m} k={k} n={n} trans=({ta},{tb}) shared_b={shared_b}");
+    let got = c.to_vec().unwrap();
+    assert_close(&what, &got, &want, 1e-4);
+    max_error(&got, &want)
+}
+
+#[test]
+fn every_variant_matches_reference_for_every_transpose_on_odd_shapes() {
+    for v in variants() {
+        let mut worst = 0.0f64;
+        for (ta, tb) in TRANSPOSES {
+            for (m, k, n) in SHAPES {
+                worst = worst.max(check_forward(v, 1, m, k, n, ta, tb, false));
+            }
+        }
+        println!("{v:?}: max scaled error {worst:.2e}");
+    }
+}
+
+#[test]
+fn every_variant_handles_batches_and_a_shared_right_operand() {
+    for v in variants() {
+        let mut worst = 0.0f64;
+        for (ta, tb) in TRANSPOSES {
+            for (m, k, n) in [(7, 33, 65), (65, 18, 9)] {
+                for shared_b in [false, true] {
+                    worst = worst.max(check_forward(v, 3, m, k, n, ta, tb, shared_b));
+                }
+            }
+        }
+        println!("{v:?} batched: max scaled error {worst:.2e}");
+    }
+}
+
+#[test]
+fn matmul_over_leading_batch_dims_keeps_them() {
+    let (av, bv) = (values(2 * 3 * 5 * 4, 1), values(2 * 3 * 4 * 6, 2));
+    let c = ops::matmul(&tensor(&av, &[2, 3, 5, 4]), &tensor(&bv, &[2, 3, 4, 6])).unwrap();
+    assert_eq!(c.shape(), &[2, 3, 5, 6]);
+    let want = reference::matmul(&f64s(&av), &f64s(&bv), 6, 5, 4, 6, false, false, false);
+    assert_close("4-D matmul", &c.to_vec().unwrap(), &want, 1e-5);
+}
+
+#[test]
+fn empty_inner_dimension_gives_zeros() {
+    let c = ops::matmul(&tensor(&[], &[3, 0]), &tensor(&[], &[0, 2])).unwrap();
+    assert_eq!(c.shape(), &[3, 2]);
+    assert_eq!(c.to_vec().unwrap(), vec![0.0; 6]);
+}
+
+/// Forward and backward of `op(a) @ op(b)` through the public API vs the reference gradient;
+/// returns (dA, dB) from the GPU.
+#[allow(clippy::too_many_arguments)]
+fn check_backward(batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool, shared_b: bool, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let batched = (batch > 1).then_some(batch);
+    let b_batch = if shared_b { None } else { batched };
+    let (a_shape, b_shape) = (stored(batched, m, k, ta), stored(b_batch, k, n, tb));
+    let av = values(a_shape.iter().product(), seed);
+    let bv = values(b_shape.iter().product(), seed + 1);
+    let wv = values(batch * m * n, seed + 2);
+    let (a, b) = (leaf(&av, &a_shape), leaf(&bv, &b_shape));
+    let c = match (ta, tb) {
+        (false, false) => ops::matmul(&a, &b),
+        (false, true) => ops::matmul_nt(&a, &b),
+        _ => ops::matmul_ex(&a, &b, ta, tb),
+    }
+    .unwrap();
+    let shared = shared_b || batch == 1;
+    let want = reference::matmul(&f64s(&av), &f64s(&bv), batch, m, k, n, ta, tb, shared);
+    let what = format!("batch={batch} m={m} k={k} n={n} trans=({ta},{tb}) shared_b={shared_b}");
+    assert_close(&format!("forward {what}"), &c.to_vec().unwrap(), &want, 1e-4);
+    c.backward_with(tensor(&wv, c.shape())).unwrap();
+    let (da, db) = reference::matmul_backward(&f64s(&av), &f64s(&bv), &f64s(&wv), batch, m, k, n, ta, tb, shared);
+    let (ga, gb) = (grad_of(&a), grad_of(&b));
+    assert_close(&format!("dA {what}"), &ga, &da, 1e-4);
+    assert_close(&format!("dB {what}"), &gb, &db, 1e-4);
+    println!("{what}: dA error {:.2e}, dB error {:.2e}", max_error(&ga, &da), max_error(&gb, &db));
+    (ga, gb)
+}
+
+#[test]
+fn backward_matches_reference_for_every_transpose_batched_and_shared() {
+    for (ta, tb) in TRANSPOSES {
+        for (batch, shared_b) in [(1, false), (3, false), (3, true)] {
+            for (m, k, n) in [(5, 7, 6), (33, 65, 130)] {
+                check_backward(batch, m, k, n, ta, tb, shared_b, 21);
+            }
+        }
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences_on_small_shapes() {
+    let (batch, m, k, n) = (2, 3, 4, 5);
+    for (ta, tb) in TRANSPOSES {
+        for shared_b in [false, true] {
+            let (ga, gb) = check_backward(batch, m, k, n, ta, tb, shared_b, 31);
+            let b_batch = if shared_b { None } else { Some(batch) };
+            let av = f64s(&values(batch * m * k, 31));
+            let bv = f64s(&values(b_batch.unwrap_or(1) * k * n, 32));
+            let wv = f64s(&values(batch * m * n, 33));
+            let f_a = |a: &[f64]| reference::matmul(a, &bv, batch, m, k, n, ta, tb, shared_b);
+            let f_b = |b: &[f64]| reference::matmul(&av, b, batch, m, k, n, ta, tb, shared_b);
+            let what = format!("trans=({ta},{tb}) shared_b={shared_b}");
+            assert_matches_finite_differences(&format!("dA vs fd {what}"), &ga, &av, &wv, f_a, 1e-3);
+            assert_matches_finite_differences(&format!("dB vs fd {what}"), &gb, &bv, &wv, f_b, 1e-3);
+        }
+    }
+}
+
+#[test]
+fn gradient_reaches_only_inputs_that_need_it() {
+    let (av, bv) = (values(4 * 3, 41), values(5 * 3, 42));
+    let a = tensor(&av, &[4, 3]);
+    let b = leaf(&bv, &[5, 3]);
+    let c = ops::matmul_nt(&a, &b).unwrap();
+    c.backward_with(Tensor::ones(&gpu(), &[4, 5]).unwrap()).unwrap();
+    assert!(a.grad().is_none());
+    let (_, db) = reference::matmul_backward(&f64s(&av), &f64s(&bv), &[1.0; 20], 1, 4, 3, 5, false, true, true);
+    assert_close("dB of matmul_nt", &grad_of(&b), &db, 1e-5);
+}
+
+fn shape_error(r: wgformer::Result<Tensor>) -> String {
+    match r {
+        Err(e @ wgformer::Error::Shape { .. }) => e.to_string(),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+}
+
+#[test]
+fn mismatched_shapes_are_errors_not_panics() {
+    let t = |shape: &[usize]| tensor(&values(shape.iter().product(), 5), shape);
+    let msg = shape_error(ops::matmul(&t(&[4, 3]), &t(&[5, 6])));
+    assert!(msg.contains("K = 3") && msg.contains("K = 5"), "{msg}");
+    shape_error(ops::matmul_nt(&t(&[4, 3]), &t(&[6, 5])));
+    shape_error(ops::matmul_ex(&t(&[3, 4]), &t(&[5, 6]), true, false));
+    shape_error(ops::matmul(&t(&[2, 4, 3]), &t(&[3, 3, 6])));
+    shape_error(ops::matmul(&t(&[4]), &t(&[4, 2])));
+    shape_error(ops::matmul_variant(&t(&[2, 4, 3]), &t(&[5, 6]), false, false, MatmulVariant::RowBlock));
+}
+
+#[test]
+fn variant_names_round_trip() {
+    for v in MatmulVariant::ALL {
+        assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
+    }
+    assert_eq!(MatmulVariant::from_name("fastest"), None);
+}
