@@ -28,7 +28,14 @@ struct Case {
 
 impl Case {
     fn new(name: &str, (m, k, n): (usize, usize, usize), trans_a: bool, trans_b: bool) -> Case {
-        Case { name: name.to_string(), m, k, n, trans_a, trans_b }
+        Case {
+            name: name.to_string(),
+            m,
+            k,
+            n,
+            trans_a,
+            trans_b,
+        }
     }
 
     fn flops(&self) -> f64 {
@@ -37,8 +44,16 @@ impl Case {
 
     /// Operands in their stored layout.
     fn operands(&self, gpu: &Gpu) -> (Tensor, Tensor) {
-        let a_shape = if self.trans_a { [self.k, self.m] } else { [self.m, self.k] };
-        let b_shape = if self.trans_b { [self.n, self.k] } else { [self.k, self.n] };
+        let a_shape = if self.trans_a {
+            [self.k, self.m]
+        } else {
+            [self.m, self.k]
+        };
+        let b_shape = if self.trans_b {
+            [self.n, self.k]
+        } else {
+            [self.k, self.n]
+        };
         let a = Tensor::randn(gpu, &a_shape, 1.0, 1).unwrap();
         let b = Tensor::randn(gpu, &b_shape, 1.0, 2).unwrap();
         (a, b)
@@ -46,14 +61,36 @@ impl Case {
 }
 
 fn cases(quick: bool) -> Vec<Case> {
-    let sizes: &[usize] = if quick { &[256, 1024] } else { &[256, 512, 1024, 2048] };
-    let mut cases: Vec<Case> = sizes.iter().map(|&s| Case::new(&format!("square_{s}"), (s, s, s), false, false)).collect();
+    let sizes: &[usize] = if quick {
+        &[256, 1024]
+    } else {
+        &[256, 512, 1024, 2048]
+    };
+    let mut cases: Vec<Case> = sizes
+        .iter()
+        .map(|&s| Case::new(&format!("square_{s}"), (s, s, s), false, false))
+        .collect();
     if !quick {
         // A feed-forward block at 2048 tokens, d_model 256, d_ff 1024, with PyTorch-layout
         // weights ([out, in], read transposed), and the weight gradient dW = dY^T X.
-        cases.push(Case::new("ffn_up_2048x256x1024_nt", (2048, 256, 1024), false, true));
-        cases.push(Case::new("ffn_down_2048x1024x256_nt", (2048, 1024, 256), false, true));
-        cases.push(Case::new("ffn_dw_1024x2048x256_tn", (1024, 2048, 256), true, false));
+        cases.push(Case::new(
+            "ffn_up_2048x256x1024_nt",
+            (2048, 256, 1024),
+            false,
+            true,
+        ));
+        cases.push(Case::new(
+            "ffn_down_2048x1024x256_nt",
+            (2048, 1024, 256),
+            false,
+            true,
+        ));
+        cases.push(Case::new(
+            "ffn_dw_1024x2048x256_tn",
+            (1024, 2048, 256),
+            true,
+            false,
+        ));
     }
     cases
 }
@@ -76,7 +113,10 @@ struct Timings(HashMap<String, (Duration, u64, bool)>);
 
 impl Timings {
     fn add(&mut self, key: &str, t: Duration, iters: u64) {
-        let e = self.0.entry(key.to_string()).or_insert((Duration::ZERO, 0, false));
+        let e = self
+            .0
+            .entry(key.to_string())
+            .or_insert((Duration::ZERO, 0, false));
         if e.2 {
             e.0 += t;
             e.1 += iters;
@@ -85,23 +125,31 @@ impl Timings {
     }
 
     fn seconds_per_iter(&self, key: &str) -> Option<f64> {
-        self.0.get(key).filter(|e| e.1 > 0).map(|e| e.0.as_secs_f64() / e.1 as f64)
+        self.0
+            .get(key)
+            .filter(|e| e.1 > 0)
+            .map(|e| e.0.as_secs_f64() / e.1 as f64)
     }
 }
 
 const FMA_WG: u32 = 64;
-const FMA_CHAINS: u32 = 8;
+/// Independent vec4 FMA chains per invocation in fma_peak.wgsl.
+const FMA_CHAINS: u32 = 16;
 const FMA_GROUPS: u32 = 256;
 const FMA_ITERS: u32 = 4096;
 
 /// One FMA-ceiling dispatch; returns its flop count.
 fn fma_peak(gpu: &Gpu, out: &Tensor) -> f64 {
-    let k = Kernel::new("fma_peak.wgsl", include_str!("../shaders/fma_peak.wgsl"), "fma_peak")
-        .define("WG", FMA_WG)
-        .define("CHAINS", FMA_CHAINS)
-        .write(1);
+    let k = Kernel::new(
+        "fma_peak.wgsl",
+        include_str!("../shaders/fma_peak.wgsl"),
+        "fma_peak",
+    )
+    .define("WG", FMA_WG)
+    .write(1);
     let params = [FMA_ITERS, 0.999f32.to_bits(), 0.001f32.to_bits()];
-    gpu.dispatch(&k, &params, &[out.storage()], grid(FMA_GROUPS)).unwrap();
+    gpu.dispatch(&k, &params, &[out.storage()], grid(FMA_GROUPS))
+        .unwrap();
     (FMA_GROUPS * FMA_WG) as f64 * FMA_ITERS as f64 * FMA_CHAINS as f64 * 8.0
 }
 
@@ -164,23 +212,36 @@ fn main() {
     criterion.final_summary();
 
     let timings = timings.borrow();
-    let peak = timings.seconds_per_iter("fma_peak").map(|s| peak_flops / s / 1e9);
+    let peak = timings
+        .seconds_per_iter("fma_peak")
+        .map(|s| peak_flops / s / 1e9);
     println!();
     println!("adapter: {}", gpu.adapter_name());
     match peak {
         Some(p) => println!("FMA ceiling (fma_peak.wgsl): {p:.1} GFLOP/s"),
         None => println!("FMA ceiling: not measured"),
     }
-    println!("{:<28} {:<18} {:>10} {:>9} {:>9} {:>9}", "shape", "variant", "ms", "GFLOP/s", "x naive", "% peak");
+    println!(
+        "{:<28} {:<18} {:>10} {:>9} {:>9} {:>9}",
+        "shape", "variant", "ms", "GFLOP/s", "x naive", "% peak"
+    );
     for case in &cases {
         let rate = |v: MatmulVariant| {
-            timings.seconds_per_iter(&format!("{}/{}", case.name, v.name())).map(|s| (s, case.flops() / s / 1e9))
+            timings
+                .seconds_per_iter(&format!("{}/{}", case.name, v.name()))
+                .map(|s| (s, case.flops() / s / 1e9))
         };
         let naive = rate(MatmulVariant::Naive).map(|(_, r)| r);
         for &v in &variants {
-            let Some((secs, gflops)) = rate(v) else { continue };
-            let vs_naive = naive.map(|n| format!("{:.1}", gflops / n)).unwrap_or_else(|| "-".into());
-            let vs_peak = peak.map(|p| format!("{:.0}%", 100.0 * gflops / p)).unwrap_or_else(|| "-".into());
+            let Some((secs, gflops)) = rate(v) else {
+                continue;
+            };
+            let vs_naive = naive
+                .map(|n| format!("{:.1}", gflops / n))
+                .unwrap_or_else(|| "-".into());
+            let vs_peak = peak
+                .map(|p| format!("{:.0}%", 100.0 * gflops / p))
+                .unwrap_or_else(|| "-".into());
             println!(
                 "{:<28} {:<18} {:>10.2} {:>9.1} {:>9} {:>9}",
                 case.name,

@@ -25,12 +25,20 @@ fn main() -> ExitCode {
 
 fn run() -> Result<String, String> {
     let (mut checkpoint, mut prompt) = (None, String::new());
-    let mut cfg = SamplingConfig { max_new_tokens: 200, temperature: 0.8, top_k: 40, ..Default::default() };
+    let mut cfg = SamplingConfig {
+        max_new_tokens: 200,
+        temperature: 0.8,
+        top_k: 40,
+        ..Default::default()
+    };
     let (mut beam, mut length_penalty) = (0usize, 0.6f32);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+        let num = |v: String| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{flag}: {v:?} is not a number"))
+        };
         match flag.as_str() {
             "--checkpoint" => checkpoint = Some(value()?),
             "--prompt" => prompt = value()?,
@@ -47,17 +55,26 @@ fn run() -> Result<String, String> {
     }
     let dir = checkpoint.ok_or("--checkpoint DIR is required (e.g. runs/clm/checkpoints/best)")?;
     let gpu = Gpu::shared().map_err(|e| e.to_string())?;
-    let (model, tokenizer, _) = load_model(&gpu, std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
+    let (model, tokenizer, _) =
+        load_model(&gpu, std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
     let mut ids = vec![SOS];
     ids.extend(tokenizer.encode(&prompt));
     let room = model.config.max_seq_len.saturating_sub(ids.len());
     if cfg.max_new_tokens > room {
-        eprintln!("generate: the model's context is {} positions; generating {room} tokens", model.config.max_seq_len);
+        eprintln!(
+            "generate: the model's context is {} positions; generating {room} tokens",
+            model.config.max_seq_len
+        );
         cfg.max_new_tokens = room;
     }
     let decoder = CausalLmDecoder(&model);
     let out = if beam > 0 {
-        let bc = BeamConfig { beam_width: beam, max_new_tokens: cfg.max_new_tokens, length_penalty, eos: Some(EOS) };
+        let bc = BeamConfig {
+            beam_width: beam,
+            max_new_tokens: cfg.max_new_tokens,
+            length_penalty,
+            eos: Some(EOS),
+        };
         beam_search(&decoder, &ids, &bc)
     } else {
         cfg.eos = Some(EOS);

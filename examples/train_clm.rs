@@ -37,7 +37,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    match run(&config, &RunOptions { resume, verbose: true, stop_after: None }) {
+    match run(
+        &config,
+        &RunOptions {
+            resume,
+            verbose: true,
+            stop_after: None,
+        },
+    ) {
         Ok(s) => {
             println!(
                 "done: {} steps, {:.0} tokens/s; val char perplexity {:.3}, test {:.3}; unigram baseline {:.3}",

@@ -16,11 +16,13 @@
 //   m = beta1 m + (1 - beta1) g
 //   v = beta2 v + (1 - beta2) g^2
 //   p = p - step_size * m / (sqrt(v) * inv_bc2 + eps)
+// Plain Adam (`l2` > 0, decay = 1) folds weight decay into the gradient instead: g += l2 * p.
 // The gradient is first multiplied by clip[1], the global-norm clipping coefficient that
 // `grad_norm_and_clip` (shaders/grad_norm.wgsl) left on the GPU: clipping costs no readback.
 
 struct Params {
     n: u32,
+    l2: f32,      // Adam (not AdamW): L2 penalty added to the gradient; 0 for AdamW
     beta1: f32,
     beta2: f32,
     eps: f32,
@@ -41,7 +43,7 @@ fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
     if (i >= p.n) { return; }
-    let g = grad[i] * clip[1];
+    let g = grad[i] * clip[1] + p.l2 * param[i];
     let m1 = p.beta1 * m[i] + (1.0 - p.beta1) * g;
     let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
     m[i] = m1;

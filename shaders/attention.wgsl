@@ -118,11 +118,6 @@ fn stage_kv(bh: u32, r0: u32, t: u32) {
             tile_a[t * DV + c] = k[src + c];
             tile_b[t * DV + c] = v[src + c];
         }
-    } else {
-        for (var c = 0u; c < DV; c++) {
-            tile_a[t * DV + c] = vec4(0.0);
-            tile_b[t * DV + c] = vec4(0.0);
-        }
     }
 }
 
@@ -167,7 +162,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     var m = NEG_BIG;
     var l = 0.0;
-    var s: array<vec4<f32>, BLOCK / 4u>;
+    var s: array<f32, BLOCK>;
 
     for (var k0 = 0u; k0 < block_limit; k0 += BLOCK) {
         stage_kv(bh, k0, t);
@@ -175,16 +170,13 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         // Keys of this tile that some row of the block sees; this row sees those below `limit`.
         let n = min(BLOCK, block_limit - k0);
         var tile_max = NEG_BIG;
-        for (var j = 0u; j < n; j += 4u) {
-            var score = vec4(0.0);
+        for (var j = 0u; j < n; j++) {
+            var score = 0.0;
             for (var c = 0u; c < DV; c++) {
-                let qc = q_row[c];
-                score += vec4(dot(qc, tile_a[j * DV + c]), dot(qc, tile_a[(j + 1u) * DV + c]),
-                              dot(qc, tile_a[(j + 2u) * DV + c]), dot(qc, tile_a[(j + 3u) * DV + c]));
+                score += dot(q_row[c], tile_a[j * DV + c]);
             }
-            let sj = select(vec4(NEG_BIG), score, vec4(k0 + j) + vec4(0u, 1u, 2u, 3u) < vec4(limit));
-            s[j / 4u] = sj;
-            tile_max = max(tile_max, max(max(sj.x, sj.y), max(sj.z, sj.w)));
+            s[j] = select(NEG_BIG, score, k0 + j < limit);
+            tile_max = max(tile_max, s[j]);
         }
         let m_new = max(m, tile_max);
         // exp(NEG_BIG - m_new) = 0 on the row's first visible tile, where l and acc are still 0;
@@ -194,12 +186,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         for (var c = 0u; c < DV; c++) {
             acc[c] *= correction;
         }
-        for (var j = 0u; j < n; j += 4u) {
-            let pj = select(vec4(0.0), exp(s[j / 4u] - m_new), vec4(k0 + j) + vec4(0u, 1u, 2u, 3u) < vec4(limit));
-            l += pj.x + pj.y + pj.z + pj.w;
+        for (var j = 0u; j < n; j++) {
+            let pj = select(0.0, exp(s[j] - m_new), k0 + j < limit);
+            l += pj;
             for (var c = 0u; c < DV; c++) {
-                acc[c] += pj.x * tile_b[j * DV + c] + pj.y * tile_b[(j + 1u) * DV + c]
-                        + pj.z * tile_b[(j + 2u) * DV + c] + pj.w * tile_b[(j + 3u) * DV + c];
+                acc[c] += pj * tile_b[j * DV + c];
             }
         }
         m = m_new;
@@ -273,15 +264,20 @@ fn backward_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             let row = bh * p.tq + q0 + r;
             var score = 0.0;
             var dp = 0.0;
+            // Query row r and its dO row, read from workgroup memory once and used twice.
+            var q_r: array<vec4<f32>, DV>;
+            var do_r: array<vec4<f32>, DV>;
             for (var c = 0u; c < DV; c++) {
-                score += dot(k_row[c], tile_a[r * DV + c]);
-                dp += dot(v_row[c], tile_b[r * DV + c]);
+                q_r[c] = tile_a[r * DV + c];
+                do_r[c] = tile_b[r * DV + c];
+                score += dot(k_row[c], q_r[c]);
+                dp += dot(v_row[c], do_r[c]);
             }
             let pr = select(0.0, exp(score - lse[row]), q0 + r >= first);
             let ds = pr * (dp - delta[row]);
             for (var c = 0u; c < DV; c++) {
-                dv[c] += pr * tile_b[r * DV + c];
-                dk[c] += ds * tile_a[r * DV + c];
+                dv[c] += pr * do_r[c];
+                dk[c] += ds * q_r[c];
             }
         }
         workgroupBarrier();
@@ -330,14 +326,17 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         for (var j = 0u; j < n; j++) {
             var score = 0.0;
             var dp = 0.0;
+            // Key row j, read from workgroup memory once and used twice.
+            var k_j: array<vec4<f32>, DV>;
             for (var c = 0u; c < DV; c++) {
-                score += dot(q_row[c], tile_a[j * DV + c]);
+                k_j[c] = tile_a[j * DV + c];
+                score += dot(q_row[c], k_j[c]);
                 dp += dot(do_row[c], tile_b[j * DV + c]);
             }
             let pj = select(0.0, exp(score - lse_i), k0 + j < limit);
             let ds = pj * (dp - delta_i);
             for (var c = 0u; c < DV; c++) {
-                dq[c] += ds * tile_a[j * DV + c];
+                dq[c] += ds * k_j[c];
             }
         }
         workgroupBarrier();

@@ -1,10 +1,12 @@
 // FMA-only kernel: the compute ceiling of the adapter as seen through WGSL, measured by
 // benches/matmul.rs next to the matmul variants (and checked by tests/matmul.rs).
 //
-// Each invocation runs `iters` rounds of CHAINS independent vec4 FMAs, x = x * mul + add,
-// entirely in registers: no loads in the loop, enough independent chains to hide the FMA
-// latency. Flops per dispatch = invocations * iters * CHAINS * 4 * 2. The final values are
-// summed into out[invocation] so that nothing is optimised away.
+// Each invocation runs `iters` rounds of 16 independent vec4 FMAs, x = x * mul + add, in
+// registers: no loads in the loop, and enough independent chains to hide the FMA latency
+// (fewer chains measure latency instead of throughput on lavapipe). The chains are named
+// variables because a dynamically indexed array would live in memory. Flops per invocation =
+// iters * 16 * 4 * 2. The final values are summed into out[invocation] so that nothing is
+// optimised away.
 
 struct Params {
     iters: u32,
@@ -16,24 +18,52 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
+// x = x * mul + add for one chain.
+fn chain(x: vec4<f32>) -> vec4<f32> {
+    return fma(x, vec4(p.mul), vec4(p.add));
+}
+
 @compute @workgroup_size(WG)
 fn fma_peak(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let e = (wid.x + wid.y * nwg.x) * WG + lid;
-    let m = vec4(p.mul);
-    let c = vec4(p.add);
-    var x: array<vec4<f32>, CHAINS>;
-    for (var j = 0u; j < CHAINS; j++) {
-        x[j] = vec4(f32(j), f32(j) + 0.25, f32(j) + 0.5, f32(j) + 0.75);
-    }
+    // Chain j starts at f32(e) + j + (0, 0.25, 0.5, 0.75).
+    let s = vec4(f32(e)) + vec4(0.0, 0.25, 0.5, 0.75);
+    var x0 = s;
+    var x1 = s + 1.0;
+    var x2 = s + 2.0;
+    var x3 = s + 3.0;
+    var x4 = s + 4.0;
+    var x5 = s + 5.0;
+    var x6 = s + 6.0;
+    var x7 = s + 7.0;
+    var x8 = s + 8.0;
+    var x9 = s + 9.0;
+    var x10 = s + 10.0;
+    var x11 = s + 11.0;
+    var x12 = s + 12.0;
+    var x13 = s + 13.0;
+    var x14 = s + 14.0;
+    var x15 = s + 15.0;
     for (var i = 0u; i < p.iters; i++) {
-        for (var j = 0u; j < CHAINS; j++) {
-            x[j] = fma(x[j], m, c);
-        }
+        x0 = chain(x0);
+        x1 = chain(x1);
+        x2 = chain(x2);
+        x3 = chain(x3);
+        x4 = chain(x4);
+        x5 = chain(x5);
+        x6 = chain(x6);
+        x7 = chain(x7);
+        x8 = chain(x8);
+        x9 = chain(x9);
+        x10 = chain(x10);
+        x11 = chain(x11);
+        x12 = chain(x12);
+        x13 = chain(x13);
+        x14 = chain(x14);
+        x15 = chain(x15);
     }
-    var total = vec4(0.0);
-    for (var j = 0u; j < CHAINS; j++) {
-        total += x[j];
-    }
-    out[e] = total.x + total.y + total.z + total.w;
+    let total = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7))
+        + (((x8 + x9) + (x10 + x11)) + ((x12 + x13) + (x14 + x15)));
+    out[e] = (total.x + total.y) + (total.z + total.w);
 }

@@ -10,8 +10,8 @@
 // - register, rowblock, rowblock_subgroup: first `pack_a` / `pack_b` copy A and B into
 //   zero-padded panels (O(n^2) work next to the O(n^3) product), so the hot loops need no
 //   transpose logic, no bounds checks and load whole vec4s:
-//     packed A: [batch_a][m_pad / 16][k_pad / 4][16] vec4, element = A[row, 4q .. 4q + 4]
-//               (16-row blocks; each k-quad of a block is 16 consecutive vec4)
+//     packed A: [batch_a][m_pad / 32][k_pad / 4][32] vec4, element = A[row, 4q .. 4q + 4]
+//               (32-row blocks; each k-quad of a block is 32 consecutive vec4)
 //     packed B: [batch_b][n_pad / 32][k_pad][8] vec4, element = B[kk, 4j .. 4j + 4]
 //               (32-column panels; each k of a panel is 8 consecutive vec4)
 //   batch_a is 1 when A is shared (a_stride = 0), else batch; the same for B.
@@ -41,9 +41,12 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> packed: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> ap: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> bp: array<vec4<f32>>;
+// A and B again, seen as vec4 (the packing kernels read whole vec4 where rows allow).
+@group(0) @binding(7) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> b4: array<vec4<f32>>;
 
 // Rows per block of packed A, columns per panel of packed B.
-const PACK_ROWS: u32 = 16u;
+const PACK_ROWS: u32 = 32u;
 const PANEL_QUADS: u32 = 8u;
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
@@ -117,33 +120,106 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     }
 }
 
-// pack_a: packed A (layout above) from A in any layout, zero-padded to m_pad x k_pad.
-@compute @workgroup_size(WG)
-fn pack_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let e = linear_id(wid, nwg, lid, WG);
-    let quads = p.k_pad / 4u;
-    let blocks = p.m_pad / PACK_ROWS;
-    let batches = select(1u, p.batch, p.a_stride != 0u);
-    if (e >= batches * blocks * quads * PACK_ROWS) { return; }
-    let i = (e / (PACK_ROWS * quads)) % blocks * PACK_ROWS + e % PACK_ROWS;
-    let kk = (e / PACK_ROWS) % quads * 4u;
-    let bi = e / (PACK_ROWS * quads * blocks);
-    packed[e] = vec4(a_at(bi, i, kk), a_at(bi, i, kk + 1u), a_at(bi, i, kk + 2u), a_at(bi, i, kk + 3u));
+// pack_a / pack_b: packed A / packed B (layouts above) from A / B in any layout, zero-padded.
+// One invocation per 4x4 block of the logical matrix, which it reads as 4 vec4 along the
+// stored rows (transposing in registers when the storage is transposed) and writes as 4
+// packed vec4: on lavapipe every load or store is a per-lane loop, so 16 values cost 8 loops
+// instead of 20. Storage rows that are not whole vec4 (odd sizes) fall back to scalar loads.
+// The grid supplies every coordinate because integer division is a scalar loop there too.
+
+// Rows i .. i + 4 x k .. k + 4 of logical A[bi]: column r holds the 4 k of row i + r.
+fn a_block(bi: u32, i: u32, kk: u32) -> mat4x4<f32> {
+    let ta = p.trans_a != 0u;
+    if (select(p.k, p.m, ta) % 4u != 0u) {
+        return mat4x4(a_row4(bi, i, kk), a_row4(bi, i + 1u, kk), a_row4(bi, i + 2u, kk), a_row4(bi, i + 3u, kk));
+    }
+    // Whole vec4: stored rows are 4-aligned, so each vec4 is entirely inside or outside.
+    let base = bi * p.a_stride / 4u;
+    if (ta) {
+        // Stored [K, M]: stored row kk + x holds k = kk + x of rows i .. i + 4.
+        let at = base + (kk * p.m + i) / 4u;
+        let step = p.m / 4u;
+        let ok = i < p.m;
+        return transpose(mat4x4(a4_or_0(at, ok && kk < p.k), a4_or_0(at + step, ok && kk + 1u < p.k),
+                                a4_or_0(at + 2u * step, ok && kk + 2u < p.k), a4_or_0(at + 3u * step, ok && kk + 3u < p.k)));
+    }
+    let at = base + (i * p.k + kk) / 4u;
+    let step = p.k / 4u;
+    let ok = kk < p.k;
+    return mat4x4(a4_or_0(at, ok && i < p.m), a4_or_0(at + step, ok && i + 1u < p.m),
+                  a4_or_0(at + 2u * step, ok && i + 2u < p.m), a4_or_0(at + 3u * step, ok && i + 3u < p.m));
 }
 
-// pack_b: packed B (layout above) from B in any layout, zero-padded to k_pad x n_pad.
-@compute @workgroup_size(WG)
-fn pack_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let e = linear_id(wid, nwg, lid, WG);
-    let panels = p.n_pad / (4u * PANEL_QUADS);
-    let batches = select(1u, p.batch, p.b_stride != 0u);
-    if (e >= batches * panels * p.k_pad * PANEL_QUADS) { return; }
-    let j = ((e / (PANEL_QUADS * p.k_pad)) % panels * PANEL_QUADS + e % PANEL_QUADS) * 4u;
-    let kk = (e / PANEL_QUADS) % p.k_pad;
-    let bi = e / (PANEL_QUADS * p.k_pad * panels);
-    packed[e] = vec4(b_at(bi, kk, j), b_at(bi, kk, j + 1u), b_at(bi, kk, j + 2u), b_at(bi, kk, j + 3u));
+fn a_row4(bi: u32, i: u32, kk: u32) -> vec4<f32> {
+    return vec4(a_at(bi, i, kk), a_at(bi, i, kk + 1u), a_at(bi, i, kk + 2u), a_at(bi, i, kk + 3u));
+}
+
+fn a4_or_0(at: u32, inside: bool) -> vec4<f32> {
+    if (inside) { return a4[at]; }
+    return vec4(0.0);
+}
+
+// k .. k + 4 x columns j .. j + 4 of logical B[bi]: column x holds the 4 columns at k + x.
+fn b_block(bi: u32, kk: u32, j: u32) -> mat4x4<f32> {
+    let tb = p.trans_b != 0u;
+    if (select(p.n, p.k, tb) % 4u != 0u) {
+        return mat4x4(b_row4(bi, kk, j), b_row4(bi, kk + 1u, j), b_row4(bi, kk + 2u, j), b_row4(bi, kk + 3u, j));
+    }
+    let base = bi * p.b_stride / 4u;
+    if (tb) {
+        // Stored [N, K]: stored row j + c holds column j + c at k .. k + 4.
+        let at = base + (j * p.k + kk) / 4u;
+        let step = p.k / 4u;
+        let ok = kk < p.k;
+        return transpose(mat4x4(b4_or_0(at, ok && j < p.n), b4_or_0(at + step, ok && j + 1u < p.n),
+                                b4_or_0(at + 2u * step, ok && j + 2u < p.n), b4_or_0(at + 3u * step, ok && j + 3u < p.n)));
+    }
+    let at = base + (kk * p.n + j) / 4u;
+    let step = p.n / 4u;
+    let ok = j < p.n;
+    return mat4x4(b4_or_0(at, ok && kk < p.k), b4_or_0(at + step, ok && kk + 1u < p.k),
+                  b4_or_0(at + 2u * step, ok && kk + 2u < p.k), b4_or_0(at + 3u * step, ok && kk + 3u < p.k));
+}
+
+fn b_row4(bi: u32, kk: u32, j: u32) -> vec4<f32> {
+    return vec4(b_at(bi, kk, j), b_at(bi, kk, j + 1u), b_at(bi, kk, j + 2u), b_at(bi, kk, j + 3u));
+}
+
+fn b4_or_0(at: u32, inside: bool) -> vec4<f32> {
+    if (inside) { return b4[at]; }
+    return vec4(0.0);
+}
+
+// Workgroup (k-quads 8w .. 8w + 8, row block, batch); invocation (x, y): rows 4x .. 4x + 4 of
+// the block at k-quad 8w + y.
+@compute @workgroup_size(PACK_ROWS / 4u, 8)
+fn pack_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let q = wid.x * 8u + local.y;
+    if (q >= p.k_pad / 4u) { return; }
+    let bi = wid.z;
+    let row = wid.y * PACK_ROWS + local.x * 4u;
+    let rows = a_block(bi, row, 4u * q);
+    let e = ap_batch(bi) + ap_index(row, q);
+    packed[e] = rows[0];
+    packed[e + 1u] = rows[1];
+    packed[e + 2u] = rows[2];
+    packed[e + 3u] = rows[3];
+}
+
+// Workgroup (k-quads 8w .. 8w + 8, panel, batch); invocation (x, y): column quad x of the
+// panel at k-quad 8w + y.
+@compute @workgroup_size(PANEL_QUADS, 8)
+fn pack_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let q = wid.x * 8u + local.y;
+    if (q >= p.k_pad / 4u) { return; }
+    let bi = wid.z;
+    let quad = wid.y * PANEL_QUADS + local.x;
+    let ks = b_block(bi, 4u * q, 4u * quad);
+    let e = bp_batch(bi) + bp_index(4u * q, quad);
+    packed[e] = ks[0];
+    packed[e + PANEL_QUADS] = ks[1];
+    packed[e + 2u * PANEL_QUADS] = ks[2];
+    packed[e + 3u * PANEL_QUADS] = ks[3];
 }
 
 // Where one batch of packed A / packed B starts (shared operands have one batch).
@@ -240,104 +316,159 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 }
 
 // Row block (CPU style, for lavapipe, where every storage or workgroup-memory load becomes a
-// per-lane scalar loop and barriers are expensive): no workgroup memory, no barriers. A 1-D
-// workgroup of RB_WG invocations shares one block of 16 rows of A (picked by the workgroup
-// id alone, so it stays in cache); each invocation owns one column quad and accumulates
-// 16 rows x 4 columns in vec4 registers, so each k-quad costs 4 loads of B and 16 of A for
-// 256 FMAs. Needs m_pad a multiple of 16 and n_pad of 32. Consecutive workgroups walk down
-// the row blocks of one column panel, so that panel of B stays in cache.
+// per-lane scalar loop, barriers are expensive, and FMAs are cheap): no workgroup memory, no
+// barriers, as many FMAs per load as the registers allow. A 1-D workgroup of RB_WG
+// invocations shares one block of 32 rows of A (picked by the workgroup id alone, so it stays
+// in cache); each invocation owns two column quads (quad0 and quad0 + RB_WG) and accumulates
+// 32 rows x 8 columns in vec4 registers: per k-quad 8 loads of B and 32 of A (4 with
+// subgroups) feed 1024 FMAs. Consecutive workgroups walk down the row blocks of one column
+// group, so that group's panels of B stay in cache. Needs m_pad a multiple of 32, n_pad of 32.
+//
+// The 32x8 accumulators live in named struct fields rather than arrays: the driver keeps
+// dynamically indexed arrays in memory, and only small loops get unrolled.
+
+// 8 rows of 4 values: A[r, 4q .. 4q + 4] (4 k of each row) or C[r, 4j .. 4j + 4].
+struct Rows8 {
+    r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>,
+    r4: vec4<f32>, r5: vec4<f32>, r6: vec4<f32>, r7: vec4<f32>,
+}
+
+// B[4q + x, 4j .. 4j + 4] for x = 0..3: one k-quad of one column quad.
+struct Quad4 {
+    k0: vec4<f32>, k1: vec4<f32>, k2: vec4<f32>, k3: vec4<f32>,
+}
+
+const RB_ROWS: u32 = 32u;
+
 struct RowTile {
     bi: u32,
     row0: u32,
-    // This invocation's column quad, and the one it reads (clamped inside the padding, so
-    // that no invocation leaves the loop early: the subgroup kernel needs all lanes).
-    quad: u32,
+    // The first of this invocation's column quads.
+    quad0: u32,
+    // Packed-A index of (row0, k-quad 0); packed-B indices of k = 0 of both column quads,
+    // clamped inside the padding so that every invocation runs the whole loop (the subgroup
+    // kernel needs all lanes).
     a0: u32,
     b0: u32,
+    b1: u32,
 }
 
-// Workgroups: [batch][column groups of RB_WG quads][row blocks].
+// Workgroups: [batch][column groups of 2 * RB_WG quads][row blocks].
 fn row_groups() -> u32 {
-    return (p.n_pad / 4u + RB_WG - 1u) / RB_WG;
+    return (p.n_pad / 4u + 2u * RB_WG - 1u) / (2u * RB_WG);
 }
 
-fn row_tile(t: u32, lid: u32) -> RowTile {
-    let blocks = p.m_pad / PACK_ROWS;
-    let quads = p.n_pad / 4u;
-    let groups = row_groups();
-    let bi = t / (blocks * groups);
-    let block = t % blocks;
-    let quad = (t / blocks) % groups * RB_WG + lid;
-    let row0 = block * PACK_ROWS;
-    let b0 = bp_batch(bi) + bp_index(0u, min(quad, quads - 1u));
-    return RowTile(bi, row0, quad, ap_batch(bi) + ap_index(row0, 0u), b0);
+fn row_workgroups() -> u32 {
+    return p.batch * (p.m_pad / RB_ROWS) * row_groups();
 }
 
-// The four vec4 of B at k-quad q: B[4q + x, this invocation's 4 columns].
-fn row_b(t: RowTile, q: u32) -> array<vec4<f32>, 4> {
-    let at = t.b0 + 4u * q * PANEL_QUADS;
-    return array(bp[at], bp[at + PANEL_QUADS], bp[at + 2u * PANEL_QUADS], bp[at + 3u * PANEL_QUADS]);
+fn row_tile(wg: u32, lid: u32) -> RowTile {
+    let blocks = p.m_pad / RB_ROWS;
+    let bi = wg / (blocks * row_groups());
+    let row0 = wg % blocks * RB_ROWS;
+    let quad0 = (wg / blocks) % row_groups() * 2u * RB_WG + lid;
+    let last = p.n_pad / 4u - 1u;
+    let b = bp_batch(bi);
+    return RowTile(bi, row0, quad0, ap_batch(bi) + ap_index(row0, 0u),
+                   b + bp_index(0u, min(quad0, last)), b + bp_index(0u, min(quad0 + RB_WG, last)));
 }
 
-// One row of the block over one k-quad: acc += A[row, 4q .. 4q + 4] @ B[4q .. 4q + 4, quad].
-fn row_fma(acc: vec4<f32>, a4: vec4<f32>, b4: array<vec4<f32>, 4>) -> vec4<f32> {
-    return fma(vec4(a4.w), b4[3], fma(vec4(a4.z), b4[2], fma(vec4(a4.y), b4[1], fma(vec4(a4.x), b4[0], acc))));
+// One k-quad of the column quad whose k = 0 is at packed-B index `b0`.
+fn quad4(b0: u32, q: u32) -> Quad4 {
+    let at = b0 + 4u * q * PANEL_QUADS;
+    return Quad4(bp[at], bp[at + PANEL_QUADS], bp[at + 2u * PANEL_QUADS], bp[at + 3u * PANEL_QUADS]);
 }
 
-fn row_store(t: RowTile, acc: array<vec4<f32>, 16>) {
-    for (var r = 0u; r < PACK_ROWS; r++) {
-        store4(t.bi, t.row0 + r, t.quad, acc[r]);
+// acc += a4 (4 k of one row of A) @ b (4 k x 4 columns of B).
+fn row_fma(acc: vec4<f32>, a4: vec4<f32>, b: Quad4) -> vec4<f32> {
+    return fma(vec4(a4.w), b.k3, fma(vec4(a4.z), b.k2, fma(vec4(a4.y), b.k1, fma(vec4(a4.x), b.k0, acc))));
+}
+
+fn rows8_fma(acc: Rows8, a: Rows8, b: Quad4) -> Rows8 {
+    return Rows8(row_fma(acc.r0, a.r0, b), row_fma(acc.r1, a.r1, b), row_fma(acc.r2, a.r2, b),
+                 row_fma(acc.r3, a.r3, b), row_fma(acc.r4, a.r4, b), row_fma(acc.r5, a.r5, b),
+                 row_fma(acc.r6, a.r6, b), row_fma(acc.r7, a.r7, b));
+}
+
+fn rows8_store(t: RowTile, r0: u32, quad: u32, acc: Rows8) {
+    let i = t.row0 + r0;
+    store4(t.bi, i, quad, acc.r0);
+    store4(t.bi, i + 1u, quad, acc.r1);
+    store4(t.bi, i + 2u, quad, acc.r2);
+    store4(t.bi, i + 3u, quad, acc.r3);
+    store4(t.bi, i + 4u, quad, acc.r4);
+    store4(t.bi, i + 5u, quad, acc.r5);
+    store4(t.bi, i + 6u, quad, acc.r6);
+    store4(t.bi, i + 7u, quad, acc.r7);
+}
+
+// The row-block kernels without their entry points: the 32 rows of A for one k-quad come
+// from `a_rows` (lane x of a subgroup passes its `lane`), defined by the section below that
+// the kernel is compiled with.
+fn rowblock_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) {
+    let wg = wid.x + wid.y * nwg.x;
+    if (wg >= row_workgroups()) { return; }
+    let t = row_tile(wg, lid);
+    // Row group g (rows 8g .. 8g + 8) x column quad c.
+    var g0c0: Rows8; var g0c1: Rows8; var g1c0: Rows8; var g1c1: Rows8;
+    var g2c0: Rows8; var g2c1: Rows8; var g3c0: Rows8; var g3c1: Rows8;
+    for (var q = 0u; q < p.k_pad / 4u; q++) {
+        let b0 = quad4(t.b0, q);
+        let b1 = quad4(t.b1, q);
+        let at = t.a0 + q * RB_ROWS;
+        let a0 = a_rows(at, lane);
+        g0c0 = rows8_fma(g0c0, a0, b0);
+        g0c1 = rows8_fma(g0c1, a0, b1);
+        let a1 = a_rows(at + 8u, lane);
+        g1c0 = rows8_fma(g1c0, a1, b0);
+        g1c1 = rows8_fma(g1c1, a1, b1);
+        let a2 = a_rows(at + 16u, lane);
+        g2c0 = rows8_fma(g2c0, a2, b0);
+        g2c1 = rows8_fma(g2c1, a2, b1);
+        let a3 = a_rows(at + 24u, lane);
+        g3c0 = rows8_fma(g3c0, a3, b0);
+        g3c1 = rows8_fma(g3c1, a3, b1);
     }
+    let c1 = t.quad0 + RB_WG;
+    rows8_store(t, 0u, t.quad0, g0c0);
+    rows8_store(t, 0u, c1, g0c1);
+    rows8_store(t, 8u, t.quad0, g1c0);
+    rows8_store(t, 8u, c1, g1c1);
+    rows8_store(t, 16u, t.quad0, g2c0);
+    rows8_store(t, 16u, c1, g2c1);
+    rows8_store(t, 24u, t.quad0, g3c0);
+    rows8_store(t, 24u, c1, g3c1);
+}
+
+// PORTABLE ROW FETCH (every lane loads the 8 rows itself)
+
+fn a_rows(at: u32, lane: u32) -> Rows8 {
+    return Rows8(ap[at], ap[at + 1u], ap[at + 2u], ap[at + 3u], ap[at + 4u], ap[at + 5u], ap[at + 6u], ap[at + 7u]);
 }
 
 @compute @workgroup_size(RB_WG)
 fn rowblock(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    // The grid may hold a few workgroups too many; they leave as a whole (uniformly).
-    let wg = wid.x + wid.y * nwg.x;
-    if (wg >= p.batch * (p.m_pad / PACK_ROWS) * row_groups()) { return; }
-    let t = row_tile(wg, lid);
-    var acc: array<vec4<f32>, 16>;
-    for (var q = 0u; q < p.k_pad / 4u; q++) {
-        let b4 = row_b(t, q);
-        for (var r = 0u; r < PACK_ROWS; r++) {
-            acc[r] = row_fma(acc[r], ap[t.a0 + q * PACK_ROWS + r], b4);
-        }
-    }
-    row_store(t, acc);
+    rowblock_main(wid, nwg, lid, 0u);
 }
 
-// SUBGROUP KERNELS (need Features::SUBGROUP; compiled only where the adapter has it)
+// SUBGROUP KERNELS (need Features::SUBGROUP; compiled without the section above, and only
+// where the adapter has subgroups)
 
-// The vec4 `v` of each of the first 8 lanes of the subgroup.
-fn broadcast8(v: vec4<f32>) -> array<vec4<f32>, 8> {
-    return array(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+// Row block with A shared through the subgroup: every lane of a subgroup needs the same 32
+// vec4 of A per k-quad, so lane x loads rows x, x + 8, x + 16, x + 24 and each group of 8 is
+// broadcast: 4 loads of A per lane instead of 32. Needs subgroups of at least 8 lanes
+// (checked by the Rust side); wider subgroups just repeat the first 8 lanes' loads.
+fn a_rows(at: u32, lane: u32) -> Rows8 {
+    let v = ap[at + lane % 8u];
+    return Rows8(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
                  subgroupBroadcast(v, 3u), subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
                  subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
-// Row block with A shared through the subgroup: every lane of a subgroup needs the same 16
-// vec4 of A per k-quad, so lane x loads rows x and x + 8 and broadcasts them: 2 loads of A
-// per lane instead of 16. Needs subgroups of at least 8 lanes (checked by the Rust side);
-// wider subgroups just repeat the first 8 lanes' loads.
 @compute @workgroup_size(RB_WG)
 fn rowblock_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32,
                      @builtin(subgroup_invocation_id) lane: u32) {
-    // The grid may hold a few workgroups too many; they leave as a whole (uniformly).
-    let wg = wid.x + wid.y * nwg.x;
-    if (wg >= p.batch * (p.m_pad / PACK_ROWS) * row_groups()) { return; }
-    let t = row_tile(wg, lid);
-    var acc: array<vec4<f32>, 16>;
-    for (var q = 0u; q < p.k_pad / 4u; q++) {
-        let b4 = row_b(t, q);
-        let at = t.a0 + q * PACK_ROWS + lane % 8u;
-        let lo = broadcast8(ap[at]);
-        let hi = broadcast8(ap[at + 8u]);
-        for (var r = 0u; r < 8u; r++) {
-            acc[r] = row_fma(acc[r], lo[r], b4);
-            acc[r + 8u] = row_fma(acc[r + 8u], hi[r], b4);
-        }
-    }
-    row_store(t, acc);
+    rowblock_main(wid, nwg, lid, lane);
 }

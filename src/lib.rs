@@ -8,11 +8,10 @@
 pub mod config;
 pub mod data;
 pub mod decode;
-pub mod models;
-pub mod nn;
-pub mod train;
 pub mod error;
 pub mod gpu;
+pub mod models;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod reference;
@@ -20,6 +19,7 @@ pub mod rng;
 pub mod serialize;
 pub mod tape;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Counters, Gpu};

@@ -1,12 +1,19 @@
-//! Optimizers. `AdamW` keeps its moment buffers on the GPU next to the parameters and updates
-//! each parameter with one fused kernel (`ops::adamw_update`), so a step reads nothing back.
+//! Optimizers. The state (Adam moments, SGD momentum) lives on the GPU next to the parameters
+//! and each parameter is updated by one fused kernel (`ops::adamw_update`, `ops::sgd_update`),
+//! so a step reads nothing back. AdamW is the default; Adam (coupled L2 decay, via
+//! `AdamWParams::coupled_weight_decay`) and SGD with momentum share the bookkeeping.
 
 use crate::error::{Error, Result};
-use crate::ops::{adamw_update, AdamWParams};
+use crate::ops::{adamw_update, sgd_update, AdamWParams};
 use crate::tensor::{DType, Tensor};
 
-/// AdamW as `torch.optim.AdamW`: decoupled weight decay, bias-corrected moments.
-pub struct AdamW {
+/// AdamW as `torch.optim.AdamW` (decoupled weight decay, bias-corrected moments) unless
+/// built with `Optimizer::sgd`.
+pub type AdamW = Optimizer;
+
+pub struct Optimizer {
+    /// SGD: Some(momentum); m is then the momentum buffer and v is unused.
+    sgd_momentum: Option<f32>,
     params: Vec<Tensor>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
@@ -18,7 +25,7 @@ pub struct AdamW {
 
 impl AdamW {
     /// An optimizer over trainable f32 leaves (`Tensor::into_param`), moments starting at zero.
-    pub fn new(params: Vec<Tensor>, hyper: AdamWParams) -> Result<AdamW> {
+    pub fn new(params: Vec<Tensor>, hyper: AdamWParams) -> Result<Optimizer> {
         let mut m = Vec::with_capacity(params.len());
         let mut v = Vec::with_capacity(params.len());
         for p in &params {
@@ -32,13 +39,31 @@ impl AdamW {
             v.push(Tensor::zeros(p.gpu(), p.shape())?);
         }
         let steps = vec![0; params.len()];
-        Ok(AdamW {
+        Ok(Optimizer {
+            sgd_momentum: None,
             params,
             m,
             v,
             steps,
             hyper,
         })
+    }
+
+    /// SGD with momentum and coupled weight decay, as `torch.optim.SGD`.
+    pub fn sgd(
+        params: Vec<Tensor>,
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+    ) -> Result<Optimizer> {
+        let hyper = AdamWParams {
+            lr,
+            weight_decay,
+            ..Default::default()
+        };
+        let mut opt = Optimizer::new(params, hyper)?;
+        opt.sgd_momentum = Some(momentum);
+        Ok(opt)
     }
 
     pub fn params(&self) -> &[Tensor] {
@@ -64,15 +89,13 @@ impl AdamW {
     pub fn step_clipped(&mut self, clip: Option<&Tensor>) -> Result<()> {
         for (i, p) in self.params.iter().enumerate() {
             let Some(g) = p.grad() else { continue };
-            adamw_update(
-                p,
-                &g,
-                &self.m[i],
-                &self.v[i],
-                &self.hyper,
-                self.steps[i] + 1,
-                clip,
-            )?;
+            let h = &self.hyper;
+            match self.sgd_momentum {
+                Some(momentum) => {
+                    sgd_update(p, &g, &self.m[i], h.lr, momentum, h.weight_decay, clip)?
+                }
+                None => adamw_update(p, &g, &self.m[i], &self.v[i], h, self.steps[i] + 1, clip)?,
+            }
             self.steps[i] += 1;
         }
         Ok(())
@@ -97,13 +120,25 @@ impl AdamW {
     /// Restore what `state` and `steps` saved.
     pub fn restore(&mut self, file: &std::path::Path, bytes: &[u8], steps: &[u32]) -> Result<()> {
         if steps.len() != self.params.len() {
-            return Err(Error::format(file, format!("optimizer state has {} step counts for {} parameters", steps.len(), self.params.len())));
+            return Err(Error::format(
+                file,
+                format!(
+                    "optimizer state has {} step counts for {} parameters",
+                    steps.len(),
+                    self.params.len()
+                ),
+            ));
         }
         let saved = crate::serialize::tensors_from_bytes(file, bytes)?;
         for (name, t) in self.state() {
-            let (shape, data) = saved.get(&name).ok_or_else(|| Error::format(file, format!("is missing optimizer tensor {name:?}")))?;
+            let (shape, data) = saved.get(&name).ok_or_else(|| {
+                Error::format(file, format!("is missing optimizer tensor {name:?}"))
+            })?;
             if shape != t.shape() {
-                return Err(Error::format(file, format!("{name:?} has shape {shape:?}, expected {:?}", t.shape())));
+                return Err(Error::format(
+                    file,
+                    format!("{name:?} has shape {shape:?}, expected {:?}", t.shape()),
+                ));
             }
             t.copy_from_slice(data)?;
         }

@@ -22,7 +22,9 @@ impl SplitMix64 {
 
 pub fn uniform_vec(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
     let mut r = SplitMix64::new(seed);
-    (0..n).map(|_| lo + (hi - lo) * r.next_f64() as f32).collect()
+    (0..n)
+        .map(|_| lo + (hi - lo) * r.next_f64() as f32)
+        .collect()
 }
 
 pub fn normal_vec(n: usize, std: f32, seed: u64) -> Vec<f32> {

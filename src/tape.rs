@@ -70,14 +70,13 @@ fn topological_order(root: &Tensor) -> Vec<Tensor> {
         if !seen.insert(t.id()) {
             continue;
         }
-        let inputs: Vec<Tensor> = t
-            .0
-            .grad_fn
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|f| f.inputs.clone())
-            .unwrap_or_default();
+        let inputs: Vec<Tensor> =
+            t.0.grad_fn
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|f| f.inputs.clone())
+                .unwrap_or_default();
         stack.push((t, true));
         for i in inputs {
             if !seen.contains(&i.id()) {

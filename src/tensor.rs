@@ -54,14 +54,21 @@ impl Tensor {
     /// A new f32 tensor that ops write into.
     pub(crate) fn empty(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
         let storage = gpu.alloc(numel(shape))?;
-        Ok(Tensor::from_storage(Arc::new(storage), shape.to_vec(), DType::F32))
+        Ok(Tensor::from_storage(
+            Arc::new(storage),
+            shape.to_vec(),
+            DType::F32,
+        ))
     }
 
     fn check_len(what: &'static str, len: usize, shape: &[usize]) -> Result<()> {
         if len != numel(shape) {
             return Err(Error::shape(
                 what,
-                format!("{len} values do not fill shape {shape:?} ({} values)", numel(shape)),
+                format!(
+                    "{len} values do not fill shape {shape:?} ({} values)",
+                    numel(shape)
+                ),
             ));
         }
         Ok(())
@@ -70,14 +77,22 @@ impl Tensor {
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         Self::check_len("Tensor::from_slice", data.len(), shape)?;
         let storage = gpu.upload(data)?;
-        Ok(Tensor::from_storage(Arc::new(storage), shape.to_vec(), DType::F32))
+        Ok(Tensor::from_storage(
+            Arc::new(storage),
+            shape.to_vec(),
+            DType::F32,
+        ))
     }
 
     /// Token ids, targets, lengths.
     pub fn from_u32(gpu: &Gpu, data: &[u32], shape: &[usize]) -> Result<Tensor> {
         Self::check_len("Tensor::from_u32", data.len(), shape)?;
         let storage = gpu.upload(data)?;
-        Ok(Tensor::from_storage(Arc::new(storage), shape.to_vec(), DType::U32))
+        Ok(Tensor::from_storage(
+            Arc::new(storage),
+            shape.to_vec(),
+            DType::U32,
+        ))
     }
 
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
@@ -157,7 +172,10 @@ impl Tensor {
     /// Copy to the CPU (flushes pending GPU work).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         if self.0.dtype != DType::F32 {
-            return Err(Error::shape("Tensor::to_vec", "tensor holds u32; use to_vec_u32"));
+            return Err(Error::shape(
+                "Tensor::to_vec",
+                "tensor holds u32; use to_vec_u32",
+            ));
         }
         self.gpu().read(&self.0.storage)
     }
@@ -169,7 +187,10 @@ impl Tensor {
     /// Overwrite the values in place (loading a checkpoint). Lengths must match.
     pub fn copy_from_slice(&self, data: &[f32]) -> Result<()> {
         if data.len() != self.numel() || self.dtype() != DType::F32 {
-            return Err(Error::shape("copy_from_slice", format!("{} values into {self:?}", data.len())));
+            return Err(Error::shape(
+                "copy_from_slice",
+                format!("{} values into {self:?}", data.len()),
+            ));
         }
         self.gpu().write(&self.0.storage, data)
     }
@@ -177,7 +198,10 @@ impl Tensor {
     /// The single value of a one-element tensor (a loss).
     pub fn to_scalar(&self) -> Result<f32> {
         if self.numel() != 1 {
-            return Err(Error::shape("Tensor::to_scalar", format!("shape {:?} is not one value", self.shape())));
+            return Err(Error::shape(
+                "Tensor::to_scalar",
+                format!("shape {:?} is not one value", self.shape()),
+            ));
         }
         Ok(self.to_vec()?[0])
     }
@@ -188,21 +212,33 @@ impl Tensor {
         let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
         let holes = shape.iter().filter(|&&d| d == usize::MAX).count();
         let mut shape = shape.to_vec();
-        if holes == 1 && known > 0 && self.numel() % known == 0 {
+        if holes == 1 && known > 0 && self.numel().is_multiple_of(known) {
             let fill = self.numel() / known;
-            shape.iter_mut().filter(|d| **d == usize::MAX).for_each(|d| *d = fill);
+            shape
+                .iter_mut()
+                .filter(|d| **d == usize::MAX)
+                .for_each(|d| *d = fill);
         }
         if holes > 1 || numel(&shape) != self.numel() {
-            return Err(Error::shape("reshape", format!("{:?} cannot become {:?}", self.shape(), shape)));
+            return Err(Error::shape(
+                "reshape",
+                format!("{:?} cannot become {:?}", self.shape(), shape),
+            ));
         }
         let out = Tensor::from_storage(self.0.storage.clone(), shape, self.0.dtype);
         let in_shape = self.shape().to_vec();
-        Ok(crate::tape::record(out, &[self], move |g| Ok(vec![Some(g.reshape(&in_shape)?)])))
+        Ok(crate::tape::record(out, &[self], move |g| {
+            Ok(vec![Some(g.reshape(&in_shape)?)])
+        }))
     }
 
     /// The gradient accumulated into this leaf by `backward`.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn zero_grad(&self) {
@@ -222,7 +258,11 @@ impl Node {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor#{}{:?}{:?}", self.0.id, self.0.shape, self.0.dtype)?;
+        write!(
+            f,
+            "Tensor#{}{:?}{:?}",
+            self.0.id, self.0.shape, self.0.dtype
+        )?;
         if let Some(n) = &self.0.name {
             write!(f, " {n:?}")?;
         }

@@ -75,7 +75,10 @@ fn adamw_update_rejects_mismatched_lengths_aliasing_and_step_zero() {
         ops::adamw_update(&p, &g, &m, &short, &h, 1, None).is_err(),
         "v too short"
     );
-    assert!(ops::adamw_update(&p, &g, &m, &v, &h, 0, None).is_err(), "step 0");
+    assert!(
+        ops::adamw_update(&p, &g, &m, &v, &h, 0, None).is_err(),
+        "step 0"
+    );
     let err = ops::adamw_update(&p, &g, &m, &m, &h, 1, None).unwrap_err();
     assert!(err.to_string().contains("distinct"), "{err}");
     let ids = Tensor::from_u32(&gpu(), &[1, 2, 3, 4], &[4]).unwrap();
@@ -156,12 +159,29 @@ fn optimizer_rejects_tensors_that_are_not_trainable() {
 #[test]
 fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
     let (a, b) = (values(1000, 21), values(7, 22));
-    let norm = a.iter().chain(&b).map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let norm = a
+        .iter()
+        .chain(&b)
+        .map(|x| (*x as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let (ta, tb) = (tensor(&a, &[1000]), tensor(&b, &[7]));
     for max_norm in [0.0f32, 1.0, 1e6] {
-        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm).unwrap().to_vec().unwrap();
-        let coef = if max_norm <= 0.0 { 1.0 } else { (max_norm as f64 / (norm + 1e-6)).min(1.0) };
-        assert_close(&format!("norm, coefficient at max_norm {max_norm}"), &out, &[norm, coef], 1e-5);
+        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let coef = if max_norm <= 0.0 {
+            1.0
+        } else {
+            (max_norm as f64 / (norm + 1e-6)).min(1.0)
+        };
+        assert_close(
+            &format!("norm, coefficient at max_norm {max_norm}"),
+            &out,
+            &[norm, coef],
+            1e-5,
+        );
     }
     assert!(ops::grad_norm_and_clip(&[], 1.0).is_err());
 }
@@ -170,17 +190,87 @@ fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
 fn clipped_adamw_step_equals_the_reference_step_on_the_scaled_gradient() {
     let n = 33;
     let (pv, gv) = (values(n, 23), values(n, 24));
-    let h = ops::AdamWParams { lr: 0.01, weight_decay: 0.1, ..Default::default() };
+    let h = ops::AdamWParams {
+        lr: 0.01,
+        weight_decay: 0.1,
+        ..Default::default()
+    };
     let g = tensor(&gv, &[n]);
     let clip = ops::grad_norm_and_clip(&[&g], 0.5).unwrap();
     let coef = clip.to_vec().unwrap()[1] as f64;
     assert!(coef < 1.0, "the test gradient must actually be clipped");
-    let (p, m, v) = (tensor(&pv, &[n]), tensor(&vec![0.0; n], &[n]), tensor(&vec![0.0; n], &[n]));
+    let (p, m, v) = (
+        tensor(&pv, &[n]),
+        tensor(&vec![0.0; n], &[n]),
+        tensor(&vec![0.0; n], &[n]),
+    );
     ops::adamw_update(&p, &g, &m, &v, &h, 1, Some(&clip)).unwrap();
     let mut rp = f64s(&pv);
     let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
     let scaled: Vec<f64> = gv.iter().map(|&x| x as f64 * coef).collect();
-    let rh = wgformer::reference::adamw::AdamW { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+    let rh = wgformer::reference::adamw::AdamW {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    };
     wgformer::reference::adamw::adamw_step(&mut rp, &scaled, &mut rm, &mut rv, 1, &rh);
     assert_close("clipped param", &p.to_vec().unwrap(), &rp, 1e-5);
+}
+
+#[test]
+fn sgd_with_momentum_and_weight_decay_matches_torch_semantics_over_three_steps() {
+    let n = 7;
+    let (pv, gv) = (values(n, 31), values(n, 32));
+    let (lr, mu, wd) = (0.1f32, 0.9f32, 0.01f32);
+    let (p, buf) = (tensor(&pv, &[n]), tensor(&vec![0.0; n], &[n]));
+    let g = tensor(&gv, &[n]);
+    let (mut rp, mut rb) = (f64s(&pv), vec![0.0f64; n]);
+    for _ in 0..3 {
+        ops::sgd_update(&p, &g, &buf, lr, mu, wd, None).unwrap();
+        for i in 0..n {
+            let gi = gv[i] as f64 + wd as f64 * rp[i];
+            rb[i] = mu as f64 * rb[i] + gi;
+            rp[i] -= lr as f64 * rb[i];
+        }
+    }
+    assert_close("sgd param", &p.to_vec().unwrap(), &rp, 1e-5);
+    assert_close("sgd momentum", &buf.to_vec().unwrap(), &rb, 1e-5);
+}
+
+#[test]
+fn adam_with_coupled_weight_decay_equals_adamw_without_decay_on_the_l2_gradient() {
+    let n = 33;
+    let (pv, gv) = (values(n, 33), values(n, 34));
+    let wd = 0.1f32;
+    let adam = AdamWParams {
+        lr: 0.01,
+        weight_decay: wd,
+        coupled_weight_decay: true,
+        ..Default::default()
+    };
+    let (p, m, v) = (
+        tensor(&pv, &[n]),
+        tensor(&vec![0.0; n], &[n]),
+        tensor(&vec![0.0; n], &[n]),
+    );
+    ops::adamw_update(&p, &tensor(&gv, &[n]), &m, &v, &adam, 1, None).unwrap();
+    // torch.optim.Adam: g += wd * p, then a plain Adam step.
+    let g_l2: Vec<f64> = gv
+        .iter()
+        .zip(&pv)
+        .map(|(g, p)| *g as f64 + wd as f64 * *p as f64)
+        .collect();
+    let mut rp = f64s(&pv);
+    let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
+    let h = RefAdamW {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    adamw_step(&mut rp, &g_l2, &mut rm, &mut rv, 1, &h);
+    assert_close("adam param", &p.to_vec().unwrap(), &rp, 1e-5);
 }

@@ -29,12 +29,33 @@ fn forward_gives_logits_for_every_position_and_parameters_have_pytorch_names() {
     let logits = model.forward(&ids, None, &Ctx::eval()).unwrap();
     assert_eq!(logits.shape(), &[2, 3, 19]);
     assert!(logits.to_vec().unwrap().iter().all(|v| v.is_finite()));
-    let names: Vec<String> = model.params().iter().map(|p| p.name().unwrap().to_string()).collect();
-    for want in ["token_embedding.weight", "layers.0.self_attn.q_proj.weight", "layers.1.ffn.linear2.bias", "norm.weight", "lm_head.weight"] {
-        assert!(names.iter().any(|n| n == want), "missing {want} in {names:?}");
+    let names: Vec<String> = model
+        .params()
+        .iter()
+        .map(|p| p.name().unwrap().to_string())
+        .collect();
+    for want in [
+        "token_embedding.weight",
+        "layers.0.self_attn.q_proj.weight",
+        "layers.1.ffn.linear2.bias",
+        "norm.weight",
+        "lm_head.weight",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing {want} in {names:?}"
+        );
     }
-    let q = model.params().into_iter().find(|p| p.name() == Some("layers.0.ffn.linear1.weight")).unwrap();
-    assert_eq!(q.shape(), &[48, 32], "Linear weights are [out, in] as in PyTorch");
+    let q = model
+        .params()
+        .into_iter()
+        .find(|p| p.name() == Some("layers.0.ffn.linear1.weight"))
+        .unwrap();
+    assert_eq!(
+        q.shape(),
+        &[48, 32],
+        "Linear weights are [out, in] as in PyTorch"
+    );
 }
 
 #[test]
@@ -42,10 +63,26 @@ fn causal_logits_do_not_depend_on_later_tokens() {
     let model = tiny(true, 2);
     let a = Tensor::from_u32(&gpu(), &[3, 4, 5, 6], &[1, 4]).unwrap();
     let b = Tensor::from_u32(&gpu(), &[3, 4, 9, 1], &[1, 4]).unwrap();
-    let la = model.forward(&a, None, &Ctx::eval()).unwrap().to_vec().unwrap();
-    let lb = model.forward(&b, None, &Ctx::eval()).unwrap().to_vec().unwrap();
-    assert_close("first two positions", &la[..2 * 19], &f64s(&lb[..2 * 19]), 1e-5);
-    assert!(la[2 * 19..].iter().zip(&lb[2 * 19..]).any(|(x, y)| (x - y).abs() > 1e-4));
+    let la = model
+        .forward(&a, None, &Ctx::eval())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let lb = model
+        .forward(&b, None, &Ctx::eval())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_close(
+        "first two positions",
+        &la[..2 * 19],
+        &f64s(&lb[..2 * 19]),
+        1e-5,
+    );
+    assert!(la[2 * 19..]
+        .iter()
+        .zip(&lb[2 * 19..])
+        .any(|(x, y)| (x - y).abs() > 1e-4));
 }
 
 #[test]
@@ -63,12 +100,26 @@ fn beam_search_with_width_one_equals_greedy_and_wider_beams_score_no_worse() {
     let model = tiny(true, 4);
     let prompt = [2u32, 5];
     let g = greedy(&CausalLmDecoder(&model), &prompt, 6, None).unwrap();
-    let cfg = BeamConfig { beam_width: 1, max_new_tokens: 6, length_penalty: 0.0, eos: None };
-    assert_eq!(beam_search(&CausalLmDecoder(&model), &prompt, &cfg).unwrap(), g);
-    let wide = BeamConfig { beam_width: 4, ..cfg.clone() };
+    let cfg = BeamConfig {
+        beam_width: 1,
+        max_new_tokens: 6,
+        length_penalty: 0.0,
+        eos: None,
+    };
+    assert_eq!(
+        beam_search(&CausalLmDecoder(&model), &prompt, &cfg).unwrap(),
+        g
+    );
+    let wide = BeamConfig {
+        beam_width: 4,
+        ..cfg.clone()
+    };
     let cached = beam_search(&CausalLmDecoder(&model), &prompt, &wide).unwrap();
     let recomputed = beam_search(&Recompute(&model), &prompt, &wide).unwrap();
-    assert_eq!(cached, recomputed, "reordering the KV cache must match re-running the beams");
+    assert_eq!(
+        cached, recomputed,
+        "reordering the KV cache must match re-running the beams"
+    );
 }
 
 #[test]
@@ -77,7 +128,10 @@ fn checkpoint_round_trips_bit_exactly_and_refuses_mismatched_models() {
     let _ = std::fs::remove_dir_all(&dir);
     let model = tiny(false, 5);
     let params = model.params();
-    let named: Vec<(String, &Tensor)> = params.iter().map(|p| (p.name().unwrap().to_string(), p)).collect();
+    let named: Vec<(String, &Tensor)> = params
+        .iter()
+        .map(|p| (p.name().unwrap().to_string(), p))
+        .collect();
     let bytes = checkpoint::tensors_to_bytes(&named).unwrap();
     let saved = checkpoint::save(&dir, "step-1", &[(checkpoint::PARAMS_FILE, bytes)]).unwrap();
     assert_eq!(checkpoint::latest(&dir).unwrap().unwrap(), saved);
@@ -88,18 +142,30 @@ fn checkpoint_round_trips_bit_exactly_and_refuses_mismatched_models() {
     checkpoint::load_params(&file, &raw, &other.params()).unwrap();
     for (a, b) in model.params().iter().zip(other.params()) {
         let (va, vb) = (a.to_vec().unwrap(), b.to_vec().unwrap());
-        assert!(va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()), "{:?} differs", a.name());
+        assert!(
+            va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{:?} differs",
+            a.name()
+        );
     }
 
     let tied = tiny(true, 7); // no lm_head: the file has a tensor this model lacks
-    let err = checkpoint::load_params(&file, &raw, &tied.params()).unwrap_err().to_string();
+    let err = checkpoint::load_params(&file, &raw, &tied.params())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("lm_head.weight"), "{err}");
-    let mut wider = DecoderOnlyConfig { ..tiny(false, 1).config };
+    let mut wider = DecoderOnlyConfig {
+        ..tiny(false, 1).config
+    };
     wider.d_ff = 64;
     let wider = DecoderOnlyTransformer::new(&gpu(), wider, 1).unwrap();
-    let err = checkpoint::load_params(&file, &raw, &wider.params()).unwrap_err().to_string();
+    let err = checkpoint::load_params(&file, &raw, &wider.params())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shape"), "{err}");
-    let err = checkpoint::load_params(&file, b"not a safetensors file", &model.params()).unwrap_err().to_string();
+    let err = checkpoint::load_params(&file, b"not a safetensors file", &model.params())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("safetensors"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

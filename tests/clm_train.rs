@@ -24,7 +24,15 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
         max_seq_len: 16,
     };
     let model = DecoderOnlyTransformer::new(&gpu(), config, 3).unwrap();
-    let optimizer = AdamW::new(model.params(), AdamWParams { lr: 1e-2, weight_decay: 0.0, ..Default::default() }).unwrap();
+    let optimizer = AdamW::new(
+        model.params(),
+        AdamWParams {
+            lr: 1e-2,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut trainer = LmTrainer {
         model,
         optimizer,
@@ -39,23 +47,40 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
     let row1: Vec<u32> = (0..13).map(|i| 4 + (i * 5 % 9) as u32).collect();
     let mut row2: Vec<u32> = (0..13).map(|i| 4 + ((i * 2 + 1) % 9) as u32).collect();
     row2[10..].iter_mut().for_each(|t| *t = PAD);
-    let mut batch = Batch { inputs: vec![], targets: vec![], lens: vec![12, 9], batch_size: 2, seq_len: 12 };
+    let mut batch = Batch {
+        inputs: vec![],
+        targets: vec![],
+        lens: vec![12, 9],
+        batch_size: 2,
+        seq_len: 12,
+    };
     for row in [&row1, &row2] {
         batch.inputs.extend_from_slice(&row[..12]);
         batch.targets.extend_from_slice(&row[1..13]);
     }
-    let first = trainer.train_step(std::slice::from_ref(&batch)).unwrap().loss;
+    let first = trainer
+        .train_step(std::slice::from_ref(&batch))
+        .unwrap()
+        .loss;
     let mut last = first;
     for _ in 0..200 {
-        last = trainer.train_step(std::slice::from_ref(&batch)).unwrap().loss;
+        last = trainer
+            .train_step(std::slice::from_ref(&batch))
+            .unwrap()
+            .loss;
     }
     assert!(first > 2.0, "initial loss {first} should be near ln(13)");
-    assert!(last < 0.05, "loss after 200 steps on one batch: {last} (started at {first})");
+    assert!(
+        last < 0.05,
+        "loss after 200 steps on one batch: {last} (started at {first})"
+    );
 }
 
 fn tiny_run_config(dir: &std::path::Path) -> Config {
     let corpus = dir.join("corpus.txt");
-    let text: String = (0..60).map(|i| format!("line {i}: to be or not to be, that is the question.\n")).collect();
+    let text: String = (0..60)
+        .map(|i| format!("line {i}: to be or not to be, that is the question.\n"))
+        .collect();
     std::fs::write(&corpus, text).unwrap();
     let yaml = format!(
         "tokenizer: {{kind: char}}\n\
@@ -77,7 +102,11 @@ fn resume_after_an_interruption_reproduces_the_uninterrupted_losses() {
     let (a, b) = (base.join("a"), base.join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    let quiet = |stop_after, resume| RunOptions { resume, verbose: false, stop_after };
+    let quiet = |stop_after, resume| RunOptions {
+        resume,
+        verbose: false,
+        stop_after,
+    };
 
     let full = run(&tiny_run_config(&a), &quiet(None, false)).unwrap();
     assert_eq!(full.losses.len(), 12);
@@ -85,10 +114,18 @@ fn resume_after_an_interruption_reproduces_the_uninterrupted_losses() {
 
     let cfg = tiny_run_config(&b);
     let first = run(&cfg, &quiet(Some(4), false)).unwrap();
-    assert_eq!(first.losses, full.losses[..4], "same seed, same adapter: same first steps");
+    assert_eq!(
+        first.losses,
+        full.losses[..4],
+        "same seed, same adapter: same first steps"
+    );
     let rest = run(&cfg, &quiet(None, true)).unwrap();
     assert_eq!(rest.steps, 12);
-    assert_eq!(rest.losses, full.losses[4..], "resumed losses differ from the uninterrupted run");
+    assert_eq!(
+        rest.losses,
+        full.losses[4..],
+        "resumed losses differ from the uninterrupted run"
+    );
     assert!(b.join("run/checkpoints/best/model.safetensors").exists());
     assert!(b.join("run/curves.png").exists());
     let _ = std::fs::remove_dir_all(&base);

@@ -16,7 +16,12 @@ fn add_with_broadcast_bias_matches_reference_forward_and_backward() {
         let x = leaf(&xv, &[rows, cols]);
         let b = leaf(&bv, &[cols]);
         let y = ops::add(&x, &b).unwrap();
-        assert_close("add forward", &y.to_vec().unwrap(), &reference::add_broadcast(&f64s(&xv), &f64s(&bv)), 1e-6);
+        assert_close(
+            "add forward",
+            &y.to_vec().unwrap(),
+            &reference::add_broadcast(&f64s(&xv), &f64s(&bv)),
+            1e-6,
+        );
         y.backward_with(tensor(&wv, &[rows, cols])).unwrap();
         let (dx, db) = reference::add_broadcast_backward(&f64s(&wv), cols);
         assert_close("add dx", &grad_of(&x), &dx, 1e-6);
@@ -27,17 +32,33 @@ fn add_with_broadcast_bias_matches_reference_forward_and_backward() {
 #[test]
 fn mul_with_broadcast_matches_reference_and_finite_differences() {
     let (rows, cols) = (7, 33);
-    let (xv, yv, wv) = (values(rows * cols, 4), values(cols, 5), values(rows * cols, 6));
+    let (xv, yv, wv) = (
+        values(rows * cols, 4),
+        values(cols, 5),
+        values(rows * cols, 6),
+    );
     let x = leaf(&xv, &[rows, cols]);
     let y = leaf(&yv, &[cols]);
     let out = ops::mul(&x, &y).unwrap();
-    assert_close("mul forward", &out.to_vec().unwrap(), &reference::mul_broadcast(&f64s(&xv), &f64s(&yv)), 1e-6);
+    assert_close(
+        "mul forward",
+        &out.to_vec().unwrap(),
+        &reference::mul_broadcast(&f64s(&xv), &f64s(&yv)),
+        1e-6,
+    );
     out.backward_with(tensor(&wv, &[rows, cols])).unwrap();
     let (dx, dy) = reference::mul_broadcast_backward(&f64s(&xv), &f64s(&yv), &f64s(&wv));
     assert_close("mul dx", &grad_of(&x), &dx, 1e-5);
     assert_close("mul dy", &grad_of(&y), &dy, 1e-5);
     let yf = f64s(&yv);
-    assert_matches_finite_differences("mul dx vs fd", &grad_of(&x), &f64s(&xv), &f64s(&wv), |x| reference::mul_broadcast(x, &yf), 1e-4);
+    assert_matches_finite_differences(
+        "mul dx vs fd",
+        &grad_of(&x),
+        &f64s(&xv),
+        &f64s(&wv),
+        |x| reference::mul_broadcast(x, &yf),
+        1e-4,
+    );
 }
 
 /// Forward vs reference and backward vs reference + finite differences for a unary op.
@@ -52,12 +73,29 @@ fn check_unary(
         let wv = values(n, 8);
         let x = leaf(&xv, &[n]);
         let y = op(&x).unwrap();
-        assert_close(&format!("{name} forward n={n}"), &y.to_vec().unwrap(), &forward(&f64s(&xv)), 1e-5);
+        assert_close(
+            &format!("{name} forward n={n}"),
+            &y.to_vec().unwrap(),
+            &forward(&f64s(&xv)),
+            1e-5,
+        );
         y.backward_with(tensor(&wv, &[n])).unwrap();
         let g = grad_of(&x);
-        assert_close(&format!("{name} backward n={n}"), &g, &backward(&f64s(&xv), &f64s(&wv)), 1e-5);
+        assert_close(
+            &format!("{name} backward n={n}"),
+            &g,
+            &backward(&f64s(&xv), &f64s(&wv)),
+            1e-5,
+        );
         if n <= 257 {
-            assert_matches_finite_differences(&format!("{name} fd n={n}"), &g, &f64s(&xv), &f64s(&wv), &forward, 1e-3);
+            assert_matches_finite_differences(
+                &format!("{name} fd n={n}"),
+                &g,
+                &f64s(&xv),
+                &f64s(&wv),
+                &forward,
+                1e-3,
+            );
         }
     }
 }
@@ -74,7 +112,12 @@ fn relu_matches_reference_and_its_gradient() {
 
 #[test]
 fn scale_matches_reference_and_finite_differences() {
-    check_unary("scale", |x| ops::scale(x, -2.5), |x| reference::scale(x, -2.5), |_, d| reference::scale(d, -2.5));
+    check_unary(
+        "scale",
+        |x| ops::scale(x, -2.5),
+        |x| reference::scale(x, -2.5),
+        |_, d| reference::scale(d, -2.5),
+    );
 }
 
 #[test]
@@ -92,9 +135,19 @@ fn dropout_mask_is_bit_exact_with_the_reference_rng_and_backward_reuses_it() {
     let (xv, wv) = (values(n, 9), values(n, 10));
     let x = leaf(&xv, &[n]);
     let y = ops::dropout(&x, p, seed).unwrap();
-    assert_close("dropout forward", &y.to_vec().unwrap(), &reference::dropout(&f64s(&xv), p, seed), 1e-6);
+    assert_close(
+        "dropout forward",
+        &y.to_vec().unwrap(),
+        &reference::dropout(&f64s(&xv), p, seed),
+        1e-6,
+    );
     y.backward_with(tensor(&wv, &[n])).unwrap();
-    assert_close("dropout backward", &grad_of(&x), &reference::dropout_backward(&f64s(&wv), p, seed), 1e-6);
+    assert_close(
+        "dropout backward",
+        &grad_of(&x),
+        &reference::dropout_backward(&f64s(&wv), p, seed),
+        1e-6,
+    );
     let kept = y.to_vec().unwrap().iter().filter(|v| **v != 0.0).count();
     assert!((600..800).contains(&kept), "kept {kept} of {n} at p = {p}");
 }
@@ -103,7 +156,10 @@ fn dropout_mask_is_bit_exact_with_the_reference_rng_and_backward_reuses_it() {
 fn bad_shapes_and_probabilities_are_errors_not_panics() {
     let a = tensor(&values(6, 1), &[2, 3]);
     let b = tensor(&values(2, 1), &[2]);
-    assert!(ops::add(&a, &b).is_err(), "[2] does not broadcast over [2, 3]");
+    assert!(
+        ops::add(&a, &b).is_err(),
+        "[2] does not broadcast over [2, 3]"
+    );
     assert!(ops::mul(&b, &a).is_err());
     assert!(ops::dropout(&a, 1.0, 0).is_err());
     assert!(a.reshape(&[4, 2]).is_err());

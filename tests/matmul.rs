@@ -4,12 +4,22 @@
 //! differences; shape errors.
 mod common;
 use common::*;
+use wgformer::gpu::Kernel;
 use wgformer::ops::{self, MatmulVariant};
 use wgformer::reference::matmul as reference;
 use wgformer::Tensor;
 
-/// (M, K, N): one element, then shapes that straddle every tile size in use (4, 8, 16, 64, 128).
-const SHAPES: [(usize, usize, usize); 5] = [(1, 1, 1), (7, 33, 65), (65, 130, 33), (130, 65, 7), (3, 5, 200)];
+/// (M, K, N): one element, shapes that straddle every tile size in use (4, 8, 16, 32, 128),
+/// and shapes whose rows are whole vec4 (the packing kernels' fast path) but not whole tiles.
+const SHAPES: [(usize, usize, usize); 7] = [
+    (1, 1, 1),
+    (7, 33, 65),
+    (65, 130, 33),
+    (130, 65, 7),
+    (3, 5, 200),
+    (12, 40, 68),
+    (36, 132, 260),
+];
 const TRANSPOSES: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
 
 /// The variants this adapter can run (the subgroup one needs subgroup support).
@@ -30,12 +40,24 @@ fn stored(batch: Option<usize>, rows: usize, cols: usize, trans: bool) -> Vec<us
 
 /// Largest scaled error |got - want| / (1 + |want|).
 fn max_error(got: &[f32], want: &[f64]) -> f64 {
-    got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).abs() / (1.0 + w.abs())).fold(0.0, f64::max)
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).abs() / (1.0 + w.abs()))
+        .fold(0.0, f64::max)
 }
 
 /// Run `v` on one problem and compare with the reference; returns the max error.
 #[allow(clippy::too_many_arguments)]
-fn check_forward(v: MatmulVariant, batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool, shared_b: bool) -> f64 {
+fn check_forward(
+    v: MatmulVariant,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+    shared_b: bool,
+) -> f64 {
     let batched = (batch > 1).then_some(batch);
     let b_batch = if shared_b { None } else { batched };
     let (a_shape, b_shape) = (stored(batched, m, k, ta), stored(b_batch, k, n, tb));
@@ -45,8 +67,19 @@ fn check_forward(v: MatmulVariant, batch: usize, m: usize, k: usize, n: usize, t
     let mut want_shape: Vec<usize> = batched.into_iter().collect();
     want_shape.extend([m, n]);
     assert_eq!(c.shape(), want_shape.as_slice(), "{v:?} output shape");
-    let want = reference::matmul(&f64s(&av), &f64s(&bv), batch, m, k, n, ta, tb, shared_b || batch == 1);
-    let what = format!("{v:?} batch={batch} m={m} k={k} n={n} trans=({ta},{tb}) shared_b={shared_b}");
+    let want = reference::matmul(
+        &f64s(&av),
+        &f64s(&bv),
+        batch,
+        m,
+        k,
+        n,
+        ta,
+        tb,
+        shared_b || batch == 1,
+    );
+    let what =
+        format!("{v:?} batch={batch} m={m} k={k} n={n} trans=({ta},{tb}) shared_b={shared_b}");
     let got = c.to_vec().unwrap();
     assert_close(&what, &got, &want, 1e-4);
     max_error(&got, &want)
@@ -70,7 +103,7 @@ fn every_variant_handles_batches_and_a_shared_right_operand() {
     for v in variants() {
         let mut worst = 0.0f64;
         for (ta, tb) in TRANSPOSES {
-            for (m, k, n) in [(7, 33, 65), (65, 18, 9)] {
+            for (m, k, n) in [(7, 33, 65), (65, 18, 9), (20, 36, 44)] {
                 for shared_b in [false, true] {
                     worst = worst.max(check_forward(v, 3, m, k, n, ta, tb, shared_b));
                 }
@@ -99,7 +132,16 @@ fn empty_inner_dimension_gives_zeros() {
 /// Forward and backward of `op(a) @ op(b)` through the public API vs the reference gradient;
 /// returns (dA, dB) from the GPU.
 #[allow(clippy::too_many_arguments)]
-fn check_backward(batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool, shared_b: bool, seed: u64) -> (Vec<f32>, Vec<f32>) {
+fn check_backward(
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    ta: bool,
+    tb: bool,
+    shared_b: bool,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
     let batched = (batch > 1).then_some(batch);
     let b_batch = if shared_b { None } else { batched };
     let (a_shape, b_shape) = (stored(batched, m, k, ta), stored(b_batch, k, n, tb));
@@ -116,13 +158,33 @@ fn check_backward(batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool
     let shared = shared_b || batch == 1;
     let want = reference::matmul(&f64s(&av), &f64s(&bv), batch, m, k, n, ta, tb, shared);
     let what = format!("batch={batch} m={m} k={k} n={n} trans=({ta},{tb}) shared_b={shared_b}");
-    assert_close(&format!("forward {what}"), &c.to_vec().unwrap(), &want, 1e-4);
+    assert_close(
+        &format!("forward {what}"),
+        &c.to_vec().unwrap(),
+        &want,
+        1e-4,
+    );
     c.backward_with(tensor(&wv, c.shape())).unwrap();
-    let (da, db) = reference::matmul_backward(&f64s(&av), &f64s(&bv), &f64s(&wv), batch, m, k, n, ta, tb, shared);
+    let (da, db) = reference::matmul_backward(
+        &f64s(&av),
+        &f64s(&bv),
+        &f64s(&wv),
+        batch,
+        m,
+        k,
+        n,
+        ta,
+        tb,
+        shared,
+    );
     let (ga, gb) = (grad_of(&a), grad_of(&b));
     assert_close(&format!("dA {what}"), &ga, &da, 1e-4);
     assert_close(&format!("dB {what}"), &gb, &db, 1e-4);
-    println!("{what}: dA error {:.2e}, dB error {:.2e}", max_error(&ga, &da), max_error(&gb, &db));
+    println!(
+        "{what}: dA error {:.2e}, dB error {:.2e}",
+        max_error(&ga, &da),
+        max_error(&gb, &db)
+    );
     (ga, gb)
 }
 
@@ -130,7 +192,7 @@ fn check_backward(batch: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool
 fn backward_matches_reference_for_every_transpose_batched_and_shared() {
     for (ta, tb) in TRANSPOSES {
         for (batch, shared_b) in [(1, false), (3, false), (3, true)] {
-            for (m, k, n) in [(5, 7, 6), (33, 65, 130)] {
+            for (m, k, n) in [(5, 7, 6), (33, 65, 130), (36, 20, 68)] {
                 check_backward(batch, m, k, n, ta, tb, shared_b, 21);
             }
         }
@@ -150,8 +212,22 @@ fn backward_matches_finite_differences_on_small_shapes() {
             let f_a = |a: &[f64]| reference::matmul(a, &bv, batch, m, k, n, ta, tb, shared_b);
             let f_b = |b: &[f64]| reference::matmul(&av, b, batch, m, k, n, ta, tb, shared_b);
             let what = format!("trans=({ta},{tb}) shared_b={shared_b}");
-            assert_matches_finite_differences(&format!("dA vs fd {what}"), &ga, &av, &wv, f_a, 1e-3);
-            assert_matches_finite_differences(&format!("dB vs fd {what}"), &gb, &bv, &wv, f_b, 1e-3);
+            assert_matches_finite_differences(
+                &format!("dA vs fd {what}"),
+                &ga,
+                &av,
+                &wv,
+                f_a,
+                1e-3,
+            );
+            assert_matches_finite_differences(
+                &format!("dB vs fd {what}"),
+                &gb,
+                &bv,
+                &wv,
+                f_b,
+                1e-3,
+            );
         }
     }
 }
@@ -162,9 +238,21 @@ fn gradient_reaches_only_inputs_that_need_it() {
     let a = tensor(&av, &[4, 3]);
     let b = leaf(&bv, &[5, 3]);
     let c = ops::matmul_nt(&a, &b).unwrap();
-    c.backward_with(Tensor::ones(&gpu(), &[4, 5]).unwrap()).unwrap();
+    c.backward_with(Tensor::ones(&gpu(), &[4, 5]).unwrap())
+        .unwrap();
     assert!(a.grad().is_none());
-    let (_, db) = reference::matmul_backward(&f64s(&av), &f64s(&bv), &[1.0; 20], 1, 4, 3, 5, false, true, true);
+    let (_, db) = reference::matmul_backward(
+        &f64s(&av),
+        &f64s(&bv),
+        &[1.0; 20],
+        1,
+        4,
+        3,
+        5,
+        false,
+        true,
+        true,
+    );
     assert_close("dB of matmul_nt", &grad_of(&b), &db, 1e-5);
 }
 
@@ -184,7 +272,13 @@ fn mismatched_shapes_are_errors_not_panics() {
     shape_error(ops::matmul_ex(&t(&[3, 4]), &t(&[5, 6]), true, false));
     shape_error(ops::matmul(&t(&[2, 4, 3]), &t(&[3, 3, 6])));
     shape_error(ops::matmul(&t(&[4]), &t(&[4, 2])));
-    shape_error(ops::matmul_variant(&t(&[2, 4, 3]), &t(&[5, 6]), false, false, MatmulVariant::RowBlock));
+    shape_error(ops::matmul_variant(
+        &t(&[2, 4, 3]),
+        &t(&[5, 6]),
+        false,
+        false,
+        MatmulVariant::RowBlock,
+    ));
 }
 
 #[test]
@@ -193,4 +287,56 @@ fn variant_names_round_trip() {
         assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
     }
     assert_eq!(MatmulVariant::from_name("fastest"), None);
+}
+
+#[test]
+fn fma_peak_kernel_computes_its_recurrence() {
+    // The bench's compute-ceiling kernel must really do its FMAs: compare with the same
+    // recurrence on the CPU (f32 fused multiply-add, same summation order).
+    let gpu = gpu();
+    let k = Kernel::new(
+        "fma_peak.wgsl",
+        include_str!("../shaders/fma_peak.wgsl"),
+        "fma_peak",
+    )
+    .define("WG", 64)
+    .write(1);
+    k.validate().unwrap();
+    let (iters, mul, add) = (100u32, 0.99f32, 0.01f32);
+    let out = Tensor::zeros(&gpu, &[128]).unwrap();
+    gpu.dispatch(
+        &k,
+        &[iters, mul.to_bits(), add.to_bits()],
+        &[out.storage()],
+        wgformer::gpu::grid(2),
+    )
+    .unwrap();
+    let got = out.to_vec().unwrap();
+    let want: Vec<f64> = (0..128)
+        .map(|e| {
+            let x: Vec<[f32; 4]> = (0..16)
+                .map(|j| {
+                    let mut v = [0.0, 0.25, 0.5, 0.75].map(|o| e as f32 + o + j as f32);
+                    for _ in 0..iters {
+                        v = v.map(|c| c.mul_add(mul, add));
+                    }
+                    v
+                })
+                .collect();
+            let add4 =
+                |a: [f32; 4], b: [f32; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
+            let sum = |i: usize, n: usize| -> [f32; 4] {
+                let pairs: Vec<[f32; 4]> = (i..i + n)
+                    .step_by(2)
+                    .map(|j| add4(x[j], x[j + 1]))
+                    .collect();
+                let quads: Vec<[f32; 4]> = pairs.chunks(2).map(|p| add4(p[0], p[1])).collect();
+                add4(quads[0], quads[1])
+            };
+            let t = add4(sum(0, 8), sum(8, 8));
+            ((t[0] + t[1]) + (t[2] + t[3])) as f64
+        })
+        .collect();
+    // Loose enough for an unfused multiply-add; one round more or less moves the values by ~1%.
+    assert_close("fma_peak output", &got, &want, 1e-5);
 }

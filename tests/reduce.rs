@@ -15,16 +15,37 @@ fn sum_and_mean_over_each_axis_match_reference_forward_and_backward() {
         let wv = values(out_shape.iter().product(), 12);
         for mean in [false, true] {
             let x = leaf(&xv, &shape);
-            let y = if mean { ops::mean_axis(&x, axis) } else { ops::sum_axis(&x, axis) }.unwrap();
+            let y = if mean {
+                ops::mean_axis(&x, axis)
+            } else {
+                ops::sum_axis(&x, axis)
+            }
+            .unwrap();
             assert_eq!(y.shape(), &out_shape[..]);
             let (want, dwant) = if mean {
-                (reference::mean_axis(&f64s(&xv), &shape, axis), reference::mean_axis_backward(&f64s(&wv), &shape, axis))
+                (
+                    reference::mean_axis(&f64s(&xv), &shape, axis),
+                    reference::mean_axis_backward(&f64s(&wv), &shape, axis),
+                )
             } else {
-                (reference::sum_axis(&f64s(&xv), &shape, axis), reference::sum_axis_backward(&f64s(&wv), &shape, axis))
+                (
+                    reference::sum_axis(&f64s(&xv), &shape, axis),
+                    reference::sum_axis_backward(&f64s(&wv), &shape, axis),
+                )
             };
-            assert_close(&format!("forward axis {axis} mean {mean}"), &y.to_vec().unwrap(), &want, 1e-5);
+            assert_close(
+                &format!("forward axis {axis} mean {mean}"),
+                &y.to_vec().unwrap(),
+                &want,
+                1e-5,
+            );
             y.backward_with(tensor(&wv, &out_shape)).unwrap();
-            assert_close(&format!("backward axis {axis} mean {mean}"), &grad_of(&x), &dwant, 1e-6);
+            assert_close(
+                &format!("backward axis {axis} mean {mean}"),
+                &grad_of(&x),
+                &dwant,
+                1e-6,
+            );
         }
     }
 }
@@ -35,8 +56,18 @@ fn sum_axis_gradient_matches_finite_differences() {
     let xv = values(45, 13);
     let wv = values(9, 14);
     let x = leaf(&xv, &shape);
-    ops::sum_axis(&x, 0).unwrap().backward_with(tensor(&wv, &[9])).unwrap();
-    assert_matches_finite_differences("sum fd", &grad_of(&x), &f64s(&xv), &f64s(&wv), |x| reference::sum_axis(x, &shape, 0), 1e-4);
+    ops::sum_axis(&x, 0)
+        .unwrap()
+        .backward_with(tensor(&wv, &[9]))
+        .unwrap();
+    assert_matches_finite_differences(
+        "sum fd",
+        &grad_of(&x),
+        &f64s(&xv),
+        &f64s(&wv),
+        |x| reference::sum_axis(x, &shape, 0),
+        1e-4,
+    );
 }
 
 #[test]

@@ -17,10 +17,17 @@ fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
 }
 
 fn ids_tensor(model: &DecoderOnlyTransformer, ids: &[u32], batch: usize) -> Result<Tensor> {
-    if batch == 0 || ids.len() % batch != 0 || ids.is_empty() {
-        return Err(Error::shape("decode", format!("{} ids do not form {batch} rows", ids.len())));
+    if batch == 0 || !ids.len().is_multiple_of(batch) || ids.is_empty() {
+        return Err(Error::shape(
+            "decode",
+            format!("{} ids do not form {batch} rows", ids.len()),
+        ));
     }
-    Tensor::from_u32(model.token_embedding.weight.gpu(), ids, &[batch, ids.len() / batch])
+    Tensor::from_u32(
+        model.token_embedding.weight.gpu(),
+        ids,
+        &[batch, ids.len() / batch],
+    )
 }
 
 impl IncrementalDecoder for CausalLmDecoder<'_> {
@@ -32,7 +39,9 @@ impl IncrementalDecoder for CausalLmDecoder<'_> {
 
     fn step(&self, caches: &mut Vec<KvCache>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
         let _g = crate::no_grad();
-        let logits = self.0.forward_cached(&ids_tensor(self.0, ids, batch)?, caches)?;
+        let logits = self
+            .0
+            .forward_cached(&ids_tensor(self.0, ids, batch)?, caches)?;
         last_position(&logits)
     }
 
@@ -79,7 +88,9 @@ impl IncrementalDecoder for Recompute<'_> {
             row.extend_from_slice(&ids[b * t_new..(b + 1) * t_new]);
         }
         let all: Vec<u32> = seen.concat();
-        let logits = self.0.forward(&ids_tensor(self.0, &all, batch)?, None, &Ctx::eval())?;
+        let logits = self
+            .0
+            .forward(&ids_tensor(self.0, &all, batch)?, None, &Ctx::eval())?;
         last_position(&logits)
     }
 

@@ -21,20 +21,45 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig { max_new_tokens: 100, temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, eos: None, seed: 0 }
+        SamplingConfig {
+            max_new_tokens: 100,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            eos: None,
+            seed: 0,
+        }
     }
 }
 
 /// Always the most likely next token.
-pub fn greedy<D: IncrementalDecoder>(model: &D, prompt: &[u32], max_new_tokens: usize, eos: Option<u32>) -> Result<Vec<u32>> {
-    let cfg = SamplingConfig { max_new_tokens, temperature: 0.0, eos, ..Default::default() };
+pub fn greedy<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    max_new_tokens: usize,
+    eos: Option<u32>,
+) -> Result<Vec<u32>> {
+    let cfg = SamplingConfig {
+        max_new_tokens,
+        temperature: 0.0,
+        eos,
+        ..Default::default()
+    };
     sample(model, prompt, &cfg)
 }
 
 /// Sample a continuation of `prompt` (returned without the prompt).
-pub fn sample<D: IncrementalDecoder>(model: &D, prompt: &[u32], cfg: &SamplingConfig) -> Result<Vec<u32>> {
+pub fn sample<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    cfg: &SamplingConfig,
+) -> Result<Vec<u32>> {
     if prompt.is_empty() {
-        return Err(Error::shape("sample", "the prompt needs at least one token (e.g. [SOS])"));
+        return Err(Error::shape(
+            "sample",
+            "the prompt needs at least one token (e.g. [SOS])",
+        ));
     }
     let mut rng = SplitMix64::new(cfg.seed);
     let mut state = model.start(1)?;
@@ -43,7 +68,11 @@ pub fn sample<D: IncrementalDecoder>(model: &D, prompt: &[u32], cfg: &SamplingCo
     let mut logits = model.step(&mut state, prompt, 1)?;
     for _ in 0..cfg.max_new_tokens {
         penalise_repeats(&mut logits, &history, cfg.repetition_penalty);
-        let next = if cfg.temperature <= 0.0 { argmax(&logits) as u32 } else { draw(&logits, cfg, &mut rng) };
+        let next = if cfg.temperature <= 0.0 {
+            argmax(&logits) as u32
+        } else {
+            draw(&logits, cfg, &mut rng)
+        };
         out.push(next);
         history.push(next);
         if Some(next) == cfg.eos {
@@ -81,7 +110,10 @@ fn draw(logits: &[f32], cfg: &SamplingConfig, rng: &mut SplitMix64) -> u32 {
         order.truncate(cfg.top_k);
     }
     let max = logits[order[0]] as f64;
-    let mut probs: Vec<f64> = order.iter().map(|&i| ((logits[i] as f64 - max) / cfg.temperature as f64).exp()).collect();
+    let mut probs: Vec<f64> = order
+        .iter()
+        .map(|&i| ((logits[i] as f64 - max) / cfg.temperature as f64).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     let mut cum = 0.0;

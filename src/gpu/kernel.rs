@@ -91,7 +91,8 @@ impl Kernel {
     /// Parse and validate with naga, reporting the line in the shader file itself.
     pub fn validate(&self) -> Result<()> {
         let text = self.wgsl();
-        let module = naga::front::wgsl::parse_str(&text).map_err(|e| self.error_at(&text, e.location(&text), &e.emit_to_string(&text)))?;
+        let module = naga::front::wgsl::parse_str(&text)
+            .map_err(|e| self.error_at(&text, e.location(&text), &e.emit_to_string(&text)))?;
         let mut validator = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::all(),

@@ -254,13 +254,19 @@ impl Gpu {
     /// the write lands after it, in program order.
     pub fn write<T: bytemuck::Pod>(&self, storage: &Storage, data: &[T]) -> Result<()> {
         if std::mem::size_of_val(data) != storage.len * 4 {
-            return Err(Error::Gpu(format!("write of {} bytes into a buffer of {} elements", std::mem::size_of_val(data), storage.len)));
+            return Err(Error::Gpu(format!(
+                "write of {} bytes into a buffer of {} elements",
+                std::mem::size_of_val(data),
+                storage.len
+            )));
         }
         let mut s = self.state();
         if !s.recorded.is_empty() {
             self.submit(&mut s, None);
         }
-        self.0.queue.write_buffer(&storage.pooled().buffer, 0, bytemuck::cast_slice(data));
+        self.0
+            .queue
+            .write_buffer(&storage.pooled().buffer, 0, bytemuck::cast_slice(data));
         s.counters.bytes_uploaded += (storage.len * 4) as u64;
         Ok(())
     }
@@ -282,7 +288,7 @@ impl Gpu {
                 kernel.bindings.len()
             )));
         }
-        if groups.iter().any(|&g| g == 0) {
+        if groups.contains(&0) {
             return Ok(());
         }
         let max = self.0.limits.max_compute_workgroups_per_dimension;
@@ -312,7 +318,11 @@ impl Gpu {
             });
         }
         let words: &[u8] = bytemuck::cast_slice(params);
-        assert!(words.len() as u64 <= PARAM_SLOT, "params of {} too long", kernel.key());
+        assert!(
+            words.len() as u64 <= PARAM_SLOT,
+            "params of {} too long",
+            kernel.key()
+        );
         let at = offset as usize;
         s.chunks[chunk_index].cpu[at..at + words.len()].copy_from_slice(words);
 
@@ -454,7 +464,9 @@ impl Gpu {
                 break;
             }
             let bytes = ((used - first).min(SLOTS_PER_CHUNK) * self.0.slot_bytes) as usize;
-            self.0.queue.write_buffer(&chunk.buffer, 0, &chunk.cpu[..bytes]);
+            self.0
+                .queue
+                .write_buffer(&chunk.buffer, 0, &chunk.cpu[..bytes]);
         }
         let mut encoder = self
             .0

@@ -50,7 +50,10 @@ impl BufferPool {
     pub fn acquire(&mut self, device: &wgpu::Device, bytes: u64, for_upload: bool) -> PooledBuffer {
         let class = size_class(bytes);
         let lowest = |lists: &HashMap<u64, BTreeMap<u64, PooledBuffer>>| {
-            lists.get(&class).and_then(BTreeMap::first_key_value).map(|(id, _)| *id)
+            lists
+                .get(&class)
+                .and_then(BTreeMap::first_key_value)
+                .map(|(id, _)| *id)
         };
         let from_pending = !for_upload
             && match (lowest(&self.free), lowest(&self.pending)) {
@@ -58,7 +61,11 @@ impl BufferPool {
                 (None, pending) => pending.is_some(),
                 (Some(_), None) => false,
             };
-        let lists = if from_pending { &mut self.pending } else { &mut self.free };
+        let lists = if from_pending {
+            &mut self.pending
+        } else {
+            &mut self.free
+        };
         if let Some((_, b)) = lists.get_mut(&class).and_then(BTreeMap::pop_first) {
             return b;
         }
@@ -101,11 +108,25 @@ mod tests {
 
     #[test]
     fn size_classes_round_up_with_bounded_waste() {
-        for bytes in [1u64, 4, 17, 100, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
+        for bytes in [
+            1u64,
+            4,
+            17,
+            100,
+            1000,
+            4096,
+            4097,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
-            assert!(c % 4 == 0);
-            assert!(c as f64 <= (bytes.max(16) as f64) * 1.25 + 4.0, "{bytes} -> {c}");
+            assert!(c.is_multiple_of(4));
+            assert!(
+                c as f64 <= (bytes.max(16) as f64) * 1.25 + 4.0,
+                "{bytes} -> {c}"
+            );
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, Ctx, Embedding, FeedForward, Init, KvCache, LayerNorm, Linear, Module, MultiHeadAttention, PositionalEncoding};
+use crate::nn::{
+    join, Ctx, Embedding, FeedForward, Init, KvCache, LayerNorm, Linear, Module,
+    MultiHeadAttention, PositionalEncoding,
+};
 use crate::ops::{self, AttentionMask};
 use crate::tensor::Tensor;
 
@@ -26,11 +29,19 @@ pub struct DecoderOnlyConfig {
 impl DecoderOnlyConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::shape("DecoderOnlyConfig", msg));
-        if self.vocab_size == 0 || self.d_model == 0 || self.d_ff == 0 || self.num_layers == 0 || self.max_seq_len == 0 {
+        if self.vocab_size == 0
+            || self.d_model == 0
+            || self.d_ff == 0
+            || self.num_layers == 0
+            || self.max_seq_len == 0
+        {
             return bad(format!("sizes must be positive: {self:?}"));
         }
-        if self.num_heads == 0 || self.d_model % self.num_heads != 0 {
-            return bad(format!("num_heads {} does not divide d_model {}", self.num_heads, self.d_model));
+        if self.num_heads == 0 || !self.d_model.is_multiple_of(self.num_heads) {
+            return bad(format!(
+                "num_heads {} does not divide d_model {}",
+                self.num_heads, self.d_model
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.layer_drop_rate) {
             return bad("dropout and layer_drop_rate must be in [0, 1)".into());
@@ -52,7 +63,12 @@ impl SelfAttentionDecoderLayer {
     pub fn new(init: &mut Init, name: &str, c: &DecoderOnlyConfig) -> Result<Self> {
         Ok(SelfAttentionDecoderLayer {
             norm1: LayerNorm::new(init, &join(name, "norm1"), c.d_model)?,
-            self_attn: MultiHeadAttention::new(init, &join(name, "self_attn"), c.d_model, c.num_heads)?,
+            self_attn: MultiHeadAttention::new(
+                init,
+                &join(name, "self_attn"),
+                c.d_model,
+                c.num_heads,
+            )?,
             norm2: LayerNorm::new(init, &join(name, "norm2"), c.d_model)?,
             ffn: FeedForward::new(init, &join(name, "ffn"), c.d_model, c.d_ff, c.dropout)?,
             dropout: c.dropout,
@@ -60,7 +76,13 @@ impl SelfAttentionDecoderLayer {
     }
 
     /// x: [B, T, d] -> [B, T, d]. With a cache, `x` holds only the new positions.
-    pub fn forward(&self, x: &Tensor, mask: &AttentionMask, ctx: &Ctx, cache: Option<&mut KvCache>) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &AttentionMask,
+        ctx: &Ctx,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
         let h = self.norm1.forward(x)?;
         let a = match cache {
             Some(cache) => self.self_attn.forward_self_cached(&h, mask, cache)?,
@@ -74,7 +96,13 @@ impl SelfAttentionDecoderLayer {
 
 impl Module for SelfAttentionDecoderLayer {
     fn params(&self) -> Vec<Tensor> {
-        [self.norm1.params(), self.self_attn.params(), self.norm2.params(), self.ffn.params()].concat()
+        [
+            self.norm1.params(),
+            self.self_attn.params(),
+            self.norm2.params(),
+            self.ffn.params(),
+        ]
+        .concat()
     }
 }
 
@@ -93,12 +121,23 @@ impl DecoderOnlyTransformer {
         config.validate()?;
         let c = &config;
         let mut init = Init::new(gpu, seed);
-        let token_embedding = Embedding::new(&mut init, "token_embedding", c.vocab_size, c.d_model)?;
+        let token_embedding =
+            Embedding::new(&mut init, "token_embedding", c.vocab_size, c.d_model)?;
         let layers = (0..c.num_layers)
             .map(|i| SelfAttentionDecoderLayer::new(&mut init, &format!("layers.{i}"), c))
             .collect::<Result<Vec<_>>>()?;
         let norm = LayerNorm::new(&mut init, "norm", c.d_model)?;
-        let lm_head = if c.weight_tying { None } else { Some(Linear::new(&mut init, "lm_head", c.d_model, c.vocab_size, false)?) };
+        let lm_head = if c.weight_tying {
+            None
+        } else {
+            Some(Linear::new(
+                &mut init,
+                "lm_head",
+                c.d_model,
+                c.vocab_size,
+                false,
+            )?)
+        };
         Ok(DecoderOnlyTransformer {
             positions: PositionalEncoding::new(gpu, c.max_seq_len, c.d_model)?,
             token_embedding,
@@ -125,7 +164,10 @@ impl DecoderOnlyTransformer {
 
     fn check_ids(&self, ids: &Tensor) -> Result<(usize, usize)> {
         if ids.dims() != 2 || ids.dtype() != crate::tensor::DType::U32 {
-            return Err(Error::shape("DecoderOnlyTransformer", format!("ids must be [B, T] u32, got {ids:?}")));
+            return Err(Error::shape(
+                "DecoderOnlyTransformer",
+                format!("ids must be [B, T] u32, got {ids:?}"),
+            ));
         }
         Ok((ids.shape()[0], ids.shape()[1]))
     }
@@ -133,7 +175,10 @@ impl DecoderOnlyTransformer {
     /// ids: [B, T] u32 -> logits [B, T, V]. `lens` ([B] u32, optional) masks padded keys.
     pub fn forward(&self, ids: &Tensor, lens: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
         self.check_ids(ids)?;
-        let mask = AttentionMask { causal: true, key_lens: lens.cloned() };
+        let mask = AttentionMask {
+            causal: true,
+            key_lens: lens.cloned(),
+        };
         let mut x = ctx.dropout(&self.embed(ids, 0)?, self.config.dropout)?;
         for layer in &self.layers {
             if ctx.coin(self.config.layer_drop_rate) {
@@ -149,11 +194,17 @@ impl DecoderOnlyTransformer {
     pub fn forward_cached(&self, ids: &Tensor, caches: &mut [KvCache]) -> Result<Tensor> {
         self.check_ids(ids)?;
         if caches.len() != self.layers.len() {
-            return Err(Error::shape("forward_cached", format!("{} caches for {} layers", caches.len(), self.layers.len())));
+            return Err(Error::shape(
+                "forward_cached",
+                format!("{} caches for {} layers", caches.len(), self.layers.len()),
+            ));
         }
         let start = caches[0].len();
         let ctx = Ctx::eval();
-        let mask = AttentionMask { causal: true, key_lens: None };
+        let mask = AttentionMask {
+            causal: true,
+            key_lens: None,
+        };
         let mut x = self.embed(ids, start)?;
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
             x = layer.forward(&x, &mask, &ctx, Some(cache))?;

@@ -35,7 +35,7 @@ impl KvCache {
 
 impl MultiHeadAttention {
     pub fn new(init: &mut Init, name: &str, d_model: usize, num_heads: usize) -> Result<Self> {
-        if num_heads == 0 || d_model % num_heads != 0 {
+        if num_heads == 0 || !d_model.is_multiple_of(num_heads) {
             return Err(Error::shape(
                 "MultiHeadAttention",
                 format!("num_heads {num_heads} does not divide d_model {d_model}"),
@@ -76,7 +76,12 @@ impl MultiHeadAttention {
 
     /// Incremental self-attention: `x` holds the new positions only; their keys and values
     /// are appended to `cache` and the queries attend to everything cached.
-    pub fn forward_self_cached(&self, x: &Tensor, mask: &AttentionMask, cache: &mut KvCache) -> Result<Tensor> {
+    pub fn forward_self_cached(
+        &self,
+        x: &Tensor,
+        mask: &AttentionMask,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let k_new = self.split_heads(&self.k_proj.forward(x)?)?;
         let v_new = self.split_heads(&self.v_proj.forward(x)?)?;
@@ -91,13 +96,22 @@ impl MultiHeadAttention {
     }
 
     /// Cross-attention whose keys and values (from `memory`) are computed once and cached.
-    pub fn forward_cross_cached(&self, x: &Tensor, memory: &Tensor, mask: &AttentionMask, cache: &mut KvCache) -> Result<Tensor> {
+    pub fn forward_cross_cached(
+        &self,
+        x: &Tensor,
+        memory: &Tensor,
+        mask: &AttentionMask,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         if cache.k.is_none() {
             cache.k = Some(self.split_heads(&self.k_proj.forward(memory)?)?);
             cache.v = Some(self.split_heads(&self.v_proj.forward(memory)?)?);
         }
         let (Some(k), Some(v)) = (&cache.k, &cache.v) else {
-            return Err(Error::shape("forward_cross_cached", "cache holds keys without values"));
+            return Err(Error::shape(
+                "forward_cross_cached",
+                "cache holds keys without values",
+            ));
         };
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let o = ops::attention(&q, k, v, mask)?;

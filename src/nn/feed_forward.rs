@@ -12,7 +12,13 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
-    pub fn new(init: &mut Init, name: &str, d: usize, d_ff: usize, dropout: f32) -> Result<FeedForward> {
+    pub fn new(
+        init: &mut Init,
+        name: &str,
+        d: usize,
+        d_ff: usize,
+        dropout: f32,
+    ) -> Result<FeedForward> {
         Ok(FeedForward {
             linear1: Linear::new(init, &join(name, "linear1"), d, d_ff, true)?,
             linear2: Linear::new(init, &join(name, "linear2"), d_ff, d, true)?,

@@ -6,16 +6,26 @@ use crate::ops;
 use crate::tensor::Tensor;
 
 pub struct Linear {
-    pub weight: Tensor, // [out, in]
+    pub weight: Tensor,       // [out, in]
     pub bias: Option<Tensor>, // [out]
 }
 
 impl Linear {
-    pub fn new(init: &mut Init, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
+    pub fn new(
+        init: &mut Init,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Linear> {
         let bound = 1.0 / (d_in as f32).sqrt();
         Ok(Linear {
             weight: init.uniform(&join(name, "weight"), &[d_out, d_in], bound)?,
-            bias: if bias { Some(init.uniform(&join(name, "bias"), &[d_out], bound)?) } else { None },
+            bias: if bias {
+                Some(init.uniform(&join(name, "bias"), &[d_out], bound)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -31,6 +41,8 @@ impl Linear {
 
 impl Module for Linear {
     fn params(&self) -> Vec<Tensor> {
-        std::iter::once(self.weight.clone()).chain(self.bias.clone()).collect()
+        std::iter::once(self.weight.clone())
+            .chain(self.bias.clone())
+            .collect()
     }
 }

@@ -38,7 +38,11 @@ impl PositionalEncoding {
         if start + t > self.max_len {
             return Err(Error::shape(
                 "PositionalEncoding",
-                format!("positions up to {} exceed max_seq_len {}", start + t, self.max_len),
+                format!(
+                    "positions up to {} exceed max_seq_len {}",
+                    start + t,
+                    self.max_len
+                ),
             ));
         }
         let pe = ops::slice(&self.table, 0, start, t)?; // [T, d]

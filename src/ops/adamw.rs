@@ -17,6 +17,9 @@ pub struct AdamWParams {
     pub beta2: f32,
     pub eps: f32,
     pub weight_decay: f32,
+    /// Plain Adam: weight decay as an L2 term in the gradient (torch.optim.Adam) instead of
+    /// AdamW's decoupled decay of the weights.
+    pub coupled_weight_decay: bool,
 }
 
 impl Default for AdamWParams {
@@ -27,6 +30,7 @@ impl Default for AdamWParams {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.01,
+            coupled_weight_decay: false,
         }
     }
 }
@@ -84,23 +88,39 @@ pub fn adamw_update(
     let ones;
     let clip = match clip {
         Some(c) if c.numel() == 2 && c.dtype() == DType::F32 => c,
-        Some(c) => return Err(Error::shape(OP, format!("clip must be the [2] f32 tensor of grad_norm_and_clip, got {c:?}"))),
+        Some(c) => {
+            return Err(Error::shape(
+                OP,
+                format!("clip must be the [2] f32 tensor of grad_norm_and_clip, got {c:?}"),
+            ))
+        }
         None => {
             ones = Tensor::ones(param.gpu(), &[2])?;
             &ones
         }
     };
-    let bufs = [param.storage(), grad.storage(), m.storage(), v.storage(), clip.storage()];
+    let bufs = [
+        param.storage(),
+        grad.storage(),
+        m.storage(),
+        v.storage(),
+        clip.storage(),
+    ];
     // Step-dependent factors in f64 on the CPU (beta^t underflows gracefully there).
     let t = f64::from(step);
     let lr = f64::from(h.lr);
     let bc1 = 1.0 - f64::from(h.beta1).powf(t);
     let bc2 = 1.0 - f64::from(h.beta2).powf(t);
-    let decay = 1.0 - lr * f64::from(h.weight_decay);
+    let (decay, l2) = if h.coupled_weight_decay {
+        (1.0, h.weight_decay)
+    } else {
+        (1.0 - lr * f64::from(h.weight_decay), 0.0)
+    };
     let step_size = lr / bc1;
     let inv_bc2 = 1.0 / bc2.sqrt();
     let params = [
         n as u32,
+        l2.to_bits(),
         h.beta1.to_bits(),
         h.beta2.to_bits(),
         h.eps.to_bits(),

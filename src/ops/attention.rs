@@ -64,8 +64,8 @@ fn block_rows(d: usize) -> u32 {
     (2048 / d).min(64) as u32
 }
 
-/// Entry `entry` compiled for head dim `d`. Every entry needs all three constants: they size
-/// the file's workgroup arrays.
+/// Entry `entry` compiled for head dim `d`. The whole file is compiled for every entry, so each
+/// needs all three constants.
 fn kernel(entry: &'static str, d: usize) -> Kernel {
     Kernel::new(FILE, SRC, entry)
         .define("D", d as u32)

@@ -11,7 +11,9 @@ const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
 const WG: u32 = 256;
 
 fn kernel(entry: &'static str, inputs: u32) -> Kernel {
-    let k = Kernel::new("elementwise.wgsl", SRC, entry).define("WG", WG).write(1);
+    let k = Kernel::new("elementwise.wgsl", SRC, entry)
+        .define("WG", WG)
+        .write(1);
     (0..inputs).fold(k, |k, i| k.read(2 + i))
 }
 
@@ -32,7 +34,14 @@ pub(crate) fn kernels() -> Vec<Kernel> {
 }
 
 /// Launch `entry` writing `out` from `inputs`.
-fn launch(entry: &'static str, out: &Tensor, inputs: &[&Tensor], m: usize, alpha: f32, seed: u32) -> Result<()> {
+fn launch(
+    entry: &'static str,
+    out: &Tensor,
+    inputs: &[&Tensor],
+    m: usize,
+    alpha: f32,
+    seed: u32,
+) -> Result<()> {
     let n = out.numel();
     let k = kernel(entry, inputs.len() as u32);
     let mut bufs = vec![out.storage()];
@@ -59,7 +68,10 @@ fn check_broadcast(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     check_f32(op, b)?;
     let (sa, sb) = (a.shape(), b.shape());
     if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb || b.numel() == 0 {
-        return Err(Error::shape(op, format!("cannot broadcast {sb:?} over {sa:?}")));
+        return Err(Error::shape(
+            op,
+            format!("cannot broadcast {sb:?} over {sa:?}"),
+        ));
     }
     Ok(())
 }
@@ -133,7 +145,10 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 pub fn dropout(x: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
     check_f32("dropout", x)?;
     if !(0.0..1.0).contains(&p) {
-        return Err(Error::shape("dropout", format!("probability {p} is not in [0, 1)")));
+        return Err(Error::shape(
+            "dropout",
+            format!("probability {p} is not in [0, 1)"),
+        ));
     }
     if p == 0.0 {
         return Ok(x.clone());

@@ -10,11 +10,17 @@ const SRC: &str = include_str!("../../shaders/grad_norm.wgsl");
 const WG: u32 = 256;
 
 fn sum_squares_kernel() -> Kernel {
-    Kernel::new("grad_norm.wgsl", SRC, "sum_squares").define("WG", WG).write(1).read(2)
+    Kernel::new("grad_norm.wgsl", SRC, "sum_squares")
+        .define("WG", WG)
+        .write(1)
+        .read(2)
 }
 
 fn finish_kernel() -> Kernel {
-    Kernel::new("grad_norm.wgsl", SRC, "finish").define("WG", WG).write(1).write(3)
+    Kernel::new("grad_norm.wgsl", SRC, "finish")
+        .define("WG", WG)
+        .write(1)
+        .write(3)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
@@ -32,9 +38,19 @@ pub fn grad_norm_and_clip(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
     let out = Tensor::empty(gpu, &[2])?;
     for (slot, g) in grads.iter().enumerate() {
         let params = [g.numel() as u32, slot as u32, 0, 0];
-        gpu.dispatch(&sum_squares_kernel(), &params, &[partials.storage(), g.storage()], [1, 1, 1])?;
+        gpu.dispatch(
+            &sum_squares_kernel(),
+            &params,
+            &[partials.storage(), g.storage()],
+            [1, 1, 1],
+        )?;
     }
     let params = [grads.len() as u32, 0, max_norm.to_bits(), 0];
-    gpu.dispatch(&finish_kernel(), &params, &[partials.storage(), out.storage()], [1, 1, 1])?;
+    gpu.dispatch(
+        &finish_kernel(),
+        &params,
+        &[partials.storage(), out.storage()],
+        [1, 1, 1],
+    )?;
     Ok(out)
 }

@@ -100,17 +100,29 @@ impl Gemm {
     /// row-major A against one shared B is a single taller product.
     fn folded(self) -> Gemm {
         if self.batch > 1 && self.a_batched && !self.b_batched && !self.trans_a {
-            return Gemm { batch: 1, m: self.batch * self.m, ..self };
+            return Gemm {
+                batch: 1,
+                m: self.batch * self.m,
+                ..self
+            };
         }
         self
     }
 
     fn a_stride(&self) -> u32 {
-        if self.a_batched { (self.m * self.k) as u32 } else { 0 }
+        if self.a_batched {
+            (self.m * self.k) as u32
+        } else {
+            0
+        }
     }
 
     fn b_stride(&self) -> u32 {
-        if self.b_batched { (self.k * self.n) as u32 } else { 0 }
+        if self.b_batched {
+            (self.k * self.n) as u32
+        } else {
+            0
+        }
     }
 
     fn params(&self) -> [u32; 8] {
@@ -130,23 +142,49 @@ impl Gemm {
 /// Invocations per workgroup of the naive and packing kernels.
 const WG: u32 = 64;
 /// Invocations per workgroup of the row-block kernels.
-const RB_WG: u32 = 64;
+const RB_WG: u32 = 16;
 /// Tiles of the packed operands (see the layout comment in matmul.wgsl).
-const PACK_ROWS: usize = 16;
+const PACK_ROWS: usize = 32;
 const PANEL_COLS: usize = 32;
 const REGISTER_TILE: usize = 128;
 const REGISTER_K: usize = 8;
 
-/// The part of the file every adapter compiles: everything before the subgroup kernels.
+/// The file up to its subgroup kernels: what every kernel but the subgroup one compiles, so
+/// that they build on adapters without subgroups.
 fn portable_source() -> &'static str {
-    let end = SRC.find("// SUBGROUP KERNELS").expect("matmul.wgsl marks its subgroup kernels");
-    &SRC[..end]
+    &SRC[..section(SUBGROUP_SECTION)]
+}
+
+/// The subgroup kernel's source: the file without its portable row fetch (which the subgroup
+/// section replaces).
+fn subgroup_source() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{}{}",
+            &SRC[..section(PORTABLE_SECTION)],
+            &SRC[section(SUBGROUP_SECTION)..]
+        )
+    })
+}
+
+const PORTABLE_SECTION: &str = "// PORTABLE ROW FETCH";
+const SUBGROUP_SECTION: &str = "// SUBGROUP KERNELS";
+
+fn section(marker: &str) -> usize {
+    SRC.find(marker).expect("matmul.wgsl marks its sections")
 }
 
 fn kernel(entry: &'static str) -> Kernel {
     let subgroups = entry == "rowblock_subgroup";
-    let source = if subgroups { SRC } else { portable_source() };
-    let k = Kernel::new(FILE, source, entry).define("WG", WG).define("RB_WG", RB_WG);
+    let source = if subgroups {
+        subgroup_source()
+    } else {
+        portable_source()
+    };
+    let k = Kernel::new(FILE, source, entry)
+        .define("WG", WG)
+        .define("RB_WG", RB_WG);
     if subgroups {
         k.with_subgroups()
     } else {
@@ -165,12 +203,13 @@ fn compute_kernel(v: MatmulVariant) -> Kernel {
     }
 }
 
+/// Packing kernels bind their source twice: as scalars and as vec4.
 fn pack_a_kernel() -> Kernel {
-    kernel("pack_a").write(4).read(2)
+    kernel("pack_a").write(4).read(2).read(7)
 }
 
 fn pack_b_kernel() -> Kernel {
-    kernel("pack_b").write(4).read(3)
+    kernel("pack_b").write(4).read(3).read(8)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
@@ -214,7 +253,9 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
         super::fill(&out, 0.0)?;
         return Ok(out);
     }
-    let mut v = v.or_else(current_override).unwrap_or_else(|| default_variant(gpu, &g));
+    let mut v = v
+        .or_else(current_override)
+        .unwrap_or_else(|| default_variant(gpu, &g));
     if v == MatmulVariant::RowBlockSubgroup && !subgroup_kernel_fits(gpu) {
         v = MatmulVariant::RowBlock;
     }
@@ -222,40 +263,81 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
         MatmulVariant::RegisterBlocked => (REGISTER_TILE, REGISTER_K, REGISTER_TILE),
         _ => (PACK_ROWS, 4, PANEL_COLS),
     };
-    let (m_pad, k_pad, n_pad) = (round_up(g.m, m_tile), round_up(g.k, k_tile), round_up(g.n, n_tile));
+    let (m_pad, k_pad, n_pad) = (
+        round_up(g.m, m_tile),
+        round_up(g.k, k_tile),
+        round_up(g.n, n_tile),
+    );
     let mut params = g.params().to_vec();
     params.extend([m_pad as u32, k_pad as u32, n_pad as u32]);
-    let run = |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
+    let run =
+        |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
-        MatmulVariant::Naive => run(compute_kernel(v), &[out.storage(), a.storage(), b.storage()], groups_for(out.numel(), WG))?,
+        MatmulVariant::Naive => run(
+            compute_kernel(v),
+            &[out.storage(), a.storage(), b.storage()],
+            groups_for(out.numel(), WG),
+        )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
-            run(compute_kernel(v), &[out.storage(), a.storage(), b.storage()], grid(tiles as u32))?
+            run(
+                compute_kernel(v),
+                &[out.storage(), a.storage(), b.storage()],
+                grid(tiles as u32),
+            )?
         }
         _ => {
             let batches = |batched: bool| if batched { g.batch } else { 1 };
             let pa = gpu.alloc(batches(g.a_batched) * m_pad * k_pad)?;
             let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
-            run(pack_a_kernel(), &[&pa, a.storage()], groups_for(pa.len() / 4, WG))?;
-            run(pack_b_kernel(), &[&pb, b.storage()], groups_for(pb.len() / 4, WG))?;
+            // Packing workgroups cover 8 k-quads of one row block / column panel of one batch.
+            let quads = k_pad.div_ceil(32) as u32;
+            let a_groups = [
+                quads,
+                (m_pad / PACK_ROWS) as u32,
+                batches(g.a_batched) as u32,
+            ];
+            let b_groups = [
+                quads,
+                (n_pad / PANEL_COLS) as u32,
+                batches(g.b_batched) as u32,
+            ];
+            run(pack_a_kernel(), &[&pa, a.storage(), a.storage()], a_groups)?;
+            run(pack_b_kernel(), &[&pb, b.storage(), b.storage()], b_groups)?;
             let workgroups = match v {
-                MatmulVariant::RegisterBlocked => g.batch * (m_pad / REGISTER_TILE) * (n_pad / REGISTER_TILE),
-                _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(RB_WG as usize),
+                MatmulVariant::RegisterBlocked => {
+                    g.batch * (m_pad / REGISTER_TILE) * (n_pad / REGISTER_TILE)
+                }
+                // Each invocation owns two column quads.
+                _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
             };
-            run(compute_kernel(v), &[out.storage(), &pa, &pb], grid(workgroups as u32))?
+            run(
+                compute_kernel(v),
+                &[out.storage(), &pa, &pb],
+                grid(workgroups as u32),
+            )?
         }
     }
     Ok(out)
 }
 
 /// The checked shapes of one call: the product, the output shape.
-fn plan(op: &'static str, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<(Gemm, Vec<usize>)> {
+fn plan(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(Gemm, Vec<usize>)> {
     for (name, t) in [("a", a), ("b", b)] {
         if t.dtype() != DType::F32 {
             return Err(Error::shape(op, format!("{name} must be f32, got {t:?}")));
         }
         if t.dims() < 2 {
-            return Err(Error::shape(op, format!("{name} must have at least 2 dims, got {:?}", t.shape())));
+            return Err(Error::shape(
+                op,
+                format!("{name} must have at least 2 dims, got {:?}", t.shape()),
+            ));
         }
     }
     let (sa, sb) = (a.shape(), b.shape());
@@ -266,7 +348,9 @@ fn plan(op: &'static str, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) 
     if b_batched && sb[..sb.len() - 2] != *batch_dims {
         return Err(Error::shape(
             op,
-            format!("b {sb:?} must be 2-D (shared) or have the batch dims {batch_dims:?} of a {sa:?}"),
+            format!(
+                "b {sb:?} must be 2-D (shared) or have the batch dims {batch_dims:?} of a {sa:?}"
+            ),
         ));
     }
     let (rb, cb) = (sb[sb.len() - 2], sb[sb.len() - 1]);
@@ -280,7 +364,16 @@ fn plan(op: &'static str, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) 
         ));
     }
     let batch = batch_dims.iter().product();
-    let g = Gemm { batch, m, k, n, trans_a, trans_b, a_batched: true, b_batched };
+    let g = Gemm {
+        batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        a_batched: true,
+        b_batched,
+    };
     let mut out_shape = batch_dims.to_vec();
     out_shape.extend([m, n]);
     Ok((g, out_shape))
@@ -303,32 +396,79 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result
 }
 
 /// The forward with an explicit kernel variant, no gradient recorded (tests and benchmarks).
-pub fn matmul_variant(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, v: MatmulVariant) -> Result<Tensor> {
+pub fn matmul_variant(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+    v: MatmulVariant,
+) -> Result<Tensor> {
     let (g, out_shape) = plan("matmul_variant", a, b, trans_a, trans_b)?;
     gemm(a, b, g, Some(v))?.reshape(&out_shape)
 }
 
-fn forward(op: &'static str, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+fn forward(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Tensor> {
     let (g, out_shape) = plan(op, a, b, trans_a, trans_b)?;
     let out = gemm(a, b, g, None)?.reshape(&out_shape)?;
     let (a2, b2) = (a.clone(), b.clone());
     Ok(record(out, &[a, b], move |dc| {
-        let da = if a2.is_requires_grad() { Some(grad_a(&a2, &b2, dc, g)?) } else { None };
-        let db = if b2.is_requires_grad() { Some(grad_b(&a2, &b2, dc, g)?) } else { None };
+        let da = if a2.is_requires_grad() {
+            Some(grad_a(&a2, &b2, dc, g)?)
+        } else {
+            None
+        };
+        let db = if b2.is_requires_grad() {
+            Some(grad_b(&a2, &b2, dc, g)?)
+        } else {
+            None
+        };
         Ok(vec![da, db])
     }))
 }
 
 /// dA in the layout of A: dC @ op(B)^T, or its transpose op(B) @ dC^T when A is stored [K, M].
 fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
-    let Gemm { batch, m, k, n, trans_a, trans_b, b_batched, .. } = g;
+    let Gemm {
+        batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        b_batched,
+        ..
+    } = g;
     let da = if trans_a {
         // [K, M] = op(B) [K, N] @ dC^T [N, M]; dC is [M, N] stored, read transposed.
-        let g = Gemm { batch, m: k, k: n, n: m, trans_a: trans_b, trans_b: true, a_batched: b_batched, b_batched: true };
+        let g = Gemm {
+            batch,
+            m: k,
+            k: n,
+            n: m,
+            trans_a: trans_b,
+            trans_b: true,
+            a_batched: b_batched,
+            b_batched: true,
+        };
         gemm(b, dc, g, None)?
     } else {
         // [M, K] = dC [M, N] @ op(B)^T [N, K]; op(B)^T is B read with the opposite flag.
-        let g = Gemm { batch, m, k: n, n: k, trans_a: false, trans_b: !trans_b, a_batched: true, b_batched };
+        let g = Gemm {
+            batch,
+            m,
+            k: n,
+            n: k,
+            trans_a: false,
+            trans_b: !trans_b,
+            a_batched: true,
+            b_batched,
+        };
         gemm(dc, b, g, None)?
     };
     da.reshape(a.shape())
@@ -337,18 +477,45 @@ fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
 /// dB in the layout of B: op(A)^T @ dC, or its transpose dC^T @ op(A) when B is stored [N, K];
 /// summed over the batch when B is shared.
 fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
-    let Gemm { batch, m, k, n, trans_a, trans_b, b_batched, .. } = g;
+    let Gemm {
+        batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        b_batched,
+        ..
+    } = g;
     // A shared B sees every batch; when A is row-major the batch folds into the reduced dim:
     // A is then one [batch * M, K] matrix and dC one [batch * M, N].
     let fold = !b_batched && !trans_a;
     let (batch, m) = if fold { (1, batch * m) } else { (batch, m) };
     let db = if trans_b {
         // [N, K] = dC^T [N, M] @ op(A) [M, K].
-        let g = Gemm { batch, m: n, k: m, n: k, trans_a: true, trans_b: trans_a, a_batched: true, b_batched: true };
+        let g = Gemm {
+            batch,
+            m: n,
+            k: m,
+            n: k,
+            trans_a: true,
+            trans_b: trans_a,
+            a_batched: true,
+            b_batched: true,
+        };
         gemm(dc, a, g, None)?
     } else {
         // [K, N] = op(A)^T [K, M] @ dC [M, N].
-        let g = Gemm { batch, m: k, k: m, n, trans_a: !trans_a, trans_b: false, a_batched: true, b_batched: true };
+        let g = Gemm {
+            batch,
+            m: k,
+            k: m,
+            n,
+            trans_a: !trans_a,
+            trans_b: false,
+            a_batched: true,
+            b_batched: true,
+        };
         gemm(a, dc, g, None)?
     };
     if !b_batched && batch > 1 {

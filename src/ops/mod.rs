@@ -12,18 +12,20 @@ mod layernorm;
 mod layout;
 mod matmul;
 mod reduce;
+mod sgd;
 mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
 pub use attention::{attention, attention_unfused, AttentionMask, ATTENTION_HEAD_DIMS};
 pub use cross_entropy::cross_entropy;
+pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
+pub use embedding::embedding;
 pub use grad_norm::grad_norm_and_clip;
 pub use layernorm::layer_norm;
 pub use layout::{concat, permute, slice, transpose};
 pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant, set_matmul_variant, MatmulVariant};
-pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
-pub use embedding::embedding;
 pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};
+pub use sgd::sgd_update;
 pub use softmax::softmax;
 
 use crate::gpu::{grid, Kernel};
@@ -41,6 +43,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     k.extend(layout::kernels());
     k.extend(matmul::kernels());
     k.extend(reduce::kernels());
+    k.extend(sgd::kernels());
     k.extend(softmax::kernels());
     k
 }

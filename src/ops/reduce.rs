@@ -11,7 +11,10 @@ const SRC: &str = include_str!("../../shaders/reduce.wgsl");
 const WG: u32 = 256;
 
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("reduce.wgsl", SRC, entry).define("WG", WG).write(1).read(2)
+    Kernel::new("reduce.wgsl", SRC, entry)
+        .define("WG", WG)
+        .write(1)
+        .read(2)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
@@ -25,24 +28,44 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (outer, shape[axis], inner)
 }
 
-fn launch(entry: &'static str, out: &Tensor, x: &Tensor, dims: (usize, usize, usize), alpha: f32) -> Result<()> {
+fn launch(
+    entry: &'static str,
+    out: &Tensor,
+    x: &Tensor,
+    dims: (usize, usize, usize),
+    alpha: f32,
+) -> Result<()> {
     let (outer, len, inner) = dims;
     let params = [outer as u32, len as u32, inner as u32, alpha.to_bits()];
-    out.gpu().dispatch(&kernel(entry), &params, &[out.storage(), x.storage()], groups_for(out.numel(), WG))
+    out.gpu().dispatch(
+        &kernel(entry),
+        &params,
+        &[out.storage(), x.storage()],
+        groups_for(out.numel(), WG),
+    )
 }
 
 fn reduce(x: &Tensor, axis: usize, mean: bool) -> Result<Tensor> {
     if axis >= x.dims() {
-        return Err(Error::shape("sum_axis", format!("axis {axis} out of range for {:?}", x.shape())));
+        return Err(Error::shape(
+            "sum_axis",
+            format!("axis {axis} out of range for {:?}", x.shape()),
+        ));
     }
     let dims = split(x.shape(), axis);
-    let alpha = if mean { 1.0 / dims.1.max(1) as f32 } else { 1.0 };
+    let alpha = if mean {
+        1.0 / dims.1.max(1) as f32
+    } else {
+        1.0
+    };
     let mut out_shape = x.shape().to_vec();
     out_shape.remove(axis);
     let out = Tensor::empty(x.gpu(), &out_shape)?;
     launch("sum_axis", &out, x, dims, alpha)?;
     let in_shape = x.shape().to_vec();
-    Ok(record(out, &[x], move |g| Ok(vec![Some(broadcast_axis(g, &in_shape, axis, alpha)?)])))
+    Ok(record(out, &[x], move |g| {
+        Ok(vec![Some(broadcast_axis(g, &in_shape, axis, alpha)?)])
+    }))
 }
 
 /// Sum over `axis` (removed from the shape).
@@ -57,8 +80,11 @@ pub fn mean_axis(x: &Tensor, axis: usize) -> Result<Tensor> {
 
 /// Sum `x` over its leading rows, seen as [numel / m, m] -> [m] (the gradient of a bias).
 pub fn sum_leading(x: &Tensor, m: usize) -> Result<Tensor> {
-    if m == 0 || x.numel() % m != 0 {
-        return Err(Error::shape("sum_leading", format!("{:?} is not rows of {m}", x.shape())));
+    if m == 0 || !x.numel().is_multiple_of(m) {
+        return Err(Error::shape(
+            "sum_leading",
+            format!("{:?} is not rows of {m}", x.shape()),
+        ));
     }
     sum_axis(&x.reshape(&[x.numel() / m, m])?, 0)
 }
@@ -67,13 +93,22 @@ pub fn sum_leading(x: &Tensor, m: usize) -> Result<Tensor> {
 pub fn broadcast_axis(g: &Tensor, shape: &[usize], axis: usize, alpha: f32) -> Result<Tensor> {
     let dims = split(shape, axis);
     if g.numel() != dims.0 * dims.2 {
-        return Err(Error::shape("broadcast_axis", format!("{:?} does not match {shape:?} without axis {axis}", g.shape())));
+        return Err(Error::shape(
+            "broadcast_axis",
+            format!(
+                "{:?} does not match {shape:?} without axis {axis}",
+                g.shape()
+            ),
+        ));
     }
     let out = Tensor::empty(g.gpu(), shape)?;
     launch("broadcast_axis", &out, g, dims, alpha)?;
     Ok(record(out, &[g], move |gg| {
         let s = sum_axis(gg, axis)?;
-        Ok(vec![Some(if alpha == 1.0 { s } else { super::scale(&s, alpha)? })])
+        Ok(vec![Some(if alpha == 1.0 {
+            s
+        } else {
+            super::scale(&s, alpha)?
+        })])
     }))
 }
-

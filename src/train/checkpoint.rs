@@ -5,8 +5,8 @@
 //! atomically: a crash at any moment leaves the previous checkpoint intact and readable.
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 pub use crate::serialize::{tensors_from_bytes, tensors_to_bytes};
+use crate::tensor::Tensor;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,10 @@ pub fn load_params(file: &Path, bytes: &[u8], params: &[Tensor]) -> Result<()> {
     let saved = tensors_from_bytes(file, bytes)?;
     let names: Vec<&str> = params.iter().filter_map(|p| p.name()).collect();
     if let Some(extra) = saved.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(Error::format(file, format!("holds tensor {extra:?}, which this model does not have")));
+        return Err(Error::format(
+            file,
+            format!("holds tensor {extra:?}, which this model does not have"),
+        ));
     }
     for p in params {
         let name = p.name().unwrap_or_default();
@@ -27,7 +30,13 @@ pub fn load_params(file: &Path, bytes: &[u8], params: &[Tensor]) -> Result<()> {
             .get(name)
             .ok_or_else(|| Error::format(file, format!("is missing parameter {name:?}")))?;
         if shape != p.shape() {
-            return Err(Error::format(file, format!("parameter {name:?} has shape {shape:?}, the model expects {:?}", p.shape())));
+            return Err(Error::format(
+                file,
+                format!(
+                    "parameter {name:?} has shape {shape:?}, the model expects {:?}",
+                    p.shape()
+                ),
+            ));
         }
         p.copy_from_slice(data)?;
     }
@@ -79,7 +88,13 @@ pub fn latest(root: &Path) -> Result<Option<PathBuf>> {
         Ok(name) => {
             let dir = root.join(name.trim());
             if !dir.is_dir() {
-                return Err(Error::format(&path, format!("names {:?}, which is not a checkpoint directory", name.trim())));
+                return Err(Error::format(
+                    &path,
+                    format!(
+                        "names {:?}, which is not a checkpoint directory",
+                        name.trim()
+                    ),
+                ));
             }
             Ok(Some(dir))
         }
@@ -99,7 +114,12 @@ pub fn prune(root: &Path, prefix: &str, keep: usize) -> Result<()> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
         .map_err(|e| Error::io(root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect();
     dirs.sort();
     let n = dirs.len().saturating_sub(keep);

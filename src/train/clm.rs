@@ -19,7 +19,7 @@ use crate::gpu::Gpu;
 use crate::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use crate::nn::Module;
 use crate::ops::AdamWParams;
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -67,10 +67,22 @@ fn schedule(config: &Config, total_steps: usize) -> LrSchedule {
     let decay = match s.kind {
         SchedulerKind::Constant => Decay::Constant,
         SchedulerKind::Cosine => Decay::Cosine,
-        SchedulerKind::CosineWarmRestarts => Decay::CosineWarmRestarts { period: s.restart_period },
-        SchedulerKind::ReduceOnPlateau => Decay::ReduceOnPlateau { factor: s.factor, patience: s.patience },
+        SchedulerKind::CosineWarmRestarts => Decay::CosineWarmRestarts {
+            period: s.restart_period,
+        },
+        SchedulerKind::ReduceOnPlateau => Decay::ReduceOnPlateau {
+            factor: s.factor,
+            patience: s.patience,
+        },
     };
-    LrSchedule::new(config.optimizer.lr, s.min_lr, s.warmup_steps, warmup, decay, total_steps)
+    LrSchedule::new(
+        config.optimizer.lr,
+        s.min_lr,
+        s.warmup_steps,
+        warmup,
+        decay,
+        total_steps,
+    )
 }
 
 /// Cross-entropy (nats per token) of a unigram model fitted on `train` (add-one smoothing),
@@ -82,7 +94,10 @@ pub fn unigram_cross_entropy(train: &[u32], eval: &[u32], vocab: usize) -> f64 {
     }
     let total: f64 = counts.iter().sum();
     let n = eval.len().max(1) as f64;
-    eval.iter().map(|&t| -(counts[t as usize] / total).ln()).sum::<f64>() / n
+    eval.iter()
+        .map(|&t| -(counts[t as usize] / total).ln())
+        .sum::<f64>()
+        / n
 }
 
 /// exp(token cross-entropy / characters per token): comparable across tokenizers.
@@ -92,7 +107,11 @@ pub fn char_perplexity(token_ce: f64, chars_per_token: f64) -> f64 {
 
 /// JSON has no infinity: "nothing yet" is stored as f64::MAX.
 fn finite(x: f64) -> f64 {
-    if x.is_finite() { x } else { f64::MAX }
+    if x.is_finite() {
+        x
+    } else {
+        f64::MAX
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -105,16 +124,40 @@ struct TrainState {
 
 fn train_state(trainer: &LmTrainer, step: usize, best: f64) -> TrainState {
     let (scale, best_val, bad) = trainer.schedule.plateau_state();
-    TrainState { step, best_val_char_ppl: finite(best), optimizer_steps: trainer.optimizer.steps().to_vec(), plateau: (scale, finite(best_val), bad) }
+    TrainState {
+        step,
+        best_val_char_ppl: finite(best),
+        optimizer_steps: trainer.optimizer.steps().to_vec(),
+        plateau: (scale, finite(best_val), bad),
+    }
 }
 
-fn save_checkpoint(trainer: &LmTrainer, root: &Path, name: &str, state: &TrainState, config_yaml: &str, tokenizer_json: &[u8]) -> Result<()> {
+fn save_checkpoint(
+    trainer: &LmTrainer,
+    root: &Path,
+    name: &str,
+    state: &TrainState,
+    config_yaml: &str,
+    tokenizer_json: &[u8],
+) -> Result<()> {
     let params = trainer.model.params();
-    let named: Vec<(String, &crate::Tensor)> = params.iter().map(|p| (p.name().unwrap_or_default().to_string(), p)).collect();
+    let named: Vec<(String, &crate::Tensor)> = params
+        .iter()
+        .map(|p| (p.name().unwrap_or_default().to_string(), p))
+        .collect();
     let files = vec![
-        (checkpoint::PARAMS_FILE, checkpoint::tensors_to_bytes(&named)?),
-        ("optimizer.safetensors", checkpoint::tensors_to_bytes(&trainer.optimizer.state())?),
-        ("state.json", serde_json::to_vec_pretty(state).map_err(|e| Error::Gpu(e.to_string()))?),
+        (
+            checkpoint::PARAMS_FILE,
+            checkpoint::tensors_to_bytes(&named)?,
+        ),
+        (
+            "optimizer.safetensors",
+            checkpoint::tensors_to_bytes(&trainer.optimizer.state())?,
+        ),
+        (
+            "state.json",
+            serde_json::to_vec_pretty(state).map_err(|e| Error::Gpu(e.to_string()))?,
+        ),
         ("config.yaml", config_yaml.as_bytes().to_vec()),
         ("tokenizer.json", tokenizer_json.to_vec()),
     ];
@@ -127,19 +170,39 @@ pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(DecoderOnlyTransformer, Toke
     let config_path = dir.join("config.yaml");
     let config = Config::load(&config_path)?;
     let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;
-    let model = DecoderOnlyTransformer::new(gpu, model_config(&config, tokenizer.vocab_size()), config.train.seed)?;
+    let model = DecoderOnlyTransformer::new(
+        gpu,
+        model_config(&config, tokenizer.vocab_size()),
+        config.train.seed,
+    )?;
     let file = dir.join(checkpoint::PARAMS_FILE);
-    checkpoint::load_params(&file, &checkpoint::read(dir, checkpoint::PARAMS_FILE)?, &model.params())?;
+    checkpoint::load_params(
+        &file,
+        &checkpoint::read(dir, checkpoint::PARAMS_FILE)?,
+        &model.params(),
+    )?;
     Ok((model, tokenizer, config))
 }
 
 /// A sample continuation of `prompt` (temperature 0.8, top-k 20).
-pub fn sample_text(model: &DecoderOnlyTransformer, tokenizer: &Tokenizer, prompt: &str, n: usize, seed: u64) -> Result<String> {
+pub fn sample_text(
+    model: &DecoderOnlyTransformer,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    n: usize,
+    seed: u64,
+) -> Result<String> {
     let mut ids = vec![SOS];
     ids.extend(tokenizer.encode(prompt));
     // The model has no positions beyond max_seq_len: stop there.
     let n = n.min(model.config.max_seq_len.saturating_sub(ids.len()));
-    let cfg = SamplingConfig { max_new_tokens: n, temperature: 0.8, top_k: 20, seed, ..Default::default() };
+    let cfg = SamplingConfig {
+        max_new_tokens: n,
+        temperature: 0.8,
+        top_k: 20,
+        seed,
+        ..Default::default()
+    };
     let out = sample(&CausalLmDecoder(model), &ids, &cfg)?;
     Ok(format!("{prompt}{}", tokenizer.decode(&out)))
 }
@@ -154,7 +217,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
     }
 
     // Data and tokenizer (rebuilt deterministically from the corpus and config).
-    let corpus = Corpus::load(&config.data.path, config.data.val_fraction, config.data.test_fraction)?;
+    let corpus = Corpus::load(
+        &config.data.path,
+        config.data.val_fraction,
+        config.data.test_fraction,
+    )?;
     let tokenizer = config.tokenizer.build(&corpus.train)?;
     let tok_path = out_dir.join("tokenizer.json");
     tokenizer.save(&tok_path)?;
@@ -162,20 +229,38 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
     let splits = corpus.encode(&tokenizer);
     let t = &config.train;
     let train_batches = Batcher::new(splits.train.clone(), t.seq_len, t.batch_size, t.seed)?;
-    let val = Batcher::new(splits.val.clone(), t.seq_len, t.batch_size, t.seed)?.eval_batches(t.eval_batches);
-    let test = Batcher::new(splits.test.clone(), t.seq_len, t.batch_size, t.seed)?.eval_batches(t.eval_batches);
+    let val = Batcher::new(splits.val.clone(), t.seq_len, t.batch_size, t.seed)?
+        .eval_batches(t.eval_batches);
+    let test = Batcher::new(splits.test.clone(), t.seq_len, t.batch_size, t.seed)?
+        .eval_batches(t.eval_batches);
     let val_chars_per_token = corpus.val.chars().count() as f64 / splits.val.len().max(1) as f64;
     let test_chars_per_token = corpus.test.chars().count() as f64 / splits.test.len().max(1) as f64;
-    let unigram = char_perplexity(unigram_cross_entropy(&splits.train, &splits.val, tokenizer.vocab_size()), val_chars_per_token);
+    let unigram = char_perplexity(
+        unigram_cross_entropy(&splits.train, &splits.val, tokenizer.vocab_size()),
+        val_chars_per_token,
+    );
 
     // Model, optimizer, schedule.
-    let model = DecoderOnlyTransformer::new(&gpu, model_config(config, tokenizer.vocab_size()), t.seed)?;
-    if config.optimizer.kind != OptimizerKind::AdamW {
-        return Err(Error::format(&config.origin, format!("optimizer.kind: {:?} is not implemented yet; use adamw", config.optimizer.kind)));
-    }
+    let model =
+        DecoderOnlyTransformer::new(&gpu, model_config(config, tokenizer.vocab_size()), t.seed)?;
     let o = &config.optimizer;
-    let hyper = AdamWParams { lr: o.lr as f32, beta1: o.betas[0] as f32, beta2: o.betas[1] as f32, eps: o.eps as f32, weight_decay: o.weight_decay as f32 };
-    let optimizer = AdamW::new(model.params(), hyper)?;
+    let hyper = AdamWParams {
+        lr: o.lr as f32,
+        beta1: o.betas[0] as f32,
+        beta2: o.betas[1] as f32,
+        eps: o.eps as f32,
+        weight_decay: o.weight_decay as f32,
+        coupled_weight_decay: o.kind == OptimizerKind::Adam,
+    };
+    let optimizer = match o.kind {
+        OptimizerKind::Sgd => Optimizer::sgd(
+            model.params(),
+            o.lr as f32,
+            o.momentum as f32,
+            o.weight_decay as f32,
+        )?,
+        OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::new(model.params(), hyper)?,
+    };
     let total_steps = config.total_steps(train_batches.batches_per_epoch());
     let mut trainer = LmTrainer {
         schedule: schedule(config, total_steps),
@@ -188,7 +273,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         seed: t.seed,
     };
     let config_yaml = config.to_yaml()?;
-    std::fs::write(out_dir.join("config.yaml"), &config_yaml).map_err(|e| Error::io(out_dir.join("config.yaml"), e))?;
+    std::fs::write(out_dir.join("config.yaml"), &config_yaml)
+        .map_err(|e| Error::io(out_dir.join("config.yaml"), e))?;
 
     let mut best = f64::INFINITY;
     if opts.resume {
@@ -197,9 +283,17 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
             let state: TrainState = serde_json::from_slice(&checkpoint::read(&dir, "state.json")?)
                 .map_err(|e| Error::format(&state_path, e))?;
             let params_file = dir.join(checkpoint::PARAMS_FILE);
-            checkpoint::load_params(&params_file, &checkpoint::read(&dir, checkpoint::PARAMS_FILE)?, &trainer.model.params())?;
+            checkpoint::load_params(
+                &params_file,
+                &checkpoint::read(&dir, checkpoint::PARAMS_FILE)?,
+                &trainer.model.params(),
+            )?;
             let opt_file = dir.join("optimizer.safetensors");
-            trainer.optimizer.restore(&opt_file, &checkpoint::read(&dir, "optimizer.safetensors")?, &state.optimizer_steps)?;
+            trainer.optimizer.restore(
+                &opt_file,
+                &checkpoint::read(&dir, "optimizer.safetensors")?,
+                &state.optimizer_steps,
+            )?;
             trainer.schedule.set_plateau_state(state.plateau);
             trainer.step = state.step;
             best = state.best_val_char_ppl;
@@ -212,36 +306,60 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
     let mut log = MetricsLog::open(&out_dir.join("metrics.jsonl"), opts.resume)?;
     let accum = t.grad_accumulation.max(1);
     let mut stream = train_batches.stream(trainer.step * accum)?;
-    let bar = opts.verbose.then(|| progress_bar(total_steps as u64, trainer.step as u64));
+    let bar = opts
+        .verbose
+        .then(|| progress_bar(total_steps as u64, trainer.step as u64));
     let mut losses = Vec::new();
     let mut last_val = f64::NAN;
     let (mut tokens_seen, started) = (0usize, Instant::now());
     let first_step = trainer.step;
     while trainer.step < total_steps {
-        if opts.stop_after.is_some_and(|n| trainer.step - first_step >= n) {
+        if opts
+            .stop_after
+            .is_some_and(|n| trainer.step - first_step >= n)
+        {
             break;
         }
         let micro: Vec<_> = (&mut stream).take(accum).collect();
         let stats = trainer.train_step(&micro)?;
         if !stats.loss.is_finite() {
-            return Err(Error::Gpu(format!("step {}: the loss is {} (lower optimizer.lr or set train.max_grad_norm)", trainer.step, stats.loss)));
+            return Err(Error::Gpu(format!(
+                "step {}: the loss is {} (lower optimizer.lr or set train.max_grad_norm)",
+                trainer.step, stats.loss
+            )));
         }
         losses.push(stats.loss);
         tokens_seen += stats.tokens;
         let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
         let step = trainer.step;
-        if step % t.log_interval.max(1) == 0 || step == total_steps {
-            log.write("train", &[("step", step as f64), ("loss", stats.loss as f64), ("lr", stats.lr), ("tokens_per_s", tps)])?;
+        if step.is_multiple_of(t.log_interval.max(1)) || step == total_steps {
+            log.write(
+                "train",
+                &[
+                    ("step", step as f64),
+                    ("loss", stats.loss as f64),
+                    ("lr", stats.lr),
+                    ("tokens_per_s", tps),
+                ],
+            )?;
         }
         if let Some(b) = &bar {
             b.set_position(step as u64);
             b.set_message(format!("loss {:.3} | {:.0} tok/s", stats.loss, tps));
         }
-        if step % t.eval_interval.max(1) == 0 || step == total_steps {
+        if step.is_multiple_of(t.eval_interval.max(1)) || step == total_steps {
             let val_ce = trainer.evaluate(&val)?;
             trainer.schedule.observe_validation(val_ce);
             last_val = char_perplexity(val_ce, val_chars_per_token);
-            log.write("eval", &[("step", step as f64), ("val_loss", val_ce), ("val_token_perplexity", val_ce.exp()), ("val_char_perplexity", last_val)])?;
+            log.write(
+                "eval",
+                &[
+                    ("step", step as f64),
+                    ("val_loss", val_ce),
+                    ("val_token_perplexity", val_ce.exp()),
+                    ("val_char_perplexity", last_val),
+                ],
+            )?;
             let sample = sample_text(&trainer.model, &tokenizer, "ROMEO:\n", 120, step as u64)?;
             let msg = format!("step {step}: val loss {val_ce:.3}, char perplexity {last_val:.2} (unigram {unigram:.2})\n--- sample ---\n{sample}\n--------------");
             match &bar {
@@ -253,10 +371,24 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
             if last_val < best {
                 best = last_val;
                 let state = train_state(&trainer, step, best);
-                save_checkpoint(&trainer, &ckpt_root, "best", &state, &config_yaml, &tokenizer_json)?;
+                save_checkpoint(
+                    &trainer,
+                    &ckpt_root,
+                    "best",
+                    &state,
+                    &config_yaml,
+                    &tokenizer_json,
+                )?;
             }
             let state = train_state(&trainer, step, best);
-            save_checkpoint(&trainer, &ckpt_root, &format!("step-{step:07}"), &state, &config_yaml, &tokenizer_json)?;
+            save_checkpoint(
+                &trainer,
+                &ckpt_root,
+                &format!("step-{step:07}"),
+                &state,
+                &config_yaml,
+                &tokenizer_json,
+            )?;
             checkpoint::prune(&ckpt_root, "step-", 2)?;
         }
     }
@@ -273,7 +405,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         tokens_per_second: tokens_seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
         out_dir: out_dir.clone(),
     };
-    log.write("test", &[("step", trainer.step as f64), ("test_loss", test_ce), ("test_char_perplexity", summary.test_char_perplexity), ("unigram_char_perplexity", unigram)])?;
+    log.write(
+        "test",
+        &[
+            ("step", trainer.step as f64),
+            ("test_loss", test_ce),
+            ("test_char_perplexity", summary.test_char_perplexity),
+            ("unigram_char_perplexity", unigram),
+        ],
+    )?;
     write_plot(&out_dir)?;
     Ok(summary)
 }
@@ -281,8 +421,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
 fn progress_bar(total: u64, at: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] step {pos}/{len} ETA {eta} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] step {pos}/{len} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(at);
     bar
@@ -295,15 +437,31 @@ pub fn write_plot(out_dir: &Path) -> Result<()> {
     let points = |kind: &str, field: &str| -> Result<Vec<(f64, f64)>> {
         let mut by_step = std::collections::BTreeMap::new();
         for r in read_records(&path, kind)? {
-            if let (Some(step), Some(y)) = (r.get("step").and_then(|v| v.as_f64()), r.get(field).and_then(|v| v.as_f64())) {
+            if let (Some(step), Some(y)) = (
+                r.get("step").and_then(|v| v.as_f64()),
+                r.get(field).and_then(|v| v.as_f64()),
+            ) {
                 by_step.insert(step as u64, y);
             }
         }
         Ok(by_step.into_iter().map(|(s, y)| (s as f64, y)).collect())
     };
     let series = vec![
-        Series { name: "train loss".into(), points: points("train", "loss")? },
-        Series { name: "val loss".into(), points: points("eval", "val_loss")? },
+        Series {
+            name: "train loss".into(),
+            points: points("train", "loss")?,
+        },
+        Series {
+            name: "val loss".into(),
+            points: points("eval", "val_loss")?,
+        },
     ];
-    plot_curves(&out_dir.join("curves.png"), "CLM training", &series, false, 800, 500)
+    plot_curves(
+        &out_dir.join("curves.png"),
+        "CLM training",
+        &series,
+        false,
+        800,
+        500,
+    )
 }

@@ -8,12 +8,12 @@ use crate::error::{Error, Result};
 use crate::models::DecoderOnlyTransformer;
 use crate::nn::{Ctx, Module};
 use crate::ops;
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
 pub struct LmTrainer {
     pub model: DecoderOnlyTransformer,
-    pub optimizer: AdamW,
+    pub optimizer: Optimizer,
     pub schedule: LrSchedule,
     pub label_smoothing: f32,
     /// Clip the global gradient norm to this (<= 0: no clipping).
@@ -72,9 +72,15 @@ impl LmTrainer {
             let loss = self.loss(batch, &ctx)?;
             let scaled = ops::scale(&loss, share)?;
             scaled.backward()?;
-            let detached = { let _g = crate::no_grad(); ops::scale(&loss, share)? };
+            let detached = {
+                let _g = crate::no_grad();
+                ops::scale(&loss, share)?
+            };
             total = Some(match total {
-                Some(t) => { let _g = crate::no_grad(); ops::add(&t, &detached)? }
+                Some(t) => {
+                    let _g = crate::no_grad();
+                    ops::add(&t, &detached)?
+                }
                 None => detached,
             });
             tokens += batch.batch_size * batch.seq_len;
@@ -86,7 +92,10 @@ impl LmTrainer {
         self.optimizer.step_clipped(Some(&clip))?;
         self.optimizer.zero_grad();
         self.step += 1;
-        let loss = total.map(|t| t.to_scalar()).transpose()?.unwrap_or(f32::NAN);
+        let loss = total
+            .map(|t| t.to_scalar())
+            .transpose()?
+            .unwrap_or(f32::NAN);
         Ok(StepStats { loss, lr, tokens })
     }
 
@@ -101,11 +110,18 @@ impl LmTrainer {
             }
             let (ids, targets, lens) = self.upload(batch)?;
             let logits = self.model.forward(&ids, Some(&lens), &Ctx::eval())?;
-            let logits = logits.reshape(&[batch.batch_size * batch.seq_len, self.model.config.vocab_size])?;
+            let logits = logits.reshape(&[
+                batch.batch_size * batch.seq_len,
+                self.model.config.vocab_size,
+            ])?;
             let loss = ops::cross_entropy(&logits, &targets, self.pad_id, 0.0)?.to_scalar()?;
             sum += loss as f64 * n as f64;
             count += n;
         }
-        Ok(if count == 0 { f64::NAN } else { sum / count as f64 })
+        Ok(if count == 0 {
+            f64::NAN
+        } else {
+            sum / count as f64
+        })
     }
 }

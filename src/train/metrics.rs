@@ -23,7 +23,10 @@ impl MetricsLog {
             options.write(true).truncate(true);
         }
         let file = options.open(path).map_err(|e| Error::io(path, e))?;
-        Ok(MetricsLog { path: path.to_path_buf(), file })
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Write one record, e.g. `log.write("train", &[("step", 10.0), ("loss", 2.3)])`.
@@ -32,7 +35,9 @@ impl MetricsLog {
         obj.insert("kind".into(), Value::from(kind));
         for (k, v) in fields {
             // JSON has no NaN/inf: write them as null so the line stays valid.
-            let v = serde_json::Number::from_f64(*v).map(Value::Number).unwrap_or(Value::Null);
+            let v = serde_json::Number::from_f64(*v)
+                .map(Value::Number)
+                .unwrap_or(Value::Null);
             obj.insert((*k).into(), v);
         }
         writeln!(self.file, "{}", Value::Object(obj)).map_err(|e| Error::io(&self.path, e))
@@ -51,7 +56,8 @@ pub fn read_records(path: &Path, kind: &str) -> Result<Vec<Map<String, Value>>> 
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| Error::format(path, format!("line {}: {e}", i + 1)))?;
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| Error::format(path, format!("line {}: {e}", i + 1)))?;
         if let Value::Object(m) = v {
             if m.get("kind").and_then(Value::as_str) == Some(kind) {
                 out.push(m);

@@ -15,9 +15,14 @@ pub enum Decay {
     /// Half a cosine from the base lr to `min_lr` over the steps after warmup.
     Cosine,
     /// Cosine cycles of `period` steps, each restarting at the base lr.
-    CosineWarmRestarts { period: usize },
+    CosineWarmRestarts {
+        period: usize,
+    },
     /// Multiply the lr by `factor` when the validation loss has not improved for `patience` evals.
-    ReduceOnPlateau { factor: f64, patience: usize },
+    ReduceOnPlateau {
+        factor: f64,
+        patience: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -35,8 +40,25 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
-    pub fn new(base_lr: f64, min_lr: f64, warmup_steps: usize, warmup: Warmup, decay: Decay, total_steps: usize) -> Self {
-        LrSchedule { base_lr, min_lr, warmup_steps, warmup, decay, total_steps, plateau_scale: 1.0, best_val: f64::INFINITY, bad_evals: 0 }
+    pub fn new(
+        base_lr: f64,
+        min_lr: f64,
+        warmup_steps: usize,
+        warmup: Warmup,
+        decay: Decay,
+        total_steps: usize,
+    ) -> Self {
+        LrSchedule {
+            base_lr,
+            min_lr,
+            warmup_steps,
+            warmup,
+            decay,
+            total_steps,
+            plateau_scale: 1.0,
+            best_val: f64::INFINITY,
+            bad_evals: 0,
+        }
     }
 
     /// The learning rate for `step` (0-based).
@@ -50,7 +72,10 @@ impl LrSchedule {
         }
         let t = step - self.warmup_steps;
         let span = self.total_steps.saturating_sub(self.warmup_steps).max(1);
-        let cosine = |pos: f64| self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1.0 + (std::f64::consts::PI * pos).cos());
+        let cosine = |pos: f64| {
+            self.min_lr
+                + 0.5 * (self.base_lr - self.min_lr) * (1.0 + (std::f64::consts::PI * pos).cos())
+        };
         match self.decay {
             Decay::Constant => self.base_lr,
             Decay::Cosine => cosine((t as f64 / span as f64).min(1.0)),
@@ -113,7 +138,14 @@ mod tests {
 
     #[test]
     fn warm_restarts_return_to_the_base_lr() {
-        let s = LrSchedule::new(1.0, 0.0, 0, Warmup::Linear, Decay::CosineWarmRestarts { period: 10 }, 100);
+        let s = LrSchedule::new(
+            1.0,
+            0.0,
+            0,
+            Warmup::Linear,
+            Decay::CosineWarmRestarts { period: 10 },
+            100,
+        );
         assert_eq!(s.lr(0), 1.0);
         assert!(s.lr(9) < 0.1);
         assert_eq!(s.lr(10), 1.0);
@@ -121,7 +153,17 @@ mod tests {
 
     #[test]
     fn plateau_reduces_after_patience_evaluations_without_improvement() {
-        let mut s = LrSchedule::new(1.0, 0.01, 0, Warmup::Linear, Decay::ReduceOnPlateau { factor: 0.5, patience: 1 }, 100);
+        let mut s = LrSchedule::new(
+            1.0,
+            0.01,
+            0,
+            Warmup::Linear,
+            Decay::ReduceOnPlateau {
+                factor: 0.5,
+                patience: 1,
+            },
+            100,
+        );
         s.observe_validation(2.0);
         s.observe_validation(2.1);
         assert_eq!(s.lr(5), 1.0);

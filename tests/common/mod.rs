@@ -35,10 +35,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
         got.len(),
         want.len()
     );
-    let mut worst = (0usize, 0.0f64);
+    let mut worst = (0usize, 0.0f64); // NaN counts as the worst error
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs() / (1.0 + w.abs());
-        if !(err <= worst.1) {
+        if err.is_nan() || err > worst.1 {
             worst = (i, err);
         }
     }

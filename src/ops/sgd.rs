@@ -1,0 +1,67 @@
+//! The SGD-with-momentum update (`shaders/sgd.wgsl`), in place, like `adamw_update`.
+
+use super::groups_for;
+use crate::error::{Error, Result};
+use crate::gpu::Kernel;
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/sgd.wgsl");
+const WG: u32 = 256;
+
+fn kernel() -> Kernel {
+    Kernel::new("sgd.wgsl", SRC, "sgd")
+        .define("WG", WG)
+        .write(1)
+        .read(2)
+        .write(3)
+        .read(4)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    vec![kernel()]
+}
+
+/// p -= lr * (momentum * buf + grad * clip + weight_decay * p), updating `buf` too.
+/// `clip` is the [2] tensor of `grad_norm_and_clip` (None: no clipping).
+pub fn sgd_update(
+    param: &Tensor,
+    grad: &Tensor,
+    buf: &Tensor,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    clip: Option<&Tensor>,
+) -> Result<()> {
+    let n = param.numel();
+    for (what, t) in [("param", param), ("grad", grad), ("momentum buffer", buf)] {
+        if t.dtype() != DType::F32 || t.numel() != n {
+            return Err(Error::shape(
+                "sgd_update",
+                format!("{what} must be f32 with {n} values, got {t:?}"),
+            ));
+        }
+    }
+    let ones;
+    let clip = match clip {
+        Some(c) => c,
+        None => {
+            ones = Tensor::ones(param.gpu(), &[2])?;
+            &ones
+        }
+    };
+    let params = [
+        n as u32,
+        lr.to_bits(),
+        momentum.to_bits(),
+        weight_decay.to_bits(),
+    ];
+    let bufs = [
+        param.storage(),
+        grad.storage(),
+        buf.storage(),
+        clip.storage(),
+    ];
+    param
+        .gpu()
+        .dispatch(&kernel(), &params, &bufs, groups_for(n, WG))
+}
