@@ -1,5 +1,7 @@
-//! Multi-head attention (self or cross) over the fused attention kernel, with an optional
-//! key/value cache for incremental decoding.
+//! Multi-head attention (self or cross) with an optional key/value cache for incremental
+//! decoding. The attention itself is `ops::attention` (the fused kernel) or, on CPU adapters
+//! such as lavapipe where it measured 2-9x faster (BENCHMARKS.md), `ops::attention_unfused`.
+//! `WGFORMER_ATTENTION=fused|unfused` forces one.
 
 use super::{join, Init, Linear, Module};
 use crate::error::{Error, Result};
@@ -30,6 +32,27 @@ impl KvCache {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The fused kernel unless the adapter is a CPU (or `WGFORMER_ATTENTION` says otherwise).
+fn fused_attention_wanted(q: &Tensor) -> bool {
+    static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *CHOICE.get_or_init(|| match std::env::var("WGFORMER_ATTENTION").as_deref() {
+        Ok("fused") => Some(true),
+        Ok("unfused") => Some(false),
+        _ => None,
+    });
+    let head_dim_compiled = ops::ATTENTION_HEAD_DIMS.contains(&q.shape()[3]);
+    head_dim_compiled && forced.unwrap_or(q.gpu().inner().info.device_type != wgpu::DeviceType::Cpu)
+}
+
+/// softmax(q k^T / sqrt(D) + mask) v through the kernel `fused_attention_wanted` picks.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+    if fused_attention_wanted(q) {
+        ops::attention(q, k, v, mask)
+    } else {
+        Ok(ops::attention_unfused(q, k, v, mask, false)?.0)
     }
 }
 
@@ -70,7 +93,7 @@ impl MultiHeadAttention {
         let q = self.split_heads(&self.q_proj.forward(x_q)?)?;
         let k = self.split_heads(&self.k_proj.forward(x_kv)?)?;
         let v = self.split_heads(&self.v_proj.forward(x_kv)?)?;
-        let o = ops::attention(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
+        let o = attend(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
         self.out_proj.forward(&self.merge_heads(&o)?)
     }
 
@@ -91,7 +114,7 @@ impl MultiHeadAttention {
         };
         cache.k = Some(k.clone());
         cache.v = Some(v.clone());
-        let o = ops::attention(&q, &k, &v, mask)?;
+        let o = attend(&q, &k, &v, mask)?;
         self.out_proj.forward(&self.merge_heads(&o)?)
     }
 
@@ -114,7 +137,7 @@ impl MultiHeadAttention {
             ));
         };
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
-        let o = ops::attention(&q, k, v, mask)?;
+        let o = attend(&q, k, v, mask)?;
         self.out_proj.forward(&self.merge_heads(&o)?)
     }
 }
