@@ -49,41 +49,10 @@ struct Params {
 @group(0) @binding(10) var<storage, read> count_in: array<f32>;
 @group(0) @binding(11) var<storage, read> dloss: array<f32>;
 
-var<workgroup> scratch: array<vec2<f32>, WG>;
+// workgroup_sum / workgroup_sum2 / workgroup_max: shaders/workgroup_reduce.wgsl (prepended).
 
 fn counts(t: u32) -> bool {
     return t != p.ignore_index && t < p.vocab;
-}
-
-// Sum of `v` over the workgroup (two sums at once), returned to every invocation.
-fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            scratch[lid] += scratch[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0];
-    // Everyone has read the result before a later reduction overwrites scratch.
-    workgroupBarrier();
-    return total;
-}
-
-// Max of `v` over the workgroup, returned to every invocation.
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-    scratch[lid].x = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            scratch[lid].x = max(scratch[lid].x, scratch[lid + stride].x);
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0].x;
-    workgroupBarrier();
-    return total;
 }
 
 @compute @workgroup_size(WG)
@@ -106,7 +75,7 @@ fn row_loss_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         let z = logits[base + j] - row_max;
         acc += vec2(exp(z), z);
     }
-    let sums = workgroup_sum(lid, acc);
+    let sums = workgroup_sum2(lid, acc);
 
     if (lid == 0u) {
         // sums.x >= 1 (the max contributes exp(0)), so the log is finite.
@@ -130,7 +99,7 @@ fn finish(@builtin(local_invocation_index) lid: u32) {
     for (var r = lid; r < p.rows; r += WG) {
         acc += vec2(row_loss_in[r], select(0.0, 1.0, counts(targets[r])));
     }
-    let total = workgroup_sum(lid, acc);
+    let total = workgroup_sum2(lid, acc);
     if (lid == 0u) {
         loss[0] = select(0.0, total.x / total.y, total.y > 0.0);
         count[0] = total.y;

@@ -2,7 +2,8 @@
 // Launched by src/ops/grad_norm.rs.
 //
 // `sum_squares`: ONE workgroup of WG invocations reduces one gradient tensor: each invocation
-// sums the squares of a strided slice, then a tree reduction in workgroup memory; the result
+// sums the squares of a strided slice, then `workgroup_sum` (shaders/workgroup_reduce.wgsl,
+// prepended) adds those up; the result
 // goes to partials[slot] (one slot per parameter tensor; no atomics, so it is deterministic).
 // `finish`: one invocation sums the partials and writes [norm, clip coefficient], where the
 // coefficient min(1, max_norm / (norm + 1e-6)) is what the optimizer multiplies gradients by.
@@ -19,24 +20,15 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> norm_and_coef: array<f32>;
 
-var<workgroup> lane_sums: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn sum_squares(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var i = lid; i < p.n; i += WG) {
         acc += x[i] * x[i];
     }
-    lane_sums[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            lane_sums[lid] += lane_sums[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        partials[p.slot] = lane_sums[0];
+        partials[p.slot] = total;
     }
 }
 

@@ -43,23 +43,7 @@ struct Params {
 @group(0) @binding(11) var<storage, read_write> dgamma_part: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dbeta_part: array<f32>;
 
-var<workgroup> scratch: array<vec2<f32>, WG>;
-
-// Sum of `v` over the workgroup (two sums at once), returned to every invocation.
-fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            scratch[lid] += scratch[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0];
-    // Everyone has read the result before a later reduction overwrites scratch.
-    workgroupBarrier();
-    return total;
-}
+// workgroup_sum / workgroup_sum2 / workgroup_max: shaders/workgroup_reduce.wgsl (prepended).
 
 fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
@@ -77,14 +61,14 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var c = lid; c < p.cols; c += WG) {
         s += x[base + c];
     }
-    let mu = workgroup_sum(lid, vec2(s, 0.0)).x / n;
+    let mu = workgroup_sum2(lid, vec2(s, 0.0)).x / n;
 
     var sq = 0.0;
     for (var c = lid; c < p.cols; c += WG) {
         let d = x[base + c] - mu;
         sq += d * d;
     }
-    let r = inverseSqrt(workgroup_sum(lid, vec2(sq, 0.0)).x / n + p.eps);
+    let r = inverseSqrt(workgroup_sum2(lid, vec2(sq, 0.0)).x / n + p.eps);
 
     for (var c = lid; c < p.cols; c += WG) {
         y[base + c] = (x[base + c] - mu) * r * gamma[c] + beta[c];
@@ -111,7 +95,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         let xhat = (x[base + c] - mu) * r;
         acc += vec2(g, g * xhat);
     }
-    let means = workgroup_sum(lid, acc) / f32(p.cols);
+    let means = workgroup_sum2(lid, acc) / f32(p.cols);
 
     for (var c = lid; c < p.cols; c += WG) {
         let g = dy[base + c] * gamma[c];

@@ -22,38 +22,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> y_saved: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 
-var<workgroup> scratch: array<f32, WG>;
-
-// Sum of `v` over the workgroup, returned to every invocation.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            scratch[lid] += scratch[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0];
-    // Everyone has read the result before a later reduction overwrites scratch.
-    workgroupBarrier();
-    return total;
-}
-
-// Max of `v` over the workgroup, returned to every invocation.
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            scratch[lid] = max(scratch[lid], scratch[lid + stride]);
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0];
-    workgroupBarrier();
-    return total;
-}
+// workgroup_sum / workgroup_sum2 / workgroup_max: shaders/workgroup_reduce.wgsl (prepended).
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -22,6 +22,8 @@ pub struct Kernel {
     pub source: &'static str,
     pub entry: &'static str,
     pub defines: Vec<(&'static str, u32)>,
+    /// Shared WGSL put between the defines and the file (e.g. workgroup reductions).
+    pub prelude: Option<&'static str>,
     /// Storage bindings in launch order: (binding number, writable).
     pub bindings: Vec<(u32, bool)>,
     /// Needs `Features::SUBGROUP`.
@@ -35,6 +37,7 @@ impl Kernel {
             source,
             entry,
             defines: Vec::new(),
+            prelude: None,
             bindings: Vec::new(),
             subgroups: false,
         }
@@ -58,6 +61,11 @@ impl Kernel {
         self
     }
 
+    pub fn with_prelude(mut self, wgsl: &'static str) -> Self {
+        self.prelude = Some(wgsl);
+        self
+    }
+
     pub fn with_subgroups(mut self) -> Self {
         self.subgroups = true;
         self
@@ -69,6 +77,10 @@ impl Kernel {
         for (name, value) in &self.defines {
             text.push_str(&format!("const {name}: u32 = {value}u;\n"));
         }
+        if let Some(prelude) = self.prelude {
+            text.push_str(prelude);
+            text.push('\n');
+        }
         text.push_str(self.source);
         text
     }
@@ -76,6 +88,9 @@ impl Kernel {
     /// Lines prepended by `wgsl()`; subtract from a compiler's line number to get the file's.
     pub fn header_lines(&self) -> usize {
         self.defines.len()
+            + self
+                .prelude
+                .map_or(0, |p| p.lines().count() + usize::from(!p.ends_with('\n')))
     }
 
     /// A readable, unique name of this variant, e.g. `matmul.wgsl:main[TILE=16]`.

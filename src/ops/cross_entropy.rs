@@ -18,6 +18,7 @@ const WG: u32 = 256;
 /// Buffers: row_loss, lse, logits, targets.
 fn row_loss_kernel() -> Kernel {
     Kernel::new("cross_entropy.wgsl", SRC, "row_loss_forward")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", ROW_WG)
         .write(1)
         .write(2)
@@ -28,6 +29,7 @@ fn row_loss_kernel() -> Kernel {
 /// Buffers: loss, count, row_loss, targets.
 fn finish_kernel() -> Kernel {
     Kernel::new("cross_entropy.wgsl", SRC, "finish")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .write(5)
         .write(6)
@@ -38,6 +40,7 @@ fn finish_kernel() -> Kernel {
 /// Buffers: dlogits, logits, targets, lse, count, dloss.
 fn backward_kernel() -> Kernel {
     Kernel::new("cross_entropy.wgsl", SRC, "backward")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .write(8)
         .read(3)

@@ -11,6 +11,7 @@ const WG: u32 = 256;
 
 fn sum_squares_kernel() -> Kernel {
     Kernel::new("grad_norm.wgsl", SRC, "sum_squares")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -18,6 +19,7 @@ fn sum_squares_kernel() -> Kernel {
 
 fn finish_kernel() -> Kernel {
     Kernel::new("grad_norm.wgsl", SRC, "finish")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .write(1)
         .write(3)

@@ -17,6 +17,7 @@ const ROWS_PER_BLOCK: u32 = 32;
 
 fn kernel(entry: &'static str) -> Kernel {
     Kernel::new("layernorm.wgsl", SRC, entry)
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .define("ROWS_PER_BLOCK", ROWS_PER_BLOCK)
 }

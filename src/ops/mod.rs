@@ -48,6 +48,9 @@ pub fn all_kernels() -> Vec<Kernel> {
     k
 }
 
+/// Workgroup-wide sum / max helpers shared by the row kernels (`Kernel::with_prelude`).
+pub(crate) const WORKGROUP_REDUCE: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
+
 /// Workgroups for `n` invocations, `wg` per workgroup, on a 2-D grid.
 pub(crate) fn groups_for(n: usize, wg: u32) -> [u32; 3] {
     grid((n as u32).div_ceil(wg))

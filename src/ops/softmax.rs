@@ -13,6 +13,7 @@ const WG: u32 = 64;
 
 fn forward_kernel() -> Kernel {
     Kernel::new("softmax.wgsl", SRC, "forward")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -20,6 +21,7 @@ fn forward_kernel() -> Kernel {
 
 fn backward_kernel() -> Kernel {
     Kernel::new("softmax.wgsl", SRC, "backward")
+        .with_prelude(super::WORKGROUP_REDUCE)
         .define("WG", WG)
         .write(3)
         .read(4)
