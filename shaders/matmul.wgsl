@@ -15,9 +15,12 @@
 //     packed B: [batch_b][n_pad / 32][k_pad][8] vec4, element = B[kk, 4j .. 4j + 4]
 //               (32-column panels; each k of a panel is 8 consecutive vec4)
 //   batch_a is 1 when A is shared (a_stride = 0), else batch; the same for B.
+//   Row-major A whose rows are whole vec4 is read in place instead (a_direct).
 //
-// The subgroup kernel sits after the SUBGROUP KERNELS line: the Rust side compiles the file
-// up to that line for every other kernel, so they also build on adapters without subgroups.
+// The file ends in two sections that define the same function, `a_rows`: PORTABLE ROW FETCH
+// and SUBGROUP KERNELS. The Rust side compiles every kernel but the subgroup one from the
+// file up to SUBGROUP KERNELS, so they also build on adapters without subgroups, and the
+// subgroup kernel from the file without the PORTABLE ROW FETCH section.
 
 struct Params {
     batch: u32,
@@ -32,6 +35,8 @@ struct Params {
     m_pad: u32,
     k_pad: u32,
     n_pad: u32,
+    // 1: the compute kernels read A in place instead of packed A (see `a_at_quad`).
+    a_direct: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -190,14 +195,15 @@ fn b4_or_0(at: u32, inside: bool) -> vec4<f32> {
     return vec4(0.0);
 }
 
-// Workgroup (k-quads 8w .. 8w + 8, row block, batch); invocation (x, y): rows 4x .. 4x + 4 of
-// the block at k-quad 8w + y.
-@compute @workgroup_size(PACK_ROWS / 4u, 8)
+// Workgroup (k-quads 2w .. 2w + 2, 128 rows, batch); invocation (x, y): rows 4x .. 4x + 4
+// of the 128 at k-quad 2w + y. Wide along M for the same reason as pack_b: stored [K, M], A
+// is then read in long runs of each stored row.
+@compute @workgroup_size(32, 2)
 fn pack_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let q = wid.x * 8u + local.y;
-    if (q >= p.k_pad / 4u) { return; }
+    let q = wid.x * 2u + local.y;
+    let row = (wid.y * 32u + local.x) * 4u;
+    if (q >= p.k_pad / 4u || row >= p.m_pad) { return; }
     let bi = wid.z;
-    let row = wid.y * PACK_ROWS + local.x * 4u;
     let rows = a_block(bi, row, 4u * q);
     let e = ap_batch(bi) + ap_index(row, q);
     packed[e] = rows[0];
@@ -206,14 +212,15 @@ fn pack_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     packed[e + 3u] = rows[3];
 }
 
-// Workgroup (k-quads 8w .. 8w + 8, panel, batch); invocation (x, y): column quad x of the
-// panel at k-quad 8w + y.
-@compute @workgroup_size(PANEL_QUADS, 8)
+// Workgroup (k-quads 2w .. 2w + 2, 4 panels, batch); invocation (x, y): column quad x of the
+// 4 panels at k-quad 2w + y. Wide rather than tall, so that the workgroup reads long runs of
+// each stored row of B (rows a power of two apart would otherwise fight over cache sets).
+@compute @workgroup_size(4u * PANEL_QUADS, 2)
 fn pack_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let q = wid.x * 8u + local.y;
-    if (q >= p.k_pad / 4u) { return; }
+    let q = wid.x * 2u + local.y;
+    let quad = wid.y * 4u * PANEL_QUADS + local.x;
+    if (q >= p.k_pad / 4u || quad >= p.n_pad / 4u) { return; }
     let bi = wid.z;
-    let quad = wid.y * PANEL_QUADS + local.x;
     let ks = b_block(bi, 4u * q, 4u * quad);
     let e = bp_batch(bi) + bp_index(4u * q, quad);
     packed[e] = ks[0];
@@ -234,6 +241,26 @@ fn bp_batch(bi: u32) -> u32 {
 // Packed-A index of the vec4 A[row, 4q .. 4q + 4] within one batch.
 fn ap_index(row: u32, q: u32) -> u32 {
     return ((row / PACK_ROWS) * (p.k_pad / 4u) + q) * PACK_ROWS + row % PACK_ROWS;
+}
+
+// Where the compute kernels find the vec4 A[bi][row, 4q .. 4q + 4] in `ap`: packed A, or,
+// when A is row-major with rows of whole vec4 and no k padding (a_direct), A itself, which
+// spares the packing pass. Rows past M then read whatever follows (the next batch, or
+// zeros past the buffer); their outputs are never stored.
+fn a_at_quad(bi: u32, row: u32, q: u32) -> u32 {
+    if (p.a_direct != 0u) {
+        return bi * p.a_stride / 4u + row * (p.k / 4u) + q;
+    }
+    return ap_batch(bi) + ap_index(row, q);
+}
+
+// How far `a_at_quad` moves for one more row within a block, and for one more k-quad.
+fn a_row_step() -> u32 {
+    return select(1u, p.k / 4u, p.a_direct != 0u);
+}
+
+fn a_quad_step() -> u32 {
+    return select(PACK_ROWS, 1u, p.a_direct != 0u);
 }
 
 // Packed-B index of the vec4 B[kk, 4j .. 4j + 4] (j counts column quads) within one batch.
@@ -273,7 +300,6 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let bi = t / (tiles_m * tiles_n);
     let row0 = (t / tiles_n) % tiles_m * RB_TILE;
     let quad0 = t % tiles_n * (RB_TILE / 4u);
-    let a0 = ap_batch(bi);
     let b0 = bp_batch(bi);
     // What this invocation stages: one vec4 of A (row `lid % 128`, k-quad `lid / 128`) and
     // one vec4 of B (k `lid / 32`, column quad `lid % 32`).
@@ -283,7 +309,7 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let sb_j = lid % 32u;
     var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k_pad; k0 += RB_K) {
-        let va = ap[a0 + ap_index(row0 + sa_row, k0 / 4u + sa_q)];
+        let va = ap[a_at_quad(bi, row0 + sa_row, k0 / 4u + sa_q)];
         // stage_a[k][row / 4][row % 4]: four rows of one k side by side as a vec4.
         for (var x = 0u; x < 4u; x++) {
             stage_a[sa_q * 4u + x][sa_row / 4u][sa_row % 4u] = va[x];
@@ -324,8 +350,10 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 // subgroups) feed 1024 FMAs. Consecutive workgroups walk down the row blocks of one column
 // group, so that group's panels of B stay in cache. Needs m_pad a multiple of 32, n_pad of 32.
 //
-// The 32x8 accumulators live in named struct fields rather than arrays: the driver keeps
-// dynamically indexed arrays in memory, and only small loops get unrolled.
+// 32x8 per invocation is the measured optimum on lavapipe: 64x8, 48x8 and 32x16 tiles, or
+// two k-quads per loop iteration, ran 30-40% slower (the loop body outgrows the CPU's
+// caches and registers). The accumulators live in named struct fields rather than arrays:
+// the driver keeps dynamically indexed arrays in memory, and only small loops get unrolled.
 
 // 8 rows of 4 values: A[r, 4q .. 4q + 4] (4 k of each row) or C[r, 4j .. 4j + 4].
 struct Rows8 {
@@ -345,7 +373,7 @@ struct RowTile {
     row0: u32,
     // The first of this invocation's column quads.
     quad0: u32,
-    // Packed-A index of (row0, k-quad 0); packed-B indices of k = 0 of both column quads,
+    // Index in `ap` of A[row0, k-quad 0]; packed-B indices of k = 0 of both column quads,
     // clamped inside the padding so that every invocation runs the whole loop (the subgroup
     // kernel needs all lanes).
     a0: u32,
@@ -369,7 +397,7 @@ fn row_tile(wg: u32, lid: u32) -> RowTile {
     let quad0 = (wg / blocks) % row_groups() * 2u * RB_WG + lid;
     let last = p.n_pad / 4u - 1u;
     let b = bp_batch(bi);
-    return RowTile(bi, row0, quad0, ap_batch(bi) + ap_index(row0, 0u),
+    return RowTile(bi, row0, quad0, a_at_quad(bi, row0, 0u),
                    b + bp_index(0u, min(quad0, last)), b + bp_index(0u, min(quad0 + RB_WG, last)));
 }
 
@@ -402,9 +430,9 @@ fn rows8_store(t: RowTile, r0: u32, quad: u32, acc: Rows8) {
     store4(t.bi, i + 7u, quad, acc.r7);
 }
 
-// The row-block kernels without their entry points: the 32 rows of A for one k-quad come
-// from `a_rows` (lane x of a subgroup passes its `lane`), defined by the section below that
-// the kernel is compiled with.
+// The row-block kernels without their entry points: the 8 rows at `ap` indices at,
+// at + step, .. (one k-quad each) come from `a_rows` (lane x of a subgroup passes its `lane`),
+// defined by the section below that the kernel is compiled with.
 fn rowblock_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) {
     let wg = wid.x + wid.y * nwg.x;
     if (wg >= row_workgroups()) { return; }
@@ -412,20 +440,21 @@ fn rowblock_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) {
     // Row group g (rows 8g .. 8g + 8) x column quad c.
     var g0c0: Rows8; var g0c1: Rows8; var g1c0: Rows8; var g1c1: Rows8;
     var g2c0: Rows8; var g2c1: Rows8; var g3c0: Rows8; var g3c1: Rows8;
+    let step = a_row_step();
     for (var q = 0u; q < p.k_pad / 4u; q++) {
         let b0 = quad4(t.b0, q);
         let b1 = quad4(t.b1, q);
-        let at = t.a0 + q * RB_ROWS;
-        let a0 = a_rows(at, lane);
+        let at = t.a0 + q * a_quad_step();
+        let a0 = a_rows(at, step, lane);
         g0c0 = rows8_fma(g0c0, a0, b0);
         g0c1 = rows8_fma(g0c1, a0, b1);
-        let a1 = a_rows(at + 8u, lane);
+        let a1 = a_rows(at + 8u * step, step, lane);
         g1c0 = rows8_fma(g1c0, a1, b0);
         g1c1 = rows8_fma(g1c1, a1, b1);
-        let a2 = a_rows(at + 16u, lane);
+        let a2 = a_rows(at + 16u * step, step, lane);
         g2c0 = rows8_fma(g2c0, a2, b0);
         g2c1 = rows8_fma(g2c1, a2, b1);
-        let a3 = a_rows(at + 24u, lane);
+        let a3 = a_rows(at + 24u * step, step, lane);
         g3c0 = rows8_fma(g3c0, a3, b0);
         g3c1 = rows8_fma(g3c1, a3, b1);
     }
@@ -442,8 +471,9 @@ fn rowblock_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) {
 
 // PORTABLE ROW FETCH (every lane loads the 8 rows itself)
 
-fn a_rows(at: u32, lane: u32) -> Rows8 {
-    return Rows8(ap[at], ap[at + 1u], ap[at + 2u], ap[at + 3u], ap[at + 4u], ap[at + 5u], ap[at + 6u], ap[at + 7u]);
+fn a_rows(at: u32, step: u32, lane: u32) -> Rows8 {
+    return Rows8(ap[at], ap[at + step], ap[at + 2u * step], ap[at + 3u * step], ap[at + 4u * step],
+                 ap[at + 5u * step], ap[at + 6u * step], ap[at + 7u * step]);
 }
 
 @compute @workgroup_size(RB_WG)
@@ -459,8 +489,8 @@ fn rowblock(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 // vec4 of A per k-quad, so lane x loads rows x, x + 8, x + 16, x + 24 and each group of 8 is
 // broadcast: 4 loads of A per lane instead of 32. Needs subgroups of at least 8 lanes
 // (checked by the Rust side); wider subgroups just repeat the first 8 lanes' loads.
-fn a_rows(at: u32, lane: u32) -> Rows8 {
-    let v = ap[at + lane % 8u];
+fn a_rows(at: u32, step: u32, lane: u32) -> Rows8 {
+    let v = ap[at + lane % 8u * step];
     return Rows8(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
                  subgroupBroadcast(v, 3u), subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
                  subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));

@@ -1,7 +1,8 @@
 //! Matmul vs the CPU reference: every kernel variant with every transpose combination on
 //! shapes that are not multiples of any tile, batched and with a shared right operand; the
 //! backward of matmul / matmul_nt / matmul_ex vs the reference gradient and vs finite
-//! differences; shape errors.
+//! differences, also with each variant forced process-wide; shape errors; and the bench's
+//! FMA-ceiling kernel.
 mod common;
 use common::*;
 use wgformer::gpu::Kernel;
@@ -22,7 +23,8 @@ const SHAPES: [(usize, usize, usize); 7] = [
 ];
 const TRANSPOSES: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
 
-/// The variants this adapter can run (the subgroup one needs subgroup support).
+/// The variants this adapter really runs (without subgroups the subgroup one would only
+/// repeat RowBlock).
 fn variants() -> Vec<MatmulVariant> {
     let subgroups = gpu().has_subgroups();
     MatmulVariant::ALL
@@ -197,6 +199,20 @@ fn backward_matches_reference_for_every_transpose_batched_and_shared() {
             }
         }
     }
+}
+
+#[test]
+fn every_forced_variant_gives_the_reference_forward_and_backward() {
+    // set_matmul_variant is process-wide: tests running beside this one briefly use the
+    // forced variant too, which is harmless because every variant is correct.
+    for v in variants() {
+        ops::set_matmul_variant(Some(v));
+        for (ta, tb) in TRANSPOSES {
+            check_backward(3, 20, 36, 44, ta, tb, true, 51);
+        }
+        println!("forced {v:?}: ok");
+    }
+    ops::set_matmul_variant(None);
 }
 
 #[test]

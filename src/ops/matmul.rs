@@ -17,18 +17,22 @@ const SRC: &str = include_str!("../../shaders/matmul.wgsl");
 const FILE: &str = "matmul.wgsl";
 
 /// The kernels that can compute a matmul. All give the same result (up to f32 rounding);
-/// they differ in speed on different adapters.
+/// they differ in speed on different adapters (benches/matmul.rs measures them). Every one
+/// handles every transpose combination, batches, a shared B and any shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
-    /// One output per invocation.
+    /// One output per invocation, operands read where they are.
     Naive,
-    /// 16x16 tiles staged through workgroup memory.
+    /// 16x16 tiles staged through workgroup memory, operands read where they are.
     Tiled,
-    /// GPU style: 128x128 tiles in workgroup memory, 8x8 outputs per invocation.
+    /// GPU style: operands packed first, 128x128 tiles staged through workgroup memory,
+    /// 8x8 outputs per invocation.
     RegisterBlocked,
-    /// CPU style (lavapipe): no workgroup memory, 16 rows x 4 columns per invocation.
+    /// CPU style (lavapipe): operands packed first, no workgroup memory and no barriers,
+    /// 32 rows x 8 columns per invocation in registers.
     RowBlock,
-    /// RowBlock with the rows of A shared across a subgroup by `subgroupBroadcast`.
+    /// RowBlock with the rows of A shared across a subgroup by `subgroupBroadcast`. Needs
+    /// subgroups of at least 8 lanes; elsewhere it runs as RowBlock.
     RowBlockSubgroup,
 }
 
@@ -223,16 +227,42 @@ fn subgroup_kernel_fits(gpu: &Gpu) -> bool {
     gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8
 }
 
-/// The variant used when nobody asked for one.
-fn default_variant(gpu: &Gpu, _g: &Gemm) -> MatmulVariant {
-    if gpu.inner().info.device_type == wgpu::DeviceType::Cpu {
-        if subgroup_kernel_fits(gpu) {
-            MatmulVariant::RowBlockSubgroup
-        } else {
-            MatmulVariant::RowBlock
-        }
+/// Below this many multiply-adds the packing dispatches cost more than they save.
+const SMALL_WORK: usize = 32 * 32 * 32;
+/// Use a tiled variant only if at least this share of its padded tiles is real output: the
+/// fast kernels beat naive by ~15-30x on lavapipe and ~2-5x on a GPU, so a quarter still wins.
+const MIN_USEFUL: f64 = 0.25;
+/// On a GPU the row-block kernels win once they have this many workgroups to spread.
+const GPU_ROW_WORKGROUPS: usize = 256;
+
+/// The variant used when nobody asked for one, from measurements (see benches/matmul.rs):
+/// - CPU adapter (lavapipe): the row-block kernel, with subgroups where they fit.
+/// - GPU (measured on an NVIDIA H200 through Vulkan): the row-block kernel too once it has
+///   enough workgroups to fill the device (~13 TFLOP/s at 2048^3), else the 16x16 tiled
+///   kernel. The 128x128 register-blocked kernel trailed both there: at these sizes it has
+///   too few workgroups to occupy the GPU.
+/// - Naive where the chosen kernel would mostly compute padding (skinny products, e.g. one
+///   token at a time) or the product is too small to pay for the extra dispatches.
+fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
+    let row_block = if subgroup_kernel_fits(gpu) {
+        MatmulVariant::RowBlockSubgroup
     } else {
-        MatmulVariant::RegisterBlocked
+        MatmulVariant::RowBlock
+    };
+    // A row-block workgroup covers 32 rows x 2 * RB_WG column quads.
+    let row_tile = (PACK_ROWS, 8 * RB_WG as usize);
+    let row_workgroups = g.batch * g.m.div_ceil(row_tile.0) * g.n.div_ceil(row_tile.1);
+    let cpu = gpu.inner().info.device_type == wgpu::DeviceType::Cpu;
+    let (fast, (m_tile, n_tile)) = if cpu || row_workgroups >= GPU_ROW_WORKGROUPS {
+        (row_block, row_tile)
+    } else {
+        (MatmulVariant::Tiled, (16, 16))
+    };
+    let useful = (g.m * g.n) as f64 / (round_up(g.m, m_tile) * round_up(g.n, n_tile)) as f64;
+    if g.batch * g.m * g.n * g.k < SMALL_WORK || useful < MIN_USEFUL {
+        MatmulVariant::Naive
+    } else {
+        fast
     }
 }
 
@@ -268,8 +298,10 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
         round_up(g.k, k_tile),
         round_up(g.n, n_tile),
     );
+    // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
+    let a_direct = !g.trans_a && k_pad == g.k;
     let mut params = g.params().to_vec();
-    params.extend([m_pad as u32, k_pad as u32, n_pad as u32]);
+    params.extend([m_pad as u32, k_pad as u32, n_pad as u32, a_direct as u32]);
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
@@ -288,22 +320,27 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
         }
         _ => {
             let batches = |batched: bool| if batched { g.batch } else { 1 };
-            let pa = gpu.alloc(batches(g.a_batched) * m_pad * k_pad)?;
             let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
-            // Packing workgroups cover 8 k-quads of one row block / column panel of one batch.
-            let quads = k_pad.div_ceil(32) as u32;
-            let a_groups = [
-                quads,
-                (m_pad / PACK_ROWS) as u32,
-                batches(g.a_batched) as u32,
-            ];
+            // Packing workgroups: 2 k-quads of 4 panels of B; 2 k-quads of 128 rows of A.
             let b_groups = [
-                quads,
-                (n_pad / PANEL_COLS) as u32,
+                k_pad.div_ceil(8) as u32,
+                n_pad.div_ceil(4 * PANEL_COLS) as u32,
                 batches(g.b_batched) as u32,
             ];
-            run(pack_a_kernel(), &[&pa, a.storage(), a.storage()], a_groups)?;
             run(pack_b_kernel(), &[&pb, b.storage(), b.storage()], b_groups)?;
+            let pa = if a_direct {
+                None
+            } else {
+                let pa = gpu.alloc(batches(g.a_batched) * m_pad * k_pad)?;
+                let a_groups = [
+                    k_pad.div_ceil(8) as u32,
+                    m_pad.div_ceil(128) as u32,
+                    batches(g.a_batched) as u32,
+                ];
+                run(pack_a_kernel(), &[&pa, a.storage(), a.storage()], a_groups)?;
+                Some(pa)
+            };
+            let pa = pa.as_ref().unwrap_or(a.storage());
             let workgroups = match v {
                 MatmulVariant::RegisterBlocked => {
                     g.batch * (m_pad / REGISTER_TILE) * (n_pad / REGISTER_TILE)
@@ -313,7 +350,7 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
             };
             run(
                 compute_kernel(v),
-                &[out.storage(), &pa, &pb],
+                &[out.storage(), pa, &pb],
                 grid(workgroups as u32),
             )?
         }
