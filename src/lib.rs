@@ -5,6 +5,7 @@
 //! (autograd) -> `ops` (one WGSL kernel family each, forward and backward) . `reference` is the
 //! same math in plain Rust, the oracle the tests check every kernel against.
 
+pub mod audio;
 pub mod config;
 pub mod data;
 pub mod decode;
