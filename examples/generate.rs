@@ -11,6 +11,7 @@ use wgformer::train::clm::load_model;
 use wgformer::Gpu;
 
 fn main() -> ExitCode {
+    wgformer::ops::enable_autotune_unless_disabled();
     match run() {
         Ok(text) => {
             println!("{text}");

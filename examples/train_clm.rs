@@ -11,6 +11,7 @@ use wgformer::train::clm::{run, RunOptions};
 const USAGE: &str = "usage: train_clm [--config PATH] [--set key.path=value]... [--resume]";
 
 fn main() -> ExitCode {
+    wgformer::ops::enable_autotune_unless_disabled();
     let mut config_path = "configs/clm.yaml".to_string();
     let mut overrides = Vec::new();
     let mut resume = false;

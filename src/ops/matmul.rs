@@ -266,6 +266,42 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     }
 }
 
+/// `default_variant`, or with autotuning on the fastest variant measured for `g`'s shape
+/// class (sizes rounded up to powers of two, transposes and batching kept).
+fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
+    let fallback = default_variant(gpu, g);
+    if !super::autotune_enabled() {
+        return fallback;
+    }
+    let p2 = |x: usize| x.next_power_of_two();
+    let class = format!(
+        "{}x{}x{}x{} t{}{} b{}{}",
+        p2(g.batch),
+        p2(g.m),
+        p2(g.k),
+        p2(g.n),
+        u8::from(g.trans_a),
+        u8::from(g.trans_b),
+        u8::from(g.a_batched),
+        u8::from(g.b_batched)
+    );
+    // The naive kernel runs at ~1 GFLOP/s on lavapipe: time it only where it can win.
+    let naive_ok = g.batch * g.m * g.n * g.k <= 1 << 22;
+    let candidates: Vec<(MatmulVariant, &'static str)> = MatmulVariant::ALL
+        .into_iter()
+        .filter(|&v| v != MatmulVariant::Naive || naive_ok)
+        .filter(|&v| v != MatmulVariant::RowBlockSubgroup || subgroup_kernel_fits(gpu))
+        .map(|v| (v, v.name()))
+        .collect();
+    let g = *g;
+    let scratch = |rows: usize| Tensor::zeros(gpu, &[rows]);
+    super::autotune::choose(gpu, "matmul", &class, &candidates, fallback, |v| {
+        let a = scratch(if g.a_batched { g.batch } else { 1 } * g.m * g.k)?;
+        let b = scratch(if g.b_batched { g.batch } else { 1 } * g.k * g.n)?;
+        gemm(&a, &b, g, Some(v)).map(|_| ())
+    })
+}
+
 fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
@@ -283,9 +319,10 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
         super::fill(&out, 0.0)?;
         return Ok(out);
     }
-    let mut v = v
-        .or_else(current_override)
-        .unwrap_or_else(|| default_variant(gpu, &g));
+    let mut v = match v.or_else(current_override) {
+        Some(v) => v,
+        None => tuned_variant(gpu, &g),
+    };
     if v == MatmulVariant::RowBlockSubgroup && !subgroup_kernel_fits(gpu) {
         v = MatmulVariant::RowBlock;
     }

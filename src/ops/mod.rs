@@ -4,6 +4,7 @@
 
 mod adamw;
 mod attention;
+mod autotune;
 mod cross_entropy;
 mod elementwise;
 mod embedding;
@@ -17,6 +18,10 @@ mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
 pub use attention::{attention, attention_unfused, AttentionMask, ATTENTION_HEAD_DIMS};
+pub use autotune::{
+    autotune_enabled, cache_path as autotune_cache_path, enable_autotune_unless_disabled,
+    reset_autotune_memory, set_autotune,
+};
 pub use cross_entropy::cross_entropy;
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
 pub use embedding::embedding;

@@ -11,7 +11,9 @@ use super::lm::LmTrainer;
 use super::metrics::{read_records, MetricsLog};
 use super::plot::{plot_curves, Series};
 use super::schedule::{Decay, LrSchedule, Warmup};
-use crate::config::{Config, OptimizerKind, SchedulerKind, WarmupKind};
+use crate::config::{
+    Config, OptimizerConfig, OptimizerKind, SchedulerConfig, SchedulerKind, WarmupKind,
+};
 use crate::data::{Batcher, Corpus, Tokenizer, PAD, SOS};
 use crate::decode::{sample, CausalLmDecoder, SamplingConfig};
 use crate::error::{Error, Result};
@@ -20,6 +22,7 @@ use crate::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use crate::nn::Module;
 use crate::ops::AdamWParams;
 use crate::optim::Optimizer;
+use crate::tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -58,8 +61,8 @@ pub fn model_config(config: &Config, vocab_size: usize) -> DecoderOnlyConfig {
     }
 }
 
-fn schedule(config: &Config, total_steps: usize) -> LrSchedule {
-    let s = &config.scheduler;
+/// The learning-rate schedule a config's `optimizer.lr` and `scheduler` section describe.
+pub fn schedule(o: &OptimizerConfig, s: &SchedulerConfig, total_steps: usize) -> LrSchedule {
     let warmup = match s.warmup {
         WarmupKind::Linear => Warmup::Linear,
         WarmupKind::Exponential => Warmup::Exponential,
@@ -75,14 +78,28 @@ fn schedule(config: &Config, total_steps: usize) -> LrSchedule {
             patience: s.patience,
         },
     };
-    LrSchedule::new(
-        config.optimizer.lr,
-        s.min_lr,
-        s.warmup_steps,
-        warmup,
-        decay,
-        total_steps,
-    )
+    LrSchedule::new(o.lr, s.min_lr, s.warmup_steps, warmup, decay, total_steps)
+}
+
+/// The optimizer a config's `optimizer` section describes, over `params`.
+pub fn optimizer(params: Vec<Tensor>, o: &OptimizerConfig) -> Result<Optimizer> {
+    let hyper = AdamWParams {
+        lr: o.lr as f32,
+        beta1: o.betas[0] as f32,
+        beta2: o.betas[1] as f32,
+        eps: o.eps as f32,
+        weight_decay: o.weight_decay as f32,
+        coupled_weight_decay: o.kind == OptimizerKind::Adam,
+    };
+    match o.kind {
+        OptimizerKind::Sgd => Optimizer::sgd(
+            params,
+            o.lr as f32,
+            o.momentum as f32,
+            o.weight_decay as f32,
+        ),
+        OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::new(params, hyper),
+    }
 }
 
 /// Cross-entropy (nats per token) of a unigram model fitted on `train` (add-one smoothing),
@@ -243,27 +260,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
     // Model, optimizer, schedule.
     let model =
         DecoderOnlyTransformer::new(&gpu, model_config(config, tokenizer.vocab_size()), t.seed)?;
-    let o = &config.optimizer;
-    let hyper = AdamWParams {
-        lr: o.lr as f32,
-        beta1: o.betas[0] as f32,
-        beta2: o.betas[1] as f32,
-        eps: o.eps as f32,
-        weight_decay: o.weight_decay as f32,
-        coupled_weight_decay: o.kind == OptimizerKind::Adam,
-    };
-    let optimizer = match o.kind {
-        OptimizerKind::Sgd => Optimizer::sgd(
-            model.params(),
-            o.lr as f32,
-            o.momentum as f32,
-            o.weight_decay as f32,
-        )?,
-        OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::new(model.params(), hyper)?,
-    };
+    let optimizer = optimizer(model.params(), &config.optimizer)?;
     let total_steps = config.total_steps(train_batches.batches_per_epoch());
     let mut trainer = LmTrainer {
-        schedule: schedule(config, total_steps),
+        schedule: schedule(&config.optimizer, &config.scheduler, total_steps),
         model,
         optimizer,
         label_smoothing: t.label_smoothing as f32,

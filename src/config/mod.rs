@@ -10,8 +10,13 @@
 use crate::data::{Tokenizer, NUM_SPECIAL};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
 use std::path::{Path, PathBuf};
+use yaml::float;
+
+mod asr;
+pub(crate) mod yaml;
+
+pub use asr::*;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -297,14 +302,7 @@ impl Config {
     }
 
     fn parse(text: &str, origin: &str) -> Result<Config> {
-        // An empty (or comment-only) document is null, which a struct refuses: all defaults.
-        let tree: Value = serde_yaml::from_str(text).map_err(|e| Error::format(origin, e))?;
-        let mut config = if tree.is_null() {
-            Config::default()
-        } else {
-            // Parsed from the text rather than from `tree` so errors keep line and column.
-            serde_yaml::from_str(text).map_err(|e| Error::format(origin, e))?
-        };
+        let mut config: Config = yaml::parse(text, origin)?;
         config.origin = origin.to_string();
         Ok(config)
     }
@@ -322,43 +320,7 @@ impl Config {
     /// `apply_override` without the validation.
     fn set(&mut self, spec: &str) -> Result<()> {
         let origin = self.origin.clone();
-        let fail = |msg: String| Error::format(&origin, format!("--set {spec}: {msg}"));
-        let (key, text) = spec
-            .split_once('=')
-            .ok_or_else(|| fail("expected key.path=value".to_string()))?;
-        let key = key.trim();
-        let value: Value =
-            serde_yaml::from_str(text).map_err(|e| fail(format!("the value is not YAML: {e}")))?;
-        // Overrides edit the value tree of the whole config (defaults included), so every key
-        // exists there and a missing one is a misspelling.
-        let mut tree = serde_yaml::to_value(&*self).map_err(|e| fail(e.to_string()))?;
-        let mut node = &mut tree;
-        let mut walked = String::new();
-        for part in key.split('.') {
-            let Value::Mapping(map) = node else {
-                return Err(fail(format!("`{walked}` is a value, not a section")));
-            };
-            let known: Vec<&str> = map.keys().filter_map(Value::as_str).collect();
-            let where_ = if walked.is_empty() {
-                "the config".to_string()
-            } else {
-                format!("`{walked}`")
-            };
-            if !known.contains(&part) {
-                return Err(fail(format!(
-                    "unknown key `{part}` in {where_} (known keys: {})",
-                    known.join(", ")
-                )));
-            }
-            node = map.get_mut(part).expect("checked above");
-            walked = if walked.is_empty() {
-                part.to_string()
-            } else {
-                format!("{walked}.{part}")
-            };
-        }
-        *node = value;
-        *self = serde_yaml::from_value(tree).map_err(|e| fail(format!("{key}: {e}")))?;
+        *self = yaml::set(&*self, spec, &origin)?;
         self.origin = origin;
         Ok(())
     }
@@ -507,51 +469,5 @@ impl Config {
             ));
         }
         None
-    }
-}
-
-/// Float fields that also accept a string holding a number (`"1e-4"`, or `1e-4` read under
-/// YAML 1.1 rules).
-mod float {
-    use serde::de::{self, Deserializer, Unexpected, Visitor};
-    use serde::Deserialize;
-    use std::fmt;
-
-    struct F64;
-
-    impl Visitor<'_> for F64 {
-        type Value = f64;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a number")
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-            Ok(v)
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-            Ok(v as f64)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-            Ok(v as f64)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-            v.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
-        }
-    }
-
-    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        d.deserialize_any(F64)
-    }
-
-    #[derive(Deserialize)]
-    struct Num(#[serde(deserialize_with = "f64")] f64);
-
-    pub fn pair<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; 2], D::Error> {
-        let [Num(a), Num(b)] = <[Num; 2]>::deserialize(d)?;
-        Ok([a, b])
     }
 }
