@@ -94,6 +94,28 @@ fn naive(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     c[e] = acc;
 }
 
+// Dot4: naive for row-major A against transposed B with K a multiple of 4, so row i of A
+// and row j of stored B are both contiguous whole vec4: a quarter of the loads, and each
+// lane (one output) streams its own row instead of gathering one float per step.
+@compute @workgroup_size(WG)
+fn dot4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let e = linear_id(wid, nwg, lid, WG);
+    if (e >= p.batch * p.m * p.n) { return; }
+    let j = e % p.n;
+    let row = e / p.n;
+    let i = row % p.m;
+    let bi = row / p.m;
+    let quads = p.k / 4u;
+    let a0 = (bi * p.a_stride + i * p.k) / 4u;
+    let b0 = (bi * p.b_stride + j * p.k) / 4u;
+    var acc = vec4(0.0);
+    for (var q = 0u; q < quads; q++) {
+        acc = fma(a4[a0 + q], b4[b0 + q], acc);
+    }
+    c[e] = (acc.x + acc.y) + (acc.z + acc.w);
+}
+
 // Tiled: a 16x16 workgroup stages 16x16 tiles of A and B through workgroup memory, one
 // output per invocation; each loaded element is used 16 times. The textbook GPU kernel.
 var<workgroup> tile_a: array<array<f32, 16>, 16>;

@@ -34,11 +34,16 @@ pub enum MatmulVariant {
     /// RowBlock with the rows of A shared across a subgroup by `subgroupBroadcast`. Needs
     /// subgroups of at least 8 lanes; elsewhere it runs as RowBlock.
     RowBlockSubgroup,
+    /// One output per invocation as a vec4 dot product of contiguous rows: row-major A
+    /// against a transposed B (a Linear layer's [out, in] weight) with K a multiple of 4.
+    /// For skinny products (one token at a time); elsewhere it runs as Naive.
+    Dot4,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 5] = [
+    pub const ALL: [MatmulVariant; 6] = [
         MatmulVariant::Naive,
+        MatmulVariant::Dot4,
         MatmulVariant::Tiled,
         MatmulVariant::RegisterBlocked,
         MatmulVariant::RowBlock,
@@ -53,6 +58,7 @@ impl MatmulVariant {
             MatmulVariant::RegisterBlocked => "register",
             MatmulVariant::RowBlock => "rowblock",
             MatmulVariant::RowBlockSubgroup => "rowblock_subgroup",
+            MatmulVariant::Dot4 => "dot4",
         }
     }
 
@@ -200,6 +206,7 @@ fn kernel(entry: &'static str) -> Kernel {
 fn compute_kernel(v: MatmulVariant) -> Kernel {
     match v {
         MatmulVariant::Naive => kernel("naive").write(1).read(2).read(3),
+        MatmulVariant::Dot4 => kernel("dot4").write(1).read(7).read(8),
         MatmulVariant::Tiled => kernel("tiled").write(1).read(2).read(3),
         MatmulVariant::RegisterBlocked => kernel("register_blocked").write(1).read(5).read(6),
         MatmulVariant::RowBlock => kernel("rowblock").write(1).read(5).read(6),
@@ -260,7 +267,11 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     };
     let useful = (g.m * g.n) as f64 / (round_up(g.m, m_tile) * round_up(g.n, n_tile)) as f64;
     if g.batch * g.m * g.n * g.k < SMALL_WORK || useful < MIN_USEFUL {
-        MatmulVariant::Naive
+        if dot4_fits(g) {
+            MatmulVariant::Dot4
+        } else {
+            MatmulVariant::Naive
+        }
     } else {
         fast
     }
@@ -289,7 +300,8 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let naive_ok = g.batch * g.m * g.n * g.k <= 1 << 22;
     let candidates: Vec<(MatmulVariant, &'static str)> = MatmulVariant::ALL
         .into_iter()
-        .filter(|&v| v != MatmulVariant::Naive || naive_ok)
+        .filter(|&v| !matches!(v, MatmulVariant::Naive | MatmulVariant::Dot4) || naive_ok)
+        .filter(|&v| v != MatmulVariant::Dot4 || dot4_fits(&g))
         .filter(|&v| v != MatmulVariant::RowBlockSubgroup || subgroup_kernel_fits(gpu))
         .map(|v| (v, v.name()))
         .collect();
@@ -300,6 +312,11 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
         let b = scratch(if g.b_batched { g.batch } else { 1 } * g.k * g.n)?;
         gemm(&a, &b, g, Some(v)).map(|_| ())
     })
+}
+
+/// Dot4 reads both operands as vec4 rows: A row-major, B transposed, K a multiple of 4.
+fn dot4_fits(g: &Gemm) -> bool {
+    !g.trans_a && g.trans_b && g.k.is_multiple_of(4)
 }
 
 fn round_up(x: usize, to: usize) -> usize {
@@ -326,6 +343,9 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
     if v == MatmulVariant::RowBlockSubgroup && !subgroup_kernel_fits(gpu) {
         v = MatmulVariant::RowBlock;
     }
+    if v == MatmulVariant::Dot4 && !dot4_fits(&g) {
+        v = MatmulVariant::Naive;
+    }
     let (m_tile, k_tile, n_tile) = match v {
         MatmulVariant::RegisterBlocked => (REGISTER_TILE, REGISTER_K, REGISTER_TILE),
         _ => (PACK_ROWS, 4, PANEL_COLS),
@@ -342,7 +362,7 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
-        MatmulVariant::Naive => run(
+        MatmulVariant::Naive | MatmulVariant::Dot4 => run(
             compute_kernel(v),
             &[out.storage(), a.storage(), b.storage()],
             groups_for(out.numel(), WG),
