@@ -37,6 +37,8 @@ struct Params {
     n_pad: u32,
     // 1: the compute kernels read A in place instead of packed A (see `a_at_quad`).
     a_direct: u32,
+    // 1: add bias[j] to every output of column j (a Linear layer's bias, fused).
+    has_bias: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,10 +51,20 @@ struct Params {
 // A and B again, seen as vec4 (the packing kernels read whole vec4 where rows allow).
 @group(0) @binding(7) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> b4: array<vec4<f32>>;
+// [N], read only when has_bias (otherwise any buffer is bound here).
+@group(0) @binding(9) var<storage, read> bias: array<f32>;
 
 // Rows per block of packed A, columns per panel of packed B.
 const PACK_ROWS: u32 = 32u;
 const PANEL_QUADS: u32 = 8u;
+
+// The epilogue every compute kernel applies to an output of column j before storing it.
+fn epilogue(j: u32, v: f32) -> f32 {
+    if (p.has_bias != 0u) {
+        return v + bias[j];
+    }
+    return v;
+}
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * wg + lid;
@@ -91,7 +103,7 @@ fn naive(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     for (var kk = 0u; kk < p.k; kk++) {
         acc = fma(a[a0 + kk * a_step], b[b0 + kk * b_step], acc);
     }
-    c[e] = acc;
+    c[e] = epilogue(j, acc);
 }
 
 // Dot4: naive for row-major A against transposed B with K a multiple of 4, so row i of A
@@ -113,7 +125,7 @@ fn dot4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var q = 0u; q < quads; q++) {
         acc = fma(a4[a0 + q], b4[b0 + q], acc);
     }
-    c[e] = (acc.x + acc.y) + (acc.z + acc.w);
+    c[e] = epilogue(j, (acc.x + acc.y) + (acc.z + acc.w));
 }
 
 // Tiled: a 16x16 workgroup stages 16x16 tiles of A and B through workgroup memory, one
@@ -143,7 +155,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
         workgroupBarrier();
     }
     if (i < p.m && j < p.n) {
-        c[(bi * p.m + i) * p.n + j] = acc;
+        c[(bi * p.m + i) * p.n + j] = epilogue(j, acc);
     }
 }
 
@@ -296,7 +308,7 @@ fn store4(bi: u32, i: u32, j: u32, v: vec4<f32>) {
     let base = (bi * p.m + i) * p.n;
     for (var x = 0u; x < 4u; x++) {
         let col = 4u * j + x;
-        if (col < p.n) { c[base + col] = v[x]; }
+        if (col < p.n) { c[base + col] = epilogue(col, v[x]); }
     }
 }
 

@@ -333,7 +333,7 @@ impl AsrConfig {
         if !(m.ctc_weight.is_finite() && m.ctc_weight >= 0.0) {
             return Some(("model.ctc_weight", format!("{} must be >= 0", m.ctc_weight)));
         }
-        if m.d_model % m.num_heads != 0 {
+        if !m.d_model.is_multiple_of(m.num_heads) {
             return Some((
                 "model.num_heads",
                 format!(

@@ -31,11 +31,7 @@ impl Linear {
 
     /// x: [..., in] -> [..., out]
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = ops::matmul_nt(x, &self.weight)?;
-        match &self.bias {
-            Some(b) => ops::add(&y, b),
-            None => Ok(y),
-        }
+        ops::linear(x, &self.weight, self.bias.as_ref())
     }
 }
 

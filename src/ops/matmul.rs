@@ -94,7 +94,7 @@ fn current_override() -> Option<MatmulVariant> {
 /// One batched product: C[bi] = op(A[bi]) @ op(B[bi]), C is [batch, m, n].
 /// An operand that is not `batched` is one matrix shared by every batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Gemm {
+pub(super) struct Gemm {
     batch: usize,
     m: usize,
     k: usize,
@@ -205,12 +205,16 @@ fn kernel(entry: &'static str) -> Kernel {
 /// The kernel that computes the product, with its storage bindings.
 fn compute_kernel(v: MatmulVariant) -> Kernel {
     match v {
-        MatmulVariant::Naive => kernel("naive").write(1).read(2).read(3),
-        MatmulVariant::Dot4 => kernel("dot4").write(1).read(7).read(8),
-        MatmulVariant::Tiled => kernel("tiled").write(1).read(2).read(3),
-        MatmulVariant::RegisterBlocked => kernel("register_blocked").write(1).read(5).read(6),
-        MatmulVariant::RowBlock => kernel("rowblock").write(1).read(5).read(6),
-        MatmulVariant::RowBlockSubgroup => kernel("rowblock_subgroup").write(1).read(5).read(6),
+        MatmulVariant::Naive => kernel("naive").write(1).read(2).read(3).read(9),
+        MatmulVariant::Dot4 => kernel("dot4").write(1).read(7).read(8).read(9),
+        MatmulVariant::Tiled => kernel("tiled").write(1).read(2).read(3).read(9),
+        MatmulVariant::RegisterBlocked => {
+            kernel("register_blocked").write(1).read(5).read(6).read(9)
+        }
+        MatmulVariant::RowBlock => kernel("rowblock").write(1).read(5).read(6).read(9),
+        MatmulVariant::RowBlockSubgroup => {
+            kernel("rowblock_subgroup").write(1).read(5).read(6).read(9)
+        }
     }
 }
 
@@ -301,7 +305,7 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let candidates: Vec<(MatmulVariant, &'static str)> = MatmulVariant::ALL
         .into_iter()
         .filter(|&v| !matches!(v, MatmulVariant::Naive | MatmulVariant::Dot4) || naive_ok)
-        .filter(|&v| v != MatmulVariant::Dot4 || dot4_fits(&g))
+        .filter(|&v| v != MatmulVariant::Dot4 || dot4_fits(g))
         .filter(|&v| v != MatmulVariant::RowBlockSubgroup || subgroup_kernel_fits(gpu))
         .map(|v| (v, v.name()))
         .collect();
@@ -326,6 +330,17 @@ fn round_up(x: usize, to: usize) -> usize {
 /// Run `g` on the storage of `a` and `b` with variant `v` (or the default); returns C as
 /// [batch * m * n] values.
 fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Tensor> {
+    gemm_bias(a, b, None, g, v)
+}
+
+/// `gemm` plus `bias` ([N]) added to every row of C in the kernels' epilogue.
+pub(super) fn gemm_bias(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    g: Gemm,
+    v: Option<MatmulVariant>,
+) -> Result<Tensor> {
     let g = g.folded();
     let gpu = a.gpu();
     let out = Tensor::empty(gpu, &[g.batch * g.m * g.n])?;
@@ -334,7 +349,12 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
     }
     if g.k == 0 {
         super::fill(&out, 0.0)?;
-        return Ok(out);
+        return match bias {
+            Some(bias) => {
+                super::add(&out.reshape(&[g.batch * g.m, g.n])?, bias)?.reshape(&[out.numel()])
+            }
+            None => Ok(out),
+        };
     }
     let mut v = match v.or_else(current_override) {
         Some(v) => v,
@@ -358,20 +378,28 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
     // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
     let a_direct = !g.trans_a && k_pad == g.k;
     let mut params = g.params().to_vec();
-    params.extend([m_pad as u32, k_pad as u32, n_pad as u32, a_direct as u32]);
+    params.extend([
+        m_pad as u32,
+        k_pad as u32,
+        n_pad as u32,
+        a_direct as u32,
+        bias.is_some() as u32,
+    ]);
+    // Without a bias the binding still needs a buffer: A's, never read.
+    let bias = bias.unwrap_or(a).storage();
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
         MatmulVariant::Naive | MatmulVariant::Dot4 => run(
             compute_kernel(v),
-            &[out.storage(), a.storage(), b.storage()],
+            &[out.storage(), a.storage(), b.storage(), bias],
             groups_for(out.numel(), WG),
         )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
             run(
                 compute_kernel(v),
-                &[out.storage(), a.storage(), b.storage()],
+                &[out.storage(), a.storage(), b.storage(), bias],
                 grid(tiles as u32),
             )?
         }
@@ -407,7 +435,7 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
             };
             run(
                 compute_kernel(v),
-                &[out.storage(), pa, &pb],
+                &[out.storage(), pa, &pb, bias],
                 grid(workgroups as u32),
             )?
         }
@@ -416,7 +444,7 @@ fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Ten
 }
 
 /// The checked shapes of one call: the product, the output shape.
-fn plan(
+pub(super) fn plan(
     op: &'static str,
     a: &Tensor,
     b: &Tensor,
@@ -527,7 +555,7 @@ fn forward(
 }
 
 /// dA in the layout of A: dC @ op(B)^T, or its transpose op(B) @ dC^T when A is stored [K, M].
-fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+pub(super) fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
     let Gemm {
         batch,
         m,
@@ -570,7 +598,7 @@ fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
 
 /// dB in the layout of B: op(A)^T @ dC, or its transpose dC^T @ op(A) when B is stored [N, K];
 /// summed over the batch when B is shared.
-fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+pub(super) fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
     let Gemm {
         batch,
         m,

@@ -1,0 +1,48 @@
+//! A Linear layer as one op: y = x W^T + b, W stored [out, in] (PyTorch's layout). The
+//! forward is one matmul whose epilogue adds the bias (`shaders/matmul.wgsl`, `has_bias`),
+//! so the bias costs no extra pass over y; the backward is the matmul's (dx, dW) plus
+//! db = dy summed over every row.
+
+use super::matmul::{gemm_bias, grad_a, grad_b, plan};
+use super::sum_leading;
+use crate::error::{Error, Result};
+use crate::tape::record;
+use crate::tensor::{DType, Tensor};
+
+/// x: [..., in], weight: [out, in], bias: [out] -> [..., out].
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (g, out_shape) = plan("linear", x, weight, false, true)?;
+    let n = weight.shape()[0];
+    if let Some(b) = bias {
+        if b.dtype() != DType::F32 || b.shape() != [n] {
+            return Err(Error::shape(
+                "linear",
+                format!(
+                    "bias must be f32 [{n}] for a weight {:?}, got {b:?}",
+                    weight.shape()
+                ),
+            ));
+        }
+    }
+    let out = gemm_bias(x, weight, bias, g, None)?.reshape(&out_shape)?;
+    let (x2, w2, has_bias) = (x.clone(), weight.clone(), bias.is_some());
+    let inputs: Vec<&Tensor> = [Some(x), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(record(out, &inputs, move |dy| {
+        let dx = match x2.is_requires_grad() {
+            true => Some(grad_a(&x2, &w2, dy, g)?),
+            false => None,
+        };
+        let dw = match w2.is_requires_grad() {
+            true => Some(grad_b(&x2, &w2, dy, g)?),
+            false => None,
+        };
+        let mut grads = vec![dx, dw];
+        if has_bias {
+            grads.push(Some(sum_leading(dy, n)?));
+        }
+        Ok(grads)
+    }))
+}
