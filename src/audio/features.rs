@@ -10,7 +10,11 @@ pub struct Features {
 
 impl Features {
     pub fn new(frames: usize, bins: usize, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), frames * bins, "features: data length != frames * bins");
+        assert_eq!(
+            data.len(),
+            frames * bins,
+            "features: data length != frames * bins"
+        );
         Features { frames, bins, data }
     }
 

@@ -1,7 +1,18 @@
 //! Audio front end for the speech recognizer: WAV reading, resampling to 16 kHz, log-mel
-//! features, per-utterance or global normalisation, and SpecAugment. All of it runs on the CPU
-//! as data preparation, like tokenisation for text; the model itself runs on the GPU.
+//! features, per-utterance or global normalisation, and augmentation (speed, noise,
+//! SpecAugment). All of it runs on the CPU as data preparation, like tokenisation for text;
+//! the model itself runs on the GPU.
 
+mod augment;
 mod features;
+mod log_mel;
+mod normalize;
+mod resample;
+mod wav;
 
+pub use augment::{add_noise, spec_augment, speed_perturb, SpecAugmentConfig};
 pub use features::Features;
+pub use log_mel::{log_mel, LogMel, LogMelConfig};
+pub use normalize::{cepstral_mvn, MvnAccumulator, MvnStats, Normalization};
+pub use resample::{load_16k, resample, TARGET_RATE};
+pub use wav::{read_wav, read_wav_limited, write_wav_16k, Waveform, MAX_SECONDS};
