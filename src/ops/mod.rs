@@ -4,6 +4,7 @@
 
 mod adamw;
 mod attention;
+mod conv2d;
 mod cross_entropy;
 mod elementwise;
 mod embedding;
@@ -17,6 +18,7 @@ mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
 pub use attention::{attention, attention_unfused, AttentionMask, ATTENTION_HEAD_DIMS};
+pub use conv2d::{conv2d, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
 pub use embedding::embedding;
@@ -35,6 +37,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     let mut k = Vec::new();
     k.extend(adamw::kernels());
     k.extend(attention::kernels());
+    k.extend(conv2d::kernels());
     k.extend(cross_entropy::kernels());
     k.extend(elementwise::kernels());
     k.extend(embedding::kernels());
