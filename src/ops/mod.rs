@@ -5,6 +5,7 @@
 mod adamw;
 mod attention;
 mod autotune;
+mod conv2d;
 mod cross_entropy;
 mod elementwise;
 mod embedding;
@@ -23,6 +24,7 @@ pub use autotune::{
     autotune_enabled, cache_path as autotune_cache_path, enable_autotune_unless_disabled,
     reset_autotune_memory, set_autotune,
 };
+pub use conv2d::{conv2d, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
 pub use embedding::embedding;
@@ -42,6 +44,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     let mut k = Vec::new();
     k.extend(adamw::kernels());
     k.extend(attention::kernels());
+    k.extend(conv2d::kernels());
     k.extend(cross_entropy::kernels());
     k.extend(elementwise::kernels());
     k.extend(embedding::kernels());
