@@ -1,20 +1,13 @@
 //! `IncrementalDecoder` for the causal LM: with the KV cache (`CausalLmDecoder`) or by
 //! re-running the whole prefix each step (`Recompute`, the slow baseline that tests compare to).
 
-use super::IncrementalDecoder;
+use super::{gather_rows, last_position, IncrementalDecoder};
 use crate::error::{Error, Result};
 use crate::models::DecoderOnlyTransformer;
 use crate::nn::{Ctx, KvCache};
-use crate::ops;
 use crate::tensor::Tensor;
 
 pub struct CausalLmDecoder<'a>(pub &'a DecoderOnlyTransformer);
-
-/// Logits of the last position: [B, T, V] -> CPU [B * V].
-fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
-    let t = logits.shape()[1];
-    ops::slice(logits, 1, t - 1, 1)?.to_vec()
-}
 
 fn ids_tensor(model: &DecoderOnlyTransformer, ids: &[u32], batch: usize) -> Result<Tensor> {
     if batch == 0 || !ids.len().is_multiple_of(batch) || ids.is_empty() {
@@ -52,13 +45,7 @@ impl IncrementalDecoder for CausalLmDecoder<'_> {
         for c in caches.iter_mut() {
             for slot in [&mut c.k, &mut c.v] {
                 if let Some(t) = slot {
-                    // Gather whole sequences: view [B, rest] as an embedding table.
-                    let shape = t.shape().to_vec();
-                    let rest: usize = shape[1..].iter().product();
-                    let rows = ops::embedding(&t.reshape(&[shape[0], rest])?, &idx)?;
-                    let mut new_shape = shape.clone();
-                    new_shape[0] = order.len();
-                    *slot = Some(rows.reshape(&new_shape)?);
+                    *slot = Some(gather_rows(t, &idx)?);
                 }
             }
         }

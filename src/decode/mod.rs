@@ -5,12 +5,16 @@
 mod beam;
 mod lm;
 mod sampling;
+mod speech;
 
 pub use beam::{beam_search, BeamConfig};
 pub use lm::{CausalLmDecoder, Recompute};
-pub use sampling::{greedy, sample, SamplingConfig};
+pub use sampling::{greedy, greedy_batch, sample, SamplingConfig};
+pub use speech::{ShallowFusion, SpeechDecoder, SpeechState};
 
 use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
 
 /// A model that extends sequences one step at a time.
 pub trait IncrementalDecoder {
@@ -43,4 +47,21 @@ pub fn log_softmax(v: &[f32]) -> Vec<f64> {
     let sum: f64 = v.iter().map(|&x| (x as f64 - max).exp()).sum();
     let lse = max + sum.ln();
     v.iter().map(|&x| x as f64 - lse).collect()
+}
+
+/// Logits of the last position: [B, T, V] -> CPU [B * V].
+pub(crate) fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
+    let t = logits.shape()[1];
+    ops::slice(logits, 1, t - 1, 1)?.to_vec()
+}
+
+/// Rows `idx` of `t` along its first dim (a cache re-ordered for beam search): [B, ...] ->
+/// [len(idx), ...], by viewing `t` as an embedding table of B rows.
+pub(crate) fn gather_rows(t: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let shape = t.shape().to_vec();
+    let rest: usize = shape[1..].iter().product();
+    let rows = ops::embedding(&t.reshape(&[shape[0], rest])?, idx)?;
+    let mut new_shape = shape;
+    new_shape[0] = idx.shape()[0];
+    rows.reshape(&new_shape)
 }

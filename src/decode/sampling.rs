@@ -49,6 +49,41 @@ pub fn greedy<D: IncrementalDecoder>(
     sample(model, prompt, &cfg)
 }
 
+/// Greedy decoding of `batch` sequences at once, each started with `start_token`; a row stops
+/// at `eos` (not included) or after `max_len` tokens, and the batch when every row has
+/// stopped. Finished rows keep being fed `eos` so the batch stays rectangular.
+pub fn greedy_batch<D: IncrementalDecoder>(
+    model: &D,
+    batch: usize,
+    start_token: u32,
+    eos: u32,
+    max_len: usize,
+) -> Result<Vec<Vec<u32>>> {
+    let v = model.vocab_size();
+    let mut state = model.start(batch)?;
+    let mut out = vec![Vec::new(); batch];
+    let mut done = vec![false; batch];
+    let mut ids = vec![start_token; batch];
+    for _ in 0..max_len {
+        let logits = model.step(&mut state, &ids, batch)?;
+        for b in 0..batch {
+            let next = argmax(&logits[b * v..(b + 1) * v]) as u32;
+            if !done[b] {
+                if next == eos {
+                    done[b] = true;
+                } else {
+                    out[b].push(next);
+                }
+            }
+            ids[b] = if done[b] { eos } else { next };
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Sample a continuation of `prompt` (returned without the prompt).
 pub fn sample<D: IncrementalDecoder>(
     model: &D,

@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{
-    join, Ctx, Embedding, FeedForward, Init, KvCache, LayerNorm, Linear, Module,
-    MultiHeadAttention, PositionalEncoding,
+    Ctx, Embedding, Init, KvCache, LayerNorm, LayerSizes, Linear, Module, PositionalEncoding,
+    SelfAttentionLayer,
 };
 use crate::ops::{self, AttentionMask};
 use crate::tensor::Tensor;
@@ -27,6 +27,15 @@ pub struct DecoderOnlyConfig {
 }
 
 impl DecoderOnlyConfig {
+    pub fn layer_sizes(&self) -> LayerSizes {
+        LayerSizes {
+            d_model: self.d_model,
+            num_heads: self.num_heads,
+            d_ff: self.d_ff,
+            dropout: self.dropout,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::shape("DecoderOnlyConfig", msg));
         if self.vocab_size == 0
@@ -50,67 +59,11 @@ impl DecoderOnlyConfig {
     }
 }
 
-/// Pre-LN: x + SelfAttn(LN(x)), then x + FFN(LN(x)).
-pub struct SelfAttentionDecoderLayer {
-    pub norm1: LayerNorm,
-    pub self_attn: MultiHeadAttention,
-    pub norm2: LayerNorm,
-    pub ffn: FeedForward,
-    pub dropout: f32,
-}
-
-impl SelfAttentionDecoderLayer {
-    pub fn new(init: &mut Init, name: &str, c: &DecoderOnlyConfig) -> Result<Self> {
-        Ok(SelfAttentionDecoderLayer {
-            norm1: LayerNorm::new(init, &join(name, "norm1"), c.d_model)?,
-            self_attn: MultiHeadAttention::new(
-                init,
-                &join(name, "self_attn"),
-                c.d_model,
-                c.num_heads,
-            )?,
-            norm2: LayerNorm::new(init, &join(name, "norm2"), c.d_model)?,
-            ffn: FeedForward::new(init, &join(name, "ffn"), c.d_model, c.d_ff, c.dropout)?,
-            dropout: c.dropout,
-        })
-    }
-
-    /// x: [B, T, d] -> [B, T, d]. With a cache, `x` holds only the new positions.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask: &AttentionMask,
-        ctx: &Ctx,
-        cache: Option<&mut KvCache>,
-    ) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        let a = match cache {
-            Some(cache) => self.self_attn.forward_self_cached(&h, mask, cache)?,
-            None => self.self_attn.forward(&h, &h, mask)?,
-        };
-        let x = ops::add(x, &ctx.dropout(&a, self.dropout)?)?;
-        let f = self.ffn.forward(&self.norm2.forward(&x)?, ctx)?;
-        ops::add(&x, &ctx.dropout(&f, self.dropout)?)
-    }
-}
-
-impl Module for SelfAttentionDecoderLayer {
-    fn params(&self) -> Vec<Tensor> {
-        [
-            self.norm1.params(),
-            self.self_attn.params(),
-            self.norm2.params(),
-            self.ffn.params(),
-        ]
-        .concat()
-    }
-}
-
 pub struct DecoderOnlyTransformer {
     pub config: DecoderOnlyConfig,
     pub token_embedding: Embedding,
     pub positions: PositionalEncoding,
-    pub layers: Vec<SelfAttentionDecoderLayer>,
+    pub layers: Vec<SelfAttentionLayer>,
     pub norm: LayerNorm,
     /// `None` when tied to `token_embedding`.
     pub lm_head: Option<Linear>,
@@ -124,7 +77,7 @@ impl DecoderOnlyTransformer {
         let token_embedding =
             Embedding::new(&mut init, "token_embedding", c.vocab_size, c.d_model)?;
         let layers = (0..c.num_layers)
-            .map(|i| SelfAttentionDecoderLayer::new(&mut init, &format!("layers.{i}"), c))
+            .map(|i| SelfAttentionLayer::new(&mut init, &format!("layers.{i}"), c.layer_sizes()))
             .collect::<Result<Vec<_>>>()?;
         let norm = LayerNorm::new(&mut init, "norm", c.d_model)?;
         let lm_head = if c.weight_tying {

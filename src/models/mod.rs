@@ -1,5 +1,7 @@
 //! Models built from `nn` modules.
 
 mod decoder_only;
+mod encoder_decoder;
 
-pub use decoder_only::{DecoderOnlyConfig, DecoderOnlyTransformer, SelfAttentionDecoderLayer};
+pub use decoder_only::{DecoderOnlyConfig, DecoderOnlyTransformer};
+pub use encoder_decoder::{Encoded, EncoderDecoderConfig, EncoderDecoderTransformer};

@@ -3,18 +3,24 @@
 //! dotted names (`layers.0.self_attn.q_proj.weight`) for optimizers and checkpoints.
 
 mod attention;
+mod conv2d;
 mod embedding;
 mod feed_forward;
 mod layer_norm;
 mod linear;
 mod positional;
+mod speech_embedding;
+mod transformer_layer;
 
 pub use attention::{KvCache, MultiHeadAttention};
+pub use conv2d::Conv2d;
 pub use embedding::Embedding;
 pub use feed_forward::FeedForward;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use positional::PositionalEncoding;
+pub use speech_embedding::SpeechEmbedding;
+pub use transformer_layer::{CrossAttentionLayer, CrossLayerCache, LayerSizes, SelfAttentionLayer};
 
 use crate::error::Result;
 use crate::gpu::Gpu;

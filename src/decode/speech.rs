@@ -1,0 +1,140 @@
+//! `IncrementalDecoder` for the speech recognizer: the decoder runs over a fixed encoder
+//! output with its self-attention and cross-attention caches; beam search re-ranks the
+//! sequences by gathering rows of the caches, the memory and its lengths alike.
+//! `ShallowFusion` adds a causal LM's log-probabilities (times a weight) to the recognizer's.
+
+use super::{gather_rows, log_softmax, IncrementalDecoder};
+use crate::error::{Error, Result};
+use crate::models::{Encoded, EncoderDecoderTransformer};
+use crate::nn::CrossLayerCache;
+use crate::tensor::Tensor;
+
+pub struct SpeechDecoder<'a> {
+    pub model: &'a EncoderDecoderTransformer,
+    /// The encoder output of the utterances being decoded (batch = number of utterances).
+    pub encoded: &'a Encoded,
+}
+
+/// The caches of every decoder layer plus the (re-ordered) encoder output they attend to.
+pub struct SpeechState {
+    caches: Vec<CrossLayerCache>,
+    encoded: Encoded,
+}
+
+impl IncrementalDecoder for SpeechDecoder<'_> {
+    type State = SpeechState;
+
+    fn start(&self, batch: usize) -> Result<SpeechState> {
+        if batch != self.encoded.lens.len() {
+            return Err(Error::shape(
+                "SpeechDecoder",
+                format!(
+                    "{batch} sequences for {} encoded utterances",
+                    self.encoded.lens.len()
+                ),
+            ));
+        }
+        Ok(SpeechState {
+            caches: self.model.new_caches(),
+            encoded: self.encoded.clone(),
+        })
+    }
+
+    fn step(&self, state: &mut SpeechState, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let _g = crate::no_grad();
+        if batch == 0 || ids.is_empty() || !ids.len().is_multiple_of(batch) {
+            return Err(Error::shape(
+                "SpeechDecoder",
+                format!("{} ids do not form {batch} rows", ids.len()),
+            ));
+        }
+        let t_new = ids.len() / batch;
+        let ids = Tensor::from_u32(self.model.gpu(), ids, &[batch, t_new])?;
+        let logits = self
+            .model
+            .decode_cached(&ids, &state.encoded, &mut state.caches)?;
+        super::last_position(&logits)
+    }
+
+    fn reorder(&self, state: &mut SpeechState, order: &[u32]) -> Result<()> {
+        let _g = crate::no_grad();
+        let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
+        for c in state.caches.iter_mut() {
+            for kv in [&mut c.self_kv, &mut c.cross_kv] {
+                for slot in [&mut kv.k, &mut kv.v] {
+                    if let Some(t) = slot {
+                        *slot = Some(gather_rows(t, &idx)?);
+                    }
+                }
+            }
+        }
+        let e = &mut state.encoded;
+        e.memory = gather_rows(&e.memory, &idx)?;
+        e.lens = order.iter().map(|&i| e.lens[i as usize]).collect();
+        let lens: Vec<u32> = e.lens.iter().map(|&n| n as u32).collect();
+        e.lens_tensor = Tensor::from_u32(self.model.gpu(), &lens, &[lens.len()])?;
+        Ok(())
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.model.config.vocab_size
+    }
+}
+
+/// Scores log p_asr(y) + weight * log p_lm(y) for every next token (shallow fusion). The LM
+/// must share the recognizer's vocabulary.
+pub struct ShallowFusion<A, L> {
+    pub asr: A,
+    pub lm: L,
+    pub weight: f32,
+}
+
+impl<A: IncrementalDecoder, L: IncrementalDecoder> ShallowFusion<A, L> {
+    pub fn new(asr: A, lm: L, weight: f32) -> Result<Self> {
+        if asr.vocab_size() != lm.vocab_size() {
+            return Err(Error::shape(
+                "ShallowFusion",
+                format!(
+                    "the LM's vocabulary ({}) differs from the recognizer's ({}): train the LM \
+                     with the recognizer's tokenizer",
+                    lm.vocab_size(),
+                    asr.vocab_size()
+                ),
+            ));
+        }
+        Ok(ShallowFusion { asr, lm, weight })
+    }
+}
+
+impl<A: IncrementalDecoder, L: IncrementalDecoder> IncrementalDecoder for ShallowFusion<A, L> {
+    type State = (A::State, L::State);
+
+    fn start(&self, batch: usize) -> Result<Self::State> {
+        Ok((self.asr.start(batch)?, self.lm.start(batch)?))
+    }
+
+    fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let a = self.asr.step(&mut state.0, ids, batch)?;
+        let l = self.lm.step(&mut state.1, ids, batch)?;
+        let v = self.vocab_size();
+        let mut out = Vec::with_capacity(a.len());
+        for (ra, rl) in a.chunks(v).zip(l.chunks(v)) {
+            let (la, ll) = (log_softmax(ra), log_softmax(rl));
+            out.extend(
+                la.iter()
+                    .zip(&ll)
+                    .map(|(x, y)| (x + self.weight as f64 * y) as f32),
+            );
+        }
+        Ok(out)
+    }
+
+    fn reorder(&self, state: &mut Self::State, order: &[u32]) -> Result<()> {
+        self.asr.reorder(&mut state.0, order)?;
+        self.lm.reorder(&mut state.1, order)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.asr.vocab_size()
+    }
+}

@@ -1,0 +1,173 @@
+//! Pre-LN transformer layers, each a stack of residual branches x + Sublayer(LN(x)):
+//! `SelfAttentionLayer` (self-attention + feed-forward: the encoder layer, and the decoder
+//! layer of a decoder-only LM) and `CrossAttentionLayer` (causal self-attention +
+//! cross-attention over an encoder's output + feed-forward: the encoder-decoder's decoder).
+
+use super::{join, Ctx, FeedForward, Init, KvCache, LayerNorm, Module, MultiHeadAttention};
+use crate::error::Result;
+use crate::ops::{self, AttentionMask};
+use crate::tensor::Tensor;
+
+/// Sizes shared by every layer of a stack.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerSizes {
+    pub d_model: usize,
+    pub num_heads: usize,
+    pub d_ff: usize,
+    pub dropout: f32,
+}
+
+/// x + Dropout(Sublayer(x)): the residual add every branch ends with.
+fn residual(x: &Tensor, branch: &Tensor, ctx: &Ctx, p: f32) -> Result<Tensor> {
+    ops::add(x, &ctx.dropout(branch, p)?)
+}
+
+/// x + SelfAttn(LN(x)), then x + FFN(LN(x)).
+pub struct SelfAttentionLayer {
+    pub norm1: LayerNorm,
+    pub self_attn: MultiHeadAttention,
+    pub norm2: LayerNorm,
+    pub ffn: FeedForward,
+    pub dropout: f32,
+}
+
+impl SelfAttentionLayer {
+    pub fn new(init: &mut Init, name: &str, s: LayerSizes) -> Result<Self> {
+        Ok(SelfAttentionLayer {
+            norm1: LayerNorm::new(init, &join(name, "norm1"), s.d_model)?,
+            self_attn: MultiHeadAttention::new(
+                init,
+                &join(name, "self_attn"),
+                s.d_model,
+                s.num_heads,
+            )?,
+            norm2: LayerNorm::new(init, &join(name, "norm2"), s.d_model)?,
+            ffn: FeedForward::new(init, &join(name, "ffn"), s.d_model, s.d_ff, s.dropout)?,
+            dropout: s.dropout,
+        })
+    }
+
+    /// x: [B, T, d] -> [B, T, d]. With a cache, `x` holds only the new positions.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &AttentionMask,
+        ctx: &Ctx,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let h = self.norm1.forward(x)?;
+        let a = match cache {
+            Some(cache) => self.self_attn.forward_self_cached(&h, mask, cache)?,
+            None => self.self_attn.forward(&h, &h, mask)?,
+        };
+        let x = residual(x, &a, ctx, self.dropout)?;
+        let f = self.ffn.forward(&self.norm2.forward(&x)?, ctx)?;
+        residual(&x, &f, ctx, self.dropout)
+    }
+}
+
+impl Module for SelfAttentionLayer {
+    fn params(&self) -> Vec<Tensor> {
+        [
+            self.norm1.params(),
+            self.self_attn.params(),
+            self.norm2.params(),
+            self.ffn.params(),
+        ]
+        .concat()
+    }
+}
+
+/// x + SelfAttn(LN(x)) (causal), x + CrossAttn(LN(x), memory), then x + FFN(LN(x)).
+/// The names of the self-attention and feed-forward parts match `SelfAttentionLayer`, so a
+/// decoder-only LM's weights load into it (the cross-attention starts fresh).
+pub struct CrossAttentionLayer {
+    pub norm1: LayerNorm,
+    pub self_attn: MultiHeadAttention,
+    pub cross_norm: LayerNorm,
+    pub cross_attn: MultiHeadAttention,
+    pub norm2: LayerNorm,
+    pub ffn: FeedForward,
+    pub dropout: f32,
+}
+
+/// A decoder layer's caches: its own keys/values (growing) and the memory's (computed once).
+#[derive(Default)]
+pub struct CrossLayerCache {
+    pub self_kv: KvCache,
+    pub cross_kv: KvCache,
+}
+
+impl CrossAttentionLayer {
+    pub fn new(init: &mut Init, name: &str, s: LayerSizes) -> Result<Self> {
+        let attn = |init: &mut Init, part: &str| {
+            MultiHeadAttention::new(init, &join(name, part), s.d_model, s.num_heads)
+        };
+        Ok(CrossAttentionLayer {
+            norm1: LayerNorm::new(init, &join(name, "norm1"), s.d_model)?,
+            self_attn: attn(init, "self_attn")?,
+            cross_norm: LayerNorm::new(init, &join(name, "cross_norm"), s.d_model)?,
+            cross_attn: attn(init, "cross_attn")?,
+            norm2: LayerNorm::new(init, &join(name, "norm2"), s.d_model)?,
+            ffn: FeedForward::new(init, &join(name, "ffn"), s.d_model, s.d_ff, s.dropout)?,
+            dropout: s.dropout,
+        })
+    }
+
+    /// x: [B, T, d] (target positions), memory: [B, S, d] -> [B, T, d]. `self_mask` is
+    /// causal; `memory_mask` hides the memory's padded frames. With a cache, `x` holds only
+    /// the new positions.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        memory: &Tensor,
+        self_mask: &AttentionMask,
+        memory_mask: &AttentionMask,
+        ctx: &Ctx,
+        cache: Option<&mut CrossLayerCache>,
+    ) -> Result<Tensor> {
+        let h = self.norm1.forward(x)?;
+        let (a, c) = match cache {
+            Some(cache) => {
+                let a = self
+                    .self_attn
+                    .forward_self_cached(&h, self_mask, &mut cache.self_kv)?;
+                let x1 = residual(x, &a, ctx, self.dropout)?;
+                let h = self.cross_norm.forward(&x1)?;
+                let c = self.cross_attn.forward_cross_cached(
+                    &h,
+                    memory,
+                    memory_mask,
+                    &mut cache.cross_kv,
+                )?;
+                (x1, c)
+            }
+            None => {
+                let a = self.self_attn.forward(&h, &h, self_mask)?;
+                let x1 = residual(x, &a, ctx, self.dropout)?;
+                let h = self.cross_norm.forward(&x1)?;
+                (
+                    x1.clone(),
+                    self.cross_attn.forward(&h, memory, memory_mask)?,
+                )
+            }
+        };
+        let x = residual(&a, &c, ctx, self.dropout)?;
+        let f = self.ffn.forward(&self.norm2.forward(&x)?, ctx)?;
+        residual(&x, &f, ctx, self.dropout)
+    }
+}
+
+impl Module for CrossAttentionLayer {
+    fn params(&self) -> Vec<Tensor> {
+        [
+            self.norm1.params(),
+            self.self_attn.params(),
+            self.cross_norm.params(),
+            self.cross_attn.params(),
+            self.norm2.params(),
+            self.ffn.params(),
+        ]
+        .concat()
+    }
+}
