@@ -261,3 +261,10 @@ fn ctc_rejects_bad_shapes_and_dtypes() {
     let float_logits = u32s(&[0; 24], &[2, 4, 3]);
     assert!(ops::ctc_loss(&float_logits, &lens, &targets, &tlens, 0).is_err());
 }
+
+#[test]
+fn ctc_of_a_batch_without_labels_is_the_all_blank_path() {
+    let batch = Batch::new(&[utt(5, &[]), utt(2, &[])], 5, 3, 0, 1.0, 11);
+    assert_eq!(batch.sh.max_target, 0);
+    batch.check("S = 0", &[1.0, -2.0], 1e-5, 1e-5);
+}
