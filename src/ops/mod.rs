@@ -7,6 +7,7 @@ mod attention;
 mod autotune;
 mod conv2d;
 mod cross_entropy;
+mod ctc;
 mod elementwise;
 mod embedding;
 mod grad_norm;
@@ -26,6 +27,7 @@ pub use autotune::{
 };
 pub use conv2d::{conv2d, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
+pub use ctc::ctc_loss;
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
 pub use embedding::embedding;
 pub use grad_norm::grad_norm_and_clip;
@@ -46,6 +48,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     k.extend(attention::kernels());
     k.extend(conv2d::kernels());
     k.extend(cross_entropy::kernels());
+    k.extend(ctc::kernels());
     k.extend(elementwise::kernels());
     k.extend(embedding::kernels());
     k.extend(grad_norm::kernels());

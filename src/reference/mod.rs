@@ -14,6 +14,7 @@
 pub mod adamw;
 pub mod attention;
 pub mod conv2d;
+pub mod ctc;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
