@@ -1,7 +1,9 @@
 //! The driver side: the training loop, learning-rate schedules, metrics, checkpoints, plots.
 
+pub mod asr_trainer;
 pub mod checkpoint;
 pub mod clm;
+pub mod error_rate;
 pub mod lm;
 pub mod metrics;
 pub mod plot;
