@@ -16,7 +16,10 @@ mod sgd;
 mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
-pub use attention::{attention, attention_unfused, AttentionMask, ATTENTION_HEAD_DIMS};
+pub use attention::{
+    attention, attention_unfused, attention_with, AttentionKernel, AttentionMask,
+    ATTENTION_HEAD_DIMS,
+};
 pub use cross_entropy::cross_entropy;
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
 pub use embedding::embedding;
