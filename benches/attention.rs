@@ -14,7 +14,9 @@
 //! packing buffers. Buffers are taken when work is recorded, so nothing needs to run for it.
 //!
 //! After the criterion output a table gives ms per call, the unfused/fused time ratio and the
-//! extra MiB of each path. `WGFORMER_BENCH_QUICK=1` runs only T = 64 and 256.
+//! extra MiB of each path. "fused" is `ops::attention`, i.e. the kernel variant chosen for the
+//! adapter (printed). `WGFORMER_BENCH_QUICK=1` runs only T = 64 and 256;
+//! `WGFORMER_BENCH_T=256,512` runs only the listed lengths.
 
 use criterion::{Criterion, SamplingMode};
 use std::cell::RefCell;
@@ -160,12 +162,19 @@ const PASSES: [Pass; 2] = [Pass::Forward, Pass::ForwardBackward];
 fn main() {
     let gpu = Gpu::shared().expect("no GPU adapter");
     let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let lengths: &[usize] = if quick {
-        &[64, 256]
-    } else {
-        &[64, 128, 256, 512, 1024]
+    let listed: Option<Vec<usize>> = std::env::var("WGFORMER_BENCH_T")
+        .ok()
+        .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect());
+    let lengths: &[usize] = match (&listed, quick) {
+        (Some(listed), _) => listed,
+        (None, true) => &[64, 256],
+        (None, false) => &[64, 128, 256, 512, 1024],
     };
     println!("adapter: {}", gpu.adapter_name());
+    println!(
+        "fused kernel: {:?}",
+        ops::AttentionKernel::for_adapter(&gpu)
+    );
     // Flat sampling with the minimum of 10 samples: the long cases take seconds per call.
     let mut criterion = Criterion::default()
         .sample_size(10)
@@ -229,6 +238,10 @@ fn main() {
     }
     println!();
     println!("adapter: {}", gpu.adapter_name());
+    println!(
+        "fused kernel: {:?}",
+        ops::AttentionKernel::for_adapter(&gpu)
+    );
     println!("B = {B}, H = {H}, D = {D}; MiB: peak extra GPU memory of one call (see the top of this file)");
     println!(
         "{:>5} {:>7} {:>8} {:>10} {:>11} {:>9} {:>10} {:>12}",

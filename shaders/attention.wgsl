@@ -388,3 +388,322 @@ fn masked_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
         dscores_out[base + j] = p.scale * probs[base + j] * (dprobs[base + j] - weighted);
     }
 }
+
+// CPU-SHAPED ROW-BLOCK KERNELS (`forward_rows`, `backward_dq_rows`, `backward_dkdv_rows`)
+//
+// For CPU adapters (lavapipe), where a workgroup runs as a loop over SIMD lanes, every
+// storage or workgroup-memory load is a per-lane scalar loop, barriers are coroutine switches
+// and FMAs are cheap (see the row-block matmul in matmul.wgsl). No workgroup memory, no
+// barriers; each invocation owns 8 rows of one (b, h) (queries in forward and dQ, keys in
+// dK/dV) and walks the other side 8 rows at a time. An 8 x 8 block of scores lives in
+// registers as four mat4x4 (`Block8`), built quad by quad of D as transpose(X) * Y: per
+// quad 16 vec4 loads feed 256 FMAs, where the tiled kernels above do one FMA per loaded
+// float. The products with the block (P V, dS K, P^T dO, dS^T Q) are mat4x4 products too,
+// accumulated into a private [2 * DV] array of mat4x4 (column r: row r's quad). Blocks past
+// the masks' prefix (see Masks above) are skipped; inside a block a masked score is NEG_BIG
+// and its probability exactly 0. Invocations of a workgroup are consecutive row blocks of one
+// (b, h), so they read the same K/V (or Q/dO) rows while those are in cache.
+
+// Rows 8 x columns 8 of a product, as four 4x4 blocks: `xy` holds row group x (rows 4x ..
+// 4x + 3) against column group y (columns 4y .. 4y + 3), one matrix column per column.
+struct Block8 {
+    aa: mat4x4<f32>, ab: mat4x4<f32>, ba: mat4x4<f32>, bb: mat4x4<f32>,
+}
+
+// Global row indices of rows r0 .. r0 + 3 of a head whose first row is `base`, clamped to its
+// last row `n - 1` so that loads past the end stay inside the buffer (the masks zero them).
+fn rows4(base: u32, r0: u32, n: u32) -> vec4<u32> {
+    return base + min(vec4(r0) + vec4(0u, 1u, 2u, 3u), vec4(n - 1u));
+}
+
+// Quad c of 4 rows (global row indices `r`) as the columns of a matrix.
+fn q_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
+    return mat4x4(q[r.x * DV + c], q[r.y * DV + c], q[r.z * DV + c], q[r.w * DV + c]);
+}
+fn k_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
+    return mat4x4(k[r.x * DV + c], k[r.y * DV + c], k[r.z * DV + c], k[r.w * DV + c]);
+}
+fn v_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
+    return mat4x4(v[r.x * DV + c], v[r.y * DV + c], v[r.z * DV + c], v[r.w * DV + c]);
+}
+fn do_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
+    return mat4x4(d_o[r.x * DV + c], d_o[r.y * DV + c], d_o[r.z * DV + c], d_o[r.w * DV + c]);
+}
+
+// s += one quad of D of rows (xa, xb) dotted with columns (ya, yb), each given as columns.
+fn block_fma(s: Block8, xa: mat4x4<f32>, xb: mat4x4<f32>, ya: mat4x4<f32>, yb: mat4x4<f32>) -> Block8 {
+    let ta = transpose(xa);
+    let tb = transpose(xb);
+    return Block8(s.aa + ta * ya, s.ab + ta * yb, s.ba + tb * ya, s.bb + tb * yb);
+}
+
+// Scaled scores of 4 queries (rows, key limits `limits`) x keys k0 .. k0 + 3 (columns);
+// NEG_BIG where masked.
+fn query_scores(s: mat4x4<f32>, k0: u32, limits: vec4<u32>) -> mat4x4<f32> {
+    let hide = vec4(NEG_BIG);
+    return mat4x4(select(hide, s[0] * p.scale, vec4(k0) < limits),
+                  select(hide, s[1] * p.scale, vec4(k0 + 1u) < limits),
+                  select(hide, s[2] * p.scale, vec4(k0 + 2u) < limits),
+                  select(hide, s[3] * p.scale, vec4(k0 + 3u) < limits));
+}
+
+// Scaled scores of 4 keys (rows, indices `keys`) x 4 queries (columns, key limits `limits`).
+fn key_scores(s: mat4x4<f32>, keys: vec4<u32>, limits: vec4<u32>) -> mat4x4<f32> {
+    let hide = vec4(NEG_BIG);
+    return mat4x4(select(hide, s[0] * p.scale, keys < vec4(limits.x)),
+                  select(hide, s[1] * p.scale, keys < vec4(limits.y)),
+                  select(hide, s[2] * p.scale, keys < vec4(limits.z)),
+                  select(hide, s[3] * p.scale, keys < vec4(limits.w)));
+}
+
+// exp(s - m) with m per row (4 components); exactly 0 where s is masked.
+fn exp_rows(s: mat4x4<f32>, m: vec4<f32>) -> mat4x4<f32> {
+    let hide = vec4(NEG_BIG);
+    return mat4x4(select(vec4(0.0), exp(s[0] - m), s[0] > hide),
+                  select(vec4(0.0), exp(s[1] - m), s[1] > hide),
+                  select(vec4(0.0), exp(s[2] - m), s[2] > hide),
+                  select(vec4(0.0), exp(s[3] - m), s[3] > hide));
+}
+
+// exp(s - m) with m per column; exactly 0 where s is masked.
+fn exp_cols(s: mat4x4<f32>, m: vec4<f32>) -> mat4x4<f32> {
+    let hide = vec4(NEG_BIG);
+    return mat4x4(select(vec4(0.0), exp(s[0] - m.x), s[0] > hide),
+                  select(vec4(0.0), exp(s[1] - m.y), s[1] > hide),
+                  select(vec4(0.0), exp(s[2] - m.z), s[2] > hide),
+                  select(vec4(0.0), exp(s[3] - m.w), s[3] > hide));
+}
+
+// dS = P (dP - delta), delta per row / per column.
+fn ds_rows(pr: mat4x4<f32>, dp: mat4x4<f32>, delta4: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4(pr[0] * (dp[0] - delta4), pr[1] * (dp[1] - delta4),
+                  pr[2] * (dp[2] - delta4), pr[3] * (dp[3] - delta4));
+}
+fn ds_cols(pr: mat4x4<f32>, dp: mat4x4<f32>, delta4: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4(pr[0] * (dp[0] - delta4.x), pr[1] * (dp[1] - delta4.y),
+                  pr[2] * (dp[2] - delta4.z), pr[3] * (dp[3] - delta4.w));
+}
+
+fn max_cols(s: mat4x4<f32>) -> vec4<f32> {
+    return max(max(s[0], s[1]), max(s[2], s[3]));
+}
+fn sum_cols(s: mat4x4<f32>) -> vec4<f32> {
+    return s[0] + s[1] + s[2] + s[3];
+}
+// Column r multiplied by f[r].
+fn scale_cols(s: mat4x4<f32>, f: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4(s[0] * f.x, s[1] * f.y, s[2] * f.z, s[3] * f.w);
+}
+
+// key_limit of queries i0 .. i0 + 3 (0 past the last query).
+fn key_limits(b: u32, i0: u32) -> vec4<u32> {
+    let i = vec4(i0) + vec4(0u, 1u, 2u, 3u);
+    return select(vec4(0u), vec4(key_limit(b, min(i.x, p.tq - 1u)), key_limit(b, min(i.y, p.tq - 1u)),
+                                 key_limit(b, min(i.z, p.tq - 1u)), key_limit(b, min(i.w, p.tq - 1u))),
+                  i < vec4(p.tq));
+}
+
+// Keys that some query of a block (limits lim_a, lim_b) sees: its last real query's limit.
+fn most_keys(lim_a: vec4<u32>, lim_b: vec4<u32>) -> u32 {
+    let m = max(lim_a, lim_b);
+    return max(max(m.x, m.y), max(m.z, m.w));
+}
+
+// The 8-row block of invocation `lid` of workgroup `wid` over `n` rows per (b, h): (bh, r0),
+// or bh = batch * heads when the invocation has no block.
+fn row_block(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, n: u32) -> vec2<u32> {
+    let blocks = (n + 7u) / 8u;
+    let id = group_index(wid, nwg) * ROWS_WG + lid;
+    return vec2(id / blocks, id % blocks * 8u);
+}
+
+// Forward: invocation owns queries i0 .. i0 + 7; online softmax over key blocks of 8.
+@compute @workgroup_size(ROWS_WG)
+fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let blk = row_block(wid, nwg, lid, p.tq);
+    let bh = blk.x;
+    let i0 = blk.y;
+    if (bh >= p.batch * p.heads) { return; }
+    let b = bh / p.heads;
+    let qa = rows4(bh * p.tq, i0, p.tq);
+    let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
+    let lim_a = key_limits(b, i0);
+    let lim_b = key_limits(b, i0 + 4u);
+    let n_keys = most_keys(lim_a, lim_b);
+
+    var acc: array<mat4x4<f32>, 2u * DV>;
+    var m_a = vec4(NEG_BIG);
+    var m_b = vec4(NEG_BIG);
+    var l_a = vec4(0.0);
+    var l_b = vec4(0.0);
+    for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
+        let ka = rows4(bh * p.tk, j0, p.tk);
+        let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
+        var s: Block8;
+        for (var c = 0u; c < DV; c++) {
+            s = block_fma(s, q_quads(qa, c), q_quads(qb, c), k_quads(ka, c), k_quads(kb, c));
+        }
+        let s_aa = query_scores(s.aa, j0, lim_a);
+        let s_ab = query_scores(s.ab, j0 + 4u, lim_a);
+        let s_ba = query_scores(s.ba, j0, lim_b);
+        let s_bb = query_scores(s.bb, j0 + 4u, lim_b);
+        let mn_a = max(m_a, max(max_cols(s_aa), max_cols(s_ab)));
+        let mn_b = max(m_b, max(max_cols(s_ba), max_cols(s_bb)));
+        // As in `forward`: the correction is 0 on a row's first visible block, 1 before it.
+        let corr_a = exp(m_a - mn_a);
+        let corr_b = exp(m_b - mn_b);
+        let p_aa = exp_rows(s_aa, mn_a);
+        let p_ab = exp_rows(s_ab, mn_a);
+        let p_ba = exp_rows(s_ba, mn_b);
+        let p_bb = exp_rows(s_bb, mn_b);
+        l_a = l_a * corr_a + sum_cols(p_aa) + sum_cols(p_ab);
+        l_b = l_b * corr_b + sum_cols(p_ba) + sum_cols(p_bb);
+        m_a = mn_a;
+        m_b = mn_b;
+        // acc column r += sum over the block's keys of P[r, key] v_key.
+        let t_aa = transpose(p_aa);
+        let t_ab = transpose(p_ab);
+        let t_ba = transpose(p_ba);
+        let t_bb = transpose(p_bb);
+        for (var c = 0u; c < DV; c++) {
+            let va = v_quads(ka, c);
+            let vb = v_quads(kb, c);
+            acc[2u * c] = scale_cols(acc[2u * c], corr_a) + va * t_aa + vb * t_ab;
+            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], corr_b) + va * t_ba + vb * t_bb;
+        }
+    }
+
+    let inv_a = select(vec4(0.0), 1.0 / l_a, l_a > vec4(0.0));
+    let inv_b = select(vec4(0.0), 1.0 / l_b, l_b > vec4(0.0));
+    let lse_a = select(vec4(0.0), m_a + log(l_a), l_a > vec4(0.0));
+    let lse_b = select(vec4(0.0), m_b + log(l_b), l_b > vec4(0.0));
+    for (var r = 0u; r < 8u; r++) {
+        if (i0 + r >= p.tq) { break; }
+        let g = r / 4u;
+        let row = bh * p.tq + i0 + r;
+        let inv = select(inv_a, inv_b, g == 1u)[r % 4u];
+        for (var c = 0u; c < DV; c++) {
+            o_out[row * DV + c] = acc[2u * c + g][r % 4u] * inv;
+        }
+        lse_out[row] = select(lse_a, lse_b, g == 1u)[r % 4u];
+    }
+}
+
+// dQ: invocation owns queries i0 .. i0 + 7, like `forward_rows`; per key block it recomputes
+// S = Q K^T and dP = dO V^T, forms dS, and accumulates dS K.
+@compute @workgroup_size(ROWS_WG)
+fn backward_dq_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let blk = row_block(wid, nwg, lid, p.tq);
+    let bh = blk.x;
+    let i0 = blk.y;
+    if (bh >= p.batch * p.heads) { return; }
+    let b = bh / p.heads;
+    let qa = rows4(bh * p.tq, i0, p.tq);
+    let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
+    let lim_a = key_limits(b, i0);
+    let lim_b = key_limits(b, i0 + 4u);
+    let n_keys = most_keys(lim_a, lim_b);
+    let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
+    let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
+    let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
+    let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
+
+    var acc: array<mat4x4<f32>, 2u * DV>;
+    for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
+        let ka = rows4(bh * p.tk, j0, p.tk);
+        let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
+        var s: Block8;
+        var dp: Block8;
+        for (var c = 0u; c < DV; c++) {
+            s = block_fma(s, q_quads(qa, c), q_quads(qb, c), k_quads(ka, c), k_quads(kb, c));
+            dp = block_fma(dp, do_quads(qa, c), do_quads(qb, c), v_quads(ka, c), v_quads(kb, c));
+        }
+        let t_aa = transpose(ds_rows(exp_rows(query_scores(s.aa, j0, lim_a), lse_a), dp.aa, delta_a));
+        let t_ab = transpose(ds_rows(exp_rows(query_scores(s.ab, j0 + 4u, lim_a), lse_a), dp.ab, delta_a));
+        let t_ba = transpose(ds_rows(exp_rows(query_scores(s.ba, j0, lim_b), lse_b), dp.ba, delta_b));
+        let t_bb = transpose(ds_rows(exp_rows(query_scores(s.bb, j0 + 4u, lim_b), lse_b), dp.bb, delta_b));
+        for (var c = 0u; c < DV; c++) {
+            let k_a = k_quads(ka, c);
+            let k_b = k_quads(kb, c);
+            acc[2u * c] += k_a * t_aa + k_b * t_ab;
+            acc[2u * c + 1u] += k_a * t_ba + k_b * t_bb;
+        }
+    }
+
+    for (var r = 0u; r < 8u; r++) {
+        if (i0 + r >= p.tq) { break; }
+        let row = bh * p.tq + i0 + r;
+        for (var c = 0u; c < DV; c++) {
+            dq_out[row * DV + c] = acc[2u * c + r / 4u][r % 4u] * p.scale;
+        }
+    }
+}
+
+// dK and dV: invocation owns keys j0 .. j0 + 7; per block of 8 queries from the first that
+// sees key j0 it recomputes S^T = K Q^T and dP^T = V dO^T, and accumulates P^T dO and dS^T Q.
+@compute @workgroup_size(ROWS_WG)
+fn backward_dkdv_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let blk = row_block(wid, nwg, lid, p.tk);
+    let bh = blk.x;
+    let j0 = blk.y;
+    if (bh >= p.batch * p.heads) { return; }
+    let b = bh / p.heads;
+    let ka = rows4(bh * p.tk, j0, p.tk);
+    let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
+    let keys_a = vec4(j0) + vec4(0u, 1u, 2u, 3u);
+    let keys_b = keys_a + 4u;
+
+    var acc_dk: array<mat4x4<f32>, 2u * DV>;
+    var acc_dv: array<mat4x4<f32>, 2u * DV>;
+    // first_query grows with the key, so the block's first key is seen first.
+    for (var i0 = first_query(b, j0) / 8u * 8u; i0 < p.tq; i0 += 8u) {
+        let qa = rows4(bh * p.tq, i0, p.tq);
+        let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
+        let lim_a = key_limits(b, i0);
+        let lim_b = key_limits(b, i0 + 4u);
+        var s: Block8;
+        var dp: Block8;
+        for (var c = 0u; c < DV; c++) {
+            s = block_fma(s, k_quads(ka, c), k_quads(kb, c), q_quads(qa, c), q_quads(qb, c));
+            dp = block_fma(dp, v_quads(ka, c), v_quads(kb, c), do_quads(qa, c), do_quads(qb, c));
+        }
+        let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
+        let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
+        let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
+        let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
+        let p_aa = exp_cols(key_scores(s.aa, keys_a, lim_a), lse_a);
+        let p_ab = exp_cols(key_scores(s.ab, keys_a, lim_b), lse_b);
+        let p_ba = exp_cols(key_scores(s.ba, keys_b, lim_a), lse_a);
+        let p_bb = exp_cols(key_scores(s.bb, keys_b, lim_b), lse_b);
+        let pt_aa = transpose(p_aa);
+        let pt_ab = transpose(p_ab);
+        let pt_ba = transpose(p_ba);
+        let pt_bb = transpose(p_bb);
+        let dt_aa = transpose(ds_cols(p_aa, dp.aa, delta_a));
+        let dt_ab = transpose(ds_cols(p_ab, dp.ab, delta_b));
+        let dt_ba = transpose(ds_cols(p_ba, dp.ba, delta_a));
+        let dt_bb = transpose(ds_cols(p_bb, dp.bb, delta_b));
+        for (var c = 0u; c < DV; c++) {
+            let do_a = do_quads(qa, c);
+            let do_b = do_quads(qb, c);
+            acc_dv[2u * c] += do_a * pt_aa + do_b * pt_ab;
+            acc_dv[2u * c + 1u] += do_a * pt_ba + do_b * pt_bb;
+            let q_a = q_quads(qa, c);
+            let q_b = q_quads(qb, c);
+            acc_dk[2u * c] += q_a * dt_aa + q_b * dt_ab;
+            acc_dk[2u * c + 1u] += q_a * dt_ba + q_b * dt_bb;
+        }
+    }
+
+    for (var r = 0u; r < 8u; r++) {
+        if (j0 + r >= p.tk) { break; }
+        let row = bh * p.tk + j0 + r;
+        for (var c = 0u; c < DV; c++) {
+            dk_out[row * DV + c] = acc_dk[2u * c + r / 4u][r % 4u] * p.scale;
+            dv_out[row * DV + c] = acc_dv[2u * c + r / 4u][r % 4u];
+        }
+    }
+}

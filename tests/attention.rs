@@ -1,11 +1,12 @@
-//! Attention, fused and unfused: forward and the gradients of q, k and v vs the CPU reference
-//! and vs each other, on shapes that straddle the kernel's blocks (BLOCK = 64 rows for D <= 32,
-//! 32 for D = 64, 16 for D = 128), with every mask combination, cross-attention (Tq != Tk in
+//! Attention, fused (both kernel variants: `Tiled` and the CPU-shaped `Rows`) and unfused:
+//! forward and the gradients of q, k and v vs the CPU reference and vs each other, on shapes
+//! that straddle the kernels' blocks (Tiled: BLOCK = 64 rows for D <= 32, 32 for D = 64, 16 for
+//! D = 128; Rows: 8 rows per invocation, 8 invocations per workgroup), with every mask combination, cross-attention (Tq != Tk in
 //! both directions), single-query decoding and fully masked rows; finite differences on a
 //! tiny case; determinism; errors for unsupported head dims and mismatched shapes.
 mod common;
 use common::*;
-use wgformer::ops::{self, AttentionMask};
+use wgformer::ops::{self, AttentionKernel, AttentionMask};
 use wgformer::reference::attention as reference;
 use wgformer::{Error, Tensor};
 
@@ -95,19 +96,25 @@ struct Run {
     dv: Vec<f32>,
 }
 
-/// Run the fused (or unfused) path forward, then backward from `w`.
-fn run(c: &Case, x: &Inputs, fused: bool) -> Run {
+/// A way to compute attention: a fused kernel variant, or the unfused path (`None`).
+type Path = Option<AttentionKernel>;
+const FUSED: [Path; 2] = [Some(AttentionKernel::Tiled), Some(AttentionKernel::Rows)];
+const EVERY_PATH: [Path; 3] = [FUSED[0], FUSED[1], None];
+
+/// Run `path` forward, then backward from `w`.
+fn run(c: &Case, x: &Inputs, path: Path) -> Run {
     let (q, k, v) = (
         leaf(&x.q, &c.q_shape()),
         leaf(&x.k, &c.kv_shape()),
         leaf(&x.v, &c.kv_shape()),
     );
-    let out = if fused {
-        ops::attention(&q, &k, &v, &c.mask()).unwrap()
-    } else {
-        ops::attention_unfused(&q, &k, &v, &c.mask(), false)
-            .unwrap()
-            .0
+    let out = match path {
+        Some(variant) => ops::attention_with(&q, &k, &v, &c.mask(), variant).unwrap(),
+        None => {
+            ops::attention_unfused(&q, &k, &v, &c.mask(), false)
+                .unwrap()
+                .0
+        }
     };
     assert_eq!(out.shape(), c.q_shape().as_slice());
     out.backward_with(tensor(&x.w, &c.q_shape())).unwrap();
@@ -161,27 +168,29 @@ fn assert_run_matches(what: &str, got: &Run, want: &Want) {
     assert_close(&format!("{what} dv"), &got.dv, &want.dv, 1e-4);
 }
 
-/// Fused and unfused vs the reference, and vs each other.
+/// Every fused variant and the unfused path vs the reference, and each fused vs unfused.
 fn check_case(c: &Case) {
     let x = Inputs::new(c);
     let want = want(c, &x);
-    let fused = run(c, &x, true);
-    assert_run_matches(&format!("fused {c:?}"), &fused, &want);
-    let unfused = run(c, &x, false);
+    let unfused = run(c, &x, None);
     assert_run_matches(&format!("unfused {c:?}"), &unfused, &want);
-    let pairs = [
-        ("out", &fused.out, &unfused.out),
-        ("dq", &fused.dq, &unfused.dq),
-        ("dk", &fused.dk, &unfused.dk),
-        ("dv", &fused.dv, &unfused.dv),
-    ];
-    for (name, got, other) in pairs {
-        assert_close(
-            &format!("fused vs unfused {name} {c:?}"),
-            got,
-            &f64s(other),
-            1e-4,
-        );
+    for path in FUSED {
+        let fused = run(c, &x, path);
+        assert_run_matches(&format!("{path:?} {c:?}"), &fused, &want);
+        let pairs = [
+            ("out", &fused.out, &unfused.out),
+            ("dq", &fused.dq, &unfused.dq),
+            ("dk", &fused.dk, &unfused.dk),
+            ("dv", &fused.dv, &unfused.dv),
+        ];
+        for (name, got, other) in pairs {
+            assert_close(
+                &format!("{path:?} vs unfused {name} {c:?}"),
+                got,
+                &f64s(other),
+                1e-4,
+            );
+        }
     }
 }
 
@@ -218,12 +227,14 @@ fn single_query_decoding_sees_every_key_under_the_causal_mask() {
         check_case(&c);
         check_case(&c.clone().lens(&[(tk as u32).div_ceil(2)]));
         let x = Inputs::new(&c);
-        let open = run(&c.clone().causal(false), &x, true);
-        assert_eq!(
-            run(&c, &x, true),
-            open,
-            "tq = 1, tk = {tk}: causal must equal unmasked"
-        );
+        for path in FUSED {
+            let open = run(&c.clone().causal(false), &x, path);
+            assert_eq!(
+                run(&c, &x, path),
+                open,
+                "{path:?} tq = 1, tk = {tk}: causal must equal unmasked"
+            );
+        }
     }
 }
 
@@ -233,12 +244,12 @@ fn fully_masked_rows_give_zero_output_and_zero_gradients_not_nan() {
     let c = Case::new(2, 2, 9, 4, 16).causal(true).lens(&[3, 0]);
     check_case(&c);
     let x = Inputs::new(&c);
-    for fused in [true, false] {
+    for fused in EVERY_PATH {
         let r = run(&c, &x, fused);
         for (name, g) in [("out", &r.out), ("dq", &r.dq), ("dk", &r.dk), ("dv", &r.dv)] {
             assert!(
                 g.iter().all(|v| v.is_finite()),
-                "fused={fused}: {name} has NaN or inf"
+                "{fused:?}: {name} has NaN or inf"
             );
         }
         let (q_item, kv_item) = (c.h * c.tq * c.d, c.h * c.tk * c.d);
@@ -247,14 +258,14 @@ fn fully_masked_rows_give_zero_output_and_zero_gradients_not_nan() {
                 .iter()
                 .chain(&r.dq[q_item..])
                 .all(|&v| v == 0.0),
-            "fused={fused}: item 1"
+            "{fused:?}: item 1"
         );
         assert!(
             r.dk[kv_item..]
                 .iter()
                 .chain(&r.dv[kv_item..])
                 .all(|&v| v == 0.0),
-            "fused={fused}: item 1"
+            "{fused:?}: item 1"
         );
         for head in 0..c.h {
             let rows = (head * c.tq * c.d)..((head * c.tq + 5) * c.d);
@@ -263,7 +274,7 @@ fn fully_masked_rows_give_zero_output_and_zero_gradients_not_nan() {
                     .iter()
                     .chain(&r.dq[rows])
                     .all(|&v| v == 0.0),
-                "fused={fused}: masked rows"
+                "{fused:?}: masked rows"
             );
         }
     }
@@ -273,7 +284,6 @@ fn fully_masked_rows_give_zero_output_and_zero_gradients_not_nan() {
 fn gradients_match_finite_differences_on_a_tiny_masked_case() {
     let c = Case::new(1, 2, 3, 5, 16).causal(true).lens(&[4]);
     let x = Inputs::new(&c);
-    let r = run(&c, &x, true);
     let (q, k, v, w) = (f64s(&x.q), f64s(&x.k), f64s(&x.v), f64s(&x.w));
     let lens = c.lens_usize();
     let f = |q: &[f64], k: &[f64], v: &[f64]| {
@@ -291,9 +301,13 @@ fn gradients_match_finite_differences_on_a_tiny_masked_case() {
         )
         .0
     };
-    assert_matches_finite_differences("dq", &r.dq, &q, &w, |q| f(q, &k, &v), 1e-3);
-    assert_matches_finite_differences("dk", &r.dk, &k, &w, |k| f(&q, k, &v), 1e-3);
-    assert_matches_finite_differences("dv", &r.dv, &v, &w, |v| f(&q, &k, v), 1e-3);
+    for path in FUSED {
+        let r = run(&c, &x, path);
+        let name = |g: &str| format!("{path:?} {g}");
+        assert_matches_finite_differences(&name("dq"), &r.dq, &q, &w, |q| f(q, &k, &v), 1e-3);
+        assert_matches_finite_differences(&name("dk"), &r.dk, &k, &w, |k| f(&q, k, &v), 1e-3);
+        assert_matches_finite_differences(&name("dv"), &r.dv, &v, &w, |v| f(&q, &k, v), 1e-3);
+    }
 }
 
 #[test]
@@ -336,14 +350,16 @@ fn unfused_path_returns_the_reference_attention_weights_for_any_head_dim() {
     }
     let c = Case::new(1, 3, 4, 6, 24).causal(true);
     let x = Inputs::new(&c);
-    assert_run_matches("unfused d=24", &run(&c, &x, false), &want(&c, &x));
+    assert_run_matches("unfused d=24", &run(&c, &x, None), &want(&c, &x));
 }
 
 #[test]
 fn fused_results_are_bitwise_deterministic() {
     let c = Case::new(1, 2, 70, 70, 32).causal(true);
     let x = Inputs::new(&c);
-    assert_eq!(run(&c, &x, true), run(&c, &x, true));
+    for path in FUSED {
+        assert_eq!(run(&c, &x, path), run(&c, &x, path), "{path:?}");
+    }
 }
 
 #[test]
@@ -351,11 +367,18 @@ fn gradients_reach_only_the_inputs_that_require_them() {
     let c = Case::new(1, 2, 7, 13, 32).causal(true);
     let x = Inputs::new(&c);
     let (q, k) = (tensor(&x.q, &c.q_shape()), tensor(&x.k, &c.kv_shape()));
-    let v = leaf(&x.v, &c.kv_shape());
-    let out = ops::attention(&q, &k, &v, &c.mask()).unwrap();
-    out.backward_with(tensor(&x.w, &c.q_shape())).unwrap();
-    assert!(q.grad().is_none() && k.grad().is_none());
-    assert_close("dv alone", &grad_of(&v), &want(&c, &x).dv, 1e-4);
+    for variant in AttentionKernel::ALL {
+        let v = leaf(&x.v, &c.kv_shape());
+        let out = ops::attention_with(&q, &k, &v, &c.mask(), variant).unwrap();
+        out.backward_with(tensor(&x.w, &c.q_shape())).unwrap();
+        assert!(q.grad().is_none() && k.grad().is_none());
+        assert_close(
+            &format!("{variant:?} dv alone"),
+            &grad_of(&v),
+            &want(&c, &x).dv,
+            1e-4,
+        );
+    }
 }
 
 fn shape_error(r: wgformer::Result<Tensor>) -> String {

@@ -1,6 +1,7 @@
 //! Multi-head attention (self or cross) with an optional key/value cache for incremental
 //! decoding. The attention itself is `ops::attention` (the fused kernel) or, on CPU adapters
-//! such as lavapipe where it measured 2-9x faster (BENCHMARKS.md), `ops::attention_unfused`.
+//! such as lavapipe where forward + backward measured 1.2-2.3x faster even against the
+//! CPU-shaped fused kernel (BENCHMARKS.md), `ops::attention_unfused`.
 //! `WGFORMER_ATTENTION=fused|unfused` forces one.
 
 use super::{join, Init, Linear, Module};

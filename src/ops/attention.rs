@@ -24,6 +24,42 @@ const FILE: &str = "attention.wgsl";
 pub const ATTENTION_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
 /// Invocations per workgroup of the one-row-per-invocation kernels (delta, masked softmax).
 const WG: u32 = 64;
+/// Invocations per workgroup of the CPU-shaped kernels, and rows each invocation owns.
+const ROWS_WG: u32 = 8;
+const ROWS_PER_INVOCATION: usize = 8;
+
+/// The kernels that can compute the fused attention. Both give the same result (up to f32
+/// rounding); they differ in speed per adapter (benches/attention.rs measures them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttentionKernel {
+    /// GPU style: a workgroup per block of rows, one row per invocation, the other side
+    /// streamed through workgroup memory.
+    Tiled,
+    /// CPU style (lavapipe): 8 rows per invocation against blocks of 8, no workgroup memory
+    /// and no barriers, scores as 4x4 matrix products in registers.
+    Rows,
+}
+
+impl AttentionKernel {
+    pub const ALL: [AttentionKernel; 2] = [AttentionKernel::Tiled, AttentionKernel::Rows];
+
+    /// The kernel that measured fastest on this kind of adapter: `Rows` on CPU adapters.
+    pub fn for_adapter(gpu: &crate::gpu::Gpu) -> AttentionKernel {
+        if gpu.inner().info.device_type == wgpu::DeviceType::Cpu {
+            AttentionKernel::Rows
+        } else {
+            AttentionKernel::Tiled
+        }
+    }
+
+    /// Entry point of a pass in this variant.
+    fn entry(self, tiled: &'static str, rows: &'static str) -> &'static str {
+        match self {
+            AttentionKernel::Tiled => tiled,
+            AttentionKernel::Rows => rows,
+        }
+    }
+}
 
 /// Which keys each query may attend to.
 #[derive(Clone, Debug, Default)]
@@ -71,10 +107,11 @@ fn kernel(entry: &'static str, d: usize) -> Kernel {
         .define("D", d as u32)
         .define("BLOCK", block_rows(d))
         .define("WG", WG)
+        .define("ROWS_WG", ROWS_WG)
 }
 
-fn forward_kernel(d: usize) -> Kernel {
-    kernel("forward", d)
+fn forward_kernel(d: usize, variant: AttentionKernel) -> Kernel {
+    kernel(variant.entry("forward", "forward_rows"), d)
         .write(1)
         .write(2)
         .read(3)
@@ -87,8 +124,8 @@ fn delta_kernel(d: usize) -> Kernel {
     kernel("backward_delta", d).write(7).read(8).read(9)
 }
 
-fn dkdv_kernel(d: usize) -> Kernel {
-    kernel("backward_dkdv", d)
+fn dkdv_kernel(d: usize, variant: AttentionKernel) -> Kernel {
+    kernel(variant.entry("backward_dkdv", "backward_dkdv_rows"), d)
         .write(13)
         .write(14)
         .read(3)
@@ -100,8 +137,8 @@ fn dkdv_kernel(d: usize) -> Kernel {
         .read(11)
 }
 
-fn dq_kernel(d: usize) -> Kernel {
-    kernel("backward_dq", d)
+fn dq_kernel(d: usize, variant: AttentionKernel) -> Kernel {
+    kernel(variant.entry("backward_dq", "backward_dq_rows"), d)
         .write(12)
         .read(3)
         .read(4)
@@ -131,14 +168,12 @@ pub(crate) fn kernels() -> Vec<Kernel> {
     let mut k: Vec<Kernel> = ATTENTION_HEAD_DIMS
         .iter()
         .flat_map(|&d| {
-            [
-                forward_kernel(d),
-                delta_kernel(d),
-                dkdv_kernel(d),
-                dq_kernel(d),
-            ]
+            AttentionKernel::ALL
+                .into_iter()
+                .flat_map(move |v| [forward_kernel(d, v), dkdv_kernel(d, v), dq_kernel(d, v)])
         })
         .collect();
+    k.extend(ATTENTION_HEAD_DIMS.iter().map(|&d| delta_kernel(d)));
     k.extend([masked_softmax_kernel(), masked_softmax_backward_kernel()]);
     k
 }
@@ -171,10 +206,19 @@ impl Dims {
         ]
     }
 
-    /// Workgroups of a kernel with one block of `rows` rows per (b, h) per workgroup.
-    fn blocks(&self, rows: usize) -> [u32; 3] {
-        let per_head = rows.div_ceil(block_rows(self.d) as usize);
-        grid((self.b * self.h * per_head) as u32)
+    /// Workgroups of `variant` over `rows` rows per (b, h): a block of rows per workgroup
+    /// (`Tiled`) or per invocation (`Rows`).
+    fn blocks(&self, rows: usize, variant: AttentionKernel) -> [u32; 3] {
+        match variant {
+            AttentionKernel::Tiled => {
+                let per_head = rows.div_ceil(block_rows(self.d) as usize);
+                grid((self.b * self.h * per_head) as u32)
+            }
+            AttentionKernel::Rows => {
+                let per_head = rows.div_ceil(ROWS_PER_INVOCATION);
+                groups_for(self.b * self.h * per_head, ROWS_WG)
+            }
+        }
     }
 }
 
@@ -251,12 +295,23 @@ fn lens_storage<'a>(mask: &'a AttentionMask, stand_in: &'a Tensor) -> &'a Storag
 /// A query that sees no key (every key masked) gets a zero output and zero gradients.
 /// Gradients to q, k and v are recorded on the tape.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+    attention_with(q, k, v, mask, AttentionKernel::for_adapter(q.gpu()))
+}
+
+/// [`attention`] through a chosen kernel variant (for tests and benchmarks).
+pub fn attention_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    variant: AttentionKernel,
+) -> Result<Tensor> {
     let dims = check("attention", q, k, v, mask, true)?;
     let gpu = q.gpu();
     let out = Tensor::empty(gpu, q.shape())?;
     let lse = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
     gpu.dispatch(
-        &forward_kernel(dims.d),
+        &forward_kernel(dims.d, variant),
         &dims.params(mask),
         &[
             out.storage(),
@@ -266,10 +321,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Re
             v.storage(),
             lens_storage(mask, q),
         ],
-        dims.blocks(dims.tq),
+        dims.blocks(dims.tq, variant),
     )?;
     let saved = Saved {
         dims,
+        variant,
         mask: mask.clone(),
         q: q.clone(),
         k: k.clone(),
@@ -285,6 +341,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Re
 /// What the fused backward needs from the forward.
 struct Saved {
     dims: Dims,
+    variant: AttentionKernel,
     mask: AttentionMask,
     q: Tensor,
     k: Tensor,
@@ -301,6 +358,7 @@ impl Saved {
     fn backward(&self, d_o: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let Saved {
             dims,
+            variant,
             mask,
             q,
             k,
@@ -342,7 +400,8 @@ impl Saved {
             );
             let mut bufs = vec![gk.storage(), gv.storage()];
             bufs.extend(saved_inputs);
-            gpu.dispatch(&dkdv_kernel(dims.d), &params, &bufs, dims.blocks(dims.tk))?;
+            let groups = dims.blocks(dims.tk, *variant);
+            gpu.dispatch(&dkdv_kernel(dims.d, *variant), &params, &bufs, groups)?;
             (dk, dv) = (Some(gk), Some(gv));
         }
         let mut dq = None;
@@ -350,7 +409,8 @@ impl Saved {
             let gq = Tensor::empty(gpu, q.shape())?;
             let mut bufs = vec![gq.storage()];
             bufs.extend(saved_inputs);
-            gpu.dispatch(&dq_kernel(dims.d), &params, &bufs, dims.blocks(dims.tq))?;
+            let groups = dims.blocks(dims.tq, *variant);
+            gpu.dispatch(&dq_kernel(dims.d, *variant), &params, &bufs, groups)?;
             dq = Some(gq);
         }
         Ok(vec![dq, dk, dv])

@@ -20,7 +20,10 @@ mod sgd;
 mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
-pub use attention::{attention, attention_unfused, AttentionMask, ATTENTION_HEAD_DIMS};
+pub use attention::{
+    attention, attention_unfused, attention_with, AttentionKernel, AttentionMask,
+    ATTENTION_HEAD_DIMS,
+};
 pub use autotune::{
     autotune_enabled, cache_path as autotune_cache_path, enable_autotune_unless_disabled,
     reset_autotune_memory, set_autotune,
