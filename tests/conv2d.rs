@@ -246,3 +246,16 @@ fn conv2d_rejects_bad_shapes_and_dtypes() {
     let ids = Tensor::from_u32(&gpu(), &[0; 150], &[2, 3, 5, 5]).unwrap();
     assert!(ops::conv2d(&ids, &weight, None, cfg).is_err());
 }
+
+#[test]
+fn conv2d_backward_rejects_a_gradient_of_the_wrong_shape() {
+    let c = Case::new([1, 2, 5, 5], [3, 3, 3], [1, 1], [1, 1], 13);
+    let x = leaf(&c.x, &c.x_shape());
+    let out = ops::conv2d(&x, &tensor(&c.weight, &c.weight_shape()), None, c.cfg()).unwrap();
+    let wrong = tensor(&values(3 * 25 - 1, 14), &[3 * 25 - 1]);
+    let msg = out.backward_with(wrong).unwrap_err().to_string();
+    assert!(
+        msg.contains("does not match the output [1, 3, 5, 5]"),
+        "{msg}"
+    );
+}

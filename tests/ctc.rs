@@ -260,6 +260,17 @@ fn ctc_rejects_bad_shapes_and_dtypes() {
     assert!(msg.contains("targets must be u32 [B, S]"), "{msg}");
     let float_logits = u32s(&[0; 24], &[2, 4, 3]);
     assert!(ops::ctc_loss(&float_logits, &lens, &targets, &tlens, 0).is_err());
+
+    let leaf_logits = leaf(&values(24, 9), &[2, 4, 3]);
+    let loss = ops::ctc_loss(&leaf_logits, &lens, &targets, &tlens, 0).unwrap();
+    let msg = loss
+        .backward_with(tensor(&[1.0], &[1]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("f32 [2]"),
+        "names the loss gradient's shape: {msg}"
+    );
 }
 
 #[test]

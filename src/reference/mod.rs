@@ -14,8 +14,8 @@
 pub mod adamw;
 pub mod attention;
 pub mod conv2d;
-pub mod ctc;
 pub mod cross_entropy;
+pub mod ctc;
 pub mod elementwise;
 pub mod embedding;
 pub mod finite_diff;
