@@ -172,6 +172,18 @@ fn resampling_keeps_the_frequency_and_scales_the_length() {
             "{from} -> {to}: amplitude {peak}"
         );
     }
+    // Lengths that are whole multiples of the resampler's chunk, and very short input.
+    for n in [1024usize, 2048, 14400, 3, 1] {
+        let x = vec![0.25f32; n];
+        for (from, to) in [(14_400u32, 16_000u32), (16_000, 8_000), (17_600, 16_000)] {
+            let y = resample(&x, from, to).unwrap();
+            assert_eq!(
+                y.len(),
+                (n as f64 * to as f64 / from as f64).round() as usize,
+                "{n}: {from} -> {to}"
+            );
+        }
+    }
     let faster = speed_perturb(&sine(440.0, 16000, 0.5), 1.1).unwrap();
     assert_eq!(faster.len(), (8000.0f64 / 1.1).round() as usize);
     let f = dominant_frequency(&faster[1000..], 16000);

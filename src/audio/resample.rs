@@ -38,9 +38,14 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>> {
         out.extend_from_slice(&chunk[0]);
         pos += next;
     }
-    let chunk = r
-        .process_partial(Some(&[&samples[pos..]]), None)
-        .map_err(|e| fail(&e))?;
+    // The tail (rubato refuses an empty partial chunk: then flush with zeros instead).
+    let tail: &[f32] = &samples[pos..];
+    let chunk = if tail.is_empty() {
+        r.process_partial::<&[f32]>(None, None)
+    } else {
+        r.process_partial(Some(&[tail]), None)
+    }
+    .map_err(|e| fail(&e))?;
     out.extend_from_slice(&chunk[0]);
     // Flush the samples still inside the resampler.
     while out.len() < delay + target {
