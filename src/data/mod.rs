@@ -1,6 +1,7 @@
 //! Text data for the causal LM: tokenizers (character level and BPE), the corpus and its
 //! train/val/test split, and the batcher that cuts token streams into padded next-token windows.
 
+pub mod asr;
 mod batches;
 mod bpe;
 mod char_tokenizer;
