@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     };
     let start = Instant::now();
     let progress = |done: usize, total: usize| {
-        if done % 100 == 0 || done == total {
+        if done.is_multiple_of(100) || done == total {
             eprintln!(
                 "[{:6.1} s] {done}/{total} utterances",
                 start.elapsed().as_secs_f64()

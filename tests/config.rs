@@ -296,3 +296,65 @@ fn the_tokenizer_section_builds_its_tokenizer() {
     let tok = bpe.tokenizer.build(&text).unwrap();
     assert_eq!((tok.kind(), tok.vocab_size()), ("bpe", 40));
 }
+
+mod asr {
+    use wgformer::config::{conv_strides, AsrConfig};
+
+    fn err(yaml: &str) -> String {
+        AsrConfig::from_yaml_str(yaml, "asr-test.yaml")
+            .expect_err("the config should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn the_shipped_asr_config_loads_and_round_trips() {
+        let c = AsrConfig::load_with_overrides("configs/asr.yaml", &[] as &[&str]).unwrap();
+        assert_eq!(c.features.n_mels, 80);
+        assert_eq!(c.conv_strides(), [2, 2]);
+        let again = AsrConfig::from_yaml_str(&c.to_yaml().unwrap(), "again").unwrap();
+        assert_eq!(again.model, c.model);
+        assert_eq!(again.features, c.features);
+    }
+
+    #[test]
+    fn bad_asr_values_are_refused_naming_the_file_and_key() {
+        for (yaml, key) in [
+            ("model: {d_model: 130, num_heads: 4}", "model.num_heads"),
+            ("features: {normalization: loud}", "features.normalization"),
+            ("features: {speed_perturb: [3.0]}", "features.speed_perturb"),
+            ("model: {time_reduction: 0}", "model.time_reduction"),
+            ("train: {epochs: null, max_steps: null}", "train.max_steps"),
+            ("model: {ctc_weight: -1}", "model.ctc_weight"),
+            ("modle: {}", "modle"),
+        ] {
+            let msg = err(yaml);
+            assert!(
+                msg.contains("asr-test.yaml") && msg.contains(key),
+                "{yaml}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn overrides_apply_to_the_asr_config() {
+        let c = AsrConfig::load_with_overrides(
+            "configs/asr.yaml",
+            &["model.time_reduction=6", "train.max_steps=3"],
+        )
+        .unwrap();
+        assert_eq!(c.conv_strides(), [2, 3]);
+        assert_eq!(c.train.max_steps, Some(3));
+        let msg = AsrConfig::load_with_overrides("configs/asr.yaml", &["model.nope=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("nope") && msg.contains("known keys"), "{msg}");
+    }
+
+    #[test]
+    fn time_reductions_split_into_two_strides() {
+        for r in 1..=12 {
+            let [a, b] = conv_strides(r);
+            assert_eq!(a * b, r);
+        }
+    }
+}

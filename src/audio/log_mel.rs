@@ -61,7 +61,12 @@ impl LogMel {
         let c = config;
         let win = (c.sample_rate as f64 * c.window_ms as f64 / 1000.0).round() as usize;
         let hop = (c.sample_rate as f64 * c.hop_ms as f64 / 1000.0).round() as usize;
-        if win == 0 || hop == 0 || win > c.n_fft || c.n_mels == 0 || !(c.f_max > c.f_min) {
+        if win == 0
+            || hop == 0
+            || win > c.n_fft
+            || c.n_mels == 0
+            || c.f_max.partial_cmp(&c.f_min) != Some(std::cmp::Ordering::Greater)
+        {
             return Err(Error::format(
                 "log_mel",
                 format!("unusable configuration {c:?}: need 0 < window <= n_fft, hop > 0, n_mels > 0, f_min < f_max"),

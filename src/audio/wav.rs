@@ -63,7 +63,7 @@ pub fn read_wav_limited(path: &Path, max_seconds: f64) -> Result<Waveform> {
             )))
         }
     };
-    if interleaved.len() % channels != 0 {
+    if !interleaved.len().is_multiple_of(channels) {
         return Err(bad(format!(
             "truncated: {} samples do not fill whole frames of {channels} channels",
             interleaved.len()

@@ -36,6 +36,34 @@ pub struct AsrDataConfig {
     pub test_voices: String,
     /// Use only the first N training utterances (None: all).
     pub max_train_utterances: Option<usize>,
+    /// What `build_corpus` synthesises.
+    pub corpus: CorpusConfig,
+}
+
+/// The synthetic corpus: sentences of `text` spoken by TTS voices (see
+/// `examples/build_speech_corpus.rs`), utterances per split, deterministic for `seed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorpusConfig {
+    pub text: PathBuf,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+    pub test_voices: usize,
+    pub seed: u64,
+}
+
+impl Default for CorpusConfig {
+    fn default() -> Self {
+        CorpusConfig {
+            text: PathBuf::from("data/shakespeare.txt"),
+            train: 4000,
+            val: 200,
+            test: 200,
+            test_voices: 200,
+            seed: 1,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,6 +144,9 @@ pub struct AsrTrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
+    /// How the recognizer decodes by default, and which validation CER picks the best
+    /// checkpoint: `attention` (the decoder, greedy or beam) or `ctc` (the CTC head's best path).
+    pub mode: DecodeMode,
     pub beam_width: usize,
     #[serde(deserialize_with = "float::f64")]
     pub length_penalty: f64,
@@ -156,6 +187,7 @@ impl Default for AsrDataConfig {
             test: "test.tsv".into(),
             test_voices: "test_voices.tsv".into(),
             max_train_utterances: None,
+            corpus: CorpusConfig::default(),
         }
     }
 }
@@ -208,13 +240,13 @@ impl Default for AsrModelConfig {
 impl Default for AsrTrainConfig {
     fn default() -> Self {
         AsrTrainConfig {
-            max_frames: 8000,
-            max_batch: 32,
-            epochs: Some(20),
+            max_frames: 4000,
+            max_batch: 24,
+            epochs: Some(12),
             max_steps: None,
             label_smoothing: 0.1,
             max_grad_norm: 1.0,
-            eval_interval: 500,
+            eval_interval: 250,
             eval_utterances: 100,
             seed: 7,
             out_dir: PathBuf::from("runs/asr"),
@@ -223,9 +255,17 @@ impl Default for AsrTrainConfig {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    Attention,
+    Ctc,
+}
+
 impl Default for DecodeConfig {
     fn default() -> Self {
         DecodeConfig {
+            mode: DecodeMode::Attention,
             beam_width: 4,
             length_penalty: 1.0,
             lm_weight: 0.0,
@@ -328,6 +368,12 @@ impl AsrConfig {
             return Some((
                 "features.speed_perturb",
                 format!("{:?}: expected factors in [0.5, 2]", f.speed_perturb),
+            ));
+        }
+        if self.decode.mode == DecodeMode::Ctc && m.ctc_weight == 0.0 {
+            return Some((
+                "decode.mode",
+                "ctc needs a CTC head: set model.ctc_weight above 0".to_string(),
             ));
         }
         if !(m.ctc_weight.is_finite() && m.ctc_weight >= 0.0) {

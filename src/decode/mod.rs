@@ -3,11 +3,13 @@
 //! the prefix. Only the last position's logits ([B, V]) come back to the CPU each step.
 
 mod beam;
+mod ctc;
 mod lm;
 mod sampling;
 mod speech;
 
 pub use beam::{beam_search, BeamConfig};
+pub use ctc::ctc_greedy;
 pub use lm::{CausalLmDecoder, Recompute};
 pub use sampling::{greedy, greedy_batch, sample, SamplingConfig};
 pub use speech::{ShallowFusion, SpeechDecoder, SpeechState};

@@ -7,7 +7,7 @@ use super::error_rate::ErrorRates;
 use super::schedule::LrSchedule;
 use crate::data::asr::AsrBatch;
 use crate::data::{Tokenizer, EOS, PAD, SOS};
-use crate::decode::{beam_search, greedy_batch, BeamConfig, SpeechDecoder};
+use crate::decode::{beam_search, ctc_greedy, greedy_batch, BeamConfig, SpeechDecoder};
 use crate::error::{Error, Result};
 use crate::models::{Encoded, EncoderDecoderTransformer};
 use crate::nn::{Ctx, Module};
@@ -27,9 +27,11 @@ pub struct AsrTrainer {
     pub seed: u64,
 }
 
-/// How to decode: greedy when `beam_width` is 1.
+/// How to decode: the attention decoder (greedy when `beam_width` is 1), or with `ctc` the
+/// CTC head's best path.
 #[derive(Clone, Debug)]
 pub struct DecodeOptions {
+    pub ctc: bool,
     pub beam_width: usize,
     pub length_penalty: f32,
     pub max_len: usize,
@@ -144,7 +146,11 @@ pub fn transcribe_batch(
     let _g = crate::no_grad();
     let encoded = encode_batch(model, batch, &Ctx::eval())?;
     let max_len = opts.max_len.min(model.config.max_target_len);
-    let token_lists = if opts.beam_width <= 1 {
+    let token_lists = if opts.ctc {
+        let logits = model.ctc_logits(&encoded)?; // [B, S, V]
+        let (frames, vocab) = (logits.shape()[1], logits.shape()[2]);
+        ctc_greedy(&logits.to_vec()?, &encoded.lens, frames, vocab, PAD)
+    } else if opts.beam_width <= 1 {
         let decoder = SpeechDecoder {
             model,
             encoded: &encoded,

@@ -1,5 +1,7 @@
 //! The driver side: the training loop, learning-rate schedules, metrics, checkpoints, plots.
 
+pub mod asr;
+pub mod asr_data;
 pub mod asr_trainer;
 pub mod checkpoint;
 pub mod clm;

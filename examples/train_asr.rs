@@ -1,0 +1,101 @@
+//! Train the speech recognizer (building the synthetic corpus first if it is missing), then
+//! report CER / WER on the held-out sentences and the held-out voices.
+//!
+//!     cargo run --release --example train_asr -- [--config configs/asr.yaml] [--set key=value]... [--resume]
+//!     cargo run --release --example train_asr -- --evaluate runs/asr/checkpoints/best   # test sets only
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wgformer::config::AsrConfig;
+use wgformer::train::asr::{evaluate_checkpoint, run, AsrRunOptions, Rates, TestReport};
+
+const USAGE: &str = "usage: train_asr [--config PATH] [--set key.path=value]... [--resume] \
+                     | --evaluate CHECKPOINT_DIR";
+
+fn main() -> ExitCode {
+    wgformer::ops::enable_autotune_unless_disabled();
+    let mut config_path = "configs/asr.yaml".to_string();
+    let mut overrides = Vec::new();
+    let mut resume = false;
+    let mut evaluate = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => match args.next() {
+                Some(p) => config_path = p,
+                None => return fail("--config needs a path"),
+            },
+            "--set" => match args.next() {
+                Some(kv) => overrides.push(kv),
+                None => return fail("--set needs key.path=value"),
+            },
+            "--resume" => resume = true,
+            "--evaluate" => match args.next() {
+                Some(dir) => evaluate = Some(PathBuf::from(dir)),
+                None => return fail("--evaluate needs a checkpoint directory"),
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return fail(&format!("unknown argument {other:?}")),
+        }
+    }
+    if let Some(dir) = evaluate {
+        return match wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, &dir)) {
+            Ok(t) => {
+                print_report(&t);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    let config = match AsrConfig::load_with_overrides(&config_path, &overrides) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let opts = AsrRunOptions {
+        resume,
+        verbose: true,
+        stop_after: None,
+    };
+    match run(&config, &opts) {
+        Ok(s) => {
+            println!(
+                "done: {} steps in {:.0} s; best validation CER {:.2}%",
+                s.steps,
+                s.train_seconds,
+                100.0 * s.best_val_cer
+            );
+            print_report(&s.test);
+            println!(
+                "metrics, summary and checkpoints in {}",
+                s.out_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn print_report(t: &TestReport) {
+    let pct = |r: &Rates| format!("CER {:5.2}% WER {:6.2}%", 100.0 * r.cer, 100.0 * r.wer);
+    let opt = |r: &Option<Rates>| r.as_ref().map_or("-".to_string(), pct);
+    println!(
+        "held-out sentences: greedy {} | beam {} | CTC {}",
+        pct(&t.greedy),
+        pct(&t.beam),
+        opt(&t.ctc)
+    );
+    println!(
+        "held-out voices:    greedy {} | beam {} | CTC {}",
+        pct(&t.voices_greedy),
+        pct(&t.voices_beam),
+        opt(&t.voices_ctc)
+    );
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("train_asr: {msg}\n{USAGE}");
+    ExitCode::FAILURE
+}

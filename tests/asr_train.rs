@@ -1,0 +1,233 @@
+//! The speech-recognition job end to end on a tiny corpus made in the test (tones instead of
+//! speech, so no TTS engine is needed): features, training with CE + CTC, checkpoints,
+//! evaluation, then `Recognizer` loading the best checkpoint and transcribing a WAV file,
+//! and clear errors for malformed input.
+use std::path::{Path, PathBuf};
+use wgformer::audio::write_wav_16k;
+use wgformer::config::AsrConfig;
+use wgformer::train::asr::{run, AsrRunOptions, Recognizer, TranscribeOptions};
+use wgformer::Gpu;
+
+/// Each word is a tone; an utterance is its words' tones with short gaps.
+fn speak(words: &[&str]) -> Vec<f32> {
+    let mut out = vec![0.0f32; 800];
+    for w in words {
+        let freq = match *w {
+            "TO" => 300.0,
+            "BE" => 600.0,
+            "OR" => 1200.0,
+            _ => 2400.0,
+        };
+        out.extend(
+            (0..2400).map(|i| 0.4 * (2.0 * std::f32::consts::PI * freq * i as f32 / 16000.0).sin()),
+        );
+        out.extend(std::iter::repeat_n(0.0, 800));
+    }
+    out
+}
+
+fn write_corpus(dir: &Path) {
+    let sentences = [
+        vec!["TO", "BE"],
+        vec!["BE", "OR"],
+        vec!["OR", "NOT"],
+        vec!["NOT", "TO", "BE"],
+    ];
+    std::fs::create_dir_all(dir.join("wav")).unwrap();
+    for split in ["train", "val", "test", "test_voices"] {
+        let mut manifest = String::from("audio\tvoice\ttranscript\n");
+        for (i, s) in sentences.iter().enumerate() {
+            let name = format!("wav/{split}-{i}.wav");
+            write_wav_16k(&dir.join(&name), &speak(s)).unwrap();
+            manifest.push_str(&format!("{name}\ttone\t{}\n", s.join(" ")));
+        }
+        std::fs::write(dir.join(format!("{split}.tsv")), manifest).unwrap();
+    }
+}
+
+fn config(dir: &Path, out: &Path, steps: usize) -> AsrConfig {
+    let yaml = format!(
+        "data: {{corpus_dir: {}, build_corpus: false}}
+features: {{n_mels: 20, speed_perturb: [1.0], noise_probability: 0.0, spec_augment: {{freq_masks: 0, time_masks: 0}}}}
+model: {{d_model: 32, num_heads: 2, d_ff: 64, encoder_layers: 1, decoder_layers: 1, dropout: 0.0, conv_channels: 4, time_reduction: 4, ctc_weight: 0.3, max_source_len: 128, max_target_len: 32}}
+train: {{max_frames: 2000, max_batch: 4, epochs: null, max_steps: {steps}, label_smoothing: 0.0, eval_interval: 50, eval_utterances: 0, out_dir: {}, log_interval: 10}}
+decode: {{beam_width: 2}}
+optimizer: {{lr: 3e-3}}
+scheduler: {{kind: constant, warmup_steps: 0}}
+",
+        dir.display(),
+        out.display()
+    );
+    AsrConfig::from_yaml_str(&yaml, "asr-train-test.yaml").unwrap()
+}
+
+fn temp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgformer-asr-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
+    let root = temp("run");
+    let (corpus, out) = (root.join("corpus"), root.join("run"));
+    write_corpus(&corpus);
+    let summary = run(
+        &config(&corpus, &out, 150),
+        &AsrRunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.steps, 150);
+    assert_eq!(summary.train_utterances, 4);
+    // Four sentences of four tone-words: the model memorises them.
+    assert!(
+        summary.best_val_cer < 0.2,
+        "val CER {}",
+        summary.best_val_cer
+    );
+    assert!(
+        summary.test.greedy.cer < 0.2,
+        "test CER {:?}",
+        summary.test.greedy
+    );
+    for file in ["metrics.jsonl", "summary.json", "config.yaml"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let best = out.join("checkpoints/best");
+    for file in [
+        "model.safetensors",
+        "features.json",
+        "tokenizer.json",
+        "config.yaml",
+    ] {
+        assert!(best.join(file).exists(), "checkpoint file {file}");
+    }
+    // The saved checkpoint transcribes a WAV file on its own, greedy and beam.
+    let gpu = Gpu::shared().unwrap();
+    let recognizer = Recognizer::load(&gpu, &best, None).unwrap();
+    let clip = root.join("clip.wav");
+    write_wav_16k(&clip, &speak(&["NOT", "TO", "BE"])).unwrap();
+    for beam_width in [1, 3] {
+        let opts = TranscribeOptions {
+            beam_width,
+            ..Default::default()
+        };
+        let text = recognizer.transcribe_file(&clip, &opts).unwrap();
+        assert_eq!(text, "NOT TO BE", "beam {beam_width}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn malformed_inputs_give_errors_naming_the_file() {
+    let root = temp("bad");
+    std::fs::create_dir_all(&root).unwrap();
+    let gpu = Gpu::shared().unwrap();
+    // Not a checkpoint.
+    let err = Recognizer::load(&gpu, &root, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not a recognizer checkpoint"), "{err}");
+    // A missing manifest with building switched off.
+    let err = run(
+        &config(&root.join("nowhere"), &root.join("run"), 1),
+        &AsrRunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("train.tsv") && err.contains("build_corpus"),
+        "{err}"
+    );
+    // A manifest pointing at a file that is not audio.
+    write_corpus(&root.join("corpus"));
+    std::fs::write(
+        root.join("corpus/wav/train-2.wav"),
+        b"RIFF....WAVEnot really",
+    )
+    .unwrap();
+    let err = run(
+        &config(&root.join("corpus"), &root.join("run"), 1),
+        &AsrRunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("train-2.wav"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The example binary: `cargo test` builds examples next to the test binaries
+/// (target/<profile>/examples/); a test run alone builds it first.
+fn example(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .ok()?;
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path.exists().then_some(path)
+}
+
+#[test]
+fn the_asr_example_exits_non_zero_with_a_clear_message_on_a_malformed_wav() {
+    let Some(asr) = example("asr") else {
+        panic!("the asr example is not in target/<profile>/examples after building it");
+    };
+    let root = temp("cli");
+    std::fs::create_dir_all(&root).unwrap();
+    let bad = root.join("broken.wav");
+    std::fs::write(&bad, b"RIFF\x10\0\0\0WAVEfmt definitely not audio").unwrap();
+    // A real (tiny, untrained) checkpoint so the failure is the WAV's, not the model's.
+    let corpus = root.join("corpus");
+    write_corpus(&corpus);
+    run(
+        &config(&corpus, &root.join("run"), 1),
+        &AsrRunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    let out = std::process::Command::new(&asr)
+        .arg(&bad)
+        .arg("--checkpoint")
+        .arg(root.join("run/checkpoints/best"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.wav"),
+        "stderr names the file: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // And a missing file.
+    let out = std::process::Command::new(&asr)
+        .arg(root.join("nope.wav"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&root);
+}
