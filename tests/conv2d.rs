@@ -259,3 +259,49 @@ fn conv2d_backward_rejects_a_gradient_of_the_wrong_shape() {
         "{msg}"
     );
 }
+
+#[test]
+fn conv2d_in_chunks_of_the_batch_equals_the_whole_batch_forward_and_backward() {
+    // What conv2d does above the binding limit, checked against the unchunked op.
+    use wgformer::ops::{conv2d, conv2d_in_chunks, Conv2dConfig};
+    let cfg = Conv2dConfig {
+        stride: [2, 1],
+        padding: [1, 1],
+    };
+    let (xs, ws, bs) = (
+        values(5 * 2 * 9 * 7, 1),
+        values(3 * 2 * 3 * 3, 2),
+        values(3, 3),
+    );
+    let run = |chunk: Option<usize>| {
+        let x = leaf(&xs, &[5, 2, 9, 7]);
+        let w = leaf(&ws, &[3, 2, 3, 3]);
+        let b = leaf(&bs, &[3]);
+        let y = match chunk {
+            Some(n) => conv2d_in_chunks(&x, &w, Some(&b), cfg, n).unwrap(),
+            None => conv2d(&x, &w, Some(&b), cfg).unwrap(),
+        };
+        let shape = y.shape().to_vec();
+        let dy = values(y.numel(), 4);
+        let out = y.to_vec().unwrap();
+        y.backward_with(tensor(&dy, &shape)).unwrap();
+        (shape, out, grad_of(&x), grad_of(&w), grad_of(&b))
+    };
+    let whole = run(None);
+    for n in [1, 2, 3, 5, 8] {
+        let part = run(Some(n));
+        assert_eq!(part.0, whole.0, "shape, chunks of {n}");
+        for (name, got, want) in [
+            ("y", &part.1, &whole.1),
+            ("dx", &part.2, &whole.2),
+            ("dw", &part.3, &whole.3),
+            ("db", &part.4, &whole.4),
+        ] {
+            let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+            assert_close(&format!("{name}, chunks of {n}"), got, &want, 1e-5);
+        }
+    }
+    let x = tensor(&xs, &[5, 2, 9, 7]);
+    let w = tensor(&ws, &[3, 2, 3, 3]);
+    assert!(conv2d_in_chunks(&x, &w, None, cfg, 0).is_err());
+}

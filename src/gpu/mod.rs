@@ -204,6 +204,11 @@ impl Gpu {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The largest buffer one binding may hold (`max_storage_buffer_binding_size`).
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.0.limits.max_storage_buffer_binding_size
+    }
+
     fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
         let limit = self.0.limits.max_storage_buffer_binding_size;
         if size_class(bytes) > limit {

@@ -203,10 +203,45 @@ pub fn conv2d(
     cfg: Conv2dConfig,
 ) -> Result<Tensor> {
     let g = check(x, weight, bias, cfg)?;
+    // The unfolded input (and the product) must fit one binding: above that, the batch is
+    // convolved in chunks of images and the outputs concatenated (gradients flow through).
+    let per_image = (g.taps().max(g.c_out) * g.oh * g.ow * 4) as f64;
+    // The buffer pool rounds sizes up by at most 25%.
+    let fit = (x.gpu().max_binding_bytes() as f64 / 1.25 / per_image) as usize;
+    if fit < g.batch {
+        return conv2d_in_chunks(x, weight, bias, cfg, fit.max(1));
+    }
     let cols = im2col(x, g)?;
     // [C_out, K] @ [K, N] -> [C_out, N]
     let y = super::matmul(&weight.reshape(&[g.c_out, g.taps()])?, &cols)?;
     channels_first(&y, bias, g)
+}
+
+/// `conv2d` over `images` images of the batch at a time, outputs concatenated: what `conv2d`
+/// does when one image's unfolded input times the batch would exceed a binding.
+pub fn conv2d_in_chunks(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: Conv2dConfig,
+    images: usize,
+) -> Result<Tensor> {
+    let g = check(x, weight, bias, cfg)?;
+    if images == 0 {
+        return Err(Error::shape(
+            "conv2d_in_chunks",
+            "images per chunk must be at least 1",
+        ));
+    }
+    let parts = (0..g.batch)
+        .step_by(images)
+        .map(|start| {
+            let part = super::slice(x, 0, start, images.min(g.batch - start))?;
+            conv2d(&part, weight, bias, cfg)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    super::concat(&refs, 0)
 }
 
 /// x [B, C_in, H, W] -> cols [K, N]; backward: col2im.

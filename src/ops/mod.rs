@@ -28,7 +28,7 @@ pub use autotune::{
     autotune_enabled, cache_path as autotune_cache_path, enable_autotune_unless_disabled,
     reset_autotune_memory, set_autotune,
 };
-pub use conv2d::{conv2d, Conv2dConfig};
+pub use conv2d::{conv2d, conv2d_in_chunks, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
 pub use ctc::ctc_loss;
 pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
