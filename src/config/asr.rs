@@ -145,7 +145,8 @@ pub struct AsrTrainConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
     /// How the recognizer decodes by default, and which validation CER picks the best
-    /// checkpoint: `attention` (the decoder, greedy or beam) or `ctc` (the CTC head's best path).
+    /// checkpoint: `attention` (the decoder, greedy or beam), `ctc` (the CTC head's best
+    /// path) or `auto` (whichever is better at each evaluation; the best checkpoint records it).
     pub mode: DecodeMode,
     pub beam_width: usize,
     #[serde(deserialize_with = "float::f64")]
@@ -260,6 +261,9 @@ impl Default for AsrTrainConfig {
 pub enum DecodeMode {
     Attention,
     Ctc,
+    /// Training only: select the checkpoint by the better of the two (the saved best
+    /// checkpoint's config then names the winner).
+    Auto,
 }
 
 impl Default for DecodeConfig {
@@ -370,7 +374,7 @@ impl AsrConfig {
                 format!("{:?}: expected factors in [0.5, 2]", f.speed_perturb),
             ));
         }
-        if self.decode.mode == DecodeMode::Ctc && m.ctc_weight == 0.0 {
+        if self.decode.mode != DecodeMode::Attention && m.ctc_weight == 0.0 {
             return Some((
                 "decode.mode",
                 "ctc needs a CTC head: set model.ctc_weight above 0".to_string(),

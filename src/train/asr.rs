@@ -171,6 +171,7 @@ struct TrainState {
     optimizer_steps: Vec<u32>,
 }
 
+#[derive(Clone)]
 struct RunFiles {
     root: PathBuf,
     config_yaml: String,
@@ -461,10 +462,12 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
                     100.0 * ctc_cer,
                     rates.utterances
                 ));
-                // The best checkpoint is the best under the configured decoding.
-                let cer = match config.decode.mode {
-                    DecodeMode::Attention => rates.cer(),
-                    DecodeMode::Ctc => ctc_cer,
+                // The best checkpoint is the best under the configured decoding (`auto`: the
+                // better of the two, which its config then names as its decoding).
+                let (cer, mode) = match config.decode.mode {
+                    DecodeMode::Ctc => (ctc_cer, DecodeMode::Ctc),
+                    DecodeMode::Auto if ctc_cer < rates.cer() => (ctc_cer, DecodeMode::Ctc),
+                    _ => (rates.cer(), DecodeMode::Attention),
                 };
                 if cer < best {
                     best = cer;
@@ -474,7 +477,13 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
                         best_val_cer: best,
                         optimizer_steps: trainer.optimizer.steps().to_vec(),
                     };
-                    save_checkpoint(&trainer, &files, "best", &state)?;
+                    let mut chosen = config.clone();
+                    chosen.decode.mode = mode;
+                    let best_files = RunFiles {
+                        config_yaml: chosen.to_yaml()?,
+                        ..files.clone()
+                    };
+                    save_checkpoint(&trainer, &best_files, "best", &state)?;
                 }
                 let state = TrainState {
                     step,
@@ -677,6 +686,7 @@ impl Recognizer {
         )?;
         let encoded = self.model.encode(&x, &[features.frames], &Ctx::eval())?;
         if opts.mode.unwrap_or(self.mode) == DecodeMode::Ctc {
+            // (A checkpoint saved by `auto` names the decoding that won.)
             let logits = self.model.ctc_logits(&encoded)?;
             let (frames, vocab) = (logits.shape()[1], logits.shape()[2]);
             let paths = ctc_greedy(
@@ -694,7 +704,7 @@ impl Recognizer {
         };
         let cfg = BeamConfig {
             beam_width: opts.beam_width.max(1),
-            max_new_tokens: c.max_target_len - 1,
+            max_new_tokens: (c.max_target_len - 1).min(enc_len + 10),
             length_penalty: opts.length_penalty,
             eos: Some(crate::data::EOS),
         };

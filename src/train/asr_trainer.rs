@@ -145,7 +145,13 @@ pub fn transcribe_batch(
 ) -> Result<Vec<String>> {
     let _g = crate::no_grad();
     let encoded = encode_batch(model, batch, &Ctx::eval())?;
-    let max_len = opts.max_len.min(model.config.max_target_len);
+    // A transcript has at most about one character per encoder frame (40 ms): a decoder
+    // that has not learned to stop is cut off there rather than at max_target_len.
+    let longest = encoded.lens.iter().copied().max().unwrap_or(0);
+    let max_len = opts
+        .max_len
+        .min(model.config.max_target_len)
+        .min(longest + 10);
     let token_lists = if opts.ctc {
         let logits = model.ctc_logits(&encoded)?; // [B, S, V]
         let (frames, vocab) = (logits.shape()[1], logits.shape()[2]);
