@@ -231,3 +231,23 @@ fn the_asr_example_exits_non_zero_with_a_clear_message_on_a_malformed_wav() {
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_shipped_recognizer_transcribes_a_held_out_sentence() {
+    // models/asr (see README): a test-set sentence it never saw in training, spoken by a
+    // training voice (espeak-ng en-gb-x-gbcwmd+f2): the transcript is close, not exact.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let gpu = Gpu::shared().unwrap();
+    let recognizer = Recognizer::load(&gpu, &root.join("models/asr"), None).unwrap();
+    let clip = root.join("tests/fixtures/audio/held_out_sentence.wav");
+    let reference = "WITHIN MY TENT HIS BONES TO NIGHT SHALL LIE";
+    for mode in [None, Some(wgformer::config::DecodeMode::Attention)] {
+        let text = recognizer
+            .transcribe_file(&clip, &TranscribeOptions { mode, ..Default::default() })
+            .unwrap();
+        let mut rates = wgformer::train::error_rate::ErrorRates::default();
+        rates.add(reference, &text);
+        println!("{mode:?}: {text:?}, CER {:.3}", rates.cer());
+        assert!(rates.cer() < 0.4, "{mode:?}: {text:?} is too far from {reference:?}");
+    }
+}
