@@ -78,10 +78,7 @@ impl Batcher {
         let mut order: Vec<usize> = (0..self.num_windows()).collect();
         let mut rng =
             SplitMix64::new(self.seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-        for i in (1..order.len()).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
+        rng.shuffle(&mut order);
         order
     }
 
