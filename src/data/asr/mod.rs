@@ -1,0 +1,22 @@
+//! Speech data for the recogniser: transcript normalisation and its tokenizer, TSV manifests,
+//! the synthetic corpus builder (TTS engines speaking Shakespeare), readers for LibriSpeech and
+//! the CMU 11-785 HW4 layout, and the length-bucketing batcher that feeds the model.
+//!
+//! Audio decoding to features lives in `crate::audio`; the functions here that need features
+//! take them through a closure, so this module only moves data around.
+
+mod batcher;
+mod dataset;
+mod hw4;
+mod librispeech;
+mod manifest;
+mod npy;
+mod transcript;
+
+pub use batcher::{AsrBatch, AsrBatcher};
+pub use dataset::{load_utterances, Utterance};
+pub use hw4::read_hw4;
+pub use librispeech::{read_flac, read_librispeech};
+pub use manifest::{read_manifest, write_manifest, ManifestEntry, MANIFEST_HEADER};
+pub use npy::{read_npy, NpyArray, NpyData};
+pub use transcript::{asr_tokenizer, normalize_transcript, TRANSCRIPT_ALPHABET};
