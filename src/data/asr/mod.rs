@@ -11,7 +11,10 @@ mod hw4;
 mod librispeech;
 mod manifest;
 mod npy;
+mod plan;
+mod synth;
 mod transcript;
+mod voices;
 
 pub use batcher::{AsrBatch, AsrBatcher};
 pub use dataset::{load_utterances, Utterance};
@@ -19,4 +22,10 @@ pub use hw4::read_hw4;
 pub use librispeech::{read_flac, read_librispeech};
 pub use manifest::{read_manifest, write_manifest, ManifestEntry, MANIFEST_HEADER};
 pub use npy::{read_npy, NpyArray, NpyData};
+pub use plan::{corpus_sentences, plan_corpus, CorpusSizes, PlannedUtterance, Split};
+pub use synth::{
+    build_speech_corpus, check_tools, synthesize, wav_path, write_manifests, EngineStats,
+    SynthReport, SAMPLE_RATE,
+};
 pub use transcript::{asr_tokenizer, normalize_transcript, TRANSCRIPT_ALPHABET};
+pub use voices::{Engine, Voice, HELD_OUT};

@@ -1,0 +1,262 @@
+//! Running a corpus plan: each utterance is spoken by its TTS engine, converted to 16 kHz mono
+//! 16-bit WAV by `sox -D` (no dither, so the bytes are the same on every run), and renamed into
+//! `<out>/wav/<split>/<id>.wav` only when complete. An existing WAV is skipped, so an interrupted
+//! build resumes where it stopped. Manifests `<out>/<split>.tsv` are written last.
+
+use super::manifest::{write_manifest, ManifestEntry};
+use super::plan::{corpus_sentences, plan_corpus, CorpusSizes, PlannedUtterance, Split};
+use super::voices::Engine;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// Utterances one engine made in this run and the wall time its jobs took, added up.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    pub utterances: usize,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SynthReport {
+    pub made: BTreeMap<Engine, EngineStats>,
+    /// Utterances whose WAV already existed.
+    pub skipped: usize,
+}
+
+/// Where utterance `id` of `split` lives under the corpus folder `out`.
+pub fn wav_path(out: &Path, split: Split, id: &str) -> PathBuf {
+    out.join("wav").join(split.name()).join(format!("{id}.wav"))
+}
+
+/// `program` in one of the folders of `path_var` (a PATH-style list).
+pub fn find_program(program: &str, path_var: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path_var)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Fail, naming the engine, when a program the plan needs is not on `path_var`.
+pub fn check_tools(plan: &[PlannedUtterance], path_var: &OsStr) -> Result<()> {
+    let mut needed: Vec<(&str, &str)> = vec![("sox", "sox")];
+    for engine in Engine::ALL {
+        if plan.iter().any(|u| u.voice.engine == engine) {
+            needed.push((engine.name(), engine.program()));
+        }
+    }
+    for (engine, program) in needed {
+        if find_program(program, path_var).is_none() {
+            return Err(Error::format(
+                engine,
+                format!("`{program}` not found on PATH; install the TTS engines with scripts/install_tts"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run(mut cmd: Command, tool: &str, what: &str) -> Result<()> {
+    let output = cmd
+        .output()
+        .map_err(|e| Error::format(tool, format!("cannot run for {what}: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(Error::format(
+        tool,
+        format!("failed for {what} ({}): {}", output.status, stderr.trim()),
+    ))
+}
+
+/// Speak one utterance into its WAV file; false when the file was already there.
+fn synthesize_one(u: &PlannedUtterance, out: &Path) -> Result<bool> {
+    let wav = wav_path(out, u.split, &u.id);
+    if wav.exists() {
+        return Ok(false);
+    }
+    let folder = wav.parent().expect("wav_path has a folder");
+    std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+    let raw = folder.join(format!("{}.raw.wav", u.id));
+    let part = folder.join(format!("{}.part.wav", u.id));
+    let text_file = folder.join(format!("{}.txt", u.id));
+    // Engines get lower case: some spell out all-capital words as acronyms.
+    let text = u.transcript.to_lowercase();
+    std::fs::write(&text_file, format!("{text}\n")).map_err(|e| Error::io(&text_file, e))?;
+    let what = format!("{} ({})", u.id, u.voice);
+    run(
+        u.voice.command(&text, &raw, &text_file),
+        u.voice.engine.name(),
+        &what,
+    )?;
+    let mut sox = Command::new("sox");
+    sox.arg("-D").arg(&raw);
+    sox.args([
+        "-r",
+        &SAMPLE_RATE.to_string(),
+        "-c",
+        "1",
+        "-b",
+        "16",
+        "-e",
+        "signed-integer",
+        "-t",
+        "wav",
+    ]);
+    sox.arg(&part);
+    run(sox, "sox", &what)?;
+    std::fs::rename(&part, &wav).map_err(|e| Error::io(&wav, e))?;
+    for scratch in [&raw, &text_file] {
+        std::fs::remove_file(scratch).map_err(|e| Error::io(scratch, e))?;
+    }
+    Ok(true)
+}
+
+/// Speak every utterance of `plan` on `workers` threads; `progress(done, total)` is called
+/// after each one. The first failure stops the workers and is returned.
+pub fn synthesize(
+    plan: &[PlannedUtterance],
+    out: &Path,
+    workers: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<SynthReport> {
+    check_tools(plan, &std::env::var_os("PATH").unwrap_or_default())?;
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let report = Mutex::new(SynthReport::default());
+    let first_error = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(u) = plan.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let start = Instant::now();
+                    match synthesize_one(u, out) {
+                        Ok(made) => {
+                            let mut report = report.lock().expect("no worker panics");
+                            if made {
+                                let stats = report.made.entry(u.voice.engine).or_default();
+                                stats.utterances += 1;
+                                stats.seconds += start.elapsed().as_secs_f64();
+                            } else {
+                                report.skipped += 1;
+                            }
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .expect("no worker panics")
+                                .get_or_insert(e);
+                        }
+                    }
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, plan.len());
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("no worker panics") {
+        Some(e) => Err(e),
+        None => Ok(report.into_inner().expect("no worker panics")),
+    }
+}
+
+/// Write `<out>/<split>.tsv` for every split.
+pub fn write_manifests(plan: &[PlannedUtterance], out: &Path) -> Result<()> {
+    for split in Split::ALL {
+        let entries: Vec<ManifestEntry> = plan
+            .iter()
+            .filter(|u| u.split == split)
+            .map(|u| ManifestEntry {
+                audio: wav_path(out, split, &u.id),
+                voice: u.voice.to_string(),
+                transcript: u.transcript.clone(),
+            })
+            .collect();
+        write_manifest(out.join(format!("{}.tsv", split.name())), &entries)?;
+    }
+    Ok(())
+}
+
+/// The whole build: sentences of `text`, the plan for `sizes` and `seed`, the audio (resuming
+/// from what `out` already holds) and the manifests.
+pub fn build_speech_corpus(
+    text: &str,
+    out: &Path,
+    sizes: CorpusSizes,
+    seed: u64,
+    workers: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<SynthReport> {
+    let plan = plan_corpus(&corpus_sentences(text), sizes, seed)?;
+    let report = synthesize(&plan, out, workers, progress)?;
+    write_manifests(&plan, out)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::asr::voices::Voice;
+
+    fn utterance(engine: Engine, name: &'static str) -> PlannedUtterance {
+        PlannedUtterance {
+            split: Split::Train,
+            id: "train-000000".into(),
+            transcript: "TO BE OR NOT TO BE".into(),
+            voice: Voice {
+                engine,
+                name,
+                variant: None,
+                speed: 0,
+                pitch: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn check_tools_names_the_missing_engine() {
+        let dir = std::env::temp_dir().join(format!("wgformer-tools-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for program in ["sox", "flite"] {
+            std::fs::write(dir.join(program), "").unwrap();
+        }
+        let path = std::env::join_paths([&dir]).unwrap();
+        let flite_only = [utterance(Engine::Flite, "slt")];
+        assert!(check_tools(&flite_only, &path).is_ok());
+        let with_festival = [
+            utterance(Engine::Flite, "slt"),
+            utterance(Engine::Festival, "kal_diphone"),
+        ];
+        let msg = check_tools(&with_festival, &path).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("festival:")
+                && msg.contains("text2wave")
+                && msg.contains("scripts/install_tts"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wav_path_is_split_folder_and_id() {
+        let p = wav_path(
+            Path::new("data/speech"),
+            Split::TestVoices,
+            "test_voices-000007",
+        );
+        assert_eq!(
+            p,
+            Path::new("data/speech/wav/test_voices/test_voices-000007.wav")
+        );
+    }
+}
