@@ -13,3 +13,4 @@ pub use bpe::BpeTokenizer;
 pub use char_tokenizer::CharTokenizer;
 pub use corpus::{read_text, Corpus, TokenSplits};
 pub use tokenizer::{Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, SPECIAL_TOKENS, UNK};
+pub mod asr;

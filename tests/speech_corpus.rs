@@ -1,0 +1,99 @@
+//! The synthetic speech corpus on the bundled Shakespeare. The synthesis test needs the TTS
+//! engines (`scripts/install_tts`) and is ignored by default:
+//! `cargo test --test speech_corpus -- --include-ignored`.
+
+use std::collections::HashSet;
+use std::path::Path;
+use wgformer::data::asr::{
+    build_speech_corpus, corpus_sentences, plan_corpus, read_manifest, CorpusSizes, Split,
+    SAMPLE_RATE,
+};
+
+const DEFAULT_SIZES: CorpusSizes = CorpusSizes {
+    train: 4000,
+    val: 200,
+    test: 200,
+    test_voices: 200,
+};
+
+fn shakespeare() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/shakespeare.txt")).unwrap()
+}
+
+#[test]
+fn default_plan_on_shakespeare_has_distinct_training_sentences_and_unseen_test_sentences() {
+    let sentences = corpus_sentences(&shakespeare());
+    assert!(sentences.len() > 10_000, "{} sentences", sentences.len());
+    let plan = plan_corpus(&sentences, DEFAULT_SIZES, 1).unwrap();
+    let train: Vec<&str> = plan
+        .iter()
+        .filter(|u| u.split == Split::Train)
+        .map(|u| u.transcript.as_str())
+        .collect();
+    let distinct: HashSet<&str> = train.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        train.len(),
+        "enough sentences that no training sentence repeats"
+    );
+    for u in plan.iter().filter(|u| u.split != Split::Train) {
+        assert!(
+            !distinct.contains(u.transcript.as_str()),
+            "{} is also in train",
+            u.id
+        );
+    }
+}
+
+/// The sample rate, channels and bits of a canonical 44-byte-header WAV file.
+fn wav_format(bytes: &[u8]) -> (u32, u16, u16) {
+    assert_eq!(
+        (&bytes[0..4], &bytes[8..16], &bytes[36..40]),
+        (&b"RIFF"[..], &b"WAVEfmt "[..], &b"data"[..])
+    );
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+    (rate, u16_at(22), u16_at(34))
+}
+
+#[test]
+#[ignore = "needs espeak-ng, flite, festival and sox: scripts/install_tts"]
+fn corpus_build_is_byte_identical_across_runs_and_resumes() {
+    let sizes = CorpusSizes {
+        train: 9,
+        val: 2,
+        test: 2,
+        test_voices: 3,
+    };
+    let text = shakespeare();
+    let root = std::env::temp_dir().join(format!("wgformer-speech-{}", std::process::id()));
+    let (a, b) = (root.join("a"), root.join("b"));
+    let quiet = |_: usize, _: usize| {};
+    let first = build_speech_corpus(&text, &a, sizes, 3, 2, &quiet).unwrap();
+    assert_eq!(first.made.values().map(|s| s.utterances).sum::<usize>(), 16);
+    build_speech_corpus(&text, &b, sizes, 3, 2, &quiet).unwrap();
+    for split in Split::ALL {
+        let manifest =
+            |dir: &Path| read_manifest(dir.join(format!("{}.tsv", split.name()))).unwrap();
+        let (in_a, in_b) = (manifest(&a), manifest(&b));
+        assert_eq!(in_a.len(), in_b.len());
+        for (x, y) in in_a.iter().zip(&in_b) {
+            let bytes = std::fs::read(&x.audio).unwrap();
+            assert_eq!(
+                bytes,
+                std::fs::read(&y.audio).unwrap(),
+                "{} differs between runs",
+                x.audio.display()
+            );
+            assert_eq!(wav_format(&bytes), (SAMPLE_RATE, 1, 16));
+            assert!(
+                bytes.len() > 44 + 16_000,
+                "{} is under half a second",
+                x.audio.display()
+            );
+        }
+    }
+    let again = build_speech_corpus(&text, &a, sizes, 3, 2, &quiet).unwrap();
+    assert_eq!((again.skipped, again.made.len()), (16, 0));
+    std::fs::remove_dir_all(&root).unwrap();
+}
