@@ -1,5 +1,6 @@
 //! Text data for the causal LM: tokenizers (character level and BPE), the corpus and its
 //! train/val/test split, and the batcher that cuts token streams into padded next-token windows.
+//! `asr`: the speech recognizer's data (transcripts, manifests, corpus builder, readers, batcher).
 
 pub mod asr;
 mod batches;
@@ -13,4 +14,3 @@ pub use bpe::BpeTokenizer;
 pub use char_tokenizer::CharTokenizer;
 pub use corpus::{read_text, Corpus, TokenSplits};
 pub use tokenizer::{Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, SPECIAL_TOKENS, UNK};
-pub mod asr;
