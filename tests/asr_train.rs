@@ -243,11 +243,20 @@ fn the_shipped_recognizer_transcribes_a_held_out_sentence() {
     let reference = "WITHIN MY TENT HIS BONES TO NIGHT SHALL LIE";
     for mode in [None, Some(wgformer::config::DecodeMode::Attention)] {
         let text = recognizer
-            .transcribe_file(&clip, &TranscribeOptions { mode, ..Default::default() })
+            .transcribe_file(
+                &clip,
+                &TranscribeOptions {
+                    mode,
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let mut rates = wgformer::train::error_rate::ErrorRates::default();
         rates.add(reference, &text);
         println!("{mode:?}: {text:?}, CER {:.3}", rates.cer());
-        assert!(rates.cer() < 0.4, "{mode:?}: {text:?} is too far from {reference:?}");
+        assert!(
+            rates.cer() < 0.4,
+            "{mode:?}: {text:?} is too far from {reference:?}"
+        );
     }
 }
