@@ -1,6 +1,6 @@
 //! The synthetic speech corpus on the bundled Shakespeare. The synthesis test needs the TTS
-//! engines (`scripts/install_tts`) and is ignored by default:
-//! `cargo test --test speech_corpus -- --include-ignored`.
+//! engines: `scripts/test` and CI install them first (`scripts/install_tts`); without them it
+//! fails with an error naming the missing engine.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -57,7 +57,6 @@ fn wav_format(bytes: &[u8]) -> (u32, u16, u16) {
 }
 
 #[test]
-#[ignore = "needs espeak-ng, flite, festival and sox: scripts/install_tts"]
 fn corpus_build_is_byte_identical_across_runs_and_resumes() {
     let sizes = CorpusSizes {
         train: 9,
