@@ -70,6 +70,12 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * wg + lid;
 }
 
+// (batch, row, column) of output element e of C.
+fn output_at(e: u32) -> vec3<u32> {
+    let row = e / p.n;
+    return vec3(row / p.m, row % p.m, e % p.n);
+}
+
 // Logical A[bi][i, kk] and B[bi][kk, j], 0 outside the matrix (the padding).
 fn a_at(bi: u32, i: u32, kk: u32) -> f32 {
     if (i >= p.m || kk >= p.k) { return 0.0; }
@@ -88,10 +94,10 @@ fn naive(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
     let e = linear_id(wid, nwg, lid, WG);
     if (e >= p.batch * p.m * p.n) { return; }
-    let j = e % p.n;
-    let row = e / p.n;
-    let i = row % p.m;
-    let bi = row / p.m;
+    let at = output_at(e);
+    let bi = at.x;
+    let i = at.y;
+    let j = at.z;
     // Where A[i, 0] and B[0, j] live, and how far one step along K moves in each.
     let ta = p.trans_a != 0u;
     let tb = p.trans_b != 0u;
@@ -114,10 +120,10 @@ fn dot4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let e = linear_id(wid, nwg, lid, WG);
     if (e >= p.batch * p.m * p.n) { return; }
-    let j = e % p.n;
-    let row = e / p.n;
-    let i = row % p.m;
-    let bi = row / p.m;
+    let at = output_at(e);
+    let bi = at.x;
+    let i = at.y;
+    let j = at.z;
     let quads = p.k / 4u;
     let a0 = (bi * p.a_stride + i * p.k) / 4u;
     let b0 = (bi * p.b_stride + j * p.k) / 4u;

@@ -84,6 +84,17 @@ impl AdamW {
         self.step_clipped(None)
     }
 
+    /// One training step's end: clip the gradients to a global norm of `max_norm` (<= 0: no
+    /// clipping), update, zero the gradients. All on the GPU; nothing is read back.
+    pub fn clip_step_zero(&mut self, max_norm: f32) -> Result<()> {
+        let grads: Vec<Tensor> = self.params.iter().filter_map(Tensor::grad).collect();
+        let refs: Vec<&Tensor> = grads.iter().collect();
+        let clip = crate::ops::grad_norm_and_clip(&refs, max_norm)?;
+        self.step_clipped(Some(&clip))?;
+        self.zero_grad();
+        Ok(())
+    }
+
     /// `step`, with every gradient first scaled by the clipping coefficient in `clip`
     /// (the [2] tensor of `ops::grad_norm_and_clip`), which stays on the GPU.
     pub fn step_clipped(&mut self, clip: Option<&Tensor>) -> Result<()> {

@@ -126,33 +126,26 @@ impl CrossAttentionLayer {
         ctx: &Ctx,
         cache: Option<&mut CrossLayerCache>,
     ) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        let (a, c) = match cache {
-            Some(cache) => {
-                let a = self
-                    .self_attn
-                    .forward_self_cached(&h, self_mask, &mut cache.self_kv)?;
-                let x1 = residual(x, &a, ctx, self.dropout)?;
-                let h = self.cross_norm.forward(&x1)?;
-                let c = self.cross_attn.forward_cross_cached(
-                    &h,
-                    memory,
-                    memory_mask,
-                    &mut cache.cross_kv,
-                )?;
-                (x1, c)
-            }
-            None => {
-                let a = self.self_attn.forward(&h, &h, self_mask)?;
-                let x1 = residual(x, &a, ctx, self.dropout)?;
-                let h = self.cross_norm.forward(&x1)?;
-                (
-                    x1.clone(),
-                    self.cross_attn.forward(&h, memory, memory_mask)?,
-                )
-            }
+        // With a cache: self-attention appends the new positions' keys and values; the
+        // memory's are computed on the first step and reused.
+        let (self_kv, cross_kv) = match cache {
+            Some(c) => (Some(&mut c.self_kv), Some(&mut c.cross_kv)),
+            None => (None, None),
         };
-        let x = residual(&a, &c, ctx, self.dropout)?;
+        let h = self.norm1.forward(x)?;
+        let a = match self_kv {
+            Some(kv) => self.self_attn.forward_self_cached(&h, self_mask, kv)?,
+            None => self.self_attn.forward(&h, &h, self_mask)?,
+        };
+        let x = residual(x, &a, ctx, self.dropout)?;
+        let h = self.cross_norm.forward(&x)?;
+        let c = match cross_kv {
+            Some(kv) => self
+                .cross_attn
+                .forward_cross_cached(&h, memory, memory_mask, kv)?,
+            None => self.cross_attn.forward(&h, memory, memory_mask)?,
+        };
+        let x = residual(&x, &c, ctx, self.dropout)?;
         let f = self.ffn.forward(&self.norm2.forward(&x)?, ctx)?;
         residual(&x, &f, ctx, self.dropout)
     }

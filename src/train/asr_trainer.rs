@@ -10,7 +10,7 @@ use crate::data::{Tokenizer, EOS, PAD, SOS};
 use crate::decode::{beam_search, ctc_greedy, greedy_batch, BeamConfig, SpeechDecoder};
 use crate::error::{Error, Result};
 use crate::models::{Encoded, EncoderDecoderTransformer};
-use crate::nn::{Ctx, Module};
+use crate::nn::Ctx;
 use crate::ops;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
@@ -114,12 +114,7 @@ impl AsrTrainer {
         let ctx = Ctx::train(self.seed ^ ((self.step as u64) << 16));
         let loss = self.loss(batch, &ctx)?;
         loss.backward()?;
-        let params = self.model.params();
-        let grads: Vec<Tensor> = params.iter().filter_map(Tensor::grad).collect();
-        let grad_refs: Vec<&Tensor> = grads.iter().collect();
-        let clip = ops::grad_norm_and_clip(&grad_refs, self.max_grad_norm)?;
-        self.optimizer.step_clipped(Some(&clip))?;
-        self.optimizer.zero_grad();
+        self.optimizer.clip_step_zero(self.max_grad_norm)?;
         self.step += 1;
         let value = {
             let _g = crate::no_grad();

@@ -6,7 +6,7 @@ use super::schedule::LrSchedule;
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::models::DecoderOnlyTransformer;
-use crate::nn::{Ctx, Module};
+use crate::nn::Ctx;
 use crate::ops;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
@@ -85,12 +85,7 @@ impl LmTrainer {
             });
             tokens += batch.batch_size * batch.seq_len;
         }
-        let params = self.model.params();
-        let grads: Vec<Tensor> = params.iter().filter_map(Tensor::grad).collect();
-        let grad_refs: Vec<&Tensor> = grads.iter().collect();
-        let clip = ops::grad_norm_and_clip(&grad_refs, self.max_grad_norm)?;
-        self.optimizer.step_clipped(Some(&clip))?;
-        self.optimizer.zero_grad();
+        self.optimizer.clip_step_zero(self.max_grad_norm)?;
         self.step += 1;
         let loss = total
             .map(|t| t.to_scalar())
