@@ -45,7 +45,11 @@ fn fused_attention_wanted(q: &Tensor) -> bool {
         _ => None,
     });
     let head_dim_compiled = ops::ATTENTION_HEAD_DIMS.contains(&q.shape()[3]);
-    head_dim_compiled && forced.unwrap_or(q.gpu().inner().info.device_type != wgpu::DeviceType::Cpu)
+    // One query (a decoding step): the fused kernel is one dispatch instead of three, and
+    // measured slightly faster on lavapipe too (184 vs 177 generated tokens/s).
+    let gpu_or_one_query =
+        q.gpu().inner().info.device_type != wgpu::DeviceType::Cpu || q.shape()[2] == 1;
+    head_dim_compiled && forced.unwrap_or(gpu_or_one_query)
 }
 
 /// softmax(q k^T / sqrt(D) + mask) v through the kernel `fused_attention_wanted` picks.

@@ -285,7 +285,9 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
 /// class (sizes rounded up to powers of two, transposes and batching kept).
 fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let fallback = default_variant(gpu, g);
-    if !super::autotune_enabled() {
+    // Small products take about as long as a submit: their timings are noise, so trials
+    // would pick at random (measured: generation 30% slower). They keep the built-in rule.
+    if !super::autotune_enabled() || g.batch * g.m * g.n * g.k < TUNE_MIN_WORK {
         return fallback;
     }
     let p2 = |x: usize| x.next_power_of_two();
@@ -300,8 +302,8 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
         u8::from(g.a_batched),
         u8::from(g.b_batched)
     );
-    // The naive kernel runs at ~1 GFLOP/s on lavapipe: time it only where it can win.
-    let naive_ok = g.batch * g.m * g.n * g.k <= 1 << 22;
+    // The naive kernels run at ~1 GFLOP/s on lavapipe: time them only where they can win.
+    let naive_ok = g.batch * g.m * g.n * g.k <= 1 << 24;
     let candidates: Vec<(MatmulVariant, &'static str)> = MatmulVariant::ALL
         .into_iter()
         .filter(|&v| !matches!(v, MatmulVariant::Naive | MatmulVariant::Dot4) || naive_ok)
@@ -322,6 +324,9 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
 fn dot4_fits(g: &Gemm) -> bool {
     !g.trans_a && g.trans_b && g.k.is_multiple_of(4)
 }
+
+/// Multiply-adds below which a product is not worth timing (~4 ms of naive work on lavapipe).
+const TUNE_MIN_WORK: usize = 1 << 22;
 
 fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
