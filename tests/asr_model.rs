@@ -310,3 +310,56 @@ fn a_tiny_model_learns_three_utterances() {
     };
     assert_eq!(greedy_batch(&d, 3, SOS, EOS, 8).unwrap(), labels);
 }
+
+#[test]
+fn shallow_fusion_with_a_causal_lm_of_the_same_vocabulary() {
+    use wgformer::decode::{CausalLmDecoder, ShallowFusion};
+    let m = model([2, 1], 15);
+    let lm_config = |vocab_size| DecoderOnlyConfig {
+        vocab_size,
+        d_model: 16,
+        d_ff: 24,
+        num_layers: 1,
+        num_heads: 2,
+        dropout: 0.0,
+        layer_drop_rate: 0.0,
+        weight_tying: true,
+        max_seq_len: 16,
+    };
+    let lm = DecoderOnlyTransformer::new(&gpu(), lm_config(VOCAB), 16).unwrap();
+    let b = batch(&[10], &[vec![4, 5]], 17);
+    let enc = encode_batch(&m, &b, &Ctx::eval()).unwrap();
+    let speech = || SpeechDecoder {
+        model: &m,
+        encoded: &enc,
+    };
+    let cfg = BeamConfig {
+        beam_width: 3,
+        max_new_tokens: 6,
+        length_penalty: 0.0,
+        eos: Some(EOS),
+    };
+    let plain = beam_search(&speech(), &[SOS], &cfg).unwrap();
+    // Weight 0: the LM changes nothing.
+    let fused = ShallowFusion::new(speech(), CausalLmDecoder(&lm), 0.0).unwrap();
+    assert_eq!(beam_search(&fused, &[SOS], &cfg).unwrap(), plain);
+    // A heavy LM weight follows the LM: its own greedy continuation wins.
+    let heavy = ShallowFusion::new(speech(), CausalLmDecoder(&lm), 50.0).unwrap();
+    let lm_alone = wgformer::decode::greedy(&CausalLmDecoder(&lm), &[SOS], 6, Some(EOS)).unwrap();
+    let got = beam_search(
+        &heavy,
+        &[SOS],
+        &BeamConfig {
+            beam_width: 1,
+            ..cfg
+        },
+    )
+    .unwrap();
+    assert_eq!(got, lm_alone);
+    // Another vocabulary is refused, naming the problem.
+    let other = DecoderOnlyTransformer::new(&gpu(), lm_config(VOCAB + 3), 18).unwrap();
+    let err = ShallowFusion::new(speech(), CausalLmDecoder(&other), 0.3)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("vocabulary"), "{err}");
+}

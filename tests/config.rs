@@ -351,6 +351,20 @@ mod asr {
     }
 
     #[test]
+    fn the_asr_tokenizer_kind_normalises_the_lm_text() {
+        use wgformer::config::{TokenizerConfig, TokenizerKind};
+        let t = TokenizerConfig {
+            kind: TokenizerKind::Asr,
+            vocab_size: 0,
+        };
+        let text = t.prepare("ROMEO:\nO, she doth teach the torches to burn bright!\n\n");
+        assert_eq!(text, "ROMEO O SHE DOTH TEACH THE TORCHES TO BURN BRIGHT");
+        let tok = t.build(&text).unwrap();
+        assert!(tok.covers(&text));
+        assert_eq!(tok, wgformer::data::asr::asr_tokenizer());
+    }
+
+    #[test]
     fn time_reductions_split_into_two_strides() {
         for r in 1..=12 {
             let [a, b] = conv_strides(r);

@@ -37,6 +37,9 @@ pub struct Config {
 pub enum TokenizerKind {
     Char,
     Bpe,
+    /// The speech recognizer's characters (A-Z, apostrophe, space) over the text normalised
+    /// as transcripts are: an LM for shallow fusion or to initialise the ASR decoder.
+    Asr,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,6 +271,21 @@ impl TokenizerConfig {
         match self.kind {
             TokenizerKind::Char => Ok(Tokenizer::char_level(text)),
             TokenizerKind::Bpe => Tokenizer::train_bpe(text, self.vocab_size),
+            TokenizerKind::Asr => Ok(crate::data::asr::asr_tokenizer()),
+        }
+    }
+
+    /// The text this tokenizer reads: for `asr`, every line normalised as a transcript
+    /// (upper case letters, apostrophe, space), lines joined by spaces; otherwise unchanged.
+    pub fn prepare(&self, text: &str) -> String {
+        match self.kind {
+            TokenizerKind::Asr => text
+                .lines()
+                .map(crate::data::asr::normalize_transcript)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => text.to_string(),
         }
     }
 }

@@ -234,11 +234,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
     }
 
     // Data and tokenizer (rebuilt deterministically from the corpus and config).
-    let corpus = Corpus::load(
+    let mut corpus = Corpus::load(
         &config.data.path,
         config.data.val_fraction,
         config.data.test_fraction,
     )?;
+    for part in [&mut corpus.train, &mut corpus.val, &mut corpus.test] {
+        *part = config.tokenizer.prepare(part);
+    }
     let tokenizer = config.tokenizer.build(&corpus.train)?;
     let tok_path = out_dir.join("tokenizer.json");
     tokenizer.save(&tok_path)?;
@@ -360,7 +363,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
                     ("val_char_perplexity", last_val),
                 ],
             )?;
-            let sample = sample_text(&trainer.model, &tokenizer, "ROMEO:\n", 120, step as u64)?;
+            let sample = sample_text(
+                &trainer.model,
+                &tokenizer,
+                &config.tokenizer.prepare("ROMEO:\n"),
+                120,
+                step as u64,
+            )?;
             let msg = format!("step {step}: val loss {val_ce:.3}, char perplexity {last_val:.2} (unigram {unigram:.2})\n--- sample ---\n{sample}\n--------------");
             match &bar {
                 // A hidden bar (stderr is not a terminal) prints nothing: fall back to eprintln.
