@@ -14,6 +14,10 @@ const USAGE: &str = "usage: train_asr [--config PATH] [--set key.path=value]... 
 
 fn main() -> ExitCode {
     wgformer::ops::enable_autotune_unless_disabled();
+    // Ctrl-C stops after the current step with the state saved (exit status 130).
+    if let Err(e) = wgformer::train::interrupt::install_handler() {
+        eprintln!("train_asr: {e}");
+    }
     let mut config_path = "configs/asr.yaml".to_string();
     let mut overrides = Vec::new();
     let mut resume = false;
@@ -73,6 +77,10 @@ fn main() -> ExitCode {
                 s.out_dir.display()
             );
             ExitCode::SUCCESS
+        }
+        Err(e @ wgformer::Error::Interrupted { .. }) => {
+            eprintln!("train_asr: {e}");
+            ExitCode::from(130)
         }
         Err(e) => fail(&e.to_string()),
     }

@@ -45,6 +45,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Training stopped on request (Ctrl-C) after saving its state.
+    #[error(
+        "interrupted at step {step}; training state saved in {} (continue with --resume)",
+        checkpoint.display()
+    )]
+    Interrupted {
+        step: usize,
+        checkpoint: std::path::PathBuf,
+    },
     /// A file that exists but does not hold what was expected (checkpoint, tokenizer, WAV...).
     #[error("{file}: {msg}")]
     Format { file: String, msg: String },

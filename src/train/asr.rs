@@ -368,7 +368,7 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     std::fs::write(out_dir.join("config.yaml"), &files.config_yaml)
         .map_err(|e| Error::io(out_dir.join("config.yaml"), e))?;
 
-    let (mut epoch, mut best) = (0usize, f64::INFINITY);
+    let (mut epoch, mut best) = (0usize, f64::MAX); // JSON has no infinity
     if opts.resume {
         if let Some(dir) = checkpoint::latest(&files.root)? {
             let state: TrainState = serde_json::from_slice(&checkpoint::read(&dir, "state.json")?)
@@ -415,6 +415,23 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
                     .is_some_and(|n| trainer.step - first_step >= n)
             {
                 break 'training;
+            }
+            if super::interrupt::stop_requested() {
+                let step = trainer.step;
+                let name = format!("step-{step:07}");
+                if !files.root.join(&name).exists() {
+                    let state = TrainState {
+                        step,
+                        epoch,
+                        best_val_cer: best,
+                        optimizer_steps: trainer.optimizer.steps().to_vec(),
+                    };
+                    save_checkpoint(&trainer, &files, &name, &state)?;
+                }
+                return Err(Error::Interrupted {
+                    step,
+                    checkpoint: files.root.join(name),
+                });
             }
             let (loss, lr) = trainer.train_step(batch)?;
             last_loss = loss;

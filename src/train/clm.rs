@@ -323,6 +323,25 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         {
             break;
         }
+        if super::interrupt::stop_requested() {
+            let step = trainer.step;
+            let name = format!("step-{step:07}");
+            if !ckpt_root.join(&name).exists() {
+                let state = train_state(&trainer, step, best);
+                save_checkpoint(
+                    &trainer,
+                    &ckpt_root,
+                    &name,
+                    &state,
+                    &config_yaml,
+                    &tokenizer_json,
+                )?;
+            }
+            return Err(Error::Interrupted {
+                step,
+                checkpoint: ckpt_root.join(name),
+            });
+        }
         let micro: Vec<_> = (&mut stream).take(accum).collect();
         let stats = trainer.train_step(&micro)?;
         if !stats.loss.is_finite() {

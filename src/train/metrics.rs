@@ -23,10 +23,24 @@ impl MetricsLog {
             options.write(true).truncate(true);
         }
         let file = options.open(path).map_err(|e| Error::io(path, e))?;
+        if resume {
+            Self::drop_partial_last_line(path, &file)?;
+        }
         Ok(MetricsLog {
             path: path.to_path_buf(),
             file,
         })
+    }
+
+    /// A run killed in the middle of a write leaves a last line without its newline: cut it off,
+    /// so the resumed run's records start on a line of their own and every line stays JSON.
+    fn drop_partial_last_line(path: &Path, file: &File) -> Result<()> {
+        let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        if text.is_empty() || text.ends_with(b"\n") {
+            return Ok(());
+        }
+        let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        file.set_len(keep as u64).map_err(|e| Error::io(path, e))
     }
 
     /// Write one record, e.g. `log.write("train", &[("step", 10.0), ("loss", 2.3)])`.

@@ -6,6 +6,7 @@ pub mod asr_trainer;
 pub mod checkpoint;
 pub mod clm;
 pub mod error_rate;
+pub mod interrupt;
 pub mod lm;
 pub mod metrics;
 pub mod plot;

@@ -1,0 +1,195 @@
+//! Interrupted training keeps everything saved: a training process (the `train_clm` example on
+//! a tiny config that checkpoints every step) is killed with SIGKILL at random moments, many of
+//! them during a checkpoint write; after each kill the latest checkpoint loads, and resuming to
+//! the end reproduces the losses of an uninterrupted run. Ctrl-C (SIGINT) stops a run cleanly
+//! with its state saved (exit status 130).
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wgformer::config::Config;
+use wgformer::rng::SplitMix64;
+use wgformer::train::checkpoint;
+use wgformer::train::clm::{load_model, run, RunOptions};
+use wgformer::train::metrics::read_records;
+
+const STEPS: usize = 150;
+
+fn write_config(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let corpus = dir.join("corpus.txt");
+    let text: String = (0..80)
+        .map(|i| format!("line {i}: to be or not to be, that is the question.\n"))
+        .collect();
+    std::fs::write(&corpus, text).unwrap();
+    let yaml = format!(
+        "tokenizer: {{kind: char}}\n\
+         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
+         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: 0.1, layer_drop_rate: 0.0, weight_tying: true, max_seq_len: 32}}\n\
+         train: {{seq_len: 32, batch_size: 4, max_steps: {STEPS}, eval_interval: 1, eval_batches: 1, seed: 11, out_dir: {}, log_interval: 1}}\n\
+         optimizer: {{kind: adamw, lr: 3e-3}}\n\
+         scheduler: {{kind: cosine, warmup_steps: 3, min_lr: 1e-4}}\n",
+        corpus.display(),
+        dir.join("run").display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// The example binary: built next to the tests by `cargo test`, or built here.
+fn train_clm() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/train_clm");
+    if !path.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--example", "train_clm"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cargo build --example train_clm failed");
+    }
+    path
+}
+
+fn spawn(config: &Path) -> Child {
+    Command::new(train_clm())
+        .args(["--config"])
+        .arg(config)
+        .arg("--resume")
+        .env("WGFORMER_AUTOTUNE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The last logged training loss of every step (a resumed run logs redone steps again).
+fn losses(run_dir: &Path) -> Vec<f64> {
+    let mut by_step = std::collections::BTreeMap::new();
+    for r in read_records(&run_dir.join("metrics.jsonl"), "train").unwrap() {
+        by_step.insert(
+            r["step"].as_f64().unwrap() as u64,
+            r["loss"].as_f64().unwrap(),
+        );
+    }
+    by_step.into_values().collect()
+}
+
+#[test]
+fn sigkill_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_reproduces_the_run() {
+    let base = std::env::temp_dir().join(format!("wgformer-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    // The uninterrupted reference, in this process.
+    let reference_cfg = write_config(&base.join("reference"));
+    let config = Config::load(&reference_cfg).unwrap();
+    run(
+        &config,
+        &RunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    let want = losses(&base.join("reference/run"));
+    assert_eq!(want.len(), STEPS);
+
+    let cfg = write_config(&base.join("killed"));
+    let run_dir = base.join("killed/run");
+    let root = run_dir.join("checkpoints");
+    let mut rng = SplitMix64::new(5);
+    let (mut kills, mut survived_checks) = (0, 0);
+    for _ in 0..8 {
+        let mut child = spawn(&cfg);
+        // Let it get some steps in (start-up is ~0.5-1 s), then kill at a random moment.
+        let wait = Duration::from_millis(150 + rng.next_u64() % 1500);
+        let start = Instant::now();
+        while start.elapsed() < wait {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if let Some(dir) = checkpoint::latest(&root).unwrap() {
+            let gpu = wgformer::Gpu::shared().unwrap();
+            load_model(&gpu, &dir).unwrap_or_else(|e| {
+                panic!("after kill {kills}: {} unreadable: {e}", dir.display())
+            });
+            survived_checks += 1;
+        }
+    }
+    assert!(kills >= 3, "only {kills} kills landed while training ran");
+    // Finish without interruption; every step's loss equals the uninterrupted run's.
+    let status = spawn(&cfg).wait().unwrap();
+    assert!(status.success(), "the final resume failed: {status}");
+    let got = losses(&run_dir);
+    assert_eq!(got.len(), STEPS);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            g,
+            w,
+            "step {}: loss {g} after {kills} kills, uninterrupted {w}",
+            i + 1
+        );
+    }
+    println!(
+        "{kills} kills, {survived_checks} latest checkpoints loaded, {STEPS} losses reproduced"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn ctrl_c_stops_after_saving_and_the_run_resumes() {
+    let base = std::env::temp_dir().join(format!("wgformer-sigint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let cfg = write_config(&base);
+    let root = base.join("run/checkpoints");
+    let mut child = spawn(&cfg);
+    // Wait for the first checkpoint (training is under way), then send SIGINT.
+    let start = Instant::now();
+    while checkpoint::latest(&root).unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint after 60 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = child.wait().unwrap();
+    if status.code() == Some(0) {
+        // It finished all steps before the signal arrived: nothing to check.
+        println!("the run finished before SIGINT landed");
+    } else {
+        assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130: {status}");
+        let latest = checkpoint::latest(&root)
+            .unwrap()
+            .expect("a checkpoint after Ctrl-C");
+        let gpu = wgformer::Gpu::shared().unwrap();
+        load_model(&gpu, &latest).unwrap();
+        let status = spawn(&cfg).wait().unwrap();
+        assert!(status.success(), "resume after Ctrl-C: {status}");
+        assert_eq!(losses(&base.join("run")).len(), STEPS);
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
