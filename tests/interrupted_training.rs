@@ -3,8 +3,6 @@
 //! them during a checkpoint write; after each kill the latest checkpoint loads, and resuming to
 //! the end reproduces the losses of an uninterrupted run. Ctrl-C (SIGINT) stops a run cleanly
 //! with its state saved (exit status 130).
-mod common;
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
