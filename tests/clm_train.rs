@@ -130,3 +130,36 @@ fn resume_after_an_interruption_reproduces_the_uninterrupted_losses() {
     assert!(b.join("run/curves.png").exists());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoints() {
+    let base = std::env::temp_dir().join(format!("wgformer-nan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let mut config = tiny_run_config(&base);
+    // An absurd learning rate without clipping: the weights blow up within a few steps.
+    config.apply_override("optimizer.lr=1e30").unwrap();
+    config.apply_override("train.max_grad_norm=0").unwrap();
+    config.apply_override("train.eval_interval=1").unwrap();
+    let err = run(
+        &config,
+        &RunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("step") && err.contains("loss") && err.contains("lr"),
+        "{err}"
+    );
+    // What was saved before the fault still loads.
+    let root = base.join("run/checkpoints");
+    let latest = wgformer::train::checkpoint::latest(&root)
+        .unwrap()
+        .expect("a checkpoint before the fault");
+    wgformer::train::clm::load_model(&gpu(), &latest).unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+}
