@@ -16,10 +16,10 @@ const ROW_WG: u32 = 64;
 const WG: u32 = 256;
 
 /// Buffers: row_loss, lse, logits, targets.
-fn row_loss_kernel() -> Kernel {
+fn row_loss_kernel(wg: u32) -> Kernel {
     Kernel::new("cross_entropy.wgsl", SRC, "row_loss_forward")
         .with_prelude(super::WORKGROUP_REDUCE)
-        .define("WG", ROW_WG)
+        .define("WG", wg)
         .write(1)
         .write(2)
         .read(3)
@@ -51,7 +51,12 @@ fn backward_kernel() -> Kernel {
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    vec![row_loss_kernel(), finish_kernel(), backward_kernel()]
+    vec![
+        row_loss_kernel(ROW_WG),
+        row_loss_kernel(super::ROW_WG_CPU),
+        finish_kernel(),
+        backward_kernel(),
+    ]
 }
 
 /// Mean cross-entropy of `logits` ([N, V], f32) against `targets` ([N] u32 class ids), as a
@@ -114,7 +119,7 @@ pub fn cross_entropy(
         label_smoothing.to_bits(),
     ];
     gpu.dispatch(
-        &row_loss_kernel(),
+        &row_loss_kernel(super::row_workgroup(gpu, ROW_WG)),
         &params,
         &[
             row_loss.storage(),

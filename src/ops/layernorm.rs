@@ -15,16 +15,17 @@ const WG: u32 = 64;
 /// Rows each `param_partials` invocation sums for its column.
 const ROWS_PER_BLOCK: u32 = 32;
 
-fn kernel(entry: &'static str) -> Kernel {
+/// `wg`: invocations per row (forward, backward_input) or per workgroup (param_partials).
+fn kernel(entry: &'static str, wg: u32) -> Kernel {
     Kernel::new("layernorm.wgsl", SRC, entry)
         .with_prelude(super::WORKGROUP_REDUCE)
-        .define("WG", WG)
+        .define("WG", wg)
         .define("ROWS_PER_BLOCK", ROWS_PER_BLOCK)
 }
 
 /// Buffers: y, mean, rstd, x, gamma, beta.
-fn forward_kernel() -> Kernel {
-    kernel("forward")
+fn forward_kernel(wg: u32) -> Kernel {
+    kernel("forward", wg)
         .write(1)
         .write(2)
         .write(3)
@@ -34,8 +35,8 @@ fn forward_kernel() -> Kernel {
 }
 
 /// Buffers: dx, x, gamma, dy, mean, rstd.
-fn backward_input_kernel() -> Kernel {
-    kernel("backward_input")
+fn backward_input_kernel(wg: u32) -> Kernel {
+    kernel("backward_input", wg)
         .write(7)
         .read(4)
         .read(5)
@@ -46,7 +47,7 @@ fn backward_input_kernel() -> Kernel {
 
 /// Buffers: dgamma_part, dbeta_part, x, dy, mean, rstd.
 fn param_partials_kernel() -> Kernel {
-    kernel("param_partials")
+    kernel("param_partials", WG)
         .write(11)
         .write(12)
         .read(4)
@@ -56,11 +57,11 @@ fn param_partials_kernel() -> Kernel {
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    vec![
-        forward_kernel(),
-        backward_input_kernel(),
-        param_partials_kernel(),
-    ]
+    let mut k = vec![param_partials_kernel()];
+    for wg in [WG, super::ROW_WG_CPU] {
+        k.extend([forward_kernel(wg), backward_input_kernel(wg)]);
+    }
+    k
 }
 
 fn check(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<usize> {
@@ -115,7 +116,13 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result
         gamma.storage(),
         beta.storage(),
     ];
-    gpu.dispatch(&forward_kernel(), &params, &buffers, grid(rows as u32))?;
+    let row_wg = super::row_workgroup(gpu, WG);
+    gpu.dispatch(
+        &forward_kernel(row_wg),
+        &params,
+        &buffers,
+        grid(rows as u32),
+    )?;
 
     let want_params = gamma.is_requires_grad() || beta.is_requires_grad();
     let (x2, gamma2) = (x.clone(), gamma.clone());
@@ -141,7 +148,7 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result
             rstd.storage(),
         ];
         gpu.dispatch(
-            &backward_input_kernel(),
+            &backward_input_kernel(row_wg),
             &params,
             &buffers,
             grid(rows as u32),
