@@ -134,11 +134,25 @@ static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 impl Gpu {
     /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides).
     pub fn new() -> Result<Gpu> {
+        Gpu::open(None)
+    }
+
+    /// `new`, with buffers refused above `max_bytes` instead of the adapter's storage-binding
+    /// limit: how tests exercise both sides of the limit without gigabyte tensors.
+    pub fn with_binding_limit(max_bytes: u64) -> Result<Gpu> {
+        Gpu::open(Some(max_bytes))
+    }
+
+    fn open(binding_cap: Option<u64>) -> Result<Gpu> {
         let adapter = adapter::choose_adapter()?;
         let info = adapter.get_info();
         let (device, queue) = adapter::open_device(&adapter)?;
         log::info!("wgformer: using {}", adapter::describe_adapter(&info));
-        let limits = device.limits();
+        let mut limits = device.limits();
+        if let Some(cap) = binding_cap {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
         let slot_bytes = PARAM_SLOT.max(limits.min_uniform_buffer_offset_alignment as u64);
         Ok(Gpu(Arc::new(GpuInner {
             features: device.features(),
