@@ -123,6 +123,9 @@ pub struct GpuInner {
     pub features: wgpu::Features,
     slot_bytes: u64,
     state: Mutex<State>,
+    /// The first error wgpu reported outside an error scope, or the device's loss: surfaced
+    /// as `Error::Gpu` by the next `synchronize` or `read` instead of wgpu's default panic.
+    fault: Arc<Mutex<Option<String>>>,
 }
 
 /// A handle to the device; cheap to clone. Every tensor holds one.
@@ -148,6 +151,21 @@ impl Gpu {
         let info = adapter.get_info();
         let (device, queue) = adapter::open_device(&adapter)?;
         log::info!("wgformer: using {}", adapter::describe_adapter(&info));
+        let fault: Arc<Mutex<Option<String>>> = Arc::default();
+        let record_fault = |f: &Arc<Mutex<Option<String>>>, msg: String| {
+            let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(msg);
+        };
+        {
+            let f = Arc::clone(&fault);
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                record_fault(&f, format!("GPU error: {e}"))
+            }));
+            let f = Arc::clone(&fault);
+            device.set_device_lost_callback(move |reason, msg| {
+                record_fault(&f, format!("the GPU device was lost ({reason:?}): {msg}"))
+            });
+        }
         let mut limits = device.limits();
         if let Some(cap) = binding_cap {
             limits.max_storage_buffer_binding_size =
@@ -161,6 +179,7 @@ impl Gpu {
             info,
             limits,
             slot_bytes,
+            fault,
             state: Mutex::new(State {
                 pool: BufferPool::default(),
                 pipelines: HashMap::new(),
@@ -525,12 +544,28 @@ impl Gpu {
 
     /// Wait until the device has finished all submitted work.
     pub fn synchronize(&self) -> Result<()> {
+        self.check_fault()?;
         self.flush();
         self.0
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Gpu(e.to_string()))
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.check_fault()
+    }
+
+    /// An error wgpu reported asynchronously (a lost device, an uncaptured validation error).
+    fn check_fault(&self) -> Result<()> {
+        match self
+            .0
+            .fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(msg) => Err(Error::Gpu(msg.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Copy `storage` back to the CPU: flushes recorded work, waits for it, maps a staging
@@ -540,6 +575,7 @@ impl Gpu {
         if bytes == 0 {
             return Ok(Vec::new());
         }
+        self.check_fault()?;
         let class = size_class(bytes);
         let mut s = self.state();
         let staging = match s.staging.get_mut(&class).and_then(Vec::pop) {
@@ -563,6 +599,7 @@ impl Gpu {
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for readback: {e}")))?;
+        self.check_fault()?;
         rx.recv()
             .map_err(|_| Error::Gpu("readback callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
