@@ -1,4 +1,6 @@
-//! Every parser a user can feed, run on randomly corrupted copies of valid files (bit flips,
+//! Every parser a user can feed, run on the committed broken files of
+//! `tests/fixtures/corrupt/` (each must be refused with its name in the error) and on randomly
+//! corrupted copies of valid files (bit flips,
 //! truncations, inserted and overwritten bytes, spliced halves): the result is always `Ok` or
 //! an error whose message names the file, never a panic. A bounded, seeded property test
 //! that runs in CI (`WGFORMER_FUZZ_ITERS` raises the count per parser; default 150).
@@ -175,4 +177,53 @@ fn checkpoint_loader_survives_corruption() {
         let bytes = std::fs::read(p).unwrap();
         wgformer::train::checkpoint::load_params(p, &bytes, &params).map_err(err)
     });
+}
+
+#[test]
+fn committed_broken_files_are_refused_naming_them() {
+    use wgformer::config::{AsrConfig, Config};
+    let dir = repo("tests/fixtures/corrupt");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let results: Vec<Result<(), String>> = match path.extension().and_then(|e| e.to_str()) {
+            Some("wav") => vec![wgformer::audio::read_wav(&path).map(|_| ()).map_err(err)],
+            Some("yaml") => vec![
+                Config::load(&path).map(|_| ()).map_err(err),
+                AsrConfig::load_with_overrides(&path, &[] as &[&str])
+                    .map(|_| ())
+                    .map_err(err),
+            ],
+            Some("json") => vec![wgformer::data::Tokenizer::load(&path)
+                .map(|_| ())
+                .map_err(err)],
+            Some("tsv") => vec![wgformer::data::asr::read_manifest(&path)
+                .map(|_| ())
+                .map_err(err)],
+            Some("txt") => vec![wgformer::data::read_text(&path).map(|_| ()).map_err(err)],
+            Some("safetensors") => {
+                let bytes = std::fs::read(&path).unwrap();
+                vec![
+                    wgformer::train::checkpoint::tensors_from_bytes(&path, &bytes)
+                        .map(|_| ())
+                        .map_err(err),
+                ]
+            }
+            _ => continue,
+        };
+        for r in results {
+            let msg = r.expect_err(&format!("{name} must be refused"));
+            assert!(
+                msg.contains(&name),
+                "{name}: the error does not name the file: {msg}"
+            );
+        }
+        seen += 1;
+    }
+    assert!(
+        seen >= 11,
+        "only {seen} broken files found in {}",
+        dir.display()
+    );
 }
