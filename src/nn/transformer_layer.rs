@@ -22,6 +22,36 @@ fn residual(x: &Tensor, branch: &Tensor, ctx: &Ctx, p: f32) -> Result<Tensor> {
     ops::add(x, &ctx.dropout(branch, p)?)
 }
 
+/// x + Dropout(SelfAttn(LN(x))), appending to `cache` when decoding incrementally.
+fn self_attention_branch(
+    x: &Tensor,
+    norm: &LayerNorm,
+    attn: &MultiHeadAttention,
+    mask: &AttentionMask,
+    ctx: &Ctx,
+    p: f32,
+    cache: Option<&mut KvCache>,
+) -> Result<Tensor> {
+    let h = norm.forward(x)?;
+    let a = match cache {
+        Some(cache) => attn.forward_self_cached(&h, mask, cache)?,
+        None => attn.forward(&h, &h, mask)?,
+    };
+    residual(x, &a, ctx, p)
+}
+
+/// x + Dropout(FFN(LN(x))): every layer's last branch.
+fn feed_forward_branch(
+    x: &Tensor,
+    norm: &LayerNorm,
+    ffn: &FeedForward,
+    ctx: &Ctx,
+    p: f32,
+) -> Result<Tensor> {
+    let f = ffn.forward(&norm.forward(x)?, ctx)?;
+    residual(x, &f, ctx, p)
+}
+
 /// x + SelfAttn(LN(x)), then x + FFN(LN(x)).
 pub struct SelfAttentionLayer {
     pub norm1: LayerNorm,
@@ -55,14 +85,16 @@ impl SelfAttentionLayer {
         ctx: &Ctx,
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        let a = match cache {
-            Some(cache) => self.self_attn.forward_self_cached(&h, mask, cache)?,
-            None => self.self_attn.forward(&h, &h, mask)?,
-        };
-        let x = residual(x, &a, ctx, self.dropout)?;
-        let f = self.ffn.forward(&self.norm2.forward(&x)?, ctx)?;
-        residual(&x, &f, ctx, self.dropout)
+        let x = self_attention_branch(
+            x,
+            &self.norm1,
+            &self.self_attn,
+            mask,
+            ctx,
+            self.dropout,
+            cache,
+        )?;
+        feed_forward_branch(&x, &self.norm2, &self.ffn, ctx, self.dropout)
     }
 }
 
@@ -132,12 +164,8 @@ impl CrossAttentionLayer {
             Some(c) => (Some(&mut c.self_kv), Some(&mut c.cross_kv)),
             None => (None, None),
         };
-        let h = self.norm1.forward(x)?;
-        let a = match self_kv {
-            Some(kv) => self.self_attn.forward_self_cached(&h, self_mask, kv)?,
-            None => self.self_attn.forward(&h, &h, self_mask)?,
-        };
-        let x = residual(x, &a, ctx, self.dropout)?;
+        let p = self.dropout;
+        let x = self_attention_branch(x, &self.norm1, &self.self_attn, self_mask, ctx, p, self_kv)?;
         let h = self.cross_norm.forward(&x)?;
         let c = match cross_kv {
             Some(kv) => self
@@ -145,9 +173,8 @@ impl CrossAttentionLayer {
                 .forward_cross_cached(&h, memory, memory_mask, kv)?,
             None => self.cross_attn.forward(&h, memory, memory_mask)?,
         };
-        let x = residual(&x, &c, ctx, self.dropout)?;
-        let f = self.ffn.forward(&self.norm2.forward(&x)?, ctx)?;
-        residual(&x, &f, ctx, self.dropout)
+        let x = residual(&x, &c, ctx, p)?;
+        feed_forward_branch(&x, &self.norm2, &self.ffn, ctx, p)
     }
 }
 
