@@ -19,6 +19,8 @@
 // Plain Adam (`l2` > 0, decay = 1) folds weight decay into the gradient instead: g += l2 * p.
 // The gradient is first multiplied by clip[1], the global-norm clipping coefficient that
 // `grad_norm_and_clip` (shaders/grad_norm.wgsl) left on the GPU: clipping costs no readback.
+// That kernel writes a coefficient of 0 when the loss or the gradient norm is not finite: the
+// step is then skipped, and param, m and v keep their last good values.
 
 struct Params {
     n: u32,
@@ -36,13 +38,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
-@group(0) @binding(5) var<storage, read> clip: array<f32>; // [norm, coefficient]
+@group(0) @binding(5) var<storage, read> clip: array<f32>; // [norm, coefficient, ...]
 
 @compute @workgroup_size(WG)
 fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.n) { return; }
+    // A zero coefficient marks a step with a non-finite loss or gradient: leave everything as is.
+    if (i >= p.n || clip[1] == 0.0) { return; }
     let g = grad[i] * clip[1] + p.l2 * param[i];
     let m1 = p.beta1 * m[i] + (1.0 - p.beta1) * g;
     let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;

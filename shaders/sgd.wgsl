@@ -17,13 +17,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> buf: array<f32>;
-@group(0) @binding(4) var<storage, read> clip: array<f32>; // [norm, coefficient]
+@group(0) @binding(4) var<storage, read> clip: array<f32>; // [norm, coefficient, ...]
 
 @compute @workgroup_size(WG)
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.n) { return; }
+    // A zero coefficient marks a step with a non-finite loss or gradient: leave everything as is.
+    if (i >= p.n || clip[1] == 0.0) { return; }
     let g = grad[i] * clip[1] + p.weight_decay * param[i];
     let b = p.momentum * buf[i] + g;
     buf[i] = b;

@@ -54,6 +54,19 @@ pub enum Error {
         step: usize,
         checkpoint: std::path::PathBuf,
     },
+    /// A training step whose loss or gradient norm was NaN or infinite; its update was not
+    /// applied, so the weights in memory and every saved checkpoint are the last good ones.
+    #[error(
+        "step {step}: the loss is {loss} and the gradient norm {grad_norm} ({in_a_row} such \
+         step(s) in a row); the update was not applied and the last good checkpoint is kept. \
+         Lower optimizer.lr, set train.max_grad_norm, or set train.on_non_finite: skip"
+    )]
+    NonFinite {
+        step: usize,
+        loss: f32,
+        grad_norm: f32,
+        in_a_row: usize,
+    },
     /// A file that exists but does not hold what was expected (checkpoint, tokenizer, WAV...).
     #[error("{file}: {msg}")]
     Format { file: String, msg: String },

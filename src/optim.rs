@@ -20,6 +20,9 @@ pub struct Optimizer {
     /// Steps taken per parameter: like PyTorch, a parameter that got no gradient in a step
     /// does not advance its own bias correction.
     steps: Vec<u32>,
+    /// The parameters the last `step_clipped` updated, so `undo_step_count` can take a skipped
+    /// step back out of the bias correction.
+    last_stepped: Vec<usize>,
     pub hyper: AdamWParams,
 }
 
@@ -45,6 +48,7 @@ impl AdamW {
             m,
             v,
             steps,
+            last_stepped: Vec::new(),
             hyper,
         })
     }
@@ -85,19 +89,33 @@ impl AdamW {
     }
 
     /// One training step's end: clip the gradients to a global norm of `max_norm` (<= 0: no
-    /// clipping), update, zero the gradients. All on the GPU; nothing is read back.
-    pub fn clip_step_zero(&mut self, max_norm: f32) -> Result<()> {
+    /// clipping), update, zero the gradients. All on the GPU; nothing is read back. Returns the
+    /// `[norm, coefficient, loss]` tensor of `ops::grad_norm_and_clip` for the caller to read
+    /// once: if the loss or the norm is not finite the GPU skipped the update (coefficient 0),
+    /// and the caller should call `undo_step_count`.
+    pub fn clip_step_zero(&mut self, max_norm: f32, loss: Option<&Tensor>) -> Result<Tensor> {
         let grads: Vec<Tensor> = self.params.iter().filter_map(Tensor::grad).collect();
         let refs: Vec<&Tensor> = grads.iter().collect();
-        let clip = crate::ops::grad_norm_and_clip(&refs, max_norm)?;
+        let clip = crate::ops::grad_norm_and_clip(&refs, max_norm, loss)?;
         self.step_clipped(Some(&clip))?;
         self.zero_grad();
-        Ok(())
+        Ok(clip)
+    }
+
+    /// Take the last step back out of the per-parameter step counts, after the GPU skipped it
+    /// (a non-finite loss or gradient): the weights and moments were left as they were, so the
+    /// bias correction must not advance either.
+    pub fn undo_step_count(&mut self) {
+        for &i in &self.last_stepped {
+            self.steps[i] -= 1;
+        }
+        self.last_stepped.clear();
     }
 
     /// `step`, with every gradient first scaled by the clipping coefficient in `clip`
-    /// (the [2] tensor of `ops::grad_norm_and_clip`), which stays on the GPU.
+    /// (the tensor of `ops::grad_norm_and_clip`), which stays on the GPU.
     pub fn step_clipped(&mut self, clip: Option<&Tensor>) -> Result<()> {
+        self.last_stepped.clear();
         for (i, p) in self.params.iter().enumerate() {
             let Some(g) = p.grad() else { continue };
             let h = &self.hyper;
@@ -108,6 +126,7 @@ impl AdamW {
                 None => adamw_update(p, &g, &self.m[i], &self.v[i], h, self.steps[i] + 1, clip)?,
             }
             self.steps[i] += 1;
+            self.last_stepped.push(i);
         }
         Ok(())
     }

@@ -167,7 +167,7 @@ fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
         .sqrt();
     let (ta, tb) = (tensor(&a, &[1000]), tensor(&b, &[7]));
     for max_norm in [0.0f32, 1.0, 1e6] {
-        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm)
+        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm, None)
             .unwrap()
             .to_vec()
             .unwrap();
@@ -179,11 +179,11 @@ fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
         assert_close(
             &format!("norm, coefficient at max_norm {max_norm}"),
             &out,
-            &[norm, coef],
+            &[norm, coef, 0.0],
             1e-5,
         );
     }
-    assert!(ops::grad_norm_and_clip(&[], 1.0).is_err());
+    assert!(ops::grad_norm_and_clip(&[], 1.0, None).is_err());
 }
 
 #[test]
@@ -196,7 +196,7 @@ fn clipped_adamw_step_equals_the_reference_step_on_the_scaled_gradient() {
         ..Default::default()
     };
     let g = tensor(&gv, &[n]);
-    let clip = ops::grad_norm_and_clip(&[&g], 0.5).unwrap();
+    let clip = ops::grad_norm_and_clip(&[&g], 0.5, None).unwrap();
     let coef = clip.to_vec().unwrap()[1] as f64;
     assert!(coef < 1.0, "the test gradient must actually be clipped");
     let (p, m, v) = (
@@ -273,4 +273,81 @@ fn adam_with_coupled_weight_decay_equals_adamw_without_decay_on_the_l2_gradient(
     };
     adamw_step(&mut rp, &g_l2, &mut rm, &mut rv, 1, &h);
     assert_close("adam param", &p.to_vec().unwrap(), &rp, 1e-5);
+}
+
+/// A step whose gradient norm or loss is NaN or infinite leaves the weights and the moments
+/// exactly as they were (the GPU skips it), and a good step after it updates them as usual.
+#[test]
+fn a_step_with_a_non_finite_gradient_or_loss_is_skipped_on_the_gpu() {
+    let n = 5;
+    let pv = values(n, 31);
+    let p = tensor(&pv, &[n]).into_param("p");
+    let h = AdamWParams {
+        lr: 0.1,
+        ..Default::default()
+    };
+    let mut opt = AdamW::new(vec![p.clone()], h).unwrap();
+    // loss = sum(p * x), so the gradient is x; `loss_override` replaces the loss handed over.
+    let step = |opt: &mut AdamW, x: &[f32], loss_override: Option<f32>| -> Vec<f32> {
+        let loss = ops::sum_axis(&ops::mul(&p, &tensor(x, &[n])).unwrap(), 0).unwrap();
+        loss.backward().unwrap();
+        let given = loss_override.map(|v| tensor(&[v], &[1]));
+        let report = opt
+            .clip_step_zero(1.0, Some(given.as_ref().unwrap_or(&loss)))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        if report[1] == 0.0 {
+            opt.undo_step_count();
+        }
+        report
+    };
+    let mut nan_grad = vec![0.5; n];
+    nan_grad[2] = f32::NAN;
+    let mut inf_grad = vec![0.5; n];
+    inf_grad[4] = f32::INFINITY;
+    for (what, x, loss) in [
+        ("NaN gradient", &nan_grad, None),
+        ("infinite gradient", &inf_grad, None),
+        ("NaN loss", &vec![0.5; n], Some(f32::NAN)),
+        ("infinite loss", &vec![0.5; n], Some(f32::NEG_INFINITY)),
+    ] {
+        let report = step(&mut opt, x, loss);
+        assert_eq!(report[1], 0.0, "{what}: coefficient {report:?}");
+        assert!(
+            !(report[0].is_finite() && report[2].is_finite()),
+            "{what}: {report:?}"
+        );
+        assert_eq!(p.to_vec().unwrap(), pv, "{what}: the weights moved");
+        for (name, t) in opt.state() {
+            assert!(
+                t.to_vec().unwrap().iter().all(|&x| x == 0.0),
+                "{what}: {name} moved"
+            );
+        }
+        assert_eq!(opt.steps(), &[0], "{what}: the step was counted");
+    }
+    let report = step(&mut opt, &vec![0.5; n], None);
+    assert!(report[1] > 0.0 && report[2].is_finite(), "{report:?}");
+    assert!(p.to_vec().unwrap() != pv, "a good step must update");
+    assert_eq!(opt.steps(), &[1]);
+}
+
+#[test]
+fn sgd_skips_a_step_with_a_non_finite_gradient_too() {
+    let n = 4;
+    let pv = values(n, 41);
+    let p = tensor(&pv, &[n]).into_param("p");
+    let mut opt = AdamW::sgd(vec![p.clone()], 0.1, 0.9, 0.0).unwrap();
+    let mut x = vec![0.5; n];
+    x[1] = f32::NAN;
+    let loss = ops::sum_axis(&ops::mul(&p, &tensor(&x, &[n])).unwrap(), 0).unwrap();
+    loss.backward().unwrap();
+    let report = opt
+        .clip_step_zero(0.0, Some(&loss))
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(report[1], 0.0, "{report:?}");
+    assert_eq!(p.to_vec().unwrap(), pv, "the weights moved");
 }

@@ -297,10 +297,10 @@ fn a_tiny_model_learns_three_utterances() {
         step: 0,
         seed: 1,
     };
-    let first = trainer.train_step(&b).unwrap().0;
+    let first = trainer.train_step(&b).unwrap().loss;
     let mut last = first;
     for _ in 0..150 {
-        last = trainer.train_step(&b).unwrap().0;
+        last = trainer.train_step(&b).unwrap().loss;
     }
     assert!(last < 0.1 * first, "loss {first} -> {last}");
     let enc = encode_batch(&trainer.model, &b, &Ctx::eval()).unwrap();

@@ -163,3 +163,43 @@ fn a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoints() {
     wgformer::train::clm::load_model(&gpu(), &latest).unwrap();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn under_the_skip_policy_bad_steps_are_logged_and_skipped_until_too_many_in_a_row() {
+    let base = std::env::temp_dir().join(format!("wgformer-skip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let mut config = tiny_run_config(&base);
+    // The first step blows the weights up to ~1e30; every later loss is NaN, and skipping a
+    // step leaves those weights as they are, so the run stops after 3 skips + 1.
+    config.apply_override("optimizer.lr=1e30").unwrap();
+    config.apply_override("train.max_grad_norm=0").unwrap();
+    config.apply_override("train.on_non_finite=skip").unwrap();
+    config.apply_override("train.max_skipped_steps=3").unwrap();
+    let err = run(
+        &config,
+        &RunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap_err();
+    let wgformer::Error::NonFinite { step, in_a_row, .. } = err else {
+        panic!("expected Error::NonFinite, got {err}");
+    };
+    assert_eq!(in_a_row, 4, "{err}");
+    let skipped =
+        wgformer::train::metrics::read_records(&base.join("run/metrics.jsonl"), "non_finite")
+            .unwrap();
+    let steps: Vec<f64> = skipped
+        .iter()
+        .map(|r| r["step"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        (step - 3..=step).map(|s| s as f64).collect::<Vec<_>>(),
+        "every bad step is logged"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

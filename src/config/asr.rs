@@ -3,7 +3,7 @@
 //! missing ones, errors that name the file and the key, `--set key.path=value` overrides.
 
 use super::yaml::{self, float};
-use super::{OptimizerConfig, SchedulerConfig};
+use super::{NonFinitePolicy, OptimizerConfig, SchedulerConfig};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -139,6 +139,9 @@ pub struct AsrTrainConfig {
     pub seed: u64,
     pub out_dir: PathBuf,
     pub log_interval: usize,
+    /// As the CLM's `train.on_non_finite` / `max_skipped_steps`.
+    pub on_non_finite: NonFinitePolicy,
+    pub max_skipped_steps: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -252,6 +255,8 @@ impl Default for AsrTrainConfig {
             seed: 7,
             out_dir: PathBuf::from("runs/asr"),
             log_interval: 10,
+            on_non_finite: NonFinitePolicy::Stop,
+            max_skipped_steps: 10,
         }
     }
 }

@@ -105,6 +105,22 @@ pub struct TrainConfig {
     pub out_dir: PathBuf,
     /// Print training loss every `log_interval` steps.
     pub log_interval: usize,
+    /// What a step whose loss or gradient norm is NaN or infinite does (its update is never
+    /// applied): `stop` the run, or `skip` it and go on.
+    pub on_non_finite: NonFinitePolicy,
+    /// Under `skip`, the run still stops after this many such steps in a row.
+    pub max_skipped_steps: usize,
+}
+
+/// `train.on_non_finite`: the GPU never applies a step whose loss or gradient norm is not
+/// finite; this says whether training then stops (naming the step) or goes on with the next
+/// batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonFinitePolicy {
+    #[default]
+    Stop,
+    Skip,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +250,8 @@ impl Default for TrainConfig {
             seed: 42,
             out_dir: PathBuf::from("runs/clm"),
             log_interval: 10,
+            on_non_finite: NonFinitePolicy::Stop,
+            max_skipped_steps: 10,
         }
     }
 }

@@ -50,8 +50,9 @@ pub(crate) fn kernels() -> Vec<Kernel> {
 }
 
 /// One AdamW step (1-based `step`) of `param` with gradient `grad`, updating `param`, `m` and
-/// `v` in place on the GPU. Nothing is read back. `clip`, a [2] tensor [norm, coefficient]
-/// from `ops::grad_norm_and_clip`, scales the gradient first; `None` means no clipping.
+/// `v` in place on the GPU. Nothing is read back. `clip`, the [norm, coefficient, loss] tensor
+/// from `ops::grad_norm_and_clip`, scales the gradient first (a coefficient of 0 skips the
+/// step); `None` means no clipping.
 #[allow(clippy::too_many_arguments)]
 pub fn adamw_update(
     param: &Tensor,
@@ -87,11 +88,11 @@ pub fn adamw_update(
     }
     let ones;
     let clip = match clip {
-        Some(c) if c.numel() == 2 && c.dtype() == DType::F32 => c,
+        Some(c) if c.numel() >= 2 && c.dtype() == DType::F32 => c,
         Some(c) => {
             return Err(Error::shape(
                 OP,
-                format!("clip must be the [2] f32 tensor of grad_norm_and_clip, got {c:?}"),
+                format!("clip must be the f32 [norm, coefficient, loss] tensor of grad_norm_and_clip, got {c:?}"),
             ))
         }
         None => {

@@ -23,21 +23,42 @@ fn finish_kernel() -> Kernel {
         .define("WG", WG)
         .write(1)
         .write(3)
+        .read(4)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
     vec![sum_squares_kernel(), finish_kernel()]
 }
 
-/// sqrt(sum of every gradient element squared) and min(1, max_norm / norm), as a [2] tensor.
-/// `max_norm <= 0` gives a coefficient of 1 (no clipping).
-pub fn grad_norm_and_clip(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
+/// `[norm, coefficient, loss]` as a [3] tensor: norm = sqrt(sum of every gradient element
+/// squared), coefficient = min(1, max_norm / norm) (1 when `max_norm <= 0`: no clipping), and
+/// `loss` copied from the optional [1] tensor (0 without one) so that one readback brings both.
+/// A non-finite norm or loss makes the coefficient exactly 0: the optimizer skips the step.
+pub fn grad_norm_and_clip(
+    grads: &[&Tensor],
+    max_norm: f32,
+    loss: Option<&Tensor>,
+) -> Result<Tensor> {
     let Some(first) = grads.first() else {
         return Err(Error::shape("grad_norm_and_clip", "no gradients"));
     };
     let gpu = first.gpu();
+    let zero;
+    let loss = match loss {
+        Some(l) if l.numel() == 1 && l.dtype() == crate::tensor::DType::F32 => l,
+        Some(l) => {
+            return Err(Error::shape(
+                "grad_norm_and_clip",
+                format!("the loss must be one f32 value, got {l:?}"),
+            ))
+        }
+        None => {
+            zero = Tensor::zeros(gpu, &[1])?;
+            &zero
+        }
+    };
     let partials = Tensor::empty(gpu, &[grads.len()])?;
-    let out = Tensor::empty(gpu, &[2])?;
+    let out = Tensor::empty(gpu, &[3])?;
     for (slot, g) in grads.iter().enumerate() {
         let params = [g.numel() as u32, slot as u32, 0, 0];
         gpu.dispatch(
@@ -51,7 +72,7 @@ pub fn grad_norm_and_clip(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
     gpu.dispatch(
         &finish_kernel(),
         &params,
-        &[partials.storage(), out.storage()],
+        &[partials.storage(), out.storage(), loss.storage()],
         [1, 1, 1],
     )?;
     Ok(out)

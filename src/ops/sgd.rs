@@ -22,7 +22,8 @@ pub(crate) fn kernels() -> Vec<Kernel> {
 }
 
 /// p -= lr * (momentum * buf + grad * clip + weight_decay * p), updating `buf` too.
-/// `clip` is the [2] tensor of `grad_norm_and_clip` (None: no clipping).
+/// `clip` is the [norm, coefficient, loss] tensor of `grad_norm_and_clip` (None: no clipping;
+/// a coefficient of 0 skips the step).
 pub fn sgd_update(
     param: &Tensor,
     grad: &Tensor,

@@ -17,6 +17,7 @@ use super::checkpoint;
 use super::clm::{self, schedule};
 use super::error_rate::ErrorRates;
 use super::metrics::MetricsLog;
+use super::non_finite::NonFiniteGuard;
 use crate::audio::{self, SpecAugmentConfig};
 use crate::config::{conv_strides, AsrConfig, DecodeMode};
 use crate::data::asr::{
@@ -398,6 +399,7 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     let train_started = Instant::now();
     let first_step = trainer.step;
     let (mut frames_seen, mut last_loss) = (0usize, f32::NAN);
+    let mut guard = NonFiniteGuard::new(t.on_non_finite, t.max_skipped_steps);
     'training: while trainer.step < total_steps {
         let utts = epoch_utterances(&train, &spec, t.seed ^ (epoch as u64 + 1));
         let batches: Vec<AsrBatch> = AsrBatcher::new(utts, t.max_frames, t.max_batch, t.seed)?
@@ -433,8 +435,11 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
                     checkpoint: files.root.join(name),
                 });
             }
-            let (loss, lr) = trainer.train_step(batch)?;
-            last_loss = loss;
+            let stats = trainer.train_step(batch)?;
+            let (loss, lr) = (stats.loss, stats.lr);
+            if !guard.after_step(trainer.step, &stats, &mut log)? {
+                last_loss = loss;
+            }
             frames_seen += batch
                 .feature_lens
                 .iter()

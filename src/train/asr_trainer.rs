@@ -4,6 +4,7 @@
 //! KV cache (greedy, batched, or beam search) and scores CER / WER.
 
 use super::error_rate::ErrorRates;
+use super::lm::StepStats;
 use super::schedule::LrSchedule;
 use crate::data::asr::AsrBatch;
 use crate::data::{Tokenizer, EOS, PAD, SOS};
@@ -107,26 +108,31 @@ impl AsrTrainer {
         ops::add(&ce, &ctc.reshape(ce.shape())?)
     }
 
-    /// One optimizer step on `batch`; returns the loss (the only value read back).
-    pub fn train_step(&mut self, batch: &AsrBatch) -> Result<(f32, f64)> {
+    /// One optimizer step on `batch`. Reads back one thing, [gradient norm, clipping
+    /// coefficient, loss]; a non-finite loss or norm means the GPU skipped the update
+    /// (`StepStats::skipped`), and the caller's `NonFiniteGuard` decides what follows.
+    pub fn train_step(&mut self, batch: &AsrBatch) -> Result<StepStats> {
         let lr = self.schedule.lr(self.step);
         self.optimizer.set_lr(lr as f32);
         let ctx = Ctx::train(self.seed ^ ((self.step as u64) << 16));
         let loss = self.loss(batch, &ctx)?;
         loss.backward()?;
-        self.optimizer.clip_step_zero(self.max_grad_norm)?;
+        let report = self
+            .optimizer
+            .clip_step_zero(self.max_grad_norm, Some(&loss))?;
         self.step += 1;
-        let value = {
-            let _g = crate::no_grad();
-            loss.to_scalar()?
-        };
-        if !value.is_finite() {
-            return Err(Error::format(
-                "training",
-                format!("the loss became {value} at step {}", self.step),
-            ));
+        let report = report.to_vec()?;
+        let skipped = report[1] == 0.0;
+        if skipped {
+            self.optimizer.undo_step_count();
         }
-        Ok((value, lr))
+        Ok(StepStats {
+            loss: report[2],
+            lr,
+            tokens: batch.target_lens.iter().map(|&n| n as usize).sum(),
+            grad_norm: report[0],
+            skipped,
+        })
     }
 }
 

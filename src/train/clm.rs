@@ -9,6 +9,7 @@
 use super::checkpoint;
 use super::lm::LmTrainer;
 use super::metrics::{read_records, MetricsLog};
+use super::non_finite::NonFiniteGuard;
 use super::plot::{plot_curves, Series};
 use super::schedule::{Decay, LrSchedule, Warmup};
 use crate::config::{
@@ -313,6 +314,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         .verbose
         .then(|| progress_bar(total_steps as u64, trainer.step as u64));
     let mut losses = Vec::new();
+    let mut guard = NonFiniteGuard::new(t.on_non_finite, t.max_skipped_steps);
     let mut last_val = f64::NAN;
     let (mut tokens_seen, started) = (0usize, Instant::now());
     let first_step = trainer.step;
@@ -344,13 +346,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         }
         let micro: Vec<_> = (&mut stream).take(accum).collect();
         let stats = trainer.train_step(&micro)?;
-        if !stats.loss.is_finite() {
-            return Err(Error::Gpu(format!(
-                "step {}: the loss is {} (lower optimizer.lr or set train.max_grad_norm)",
-                trainer.step, stats.loss
-            )));
+        if !guard.after_step(trainer.step, &stats, &mut log)? {
+            losses.push(stats.loss);
         }
-        losses.push(stats.loss);
         tokens_seen += stats.tokens;
         let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
         let step = trainer.step;

@@ -28,6 +28,10 @@ pub struct StepStats {
     pub loss: f32,
     pub lr: f64,
     pub tokens: usize,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// The loss or the gradient norm was not finite, so the GPU did not apply the update.
+    pub skipped: bool,
 }
 
 /// Non-padding targets in a batch: the tokens the loss averages over.
@@ -85,13 +89,23 @@ impl LmTrainer {
             });
             tokens += batch.batch_size * batch.seq_len;
         }
-        self.optimizer.clip_step_zero(self.max_grad_norm)?;
+        let report = self
+            .optimizer
+            .clip_step_zero(self.max_grad_norm, total.as_ref())?;
         self.step += 1;
-        let loss = total
-            .map(|t| t.to_scalar())
-            .transpose()?
-            .unwrap_or(f32::NAN);
-        Ok(StepStats { loss, lr, tokens })
+        // The step's one readback: [gradient norm, clipping coefficient, loss].
+        let report = report.to_vec()?;
+        let skipped = report[1] == 0.0;
+        if skipped {
+            self.optimizer.undo_step_count();
+        }
+        Ok(StepStats {
+            loss: report[2],
+            lr,
+            tokens,
+            grad_norm: report[0],
+            skipped,
+        })
     }
 
     /// Token-weighted mean cross-entropy (no label smoothing, no dropout) over `batches`.

@@ -9,6 +9,7 @@ pub mod error_rate;
 pub mod interrupt;
 pub mod lm;
 pub mod metrics;
+pub mod non_finite;
 pub mod plot;
 pub mod schedule;
 
