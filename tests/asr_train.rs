@@ -45,20 +45,23 @@ fn write_corpus(dir: &Path) {
     }
 }
 
-fn config(dir: &Path, out: &Path, steps: usize) -> AsrConfig {
-    let yaml = format!(
+fn config_yaml(dir: &Path, out: &Path, steps: usize, eval_interval: usize) -> String {
+    format!(
         "data: {{corpus_dir: {}, build_corpus: false}}
 features: {{n_mels: 20, speed_perturb: [1.0], noise_probability: 0.0, spec_augment: {{freq_masks: 0, time_masks: 0}}}}
 model: {{d_model: 32, num_heads: 2, d_ff: 64, encoder_layers: 1, decoder_layers: 1, dropout: 0.0, conv_channels: 4, time_reduction: 4, ctc_weight: 0.3, max_source_len: 128, max_target_len: 32}}
-train: {{max_frames: 2000, max_batch: 4, epochs: null, max_steps: {steps}, label_smoothing: 0.0, eval_interval: 50, eval_utterances: 0, out_dir: {}, log_interval: 10}}
+train: {{max_frames: 2000, max_batch: 4, epochs: null, max_steps: {steps}, label_smoothing: 0.0, eval_interval: {eval_interval}, eval_utterances: 0, out_dir: {}, log_interval: 1}}
 decode: {{beam_width: 2}}
 optimizer: {{lr: 3e-3}}
 scheduler: {{kind: constant, warmup_steps: 0}}
 ",
         dir.display(),
         out.display()
-    );
-    AsrConfig::from_yaml_str(&yaml, "asr-train-test.yaml").unwrap()
+    )
+}
+
+fn config(dir: &Path, out: &Path, steps: usize) -> AsrConfig {
+    AsrConfig::from_yaml_str(&config_yaml(dir, out, steps, 50), "asr-train-test.yaml").unwrap()
 }
 
 fn temp(tag: &str) -> PathBuf {
@@ -259,4 +262,96 @@ fn the_shipped_recognizer_transcribes_a_held_out_sentence() {
             "{mode:?}: {text:?} is too far from {reference:?}"
         );
     }
+}
+
+/// The training loss of every step, the last logged one where a resumed run logged it again.
+fn step_losses(out: &Path) -> Vec<f64> {
+    let mut by_step = std::collections::BTreeMap::new();
+    let records = wgformer::train::metrics::read_records(&out.join("metrics.jsonl"), "train");
+    for r in records.unwrap() {
+        by_step.insert(
+            r["step"].as_f64().unwrap() as u64,
+            r["loss"].as_f64().unwrap(),
+        );
+    }
+    by_step.into_values().collect()
+}
+
+/// The ASR trainer shares the CLM's checkpoint code, but not its loop (epochs of length
+/// buckets, skipping the batches a resumed epoch already did): SIGKILL `train_asr` three times
+/// at moments tied to its progress, resume each time, and the losses of all 30 steps equal an
+/// uninterrupted run's.
+#[test]
+fn asr_training_killed_three_times_resumes_to_the_uninterrupted_losses() {
+    use std::time::{Duration, Instant};
+    let Some(train_asr) = example("train_asr") else {
+        panic!("the train_asr example could not be built");
+    };
+    const STEPS: usize = 30;
+    let root = temp("kill");
+    let corpus = root.join("corpus");
+    write_corpus(&corpus);
+    let (reference, killed) = (root.join("reference"), root.join("killed"));
+    let reference_config = AsrConfig::from_yaml_str(
+        &config_yaml(&corpus, &reference, STEPS, 2),
+        "reference.yaml",
+    )
+    .unwrap();
+    let opts = AsrRunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    };
+    run(&reference_config, &opts).unwrap();
+    let want = step_losses(&reference);
+    assert_eq!(want.len(), STEPS);
+
+    let config_file = root.join("killed.yaml");
+    std::fs::write(&config_file, config_yaml(&corpus, &killed, STEPS, 2)).unwrap();
+    let spawn = || {
+        std::process::Command::new(&train_asr)
+            .arg("--config")
+            .arg(&config_file)
+            .arg("--resume")
+            .env("WGFORMER_AUTOTUNE", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let logged = || {
+        std::fs::read_to_string(killed.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n') && l.contains("\"train\""))
+            .count()
+    };
+    for (kill, ahead) in [3usize, 4, 5].into_iter().enumerate() {
+        let before = logged();
+        let mut child = spawn();
+        let start = Instant::now();
+        while logged() < before + ahead && child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "kill {kill}: the run ended first"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let latest = wgformer::train::checkpoint::latest(&killed.join("checkpoints")).unwrap();
+        if let Some(dir) = latest {
+            Recognizer::load(&Gpu::shared().unwrap(), &dir, None)
+                .unwrap_or_else(|e| panic!("kill {kill}: {} unreadable: {e}", dir.display()));
+        }
+    }
+    let status = spawn().wait().unwrap();
+    assert!(status.success(), "the final resume failed: {status}");
+    let got = step_losses(&killed);
+    assert_eq!(got.len(), STEPS);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "step {}: resumed {g}, uninterrupted {w}", i + 1);
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -69,6 +69,26 @@ fn spawn(config: &Path) -> Child {
         .unwrap()
 }
 
+/// Complete `train` lines in the metrics log so far (a resumed run logs redone steps again, so
+/// this only grows while the run makes progress).
+fn logged_steps(run_dir: &Path) -> usize {
+    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && l.contains("\"train\""))
+        .count()
+}
+
+/// What an unfinished save leaves in the checkpoint folder: `.NAME.tmp-PID`, `.NAME.old-PID`.
+fn dot_entries(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The last logged training loss of every step (a resumed run logs redone steps again).
 fn losses(run_dir: &Path) -> Vec<f64> {
     let mut by_step = std::collections::BTreeMap::new();
@@ -104,23 +124,38 @@ fn sigkill_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_re
     let run_dir = base.join("killed/run");
     let root = run_dir.join("checkpoints");
     let mut rng = SplitMix64::new(5);
-    let (mut kills, mut survived_checks) = (0, 0);
+    let (mut kills, mut survived_checks, mut mid_save) = (0, 0, 0);
     for _ in 0..8 {
+        let before = logged_steps(&run_dir);
         let mut child = spawn(&cfg);
-        // Let it get some steps in (start-up is ~0.5-1 s), then kill at a random moment.
-        let wait = Duration::from_millis(150 + rng.next_u64() % 1500);
-        let start = Instant::now();
-        while start.elapsed() < wait {
-            if child.try_wait().unwrap().is_some() {
+        // Kill at a moment tied to the child's own progress, not to the clock, so the test means
+        // the same on a slow CPU adapter and a fast GPU: wait until it has logged 1-8 more steps,
+        // then kill after a random fraction of one step's time (often mid-checkpoint: this
+        // config saves after every step).
+        let ahead = 1 + (rng.next_u64() % 8) as usize;
+        let (mut first_seen, start) = (None, Instant::now());
+        while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120) {
+            let now = logged_steps(&run_dir);
+            if now > before && first_seen.is_none() {
+                first_seen = Some((Instant::now(), now));
+            }
+            if now >= before + ahead {
+                let step_time = match first_seen {
+                    Some((t, n)) if now > n => t.elapsed() / (now - n) as u32,
+                    _ => Duration::from_millis(20),
+                };
+                let fraction = (rng.next_u64() % 1000) as u32;
+                std::thread::sleep(step_time * fraction / 1000);
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
         }
         child.wait().unwrap();
+        mid_save += usize::from(!dot_entries(&root).is_empty());
         if let Some(dir) = checkpoint::latest(&root).unwrap() {
             let gpu = wgformer::Gpu::shared().unwrap();
             load_model(&gpu, &dir).unwrap_or_else(|e| {
@@ -129,12 +164,17 @@ fn sigkill_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_re
             survived_checks += 1;
         }
     }
-    assert!(kills >= 3, "only {kills} kills landed while training ran");
+    assert_eq!(kills, 8, "the run ended before every kill landed");
     // Finish without interruption; every step's loss equals the uninterrupted run's.
     let status = spawn(&cfg).wait().unwrap();
     assert!(status.success(), "the final resume failed: {status}");
     let got = losses(&run_dir);
     assert_eq!(got.len(), STEPS);
+    let leftovers = dot_entries(&root);
+    assert!(
+        leftovers.is_empty(),
+        "unfinished saves left after the resumed run: {leftovers:?}"
+    );
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(
             g,
@@ -144,7 +184,7 @@ fn sigkill_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_re
         );
     }
     println!(
-        "{kills} kills, {survived_checks} latest checkpoints loaded, {STEPS} losses reproduced"
+        "{kills} kills ({mid_save} in the middle of a save), {survived_checks} latest checkpoints loaded, {STEPS} losses reproduced"
     );
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -159,7 +159,13 @@ impl Gpu {
         {
             let f = Arc::clone(&fault);
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-                record_fault(&f, format!("GPU error: {e}"))
+                let msg = match e {
+                    wgpu::Error::OutOfMemory { .. } => "the GPU is out of memory; use smaller \
+                        batches (train.batch_size, train.max_frames) or a smaller model"
+                        .to_string(),
+                    other => other.to_string(),
+                };
+                record_fault(&f, msg)
             }));
             let f = Arc::clone(&fault);
             device.set_device_lost_callback(move |reason, msg| {

@@ -370,6 +370,9 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
         .map_err(|e| Error::io(out_dir.join("config.yaml"), e))?;
 
     let (mut epoch, mut best) = (0usize, f64::MAX); // JSON has no infinity
+    for line in checkpoint::recover(&files.root)? {
+        say(format!("checkpoints: {line}"));
+    }
     if opts.resume {
         if let Some(dir) = checkpoint::latest(&files.root)? {
             let state: TrainState = serde_json::from_slice(&checkpoint::read(&dir, "state.json")?)

@@ -2,7 +2,8 @@
 //! `safetensors.torch.load_file` reads them), plus whatever small files the trainer adds
 //! (config, optimizer state, progress). A checkpoint is a directory written under a temporary
 //! name and renamed into place, then `latest` (a one-line file naming it) is replaced
-//! atomically: a crash at any moment leaves the previous checkpoint intact and readable.
+//! atomically: a crash at any moment leaves the previous checkpoint intact and readable, and
+//! `recover` tidies up what the crash left behind when the next run starts.
 
 use crate::error::{Error, Result};
 pub use crate::serialize::{tensors_from_bytes, tensors_to_bytes};
@@ -49,6 +50,19 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(|e| Error::io(path, e))
 }
 
+/// Make the renames inside `dir` durable: a rename is only on disk once its directory is
+/// synced. (Windows cannot open a directory as a file; there the rename itself is the best
+/// we get.)
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// Write `files` (name, bytes) as checkpoint `name` under `root` and point `latest` at it.
 pub fn save(root: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> Result<PathBuf> {
     fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
@@ -70,6 +84,7 @@ pub fn save(root: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> Result<PathBu
     } else {
         fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
     }
+    sync_dir(root)?;
     set_latest(root, name)?;
     Ok(dir)
 }
@@ -78,7 +93,59 @@ fn set_latest(root: &Path, name: &str) -> Result<()> {
     let tmp = root.join(format!(".{LATEST}.tmp-{}", std::process::id()));
     write_file(&tmp, name.as_bytes())?;
     let latest = root.join(LATEST);
-    fs::rename(&tmp, &latest).map_err(|e| Error::io(&latest, e))
+    fs::rename(&tmp, &latest).map_err(|e| Error::io(&latest, e))?;
+    sync_dir(root)
+}
+
+/// Tidy what a process killed in the middle of `save` left under `root`, before a run starts:
+/// `.NAME.tmp-PID` (a checkpoint or `latest` half written: never pointed at, so deleted) and
+/// `.NAME.old-PID` (the previous `NAME`, moved aside while a re-save of it was renamed in:
+/// put back if `NAME` is missing, else deleted). Returns what it did, one line per entry.
+pub fn recover(root: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(root, e)),
+    };
+    let mut done = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(root, e))?.path();
+        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(rest) = file.strip_prefix('.') else {
+            continue;
+        };
+        let remove = |path: &Path| {
+            if path.is_dir() {
+                fs::remove_dir_all(path)
+            } else {
+                fs::remove_file(path)
+            }
+            .map_err(|e| Error::io(path, e))
+        };
+        if rest.contains(".tmp-") {
+            remove(&path)?;
+            done.push(format!("removed the unfinished save {}", path.display()));
+        } else if let Some((name, _pid)) = rest.rsplit_once(".old-") {
+            let original = root.join(name);
+            if original.exists() {
+                remove(&path)?;
+                done.push(format!("removed {}, replaced by {name}", path.display()));
+            } else {
+                fs::rename(&path, &original).map_err(|e| Error::io(&original, e))?;
+                done.push(format!(
+                    "restored {} from {}",
+                    original.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    if !done.is_empty() {
+        sync_dir(root)?;
+    }
+    Ok(done)
 }
 
 /// The directory `latest` names, if there is one.
@@ -127,4 +194,39 @@ pub fn prune(root: &Path, prefix: &str, keep: usize) -> Result<()> {
         fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recover_deletes_unfinished_saves_and_puts_back_a_checkpoint_moved_aside() {
+        let root = std::env::temp_dir().join(format!("wgformer-recover-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        save(&root, "step-0000001", &[("a.txt", b"one".to_vec())]).unwrap();
+        // A kill between the two renames of a re-save of "best": only the old copy exists.
+        fs::create_dir_all(root.join(".best.old-77")).unwrap();
+        fs::write(root.join(".best.old-77/a.txt"), b"best").unwrap();
+        // A kill while writing step 2 and while replacing `latest`.
+        fs::create_dir_all(root.join(".step-0000002.tmp-78")).unwrap();
+        fs::write(root.join(".latest.tmp-78"), b"step-0000002").unwrap();
+        // A kill after "step-0000001" was re-saved but before its old copy was deleted.
+        fs::create_dir_all(root.join(".step-0000001.old-79")).unwrap();
+        let done = recover(&root).unwrap();
+        assert_eq!(done.len(), 4, "{done:?}");
+        let mut left: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["best", "latest", "step-0000001"]);
+        assert_eq!(read(&root.join("best"), "a.txt").unwrap(), b"best");
+        assert_eq!(latest(&root).unwrap(), Some(root.join("step-0000001")));
+        assert!(
+            recover(&root).unwrap().is_empty(),
+            "a second pass finds nothing"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -281,6 +281,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         .map_err(|e| Error::io(out_dir.join("config.yaml"), e))?;
 
     let mut best = f64::INFINITY;
+    for line in checkpoint::recover(&ckpt_root)? {
+        if opts.verbose {
+            eprintln!("checkpoints: {line}");
+        }
+    }
     if opts.resume {
         if let Some(dir) = checkpoint::latest(&ckpt_root)? {
             let state_path = dir.join("state.json");
