@@ -171,10 +171,6 @@ fn main() {
         (None, false) => &[64, 128, 256, 512, 1024],
     };
     println!("adapter: {}", gpu.adapter_name());
-    println!(
-        "fused kernel: {:?}",
-        ops::AttentionKernel::for_adapter(&gpu)
-    );
     // Flat sampling with the minimum of 10 samples: the long cases take seconds per call.
     let mut criterion = Criterion::default()
         .sample_size(10)
@@ -223,10 +219,11 @@ fn main() {
                 );
                 let ratio = fused.zip(unfused).map(|(f, u)| u / f);
                 rows.push(format!(
-                    "{:>5} {:>7} {:>8} {:>10} {:>11} {:>9} {:>10.3} {:>12.3}",
+                    "{:>5} {:>7} {:>8} {:>13} {:>10} {:>11} {:>9} {:>10.3} {:>12.3}",
                     t,
                     if causal { "causal" } else { "full" },
                     pass.name(),
+                    format!("{:?}", ops::AttentionKernel::for_adapter(&gpu, D, t)),
                     text(fused),
                     text(unfused),
                     text(ratio),
@@ -238,14 +235,18 @@ fn main() {
     }
     println!();
     println!("adapter: {}", gpu.adapter_name());
-    println!(
-        "fused kernel: {:?}",
-        ops::AttentionKernel::for_adapter(&gpu)
-    );
     println!("B = {B}, H = {H}, D = {D}; MiB: peak extra GPU memory of one call (see the top of this file)");
     println!(
-        "{:>5} {:>7} {:>8} {:>10} {:>11} {:>9} {:>10} {:>12}",
-        "T", "mask", "pass", "fused ms", "unfused ms", "unf/fus", "fused MiB", "unfused MiB"
+        "{:>5} {:>7} {:>8} {:>13} {:>10} {:>11} {:>9} {:>10} {:>12}",
+        "T",
+        "mask",
+        "pass",
+        "fused kernel",
+        "fused ms",
+        "unfused ms",
+        "unf/fus",
+        "fused MiB",
+        "unfused MiB"
     );
     for row in rows {
         println!("{row}");

@@ -686,11 +686,15 @@ fn backward_dkdv_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         let dt_ab = transpose(ds_cols(p_ab, dp.ab, delta_b));
         let dt_ba = transpose(ds_cols(p_ba, dp.ba, delta_a));
         let dt_bb = transpose(ds_cols(p_bb, dp.bb, delta_b));
+        // Two loops rather than one: each keeps 4 matrices live instead of 8 (one loop
+        // spilled on lavapipe and ran the whole backward ~20% slower).
         for (var c = 0u; c < DV; c++) {
             let do_a = do_quads(qa, c);
             let do_b = do_quads(qb, c);
             acc_dv[2u * c] += do_a * pt_aa + do_b * pt_ab;
             acc_dv[2u * c + 1u] += do_a * pt_ba + do_b * pt_bb;
+        }
+        for (var c = 0u; c < DV; c++) {
             let q_a = q_quads(qa, c);
             let q_b = q_quads(qb, c);
             acc_dk[2u * c] += q_a * dt_aa + q_b * dt_ab;
@@ -698,6 +702,266 @@ fn backward_dkdv_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         }
     }
 
+    for (var r = 0u; r < 8u; r++) {
+        if (j0 + r >= p.tk) { break; }
+        let row = bh * p.tk + j0 + r;
+        for (var c = 0u; c < DV; c++) {
+            dk_out[row * DV + c] = acc_dk[2u * c + r / 4u][r % 4u] * p.scale;
+            dv_out[row * DV + c] = acc_dv[2u * c + r / 4u][r % 4u];
+        }
+    }
+}
+
+// SUBGROUP KERNELS (need Features::SUBGROUP with subgroups of at least 8 lanes; compiled from
+// the whole file, the kernels above from the file up to here, so that those build anywhere)
+//
+// The row-block kernels again, with the streamed side shared through the subgroup. In
+// `forward_rows` every invocation loads all 8 rows of each K and V block itself, and on
+// lavapipe each of those loads is a per-lane scalar loop. Here the 8 lanes of a workgroup own
+// 8 consecutive row blocks of ONE (b, h) (64 rows), walk the same key blocks (the loop bound
+// is the subgroup's largest), and lane x loads row x of each block: `share8` broadcasts the 8
+// loads to every lane, so a block costs each lane 1 load per quad of D instead of 8. The
+// owned rows (Q) are loaded once into private memory instead of once per block.
+
+// Rows 0..3 and 4..7 of a block, as the columns of two matrices.
+struct Quads8 {
+    a: mat4x4<f32>,
+    b: mat4x4<f32>,
+}
+
+// Every lane's `x` (lane r holds row r of a block) to every lane.
+fn share8(x: vec4<f32>) -> Quads8 {
+    return Quads8(mat4x4(subgroupBroadcast(x, 0u), subgroupBroadcast(x, 1u),
+                         subgroupBroadcast(x, 2u), subgroupBroadcast(x, 3u)),
+                  mat4x4(subgroupBroadcast(x, 4u), subgroupBroadcast(x, 5u),
+                         subgroupBroadcast(x, 6u), subgroupBroadcast(x, 7u)));
+}
+
+// The 64-row group of workgroup `wid`: (bh, first row of lane `lane`'s block); bh = batch *
+// heads past the last group. Uniform over the workgroup but for the row.
+fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, n: u32) -> vec2<u32> {
+    let groups = (n + 63u) / 64u;
+    let g = group_index(wid, nwg);
+    return vec2(g / groups, g % groups * 64u + lane * 8u);
+}
+
+// Forward (see `forward_rows`), K and V shared through the subgroup.
+@compute @workgroup_size(ROWS_WG)
+fn forward_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = lane_block(wid, nwg, lane, p.tq);
+    let bh = blk.x;
+    let i0 = blk.y;
+    if (bh >= p.batch * p.heads) { return; }
+    let b = bh / p.heads;
+    let qa = rows4(bh * p.tq, i0, p.tq);
+    let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
+    let lim_a = key_limits(b, i0);
+    let lim_b = key_limits(b, i0 + 4u);
+    let n_keys = subgroupMax(most_keys(lim_a, lim_b));
+    var qc: array<mat4x4<f32>, 2u * DV>;
+    for (var c = 0u; c < DV; c++) {
+        qc[2u * c] = transpose(q_quads(qa, c));
+        qc[2u * c + 1u] = transpose(q_quads(qb, c));
+    }
+
+    var acc: array<mat4x4<f32>, 2u * DV>;
+    var m_a = vec4(NEG_BIG);
+    var m_b = vec4(NEG_BIG);
+    var l_a = vec4(0.0);
+    var l_b = vec4(0.0);
+    for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
+        let kv_row = (bh * p.tk + min(j0 + lane, p.tk - 1u)) * DV;
+        var s: Block8;
+        for (var c = 0u; c < DV; c++) {
+            let kq = share8(k[kv_row + c]);
+            let ta = qc[2u * c];
+            let tb = qc[2u * c + 1u];
+            s = Block8(s.aa + ta * kq.a, s.ab + ta * kq.b, s.ba + tb * kq.a, s.bb + tb * kq.b);
+        }
+        let s_aa = query_scores(s.aa, j0, lim_a);
+        let s_ab = query_scores(s.ab, j0 + 4u, lim_a);
+        let s_ba = query_scores(s.ba, j0, lim_b);
+        let s_bb = query_scores(s.bb, j0 + 4u, lim_b);
+        let mn_a = max(m_a, max(max_cols(s_aa), max_cols(s_ab)));
+        let mn_b = max(m_b, max(max_cols(s_ba), max_cols(s_bb)));
+        let corr_a = exp(m_a - mn_a);
+        let corr_b = exp(m_b - mn_b);
+        let p_aa = exp_rows(s_aa, mn_a);
+        let p_ab = exp_rows(s_ab, mn_a);
+        let p_ba = exp_rows(s_ba, mn_b);
+        let p_bb = exp_rows(s_bb, mn_b);
+        l_a = l_a * corr_a + sum_cols(p_aa) + sum_cols(p_ab);
+        l_b = l_b * corr_b + sum_cols(p_ba) + sum_cols(p_bb);
+        m_a = mn_a;
+        m_b = mn_b;
+        let t_aa = transpose(p_aa);
+        let t_ab = transpose(p_ab);
+        let t_ba = transpose(p_ba);
+        let t_bb = transpose(p_bb);
+        for (var c = 0u; c < DV; c++) {
+            let vq = share8(v[kv_row + c]);
+            acc[2u * c] = scale_cols(acc[2u * c], corr_a) + vq.a * t_aa + vq.b * t_ab;
+            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], corr_b) + vq.a * t_ba + vq.b * t_bb;
+        }
+    }
+    let inv_a = select(vec4(0.0), 1.0 / l_a, l_a > vec4(0.0));
+    let inv_b = select(vec4(0.0), 1.0 / l_b, l_b > vec4(0.0));
+    let lse_a = select(vec4(0.0), m_a + log(l_a), l_a > vec4(0.0));
+    let lse_b = select(vec4(0.0), m_b + log(l_b), l_b > vec4(0.0));
+    for (var r = 0u; r < 8u; r++) {
+        if (i0 + r >= p.tq) { break; }
+        let g = r / 4u;
+        let row = bh * p.tq + i0 + r;
+        let inv = select(inv_a, inv_b, g == 1u)[r % 4u];
+        for (var c = 0u; c < DV; c++) {
+            o_out[row * DV + c] = acc[2u * c + g][r % 4u] * inv;
+        }
+        lse_out[row] = select(lse_a, lse_b, g == 1u)[r % 4u];
+    }
+}
+
+// Scalars of the 8 rows of a block (lane r holds row r's) to every lane, as rows 0..3 and 4..7.
+fn share8_scalar(x: f32) -> array<vec4<f32>, 2> {
+    return array(vec4(subgroupBroadcast(x, 0u), subgroupBroadcast(x, 1u),
+                      subgroupBroadcast(x, 2u), subgroupBroadcast(x, 3u)),
+                 vec4(subgroupBroadcast(x, 4u), subgroupBroadcast(x, 5u),
+                      subgroupBroadcast(x, 6u), subgroupBroadcast(x, 7u)));
+}
+
+// dQ (see `backward_dq_rows`), K and V shared through the subgroup; Q and dO of the lane's
+// own rows loaded once.
+@compute @workgroup_size(ROWS_WG)
+fn backward_dq_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = lane_block(wid, nwg, lane, p.tq);
+    let bh = blk.x;
+    let i0 = blk.y;
+    if (bh >= p.batch * p.heads) { return; }
+    let b = bh / p.heads;
+    let qa = rows4(bh * p.tq, i0, p.tq);
+    let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
+    let lim_a = key_limits(b, i0);
+    let lim_b = key_limits(b, i0 + 4u);
+    let n_keys = subgroupMax(most_keys(lim_a, lim_b));
+    let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
+    let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
+    let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
+    let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
+    var qc: array<mat4x4<f32>, 2u * DV>;
+    var doc: array<mat4x4<f32>, 2u * DV>;
+    for (var c = 0u; c < DV; c++) {
+        qc[2u * c] = transpose(q_quads(qa, c));
+        qc[2u * c + 1u] = transpose(q_quads(qb, c));
+        doc[2u * c] = transpose(do_quads(qa, c));
+        doc[2u * c + 1u] = transpose(do_quads(qb, c));
+    }
+
+    var acc: array<mat4x4<f32>, 2u * DV>;
+    for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
+        let kv_row = (bh * p.tk + min(j0 + lane, p.tk - 1u)) * DV;
+        var s: Block8;
+        var dp: Block8;
+        for (var c = 0u; c < DV; c++) {
+            let kq = share8(k[kv_row + c]);
+            let vq = share8(v[kv_row + c]);
+            let qa_t = qc[2u * c];
+            let qb_t = qc[2u * c + 1u];
+            let da_t = doc[2u * c];
+            let db_t = doc[2u * c + 1u];
+            s = Block8(s.aa + qa_t * kq.a, s.ab + qa_t * kq.b, s.ba + qb_t * kq.a, s.bb + qb_t * kq.b);
+            dp = Block8(dp.aa + da_t * vq.a, dp.ab + da_t * vq.b, dp.ba + db_t * vq.a, dp.bb + db_t * vq.b);
+        }
+        let t_aa = transpose(ds_rows(exp_rows(query_scores(s.aa, j0, lim_a), lse_a), dp.aa, delta_a));
+        let t_ab = transpose(ds_rows(exp_rows(query_scores(s.ab, j0 + 4u, lim_a), lse_a), dp.ab, delta_a));
+        let t_ba = transpose(ds_rows(exp_rows(query_scores(s.ba, j0, lim_b), lse_b), dp.ba, delta_b));
+        let t_bb = transpose(ds_rows(exp_rows(query_scores(s.bb, j0 + 4u, lim_b), lse_b), dp.bb, delta_b));
+        for (var c = 0u; c < DV; c++) {
+            let kq = share8(k[kv_row + c]);
+            acc[2u * c] += kq.a * t_aa + kq.b * t_ab;
+            acc[2u * c + 1u] += kq.a * t_ba + kq.b * t_bb;
+        }
+    }
+    for (var r = 0u; r < 8u; r++) {
+        if (i0 + r >= p.tq) { break; }
+        let row = bh * p.tq + i0 + r;
+        for (var c = 0u; c < DV; c++) {
+            dq_out[row * DV + c] = acc[2u * c + r / 4u][r % 4u] * p.scale;
+        }
+    }
+}
+
+// dK and dV (see `backward_dkdv_rows`), Q, dO, lse and delta shared through the subgroup;
+// K and V of the lane's own keys loaded once. The query blocks start at the first one that
+// sees the group's first key.
+@compute @workgroup_size(ROWS_WG)
+fn backward_dkdv_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = lane_block(wid, nwg, lane, p.tk);
+    let bh = blk.x;
+    let j0 = blk.y;
+    if (bh >= p.batch * p.heads) { return; }
+    let b = bh / p.heads;
+    let ka = rows4(bh * p.tk, j0, p.tk);
+    let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
+    let keys_a = vec4(j0) + vec4(0u, 1u, 2u, 3u);
+    let keys_b = keys_a + 4u;
+    var kc: array<mat4x4<f32>, 2u * DV>;
+    var vc: array<mat4x4<f32>, 2u * DV>;
+    for (var c = 0u; c < DV; c++) {
+        kc[2u * c] = transpose(k_quads(ka, c));
+        kc[2u * c + 1u] = transpose(k_quads(kb, c));
+        vc[2u * c] = transpose(v_quads(ka, c));
+        vc[2u * c + 1u] = transpose(v_quads(kb, c));
+    }
+
+    var acc_dk: array<mat4x4<f32>, 2u * DV>;
+    var acc_dv: array<mat4x4<f32>, 2u * DV>;
+    for (var i0 = subgroupMin(first_query(b, j0)) / 8u * 8u; i0 < p.tq; i0 += 8u) {
+        let q_row = bh * p.tq + min(i0 + lane, p.tq - 1u);
+        let lim = select(0u, key_limit(b, min(i0 + lane, p.tq - 1u)), i0 + lane < p.tq);
+        let lims = array(vec4(subgroupBroadcast(lim, 0u), subgroupBroadcast(lim, 1u),
+                              subgroupBroadcast(lim, 2u), subgroupBroadcast(lim, 3u)),
+                         vec4(subgroupBroadcast(lim, 4u), subgroupBroadcast(lim, 5u),
+                              subgroupBroadcast(lim, 6u), subgroupBroadcast(lim, 7u)));
+        let lse8 = share8_scalar(lse[q_row]);
+        let delta8 = share8_scalar(delta[q_row]);
+        var s: Block8;
+        var dp: Block8;
+        for (var c = 0u; c < DV; c++) {
+            let qq = share8(q[q_row * DV + c]);
+            let dq = share8(d_o[q_row * DV + c]);
+            let ka_t = kc[2u * c];
+            let kb_t = kc[2u * c + 1u];
+            let va_t = vc[2u * c];
+            let vb_t = vc[2u * c + 1u];
+            s = Block8(s.aa + ka_t * qq.a, s.ab + ka_t * qq.b, s.ba + kb_t * qq.a, s.bb + kb_t * qq.b);
+            dp = Block8(dp.aa + va_t * dq.a, dp.ab + va_t * dq.b, dp.ba + vb_t * dq.a, dp.bb + vb_t * dq.b);
+        }
+        let p_aa = exp_cols(key_scores(s.aa, keys_a, lims[0]), lse8[0]);
+        let p_ab = exp_cols(key_scores(s.ab, keys_a, lims[1]), lse8[1]);
+        let p_ba = exp_cols(key_scores(s.ba, keys_b, lims[0]), lse8[0]);
+        let p_bb = exp_cols(key_scores(s.bb, keys_b, lims[1]), lse8[1]);
+        let pt_aa = transpose(p_aa);
+        let pt_ab = transpose(p_ab);
+        let pt_ba = transpose(p_ba);
+        let pt_bb = transpose(p_bb);
+        let dt_aa = transpose(ds_cols(p_aa, dp.aa, delta8[0]));
+        let dt_ab = transpose(ds_cols(p_ab, dp.ab, delta8[1]));
+        let dt_ba = transpose(ds_cols(p_ba, dp.ba, delta8[0]));
+        let dt_bb = transpose(ds_cols(p_bb, dp.bb, delta8[1]));
+        // Two loops, as in `backward_dkdv_rows`.
+        for (var c = 0u; c < DV; c++) {
+            let dq = share8(d_o[q_row * DV + c]);
+            acc_dv[2u * c] += dq.a * pt_aa + dq.b * pt_ab;
+            acc_dv[2u * c + 1u] += dq.a * pt_ba + dq.b * pt_bb;
+        }
+        for (var c = 0u; c < DV; c++) {
+            let qq = share8(q[q_row * DV + c]);
+            acc_dk[2u * c] += qq.a * dt_aa + qq.b * dt_ab;
+            acc_dk[2u * c + 1u] += qq.a * dt_ba + qq.b * dt_bb;
+        }
+    }
     for (var r = 0u; r < 8u; r++) {
         if (j0 + r >= p.tk) { break; }
         let row = bh * p.tk + j0 + r;

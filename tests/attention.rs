@@ -98,8 +98,22 @@ struct Run {
 
 /// A way to compute attention: a fused kernel variant, or the unfused path (`None`).
 type Path = Option<AttentionKernel>;
-const FUSED: [Path; 2] = [Some(AttentionKernel::Tiled), Some(AttentionKernel::Rows)];
-const EVERY_PATH: [Path; 3] = [FUSED[0], FUSED[1], None];
+/// The fused variants this adapter runs at head dim `d` (all three on lavapipe up to D = 64).
+fn fused_at(d: usize) -> Vec<Path> {
+    let g = gpu();
+    AttentionKernel::ALL
+        .into_iter()
+        .filter(|v| v.available(&g, d))
+        .map(Some)
+        .collect()
+}
+
+/// Every fused variant at head dim `d`, then the unfused path.
+fn every_path(d: usize) -> Vec<Path> {
+    let mut paths = fused_at(d);
+    paths.push(None);
+    paths
+}
 
 /// Run `path` forward, then backward from `w`.
 fn run(c: &Case, x: &Inputs, path: Path) -> Run {
@@ -174,7 +188,7 @@ fn check_case(c: &Case) {
     let want = want(c, &x);
     let unfused = run(c, &x, None);
     assert_run_matches(&format!("unfused {c:?}"), &unfused, &want);
-    for path in FUSED {
+    for path in fused_at(c.d) {
         let fused = run(c, &x, path);
         assert_run_matches(&format!("{path:?} {c:?}"), &fused, &want);
         let pairs = [
@@ -227,7 +241,7 @@ fn single_query_decoding_sees_every_key_under_the_causal_mask() {
         check_case(&c);
         check_case(&c.clone().lens(&[(tk as u32).div_ceil(2)]));
         let x = Inputs::new(&c);
-        for path in FUSED {
+        for path in fused_at(c.d) {
             let open = run(&c.clone().causal(false), &x, path);
             assert_eq!(
                 run(&c, &x, path),
@@ -244,7 +258,7 @@ fn fully_masked_rows_give_zero_output_and_zero_gradients_not_nan() {
     let c = Case::new(2, 2, 9, 4, 16).causal(true).lens(&[3, 0]);
     check_case(&c);
     let x = Inputs::new(&c);
-    for fused in EVERY_PATH {
+    for fused in every_path(c.d) {
         let r = run(&c, &x, fused);
         for (name, g) in [("out", &r.out), ("dq", &r.dq), ("dk", &r.dk), ("dv", &r.dv)] {
             assert!(
@@ -301,7 +315,7 @@ fn gradients_match_finite_differences_on_a_tiny_masked_case() {
         )
         .0
     };
-    for path in FUSED {
+    for path in fused_at(c.d) {
         let r = run(&c, &x, path);
         let name = |g: &str| format!("{path:?} {g}");
         assert_matches_finite_differences(&name("dq"), &r.dq, &q, &w, |q| f(q, &k, &v), 1e-3);
@@ -357,7 +371,7 @@ fn unfused_path_returns_the_reference_attention_weights_for_any_head_dim() {
 fn fused_results_are_bitwise_deterministic() {
     let c = Case::new(1, 2, 70, 70, 32).causal(true);
     let x = Inputs::new(&c);
-    for path in FUSED {
+    for path in fused_at(c.d) {
         assert_eq!(run(&c, &x, path), run(&c, &x, path), "{path:?}");
     }
 }
@@ -367,7 +381,7 @@ fn gradients_reach_only_the_inputs_that_require_them() {
     let c = Case::new(1, 2, 7, 13, 32).causal(true);
     let x = Inputs::new(&c);
     let (q, k) = (tensor(&x.q, &c.q_shape()), tensor(&x.k, &c.kv_shape()));
-    for variant in AttentionKernel::ALL {
+    for variant in fused_at(c.d).into_iter().flatten() {
         let v = leaf(&x.v, &c.kv_shape());
         let out = ops::attention_with(&q, &k, &v, &c.mask(), variant).unwrap();
         out.backward_with(tensor(&x.w, &c.q_shape())).unwrap();

@@ -1,7 +1,6 @@
 //! Multi-head attention (self or cross) with an optional key/value cache for incremental
-//! decoding. The attention itself is `ops::attention` (the fused kernel) or, on CPU adapters
-//! such as lavapipe where forward + backward measured 1.2-2.3x faster even against the
-//! CPU-shaped fused kernel (BENCHMARKS.md), `ops::attention_unfused`.
+//! decoding. The attention itself is `ops::attention` (the fused kernel), or
+//! `ops::attention_unfused` where that measured faster (see `fused_attention_wanted`).
 //! `WGFORMER_ATTENTION=fused|unfused` forces one.
 
 use super::{join, Init, Linear, Module};
@@ -36,7 +35,11 @@ impl KvCache {
     }
 }
 
-/// The fused kernel unless the adapter is a CPU (or `WGFORMER_ATTENTION` says otherwise).
+/// The fused kernel (unless `WGFORMER_ATTENTION` says otherwise, or the head dim has no
+/// compiled kernel). On lavapipe it measured 1.2-3x faster than the unfused path forward and
+/// backward at every length from 16 to 1024 once `RowsSubgroup` existed (BENCHMARKS.md);
+/// without subgroups or at D = 128 the CPU-shaped `Rows` kernel loses to the unfused path
+/// for more than one query, so the unfused path is kept there.
 fn fused_attention_wanted(q: &Tensor) -> bool {
     static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = *CHOICE.get_or_init(|| match std::env::var("WGFORMER_ATTENTION").as_deref() {
@@ -44,12 +47,15 @@ fn fused_attention_wanted(q: &Tensor) -> bool {
         Ok("unfused") => Some(false),
         _ => None,
     });
-    let head_dim_compiled = ops::ATTENTION_HEAD_DIMS.contains(&q.shape()[3]);
+    let (tq, d) = (q.shape()[2], q.shape()[3]);
+    let head_dim_compiled = ops::ATTENTION_HEAD_DIMS.contains(&d);
+    let gpu = q.gpu();
     // One query (a decoding step): the fused kernel is one dispatch instead of three, and
     // measured slightly faster on lavapipe too (184 vs 177 generated tokens/s).
-    let gpu_or_one_query =
-        q.gpu().inner().info.device_type != wgpu::DeviceType::Cpu || q.shape()[2] == 1;
-    head_dim_compiled && forced.unwrap_or(gpu_or_one_query)
+    let fused_fast_here = gpu.inner().info.device_type != wgpu::DeviceType::Cpu
+        || tq == 1
+        || ops::AttentionKernel::RowsSubgroup.available(gpu, d);
+    head_dim_compiled && forced.unwrap_or(fused_fast_here)
 }
 
 /// softmax(q k^T / sqrt(D) + mask) v through the kernel `fused_attention_wanted` picks.

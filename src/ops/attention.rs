@@ -38,25 +38,48 @@ pub enum AttentionKernel {
     /// CPU style (lavapipe): 8 rows per invocation against blocks of 8, no workgroup memory
     /// and no barriers, scores as 4x4 matrix products in registers.
     Rows,
+    /// `Rows` with the streamed side shared through the subgroup: the 8 lanes of a workgroup
+    /// own 64 rows of one head and each loads one row of every block. Needs subgroups of at
+    /// least 8 lanes ([`AttentionKernel::available`]).
+    RowsSubgroup,
 }
 
 impl AttentionKernel {
-    pub const ALL: [AttentionKernel; 2] = [AttentionKernel::Tiled, AttentionKernel::Rows];
+    pub const ALL: [AttentionKernel; 3] = [
+        AttentionKernel::Tiled,
+        AttentionKernel::Rows,
+        AttentionKernel::RowsSubgroup,
+    ];
 
-    /// The kernel that measured fastest on this kind of adapter: `Rows` on CPU adapters.
-    pub fn for_adapter(gpu: &crate::gpu::Gpu) -> AttentionKernel {
-        if gpu.inner().info.device_type == wgpu::DeviceType::Cpu {
-            AttentionKernel::Rows
-        } else {
+    /// Whether this adapter can run the variant for head dim `d`. `RowsSubgroup` needs
+    /// subgroups of at least 8 lanes, and stops at D = 64: lavapipe's compiler takes ~18 s for
+    /// its kernels at D = 32 and ~70 s at D = 64 (once per machine: Mesa caches the result on
+    /// disk), about 4x per doubling, so D = 128 is left to `Rows`.
+    pub fn available(self, gpu: &crate::gpu::Gpu, d: usize) -> bool {
+        self != AttentionKernel::RowsSubgroup
+            || (d <= 64 && gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8)
+    }
+
+    /// The kernel that measured fastest on this kind of adapter for head dim `d` and `tq`
+    /// queries: `Tiled` on GPUs; on CPU adapters `RowsSubgroup` from 64 queries on (its 8
+    /// lanes own 64 rows: with fewer, lanes idle, and one decoding query ran 1.5-1.8x slower
+    /// than `Rows`) where it is available, else `Rows`.
+    pub fn for_adapter(gpu: &crate::gpu::Gpu, d: usize, tq: usize) -> AttentionKernel {
+        if gpu.inner().info.device_type != wgpu::DeviceType::Cpu {
             AttentionKernel::Tiled
+        } else if tq >= 64 && AttentionKernel::RowsSubgroup.available(gpu, d) {
+            AttentionKernel::RowsSubgroup
+        } else {
+            AttentionKernel::Rows
         }
     }
 
     /// Entry point of a pass in this variant.
-    fn entry(self, tiled: &'static str, rows: &'static str) -> &'static str {
+    fn entry(self, tiled: &'static str, rows: &'static str, sg: &'static str) -> &'static str {
         match self {
             AttentionKernel::Tiled => tiled,
             AttentionKernel::Rows => rows,
+            AttentionKernel::RowsSubgroup => sg,
         }
     }
 }
@@ -103,21 +126,42 @@ fn block_rows(d: usize) -> u32 {
 /// Entry `entry` compiled for head dim `d`. The whole file is compiled for every entry, so each
 /// needs all three constants.
 fn kernel(entry: &'static str, d: usize) -> Kernel {
-    Kernel::new(FILE, SRC, entry)
+    // The subgroup kernels (entries `*_sg`) are compiled from the whole file, the others from
+    // the part before them, so that they build on adapters without subgroups.
+    let subgroups = entry.ends_with("_sg");
+    let source = match subgroups {
+        true => SRC,
+        false => {
+            &SRC[..SRC
+                .find(SUBGROUP_SECTION)
+                .expect("attention.wgsl marks its sections")]
+        }
+    };
+    let k = Kernel::new(FILE, source, entry)
         .define("D", d as u32)
         .define("BLOCK", block_rows(d))
         .define("WG", WG)
-        .define("ROWS_WG", ROWS_WG)
+        .define("ROWS_WG", ROWS_WG);
+    if subgroups {
+        k.with_subgroups()
+    } else {
+        k
+    }
 }
 
+const SUBGROUP_SECTION: &str = "// SUBGROUP KERNELS";
+
 fn forward_kernel(d: usize, variant: AttentionKernel) -> Kernel {
-    kernel(variant.entry("forward", "forward_rows"), d)
-        .write(1)
-        .write(2)
-        .read(3)
-        .read(4)
-        .read(5)
-        .read(6)
+    kernel(
+        variant.entry("forward", "forward_rows", "forward_rows_sg"),
+        d,
+    )
+    .write(1)
+    .write(2)
+    .read(3)
+    .read(4)
+    .read(5)
+    .read(6)
 }
 
 fn delta_kernel(d: usize) -> Kernel {
@@ -125,28 +169,38 @@ fn delta_kernel(d: usize) -> Kernel {
 }
 
 fn dkdv_kernel(d: usize, variant: AttentionKernel) -> Kernel {
-    kernel(variant.entry("backward_dkdv", "backward_dkdv_rows"), d)
-        .write(13)
-        .write(14)
-        .read(3)
-        .read(4)
-        .read(5)
-        .read(6)
-        .read(9)
-        .read(10)
-        .read(11)
+    kernel(
+        variant.entry(
+            "backward_dkdv",
+            "backward_dkdv_rows",
+            "backward_dkdv_rows_sg",
+        ),
+        d,
+    )
+    .write(13)
+    .write(14)
+    .read(3)
+    .read(4)
+    .read(5)
+    .read(6)
+    .read(9)
+    .read(10)
+    .read(11)
 }
 
 fn dq_kernel(d: usize, variant: AttentionKernel) -> Kernel {
-    kernel(variant.entry("backward_dq", "backward_dq_rows"), d)
-        .write(12)
-        .read(3)
-        .read(4)
-        .read(5)
-        .read(6)
-        .read(9)
-        .read(10)
-        .read(11)
+    kernel(
+        variant.entry("backward_dq", "backward_dq_rows", "backward_dq_rows_sg"),
+        d,
+    )
+    .write(12)
+    .read(3)
+    .read(4)
+    .read(5)
+    .read(6)
+    .read(9)
+    .read(10)
+    .read(11)
 }
 
 /// The masked softmax does not depend on D; it is compiled once, with the smallest D's constants.
@@ -217,6 +271,10 @@ impl Dims {
             AttentionKernel::Rows => {
                 let per_head = rows.div_ceil(ROWS_PER_INVOCATION);
                 groups_for(self.b * self.h * per_head, ROWS_WG)
+            }
+            AttentionKernel::RowsSubgroup => {
+                let per_head = rows.div_ceil(ROWS_PER_INVOCATION * ROWS_WG as usize);
+                grid((self.b * self.h * per_head) as u32)
             }
         }
     }
@@ -295,7 +353,10 @@ fn lens_storage<'a>(mask: &'a AttentionMask, stand_in: &'a Tensor) -> &'a Storag
 /// A query that sees no key (every key masked) gets a zero output and zero gradients.
 /// Gradients to q, k and v are recorded on the tape.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
-    attention_with(q, k, v, mask, AttentionKernel::for_adapter(q.gpu()))
+    // Shapes are checked by attention_with; here a malformed q just picks some variant.
+    let dim = |i: usize| q.shape().get(i).copied().unwrap_or(0);
+    let (tq, d) = (dim(2), dim(3));
+    attention_with(q, k, v, mask, AttentionKernel::for_adapter(q.gpu(), d, tq))
 }
 
 /// [`attention`] through a chosen kernel variant (for tests and benchmarks).
