@@ -1,6 +1,8 @@
 //! The memory-bound kernels (layer norm, fused softmax + cross-entropy, AdamW) in GB/s, each
 //! next to the simplest kernel that moves the same data: an elementwise scale (one read, one
 //! write per element). The ratio says how close each op comes to what the adapter can stream.
+//! The row kernels run in both their shapes (`ops::RowWidth`): 8 lanes per row, the CPU
+//! default, and 64 lanes per row reduced in workgroup memory, the GPU default.
 //!
 //!     cargo bench --bench memory_bound       (WGFORMER_BENCH_QUICK=1 for a shorter run)
 //!
@@ -8,7 +10,7 @@
 //! timing records REPS calls and waits once, best of 3.
 
 use std::time::Instant;
-use wgformer::ops::{self, AdamWParams};
+use wgformer::ops::{self, AdamWParams, RowWidth};
 use wgformer::{no_grad, Gpu, Tensor};
 
 fn time(
@@ -63,10 +65,22 @@ fn main() -> wgformer::Result<()> {
     let rows_out = [
         ("scale (baseline) [2048x256]", 8 * n, copy_small, copy_small),
         (
-            "layer_norm forward [2048x256]",
+            "layer_norm forward [2048x256], 8 lanes/row",
             8 * n,
-            time(&gpu, reps, || {
-                ops::layer_norm(&x, &gamma, &beta, 1e-5).map(|_| ())
+            with_width(RowWidth::Narrow, || {
+                time(&gpu, reps, || {
+                    ops::layer_norm(&x, &gamma, &beta, 1e-5).map(|_| ())
+                })
+            })?,
+            copy_small,
+        ),
+        (
+            "layer_norm forward [2048x256], 64 lanes/row",
+            8 * n,
+            with_width(RowWidth::Wide, || {
+                time(&gpu, reps, || {
+                    ops::layer_norm(&x, &gamma, &beta, 1e-5).map(|_| ())
+                })
             })?,
             copy_small,
         ),
@@ -77,10 +91,22 @@ fn main() -> wgformer::Result<()> {
             copy_logits,
         ),
         (
-            "softmax + cross-entropy forward [2048x1024]",
+            "softmax + CE forward [2048x1024], 8 lanes/row",
             4 * rows * vocab,
-            time(&gpu, reps, || {
-                ops::cross_entropy(&logits, &targets, 0, 0.0).map(|_| ())
+            with_width(RowWidth::Narrow, || {
+                time(&gpu, reps, || {
+                    ops::cross_entropy(&logits, &targets, 0, 0.0).map(|_| ())
+                })
+            })?,
+            copy_logits,
+        ),
+        (
+            "softmax + CE forward [2048x1024], 64 lanes/row",
+            4 * rows * vocab,
+            with_width(RowWidth::Wide, || {
+                time(&gpu, reps, || {
+                    ops::cross_entropy(&logits, &targets, 0, 0.0).map(|_| ())
+                })
             })?,
             copy_logits,
         ),
@@ -112,6 +138,14 @@ fn main() -> wgformer::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `f` with every row kernel forced to `width` (both row-kernel shapes, side by side).
+fn with_width<T>(width: RowWidth, f: impl FnOnce() -> T) -> T {
+    RowWidth::force(Some(width));
+    let out = f();
+    RowWidth::force(None);
+    out
 }
 
 fn adamw(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor) -> wgformer::Result<()> {

@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use wgformer::reference::cross_entropy as reference;
 use wgformer::reference::finite_diff::numerical_grad;
-use wgformer::{ops, Gpu, Tensor};
+use wgformer::ops::{self, RowWidth};
+use wgformer::{Gpu, Tensor};
 
 /// Inside most vocabularies, like a pad id, so ignoring is by value and not by range.
 const IGNORE: u32 = 5;
@@ -67,7 +68,13 @@ fn cross_entropy_loss_matches_reference_with_smoothing_and_ignored_rows() {
     for (rows, vocab) in SHAPES {
         let x = logits(rows * vocab, vocab as u64);
         let t = targets(rows, vocab, rows as u64);
-        for ls in [0.0, 0.1] {
+        // Both shapes of the row-loss kernel: 8 lanes per row (CPU default), 64 (GPU default).
+        for (ls, width) in [
+            (0.0, RowWidth::Narrow),
+            (0.1, RowWidth::Narrow),
+            (0.1, RowWidth::Wide),
+        ] {
+            RowWidth::force(Some(width));
             let (loss, _) = run(&x, &t, rows, vocab, ls, 1.0);
             let want = reference::cross_entropy(
                 &f64s(&x),
@@ -78,7 +85,7 @@ fn cross_entropy_loss_matches_reference_with_smoothing_and_ignored_rows() {
                 ls as f64,
             );
             assert_close(
-                &format!("loss {rows}x{vocab} ls={ls}"),
+                &format!("loss {rows}x{vocab} ls={ls} {width:?}"),
                 &[loss],
                 &[want],
                 1e-5,
@@ -92,7 +99,12 @@ fn cross_entropy_gradient_matches_reference_with_smoothing_and_ignored_rows() {
     for (rows, vocab) in SHAPES {
         let x = logits(rows * vocab, 100 + vocab as u64);
         let t = targets(rows, vocab, 100 + rows as u64);
-        for ls in [0.0, 0.2] {
+        for (ls, width) in [
+            (0.0, RowWidth::Narrow),
+            (0.2, RowWidth::Narrow),
+            (0.2, RowWidth::Wide),
+        ] {
+            RowWidth::force(Some(width));
             let (_, g) = run(&x, &t, rows, vocab, ls, 1.7);
             let want = reference::cross_entropy_backward(
                 &f64s(&x),
@@ -103,7 +115,12 @@ fn cross_entropy_gradient_matches_reference_with_smoothing_and_ignored_rows() {
                 ls as f64,
                 1.7,
             );
-            assert_close(&format!("dlogits {rows}x{vocab} ls={ls}"), &g, &want, 1e-6);
+            assert_close(
+                &format!("dlogits {rows}x{vocab} ls={ls} {width:?}"),
+                &g,
+                &want,
+                1e-6,
+            );
             for r in (0..rows).filter(|&r| t[r] == IGNORE) {
                 assert!(
                     g[r * vocab..(r + 1) * vocab].iter().all(|&v| v == 0.0),

@@ -4,7 +4,7 @@
 //! of the dgamma / dbeta row block.
 mod common;
 use common::*;
-use wgformer::ops;
+use wgformer::ops::{self, RowWidth};
 use wgformer::reference::layernorm as reference;
 use wgformer::Tensor;
 
@@ -61,9 +61,14 @@ impl Case {
     }
 }
 
+/// Both shapes of the row kernel (8 lanes per row on CPU adapters, 64 on GPUs) run here on
+/// whatever adapter the tests have.
+const WIDTHS: [RowWidth; 2] = [RowWidth::Narrow, RowWidth::Wide];
+
 #[test]
 fn layernorm_forward_matches_reference_on_odd_shapes() {
-    for (rows, cols) in SHAPES {
+    for ((rows, cols), width) in SHAPES.into_iter().flat_map(|s| WIDTHS.map(|w| (s, w))) {
+        RowWidth::force(Some(width));
         let c = Case::new(rows, cols, 10 + cols as u64);
         let y = ops::layer_norm(
             &tensor(&c.x, &[rows, cols]),
@@ -74,7 +79,7 @@ fn layernorm_forward_matches_reference_on_odd_shapes() {
         .unwrap();
         assert_eq!(y.shape(), &[rows, cols]);
         assert_close(
-            &format!("layernorm forward {rows}x{cols}"),
+            &format!("layernorm forward {rows}x{cols} {width:?}"),
             &y.to_vec().unwrap(),
             &c.reference().0,
             1e-5,
@@ -123,7 +128,8 @@ fn layernorm_is_accurate_for_rows_with_a_large_offset() {
 
 #[test]
 fn layernorm_backward_matches_reference_on_odd_shapes() {
-    for (rows, cols) in SHAPES {
+    for ((rows, cols), width) in SHAPES.into_iter().flat_map(|s| WIDTHS.map(|w| (s, w))) {
+        RowWidth::force(Some(width));
         let c = Case::new(rows, cols, 20 + cols as u64);
         let wv = values(rows * cols, 5);
         let (x, gamma, beta) = (
@@ -143,7 +149,7 @@ fn layernorm_backward_matches_reference_on_odd_shapes() {
             rows,
             cols,
         );
-        let what = format!("{rows}x{cols}");
+        let what = format!("{rows}x{cols} {width:?}");
         assert_close(&format!("layernorm dx {what}"), &grad_of(&x), &dx, 1e-4);
         assert_close(
             &format!("layernorm dgamma {what}"),

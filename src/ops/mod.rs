@@ -70,7 +70,13 @@ pub(crate) const WORKGROUP_REDUCE: &str = include_str!("../../shaders/workgroup_
 /// Invocations per row for the row kernels (layer norm, cross-entropy's row loss): a GPU
 /// wants a wide workgroup per row; on a CPU adapter (lavapipe) barriers cost a context switch
 /// per SIMD chunk, so one 8-lane chunk per row was 3.4x faster for layer norm (BENCHMARKS.md).
+/// `RowWidth::force` overrides the choice (the memory-bound benchmark times both).
 pub(crate) fn row_workgroup(gpu: &crate::gpu::Gpu, gpu_width: u32) -> u32 {
+    match ROW_WIDTH.with(std::cell::Cell::get) {
+        1 => return ROW_WG_CPU,
+        2 => return gpu_width,
+        _ => {}
+    }
     if gpu.inner().info.device_type == wgpu::DeviceType::Cpu {
         ROW_WG_CPU
     } else {
@@ -79,6 +85,34 @@ pub(crate) fn row_workgroup(gpu: &crate::gpu::Gpu, gpu_width: u32) -> u32 {
 }
 
 pub(crate) const ROW_WG_CPU: u32 = 8;
+
+/// The two shapes of the row kernels (layer norm, cross-entropy's row loss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowWidth {
+    /// One 8-lane SIMD chunk per row: the CPU-adapter default.
+    Narrow,
+    /// A wide workgroup per row (64 lanes) reduced in workgroup memory: the GPU default.
+    Wide,
+}
+
+impl RowWidth {
+    /// Use `width` for every row kernel launched from now on by this thread; `None` goes
+    /// back to the per-adapter default. For benchmarks that compare the two side by side,
+    /// and tests that check both on one adapter (per thread, so parallel tests don't mix).
+    pub fn force(width: Option<RowWidth>) {
+        let code = match width {
+            None => 0,
+            Some(RowWidth::Narrow) => 1,
+            Some(RowWidth::Wide) => 2,
+        };
+        ROW_WIDTH.with(|w| w.set(code));
+    }
+}
+
+thread_local! {
+    /// 0: by adapter, 1: Narrow, 2: Wide.
+    static ROW_WIDTH: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
 
 /// Workgroups for `n` invocations, `wg` per workgroup, on a 2-D grid.
 pub(crate) fn groups_for(n: usize, wg: u32) -> [u32; 3] {
