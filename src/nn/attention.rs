@@ -36,10 +36,11 @@ impl KvCache {
 }
 
 /// The fused kernel (unless `WGFORMER_ATTENTION` says otherwise, or the head dim has no
-/// compiled kernel). On lavapipe it measured 1.2-3x faster than the unfused path forward and
-/// backward at every length from 16 to 1024 once `RowsSubgroup` existed (BENCHMARKS.md);
-/// without subgroups or at D = 128 the CPU-shaped `Rows` kernel loses to the unfused path
-/// for more than one query, so the unfused path is kept there.
+/// compiled kernel). On lavapipe, once `RowsSubgroup` existed, it measured faster than the
+/// unfused path at every length from 64 to 1024: 1.9-3.3x forward, 1.07-2.2x forward +
+/// backward (BENCHMARKS.md; shorter sequences, with `Rows`, too). Without subgroups or at
+/// D = 128 the CPU-shaped `Rows` kernel loses to the unfused path for more than one query, so
+/// the unfused path is kept there.
 fn fused_attention_wanted(q: &Tensor) -> bool {
     static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = *CHOICE.get_or_init(|| match std::env::var("WGFORMER_ATTENTION").as_deref() {
