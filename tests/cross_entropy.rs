@@ -4,9 +4,9 @@
 //! targets out of range) give finite results, and bad shapes are errors.
 mod common;
 use common::*;
+use wgformer::ops::{self, RowWidth};
 use wgformer::reference::cross_entropy as reference;
 use wgformer::reference::finite_diff::numerical_grad;
-use wgformer::ops::{self, RowWidth};
 use wgformer::{Gpu, Tensor};
 
 /// Inside most vocabularies, like a pad id, so ignoring is by value and not by range.
