@@ -2,8 +2,9 @@
 //!
 //!     cargo run --release --example asr -- clip.wav [--checkpoint DIR] [--attention [--beam N] | --ctc] [--lm CLM_DIR] [--lm-weight W]
 //!
-//! `--ctc` decodes with the CTC head's best path, `--attention` with the decoder (greedy, or
-//! beam search with `--beam N`); by default the checkpoint's own `decode.mode`.
+//! `--ctc` decodes with the CTC head's best path, `--attention` with the decoder (beam search
+//! of the checkpoint's `decode.beam_width`, or `--beam N`; `--beam 1` is greedy); by default
+//! the checkpoint's own `decode.mode`.
 //!
 //! The transcript alone goes to stdout; logs and errors go to stderr, so scripts can use it.
 //! The default checkpoint is the small model shipped in `models/asr` (see README).
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let mut checkpoint = PathBuf::from("models/asr");
     let mut opts = TranscribeOptions::default();
     let mut lm = None;
+    let mut beam_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
                     .map(|n| {
                         // Beam search is the attention decoder's.
                         opts.beam_width = n;
+                        beam_given = true;
                         opts.mode = Some(DecodeMode::Attention);
                     })
                     .ok_or(format!("--beam {v}: expected a whole number >= 1"))
@@ -74,6 +77,9 @@ fn main() -> ExitCode {
     let result = (|| {
         let gpu = wgformer::Gpu::shared()?;
         let recognizer = Recognizer::load(&gpu, &checkpoint, lm.as_deref())?;
+        if !beam_given {
+            opts.beam_width = recognizer.beam_width;
+        }
         recognizer.transcribe_file(&wav, &opts)
     })();
     match result {

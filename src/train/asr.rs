@@ -628,6 +628,9 @@ impl Default for TranscribeOptions {
 pub struct Recognizer {
     /// The decoding the checkpoint was selected with (`decode.mode` of its config).
     pub mode: DecodeMode,
+    /// Its config's `decode.beam_width`: what a command-line user gets for the attention
+    /// decoder unless they ask for another width.
+    pub beam_width: usize,
     pub model: EncoderDecoderTransformer,
     pub tokenizer: Tokenizer,
     pub pipeline: FeaturePipeline,
@@ -673,6 +676,7 @@ impl Recognizer {
         };
         Ok(Recognizer {
             mode: config.decode.mode,
+            beam_width: config.decode.beam_width.max(1),
             model,
             tokenizer,
             pipeline,
