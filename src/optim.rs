@@ -7,6 +7,15 @@ use crate::error::{Error, Result};
 use crate::ops::{adamw_update, sgd_update, AdamWParams};
 use crate::tensor::{DType, Tensor};
 
+/// What one training step reports back: the gradient norm before clipping, the loss, and
+/// whether the GPU skipped the update because one of them was NaN or infinite.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    pub grad_norm: f32,
+    pub loss: f32,
+    pub skipped: bool,
+}
+
 /// AdamW as `torch.optim.AdamW` (decoupled weight decay, bias-corrected moments) unless
 /// built with `Optimizer::sgd`.
 pub type AdamW = Optimizer;
@@ -100,6 +109,21 @@ impl AdamW {
         self.step_clipped(Some(&clip))?;
         self.zero_grad();
         Ok(clip)
+    }
+
+    /// Read back what `clip_step_zero` returned (the step's one readback) and, when the GPU
+    /// skipped the step, take it back out of the step counts.
+    pub fn read_step_report(&mut self, report: &Tensor) -> Result<StepReport> {
+        let values = report.to_vec()?;
+        let skipped = values[1] == 0.0;
+        if skipped {
+            self.undo_step_count();
+        }
+        Ok(StepReport {
+            grad_norm: values[0],
+            loss: values[2],
+            skipped,
+        })
     }
 
     /// Take the last step back out of the per-parameter step counts, after the GPU skipped it

@@ -131,26 +131,32 @@ fn resume_after_an_interruption_reproduces_the_uninterrupted_losses() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-#[test]
-fn a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoints() {
-    let base = std::env::temp_dir().join(format!("wgformer-nan-{}", std::process::id()));
+/// A tiny run in a fresh folder named after `tag`, with lr 1e30 and no clipping (the weights
+/// blow up at the first step, every later loss is NaN) and `overrides`; its error.
+fn run_blowing_up(tag: &str, overrides: &[&str]) -> (std::path::PathBuf, wgformer::Error) {
+    let base = std::env::temp_dir().join(format!("wgformer-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     let mut config = tiny_run_config(&base);
-    // An absurd learning rate without clipping: the weights blow up within a few steps.
-    config.apply_override("optimizer.lr=1e30").unwrap();
-    config.apply_override("train.max_grad_norm=0").unwrap();
-    config.apply_override("train.eval_interval=1").unwrap();
-    let err = run(
-        &config,
-        &RunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    for o in ["optimizer.lr=1e30", "train.max_grad_norm=0"]
+        .iter()
+        .chain(overrides)
+    {
+        config.apply_override(o).unwrap();
+    }
+    let quiet = RunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    };
+    let err = run(&config, &quiet).unwrap_err();
+    (base, err)
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoints() {
+    let (base, err) = run_blowing_up("nan", &["train.eval_interval=1"]);
+    let err = err.to_string();
     assert!(
         err.contains("step") && err.contains("loss") && err.contains("lr"),
         "{err}"
@@ -166,25 +172,12 @@ fn a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoints() {
 
 #[test]
 fn under_the_skip_policy_bad_steps_are_logged_and_skipped_until_too_many_in_a_row() {
-    let base = std::env::temp_dir().join(format!("wgformer-skip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(&base).unwrap();
-    let mut config = tiny_run_config(&base);
-    // The first step blows the weights up to ~1e30; every later loss is NaN, and skipping a
-    // step leaves those weights as they are, so the run stops after 3 skips + 1.
-    config.apply_override("optimizer.lr=1e30").unwrap();
-    config.apply_override("train.max_grad_norm=0").unwrap();
-    config.apply_override("train.on_non_finite=skip").unwrap();
-    config.apply_override("train.max_skipped_steps=3").unwrap();
-    let err = run(
-        &config,
-        &RunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
-    )
-    .unwrap_err();
+    // Skipping a step leaves the blown-up weights as they are, so every later step is bad too
+    // and the run stops after 3 skips + 1.
+    let (base, err) = run_blowing_up(
+        "skip",
+        &["train.on_non_finite=skip", "train.max_skipped_steps=3"],
+    );
     let wgformer::Error::NonFinite { step, in_a_row, .. } = err else {
         panic!("expected Error::NonFinite, got {err}");
     };

@@ -121,17 +121,13 @@ impl AsrTrainer {
             .optimizer
             .clip_step_zero(self.max_grad_norm, Some(&loss))?;
         self.step += 1;
-        let report = report.to_vec()?;
-        let skipped = report[1] == 0.0;
-        if skipped {
-            self.optimizer.undo_step_count();
-        }
+        let r = self.optimizer.read_step_report(&report)?;
         Ok(StepStats {
-            loss: report[2],
+            loss: r.loss,
             lr,
             tokens: batch.target_lens.iter().map(|&n| n as usize).sum(),
-            grad_norm: report[0],
-            skipped,
+            grad_norm: r.grad_norm,
+            skipped: r.skipped,
         })
     }
 }

@@ -93,18 +93,13 @@ impl LmTrainer {
             .optimizer
             .clip_step_zero(self.max_grad_norm, total.as_ref())?;
         self.step += 1;
-        // The step's one readback: [gradient norm, clipping coefficient, loss].
-        let report = report.to_vec()?;
-        let skipped = report[1] == 0.0;
-        if skipped {
-            self.optimizer.undo_step_count();
-        }
+        let r = self.optimizer.read_step_report(&report)?;
         Ok(StepStats {
-            loss: report[2],
+            loss: r.loss,
             lr,
             tokens,
-            grad_norm: report[0],
-            skipped,
+            grad_norm: r.grad_norm,
+            skipped: r.skipped,
         })
     }
 
