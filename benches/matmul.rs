@@ -85,6 +85,13 @@ fn cases(quick: bool) -> Vec<Case> {
             false,
             true,
         ));
+        // One token through the tied output projection (vocab 1024): what generation runs.
+        cases.push(Case::new(
+            "lm_head_1x256x1024_nt",
+            (1, 256, 1024),
+            false,
+            true,
+        ));
         cases.push(Case::new(
             "ffn_dw_1024x2048x256_tn",
             (1024, 2048, 256),

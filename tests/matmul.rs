@@ -29,7 +29,13 @@ fn variants() -> Vec<MatmulVariant> {
     let subgroups = gpu().has_subgroups();
     MatmulVariant::ALL
         .into_iter()
-        .filter(|&v| subgroups || v != MatmulVariant::RowBlockSubgroup)
+        .filter(|&v| {
+            subgroups
+                || !matches!(
+                    v,
+                    MatmulVariant::RowBlockSubgroup | MatmulVariant::Dot4Subgroup
+                )
+        })
         .collect()
 }
 
@@ -112,6 +118,35 @@ fn every_variant_handles_batches_and_a_shared_right_operand() {
             }
         }
         println!("{v:?} batched: max scaled error {worst:.2e}");
+    }
+}
+
+/// The one-token kernels only run where their layout fits (A row-major, B transposed, K a
+/// multiple of 4; for the subgroup one also N a multiple of the subgroup size): the shapes
+/// above mostly send them to their fallbacks, so these shapes are theirs. K = 36 and 260 leave
+/// a tail of k-quads after the subgroup kernel's blocks of 8; M > 1 and batches check that
+/// every subgroup stays on its own row of A.
+#[test]
+fn one_token_kernels_match_reference_where_they_run() {
+    let mut kernels = vec![MatmulVariant::Dot4];
+    if gpu().has_subgroups() {
+        kernels.push(MatmulVariant::Dot4Subgroup);
+    }
+    for v in kernels {
+        let mut worst = 0.0f64;
+        for (m, k, n) in [
+            (1, 32, 8),
+            (1, 36, 24),
+            (1, 260, 64),
+            (3, 256, 40),
+            (5, 68, 1024),
+        ] {
+            worst = worst.max(check_forward(v, 1, m, k, n, false, true, false));
+            for shared_b in [false, true] {
+                worst = worst.max(check_forward(v, 3, m, k, n, false, true, shared_b));
+            }
+        }
+        println!("{v:?} where it runs: max scaled error {worst:.2e}");
     }
 }
 

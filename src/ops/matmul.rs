@@ -38,12 +38,16 @@ pub enum MatmulVariant {
     /// against a transposed B (a Linear layer's [out, in] weight) with K a multiple of 4.
     /// For skinny products (one token at a time); elsewhere it runs as Naive.
     Dot4,
+    /// Dot4 with the row of A shared across a subgroup by `subgroupBroadcast`. Needs N and
+    /// the workgroup to be whole subgroups of at least 8 lanes; elsewhere it runs as Dot4.
+    Dot4Subgroup,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 6] = [
+    pub const ALL: [MatmulVariant; 7] = [
         MatmulVariant::Naive,
         MatmulVariant::Dot4,
+        MatmulVariant::Dot4Subgroup,
         MatmulVariant::Tiled,
         MatmulVariant::RegisterBlocked,
         MatmulVariant::RowBlock,
@@ -59,6 +63,7 @@ impl MatmulVariant {
             MatmulVariant::RowBlock => "rowblock",
             MatmulVariant::RowBlockSubgroup => "rowblock_subgroup",
             MatmulVariant::Dot4 => "dot4",
+            MatmulVariant::Dot4Subgroup => "dot4_subgroup",
         }
     }
 
@@ -186,7 +191,7 @@ fn section(marker: &str) -> usize {
 }
 
 fn kernel(entry: &'static str) -> Kernel {
-    let subgroups = entry == "rowblock_subgroup";
+    let subgroups = entry.ends_with("_subgroup");
     let source = if subgroups {
         subgroup_source()
     } else {
@@ -207,6 +212,7 @@ fn compute_kernel(v: MatmulVariant) -> Kernel {
     match v {
         MatmulVariant::Naive => kernel("naive").write(1).read(2).read(3).read(9),
         MatmulVariant::Dot4 => kernel("dot4").write(1).read(7).read(8).read(9),
+        MatmulVariant::Dot4Subgroup => kernel("dot4_subgroup").write(1).read(7).read(8).read(9),
         MatmulVariant::Tiled => kernel("tiled").write(1).read(2).read(3).read(9),
         MatmulVariant::RegisterBlocked => {
             kernel("register_blocked").write(1).read(5).read(6).read(9)
@@ -253,7 +259,9 @@ const GPU_ROW_WORKGROUPS: usize = 256;
 ///   kernel. The 128x128 register-blocked kernel trailed both there: at these sizes it has
 ///   too few workgroups to occupy the GPU.
 /// - Naive where the chosen kernel would mostly compute padding (skinny products, e.g. one
-///   token at a time) or the product is too small to pay for the extra dispatches.
+///   token at a time) or the product is too small to pay for the extra dispatches; Dot4
+///   instead where its layout fits (a Linear layer's weight), with subgroups where they fit:
+///   1.6-1.9x Dot4 on lavapipe's one-token products (benches/matmul.rs, `lm_head`).
 fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let row_block = if subgroup_kernel_fits(gpu) {
         MatmulVariant::RowBlockSubgroup
@@ -271,7 +279,9 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     };
     let useful = (g.m * g.n) as f64 / (round_up(g.m, m_tile) * round_up(g.n, n_tile)) as f64;
     if g.batch * g.m * g.n * g.k < SMALL_WORK || useful < MIN_USEFUL {
-        if dot4_fits(g) {
+        if dot4_subgroup_fits(gpu, g) {
+            MatmulVariant::Dot4Subgroup
+        } else if dot4_fits(g) {
             MatmulVariant::Dot4
         } else {
             MatmulVariant::Naive
@@ -306,8 +316,15 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let naive_ok = g.batch * g.m * g.n * g.k <= 1 << 24;
     let candidates: Vec<(MatmulVariant, &'static str)> = MatmulVariant::ALL
         .into_iter()
-        .filter(|&v| !matches!(v, MatmulVariant::Naive | MatmulVariant::Dot4) || naive_ok)
+        .filter(|&v| {
+            let one_per_lane = matches!(
+                v,
+                MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup
+            );
+            !one_per_lane || naive_ok
+        })
         .filter(|&v| v != MatmulVariant::Dot4 || dot4_fits(g))
+        .filter(|&v| v != MatmulVariant::Dot4Subgroup || dot4_subgroup_fits(gpu, g))
         .filter(|&v| v != MatmulVariant::RowBlockSubgroup || subgroup_kernel_fits(gpu))
         .map(|v| (v, v.name()))
         .collect();
@@ -323,6 +340,18 @@ fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
 /// Dot4 reads both operands as vec4 rows: A row-major, B transposed, K a multiple of 4.
 fn dot4_fits(g: &Gemm) -> bool {
     !g.trans_a && g.trans_b && g.k.is_multiple_of(4)
+}
+
+/// Dot4Subgroup also needs every subgroup inside one row of C (N and the workgroup whole
+/// subgroups) and subgroups of at least 8 lanes (it broadcasts from 8).
+fn dot4_subgroup_fits(gpu: &Gpu, g: &Gemm) -> bool {
+    let info = &gpu.inner().info;
+    let widest = info.subgroup_max_size as usize;
+    dot4_fits(g)
+        && subgroup_kernel_fits(gpu)
+        && widest > 0
+        && g.n.is_multiple_of(widest)
+        && (WG as usize).is_multiple_of(widest)
 }
 
 /// Multiply-adds below which a product is not worth timing (~4 ms of naive work on lavapipe).
@@ -368,6 +397,9 @@ pub(super) fn gemm_bias(
     if v == MatmulVariant::RowBlockSubgroup && !subgroup_kernel_fits(gpu) {
         v = MatmulVariant::RowBlock;
     }
+    if v == MatmulVariant::Dot4Subgroup && !dot4_subgroup_fits(gpu, &g) {
+        v = MatmulVariant::Dot4;
+    }
     if v == MatmulVariant::Dot4 && !dot4_fits(&g) {
         v = MatmulVariant::Naive;
     }
@@ -395,7 +427,7 @@ pub(super) fn gemm_bias(
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
-        MatmulVariant::Naive | MatmulVariant::Dot4 => run(
+        MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
             compute_kernel(v),
             &[out.storage(), a.storage(), b.storage(), bias],
             groups_for(out.numel(), WG),
