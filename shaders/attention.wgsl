@@ -509,6 +509,75 @@ fn most_keys(lim_a: vec4<u32>, lim_b: vec4<u32>) -> u32 {
     return max(max(m.x, m.y), max(m.z, m.w));
 }
 
+// One key block of the online softmax for 4 query rows (running max m, denominator l): the
+// rows' raw scores against the block's keys j0 .. j0 + 3 (`s0`) and j0 + 4 .. j0 + 7 (`s1`),
+// masked with the rows' key limits, give the new m and l; `corr` rescales what was
+// accumulated before (0 on a row's first visible block, 1 before it, as in `forward`), and
+// pt0 / pt1 hold the probabilities transposed (column r: row r's), ready for P V.
+struct SoftmaxStep {
+    m: vec4<f32>,
+    l: vec4<f32>,
+    corr: vec4<f32>,
+    pt0: mat4x4<f32>,
+    pt1: mat4x4<f32>,
+}
+
+fn softmax_step(m: vec4<f32>, l: vec4<f32>, s0: mat4x4<f32>, s1: mat4x4<f32>, j0: u32,
+                lim: vec4<u32>) -> SoftmaxStep {
+    let sc0 = query_scores(s0, j0, lim);
+    let sc1 = query_scores(s1, j0 + 4u, lim);
+    let mn = max(m, max(max_cols(sc0), max_cols(sc1)));
+    let corr = exp(m - mn);
+    let p0 = exp_rows(sc0, mn);
+    let p1 = exp_rows(sc1, mn);
+    return SoftmaxStep(mn, l * corr + sum_cols(p0) + sum_cols(p1), corr, transpose(p0), transpose(p1));
+}
+
+// What turns a finished forward block's accumulators into outputs, per row (rows 0..3 in
+// `_a`, 4..7 in `_b`): the factor 1 / l (0 for a row that sees no key) and lse = m + log(l).
+struct RowsOut {
+    inv_a: vec4<f32>,
+    inv_b: vec4<f32>,
+    lse_a: vec4<f32>,
+    lse_b: vec4<f32>,
+}
+
+fn finish_rows(m_a: vec4<f32>, m_b: vec4<f32>, l_a: vec4<f32>, l_b: vec4<f32>) -> RowsOut {
+    let zero = vec4(0.0);
+    return RowsOut(select(zero, 1.0 / l_a, l_a > zero), select(zero, 1.0 / l_b, l_b > zero),
+                   select(zero, m_a + log(l_a), l_a > zero), select(zero, m_b + log(l_b), l_b > zero));
+}
+
+// dS of a query block against a key block (query rows, as in dQ), transposed for dS K.
+fn ds_block_dq(s: Block8, dp: Block8, j0: u32, lim_a: vec4<u32>, lim_b: vec4<u32>,
+               lse_a: vec4<f32>, lse_b: vec4<f32>, delta_a: vec4<f32>, delta_b: vec4<f32>) -> Block8 {
+    return Block8(
+        transpose(ds_rows(exp_rows(query_scores(s.aa, j0, lim_a), lse_a), dp.aa, delta_a)),
+        transpose(ds_rows(exp_rows(query_scores(s.ab, j0 + 4u, lim_a), lse_a), dp.ab, delta_a)),
+        transpose(ds_rows(exp_rows(query_scores(s.ba, j0, lim_b), lse_b), dp.ba, delta_b)),
+        transpose(ds_rows(exp_rows(query_scores(s.bb, j0 + 4u, lim_b), lse_b), dp.bb, delta_b)));
+}
+
+// P^T and dS^T of a key block (rows: keys `keys_a`, `keys_b`) against a query block
+// (columns, key limits `lim_a` / `lim_b`), for P^T dO and dS^T Q.
+struct KeyGrads {
+    pt: Block8,
+    dst: Block8,
+}
+
+fn key_block_grads(s: Block8, dp: Block8, keys_a: vec4<u32>, keys_b: vec4<u32>,
+                   lim_a: vec4<u32>, lim_b: vec4<u32>, lse_a: vec4<f32>, lse_b: vec4<f32>,
+                   delta_a: vec4<f32>, delta_b: vec4<f32>) -> KeyGrads {
+    let p_aa = exp_cols(key_scores(s.aa, keys_a, lim_a), lse_a);
+    let p_ab = exp_cols(key_scores(s.ab, keys_a, lim_b), lse_b);
+    let p_ba = exp_cols(key_scores(s.ba, keys_b, lim_a), lse_a);
+    let p_bb = exp_cols(key_scores(s.bb, keys_b, lim_b), lse_b);
+    return KeyGrads(
+        Block8(transpose(p_aa), transpose(p_ab), transpose(p_ba), transpose(p_bb)),
+        Block8(transpose(ds_cols(p_aa, dp.aa, delta_a)), transpose(ds_cols(p_ab, dp.ab, delta_b)),
+               transpose(ds_cols(p_ba, dp.ba, delta_a)), transpose(ds_cols(p_bb, dp.bb, delta_b))));
+}
+
 // The 8-row block of invocation `lid` of workgroup `wid` over `n` rows per (b, h): (bh, r0),
 // or bh = batch * heads when the invocation has no block.
 fn row_block(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, n: u32) -> vec2<u32> {
@@ -544,49 +613,30 @@ fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         for (var c = 0u; c < DV; c++) {
             s = block_fma(s, q_quads(qa, c), q_quads(qb, c), k_quads(ka, c), k_quads(kb, c));
         }
-        let s_aa = query_scores(s.aa, j0, lim_a);
-        let s_ab = query_scores(s.ab, j0 + 4u, lim_a);
-        let s_ba = query_scores(s.ba, j0, lim_b);
-        let s_bb = query_scores(s.bb, j0 + 4u, lim_b);
-        let mn_a = max(m_a, max(max_cols(s_aa), max_cols(s_ab)));
-        let mn_b = max(m_b, max(max_cols(s_ba), max_cols(s_bb)));
-        // As in `forward`: the correction is 0 on a row's first visible block, 1 before it.
-        let corr_a = exp(m_a - mn_a);
-        let corr_b = exp(m_b - mn_b);
-        let p_aa = exp_rows(s_aa, mn_a);
-        let p_ab = exp_rows(s_ab, mn_a);
-        let p_ba = exp_rows(s_ba, mn_b);
-        let p_bb = exp_rows(s_bb, mn_b);
-        l_a = l_a * corr_a + sum_cols(p_aa) + sum_cols(p_ab);
-        l_b = l_b * corr_b + sum_cols(p_ba) + sum_cols(p_bb);
-        m_a = mn_a;
-        m_b = mn_b;
+        let ha = softmax_step(m_a, l_a, s.aa, s.ab, j0, lim_a);
+        let hb = softmax_step(m_b, l_b, s.ba, s.bb, j0, lim_b);
+        m_a = ha.m;
+        l_a = ha.l;
+        m_b = hb.m;
+        l_b = hb.l;
         // acc column r += sum over the block's keys of P[r, key] v_key.
-        let t_aa = transpose(p_aa);
-        let t_ab = transpose(p_ab);
-        let t_ba = transpose(p_ba);
-        let t_bb = transpose(p_bb);
         for (var c = 0u; c < DV; c++) {
             let va = v_quads(ka, c);
             let vb = v_quads(kb, c);
-            acc[2u * c] = scale_cols(acc[2u * c], corr_a) + va * t_aa + vb * t_ab;
-            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], corr_b) + va * t_ba + vb * t_bb;
+            acc[2u * c] = scale_cols(acc[2u * c], ha.corr) + va * ha.pt0 + vb * ha.pt1;
+            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], hb.corr) + va * hb.pt0 + vb * hb.pt1;
         }
     }
-
-    let inv_a = select(vec4(0.0), 1.0 / l_a, l_a > vec4(0.0));
-    let inv_b = select(vec4(0.0), 1.0 / l_b, l_b > vec4(0.0));
-    let lse_a = select(vec4(0.0), m_a + log(l_a), l_a > vec4(0.0));
-    let lse_b = select(vec4(0.0), m_b + log(l_b), l_b > vec4(0.0));
+    let fin = finish_rows(m_a, m_b, l_a, l_b);
     for (var r = 0u; r < 8u; r++) {
         if (i0 + r >= p.tq) { break; }
         let g = r / 4u;
         let row = bh * p.tq + i0 + r;
-        let inv = select(inv_a, inv_b, g == 1u)[r % 4u];
+        let inv = select(fin.inv_a, fin.inv_b, g == 1u)[r % 4u];
         for (var c = 0u; c < DV; c++) {
             o_out[row * DV + c] = acc[2u * c + g][r % 4u] * inv;
         }
-        lse_out[row] = select(lse_a, lse_b, g == 1u)[r % 4u];
+        lse_out[row] = select(fin.lse_a, fin.lse_b, g == 1u)[r % 4u];
     }
 }
 
@@ -620,15 +670,12 @@ fn backward_dq_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
             s = block_fma(s, q_quads(qa, c), q_quads(qb, c), k_quads(ka, c), k_quads(kb, c));
             dp = block_fma(dp, do_quads(qa, c), do_quads(qb, c), v_quads(ka, c), v_quads(kb, c));
         }
-        let t_aa = transpose(ds_rows(exp_rows(query_scores(s.aa, j0, lim_a), lse_a), dp.aa, delta_a));
-        let t_ab = transpose(ds_rows(exp_rows(query_scores(s.ab, j0 + 4u, lim_a), lse_a), dp.ab, delta_a));
-        let t_ba = transpose(ds_rows(exp_rows(query_scores(s.ba, j0, lim_b), lse_b), dp.ba, delta_b));
-        let t_bb = transpose(ds_rows(exp_rows(query_scores(s.bb, j0 + 4u, lim_b), lse_b), dp.bb, delta_b));
+        let t = ds_block_dq(s, dp, j0, lim_a, lim_b, lse_a, lse_b, delta_a, delta_b);
         for (var c = 0u; c < DV; c++) {
             let k_a = k_quads(ka, c);
             let k_b = k_quads(kb, c);
-            acc[2u * c] += k_a * t_aa + k_b * t_ab;
-            acc[2u * c + 1u] += k_a * t_ba + k_b * t_bb;
+            acc[2u * c] += k_a * t.aa + k_b * t.ab;
+            acc[2u * c + 1u] += k_a * t.ba + k_b * t.bb;
         }
     }
 
@@ -674,31 +721,20 @@ fn backward_dkdv_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
         let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
         let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
-        let p_aa = exp_cols(key_scores(s.aa, keys_a, lim_a), lse_a);
-        let p_ab = exp_cols(key_scores(s.ab, keys_a, lim_b), lse_b);
-        let p_ba = exp_cols(key_scores(s.ba, keys_b, lim_a), lse_a);
-        let p_bb = exp_cols(key_scores(s.bb, keys_b, lim_b), lse_b);
-        let pt_aa = transpose(p_aa);
-        let pt_ab = transpose(p_ab);
-        let pt_ba = transpose(p_ba);
-        let pt_bb = transpose(p_bb);
-        let dt_aa = transpose(ds_cols(p_aa, dp.aa, delta_a));
-        let dt_ab = transpose(ds_cols(p_ab, dp.ab, delta_b));
-        let dt_ba = transpose(ds_cols(p_ba, dp.ba, delta_a));
-        let dt_bb = transpose(ds_cols(p_bb, dp.bb, delta_b));
+        let t = key_block_grads(s, dp, keys_a, keys_b, lim_a, lim_b, lse_a, lse_b, delta_a, delta_b);
         // Two loops rather than one: each keeps 4 matrices live instead of 8 (one loop
         // spilled on lavapipe and ran the whole backward ~20% slower).
         for (var c = 0u; c < DV; c++) {
             let do_a = do_quads(qa, c);
             let do_b = do_quads(qb, c);
-            acc_dv[2u * c] += do_a * pt_aa + do_b * pt_ab;
-            acc_dv[2u * c + 1u] += do_a * pt_ba + do_b * pt_bb;
+            acc_dv[2u * c] += do_a * t.pt.aa + do_b * t.pt.ab;
+            acc_dv[2u * c + 1u] += do_a * t.pt.ba + do_b * t.pt.bb;
         }
         for (var c = 0u; c < DV; c++) {
             let q_a = q_quads(qa, c);
             let q_b = q_quads(qb, c);
-            acc_dk[2u * c] += q_a * dt_aa + q_b * dt_ab;
-            acc_dk[2u * c + 1u] += q_a * dt_ba + q_b * dt_bb;
+            acc_dk[2u * c] += q_a * t.dst.aa + q_b * t.dst.ab;
+            acc_dk[2u * c + 1u] += q_a * t.dst.ba + q_b * t.dst.bb;
         }
     }
 
@@ -779,45 +815,28 @@ fn forward_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             let tb = qc[2u * c + 1u];
             s = Block8(s.aa + ta * kq.a, s.ab + ta * kq.b, s.ba + tb * kq.a, s.bb + tb * kq.b);
         }
-        let s_aa = query_scores(s.aa, j0, lim_a);
-        let s_ab = query_scores(s.ab, j0 + 4u, lim_a);
-        let s_ba = query_scores(s.ba, j0, lim_b);
-        let s_bb = query_scores(s.bb, j0 + 4u, lim_b);
-        let mn_a = max(m_a, max(max_cols(s_aa), max_cols(s_ab)));
-        let mn_b = max(m_b, max(max_cols(s_ba), max_cols(s_bb)));
-        let corr_a = exp(m_a - mn_a);
-        let corr_b = exp(m_b - mn_b);
-        let p_aa = exp_rows(s_aa, mn_a);
-        let p_ab = exp_rows(s_ab, mn_a);
-        let p_ba = exp_rows(s_ba, mn_b);
-        let p_bb = exp_rows(s_bb, mn_b);
-        l_a = l_a * corr_a + sum_cols(p_aa) + sum_cols(p_ab);
-        l_b = l_b * corr_b + sum_cols(p_ba) + sum_cols(p_bb);
-        m_a = mn_a;
-        m_b = mn_b;
-        let t_aa = transpose(p_aa);
-        let t_ab = transpose(p_ab);
-        let t_ba = transpose(p_ba);
-        let t_bb = transpose(p_bb);
+        let ha = softmax_step(m_a, l_a, s.aa, s.ab, j0, lim_a);
+        let hb = softmax_step(m_b, l_b, s.ba, s.bb, j0, lim_b);
+        m_a = ha.m;
+        l_a = ha.l;
+        m_b = hb.m;
+        l_b = hb.l;
         for (var c = 0u; c < DV; c++) {
             let vq = share8(v[kv_row + c]);
-            acc[2u * c] = scale_cols(acc[2u * c], corr_a) + vq.a * t_aa + vq.b * t_ab;
-            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], corr_b) + vq.a * t_ba + vq.b * t_bb;
+            acc[2u * c] = scale_cols(acc[2u * c], ha.corr) + vq.a * ha.pt0 + vq.b * ha.pt1;
+            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], hb.corr) + vq.a * hb.pt0 + vq.b * hb.pt1;
         }
     }
-    let inv_a = select(vec4(0.0), 1.0 / l_a, l_a > vec4(0.0));
-    let inv_b = select(vec4(0.0), 1.0 / l_b, l_b > vec4(0.0));
-    let lse_a = select(vec4(0.0), m_a + log(l_a), l_a > vec4(0.0));
-    let lse_b = select(vec4(0.0), m_b + log(l_b), l_b > vec4(0.0));
+    let fin = finish_rows(m_a, m_b, l_a, l_b);
     for (var r = 0u; r < 8u; r++) {
         if (i0 + r >= p.tq) { break; }
         let g = r / 4u;
         let row = bh * p.tq + i0 + r;
-        let inv = select(inv_a, inv_b, g == 1u)[r % 4u];
+        let inv = select(fin.inv_a, fin.inv_b, g == 1u)[r % 4u];
         for (var c = 0u; c < DV; c++) {
             o_out[row * DV + c] = acc[2u * c + g][r % 4u] * inv;
         }
-        lse_out[row] = select(lse_a, lse_b, g == 1u)[r % 4u];
+        lse_out[row] = select(fin.lse_a, fin.lse_b, g == 1u)[r % 4u];
     }
 }
 
@@ -872,14 +891,11 @@ fn backward_dq_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
             s = Block8(s.aa + qa_t * kq.a, s.ab + qa_t * kq.b, s.ba + qb_t * kq.a, s.bb + qb_t * kq.b);
             dp = Block8(dp.aa + da_t * vq.a, dp.ab + da_t * vq.b, dp.ba + db_t * vq.a, dp.bb + db_t * vq.b);
         }
-        let t_aa = transpose(ds_rows(exp_rows(query_scores(s.aa, j0, lim_a), lse_a), dp.aa, delta_a));
-        let t_ab = transpose(ds_rows(exp_rows(query_scores(s.ab, j0 + 4u, lim_a), lse_a), dp.ab, delta_a));
-        let t_ba = transpose(ds_rows(exp_rows(query_scores(s.ba, j0, lim_b), lse_b), dp.ba, delta_b));
-        let t_bb = transpose(ds_rows(exp_rows(query_scores(s.bb, j0 + 4u, lim_b), lse_b), dp.bb, delta_b));
+        let t = ds_block_dq(s, dp, j0, lim_a, lim_b, lse_a, lse_b, delta_a, delta_b);
         for (var c = 0u; c < DV; c++) {
             let kq = share8(k[kv_row + c]);
-            acc[2u * c] += kq.a * t_aa + kq.b * t_ab;
-            acc[2u * c + 1u] += kq.a * t_ba + kq.b * t_bb;
+            acc[2u * c] += kq.a * t.aa + kq.b * t.ab;
+            acc[2u * c + 1u] += kq.a * t.ba + kq.b * t.bb;
         }
     }
     for (var r = 0u; r < 8u; r++) {
@@ -938,28 +954,18 @@ fn backward_dkdv_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
             s = Block8(s.aa + ka_t * qq.a, s.ab + ka_t * qq.b, s.ba + kb_t * qq.a, s.bb + kb_t * qq.b);
             dp = Block8(dp.aa + va_t * dq.a, dp.ab + va_t * dq.b, dp.ba + vb_t * dq.a, dp.bb + vb_t * dq.b);
         }
-        let p_aa = exp_cols(key_scores(s.aa, keys_a, lims[0]), lse8[0]);
-        let p_ab = exp_cols(key_scores(s.ab, keys_a, lims[1]), lse8[1]);
-        let p_ba = exp_cols(key_scores(s.ba, keys_b, lims[0]), lse8[0]);
-        let p_bb = exp_cols(key_scores(s.bb, keys_b, lims[1]), lse8[1]);
-        let pt_aa = transpose(p_aa);
-        let pt_ab = transpose(p_ab);
-        let pt_ba = transpose(p_ba);
-        let pt_bb = transpose(p_bb);
-        let dt_aa = transpose(ds_cols(p_aa, dp.aa, delta8[0]));
-        let dt_ab = transpose(ds_cols(p_ab, dp.ab, delta8[1]));
-        let dt_ba = transpose(ds_cols(p_ba, dp.ba, delta8[0]));
-        let dt_bb = transpose(ds_cols(p_bb, dp.bb, delta8[1]));
+        let t = key_block_grads(s, dp, keys_a, keys_b, lims[0], lims[1], lse8[0], lse8[1],
+                                delta8[0], delta8[1]);
         // Two loops, as in `backward_dkdv_rows`.
         for (var c = 0u; c < DV; c++) {
             let dq = share8(d_o[q_row * DV + c]);
-            acc_dv[2u * c] += dq.a * pt_aa + dq.b * pt_ab;
-            acc_dv[2u * c + 1u] += dq.a * pt_ba + dq.b * pt_bb;
+            acc_dv[2u * c] += dq.a * t.pt.aa + dq.b * t.pt.ab;
+            acc_dv[2u * c + 1u] += dq.a * t.pt.ba + dq.b * t.pt.bb;
         }
         for (var c = 0u; c < DV; c++) {
             let qq = share8(q[q_row * DV + c]);
-            acc_dk[2u * c] += qq.a * dt_aa + qq.b * dt_ab;
-            acc_dk[2u * c + 1u] += qq.a * dt_ba + qq.b * dt_bb;
+            acc_dk[2u * c] += qq.a * t.dst.aa + qq.b * t.dst.ab;
+            acc_dk[2u * c + 1u] += qq.a * t.dst.ba + qq.b * t.dst.bb;
         }
     }
     for (var r = 0u; r < 8u; r++) {

@@ -38,6 +38,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<u32>;
+// concat_pair only: the second part.
+@group(0) @binding(3) var<storage, read> y: array<u32>;
 
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
@@ -88,6 +90,23 @@ fn concat_part(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32) {
     let w = element(wid, nwg, lid);
     if (w < p.n) { out[window_to_full(w)] = x[w]; }
+}
+
+// concat of two parts in one dispatch (a key/value cache growing by a step): out is
+// [outer, full, inner]; x fills [outer, 0..len, inner] and y [outer, len..full, inner].
+@compute @workgroup_size(WG)
+fn concat_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let a = (i / p.inner) % p.full;
+    let o = i / (p.full * p.inner);
+    let within = i % p.inner;
+    if (a < p.len) {
+        out[i] = x[(o * p.len + a) * p.inner + within];
+    } else {
+        out[i] = y[(o * (p.full - p.len) + a - p.len) * p.inner + within];
+    }
 }
 
 // The backward of slice: out [outer, full, inner] holds x [outer, len, inner] in the window

@@ -5,7 +5,7 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{Kernel, Storage};
 use crate::tape::record;
 use crate::tensor::{numel, DType, Tensor};
 use std::sync::Arc;
@@ -22,11 +22,17 @@ fn kernel(entry: &'static str) -> Kernel {
         .read(2)
 }
 
+fn concat_pair_kernel() -> Kernel {
+    kernel("concat_pair").read(3)
+}
+
 pub(crate) fn kernels() -> Vec<Kernel> {
-    ["permute", "slice_window", "concat_part", "slice_backward"]
+    let mut k: Vec<Kernel> = ["permute", "slice_window", "concat_part", "slice_backward"]
         .into_iter()
         .map(kernel)
-        .collect()
+        .collect();
+    k.push(concat_pair_kernel());
+    k
 }
 
 /// The uniform struct of layout.wgsl, in field order.
@@ -60,6 +66,10 @@ impl Window {
 }
 
 fn launch(entry: &'static str, out: &Tensor, x: &Tensor, p: &Params) -> Result<()> {
+    dispatch(&kernel(entry), &[out.storage(), x.storage()], p)
+}
+
+fn dispatch(k: &Kernel, buffers: &[&Storage], p: &Params) -> Result<()> {
     let w = p.window;
     let words: Vec<u32> = [p.n]
         .iter()
@@ -68,12 +78,9 @@ fn launch(entry: &'static str, out: &Tensor, x: &Tensor, p: &Params) -> Result<(
         .chain(&[w.full, w.len, w.inner, w.start])
         .map(|&v| v as u32)
         .collect();
-    out.gpu().dispatch(
-        &kernel(entry),
-        &words,
-        &[out.storage(), x.storage()],
-        groups_for(p.n, WG),
-    )
+    buffers[0]
+        .gpu()
+        .dispatch(k, &words, buffers, groups_for(p.n, WG))
 }
 
 /// Uninitialised output of `dtype` (the kernels write every element).
@@ -185,7 +192,8 @@ pub fn transpose(x: &Tensor, dim0: usize, dim1: usize) -> Result<Tensor> {
     permute(x, &perm)
 }
 
-/// Join `parts` along `axis`; every other axis must agree. One dispatch per part.
+/// Join `parts` along `axis`; every other axis must agree. One dispatch for two parts (the
+/// common case: a cache growing by a step), else one per part.
 pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     let Some(first) = parts.first() else {
         return Err(Error::shape("concat", "no parts to join"));
@@ -214,14 +222,28 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     for part in parts {
         let len = part.shape()[axis];
         let window = Window::new(&out_shape, axis, start, len);
-        let p = Params {
-            n: part.numel(),
-            window,
-            ..Params::default()
-        };
-        launch("concat_part", &out, part, &p)?;
+        if parts.len() != 2 {
+            let p = Params {
+                n: part.numel(),
+                window,
+                ..Params::default()
+            };
+            launch("concat_part", &out, part, &p)?;
+        }
         windows.push((window.start, len, part.is_requires_grad()));
         start += len;
+    }
+    if let [x, y] = parts {
+        let p = Params {
+            n: out.numel(),
+            window: Window::new(&out_shape, axis, 0, x.shape()[axis]),
+            ..Params::default()
+        };
+        dispatch(
+            &concat_pair_kernel(),
+            &[out.storage(), x.storage(), y.storage()],
+            &p,
+        )?;
     }
     Ok(record(out, parts, move |g| {
         windows
