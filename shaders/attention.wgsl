@@ -578,28 +578,41 @@ fn key_block_grads(s: Block8, dp: Block8, keys_a: vec4<u32>, keys_b: vec4<u32>,
                transpose(ds_cols(p_ba, dp.ba, delta_a)), transpose(ds_cols(p_bb, dp.bb, delta_b))));
 }
 
-// The 8-row block of invocation `lid` of workgroup `wid` over `n` rows per (b, h): (bh, r0),
-// or bh = batch * heads when the invocation has no block.
-fn row_block(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, n: u32) -> vec2<u32> {
-    let blocks = (n + 7u) / 8u;
-    let id = group_index(wid, nwg) * ROWS_WG + lid;
-    return vec2(id / blocks, id % blocks * 8u);
+// Rows 0..3 and 4..7 of a block, as the columns of two matrices (or, transposed, the rows).
+struct Quads8 {
+    a: mat4x4<f32>,
+    b: mat4x4<f32>,
 }
 
-// Forward: invocation owns queries i0 .. i0 + 7; online softmax over key blocks of 8.
-@compute @workgroup_size(ROWS_WG)
-fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let blk = row_block(wid, nwg, lid, p.tq);
-    let bh = blk.x;
-    let i0 = blk.y;
+// What a key-side invocation needs of a block of 8 queries: their key limits, lse and delta.
+struct QueryStats {
+    lim_a: vec4<u32>,
+    lim_b: vec4<u32>,
+    lse_a: vec4<f32>,
+    lse_b: vec4<f32>,
+    delta_a: vec4<f32>,
+    delta_b: vec4<f32>,
+}
+
+// The three row-block kernels, without their entry points. An invocation owns 8 rows (global
+// row indices `ra`, `rb`, 4 each) and walks the other side 8 rows at a time. The fetch
+// functions are defined by whichever of the two sections below the kernel is compiled with:
+// - own_*: quad c of the owned rows, transposed (rows as matrix rows);
+// - fetch_*: quad c of the 8 streamed rows `sa`, `sb` (as matrix columns); `mine` is the
+//   streamed row this invocation loads when the rows are shared through the subgroup;
+// - keep_own_*: called once, before the loop (caches the owned rows where that pays);
+// - walk_limit / walk_start: the streamed range, made uniform over a subgroup if needed.
+
+// Forward: invocation owns queries i0 .. i0 + 7 of head bh; online softmax over key blocks of 8.
+fn forward_rows_body(bh: u32, i0: u32, lane: u32) {
     if (bh >= p.batch * p.heads) { return; }
     let b = bh / p.heads;
     let qa = rows4(bh * p.tq, i0, p.tq);
     let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
     let lim_a = key_limits(b, i0);
     let lim_b = key_limits(b, i0 + 4u);
-    let n_keys = most_keys(lim_a, lim_b);
+    let n_keys = walk_limit(most_keys(lim_a, lim_b));
+    keep_own_q(qa, qb);
 
     var acc: array<mat4x4<f32>, 2u * DV>;
     var m_a = vec4(NEG_BIG);
@@ -609,9 +622,12 @@ fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
         let ka = rows4(bh * p.tk, j0, p.tk);
         let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
+        let mine = bh * p.tk + min(j0 + lane, p.tk - 1u);
         var s: Block8;
         for (var c = 0u; c < DV; c++) {
-            s = block_fma(s, q_quads(qa, c), q_quads(qb, c), k_quads(ka, c), k_quads(kb, c));
+            let kq = fetch_k(ka, kb, mine, c);
+            let qt = own_q(qa, qb, c);
+            s = Block8(s.aa + qt.a * kq.a, s.ab + qt.a * kq.b, s.ba + qt.b * kq.a, s.bb + qt.b * kq.b);
         }
         let ha = softmax_step(m_a, l_a, s.aa, s.ab, j0, lim_a);
         let hb = softmax_step(m_b, l_b, s.ba, s.bb, j0, lim_b);
@@ -621,208 +637,7 @@ fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         l_b = hb.l;
         // acc column r += sum over the block's keys of P[r, key] v_key.
         for (var c = 0u; c < DV; c++) {
-            let va = v_quads(ka, c);
-            let vb = v_quads(kb, c);
-            acc[2u * c] = scale_cols(acc[2u * c], ha.corr) + va * ha.pt0 + vb * ha.pt1;
-            acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], hb.corr) + va * hb.pt0 + vb * hb.pt1;
-        }
-    }
-    let fin = finish_rows(m_a, m_b, l_a, l_b);
-    for (var r = 0u; r < 8u; r++) {
-        if (i0 + r >= p.tq) { break; }
-        let g = r / 4u;
-        let row = bh * p.tq + i0 + r;
-        let inv = select(fin.inv_a, fin.inv_b, g == 1u)[r % 4u];
-        for (var c = 0u; c < DV; c++) {
-            o_out[row * DV + c] = acc[2u * c + g][r % 4u] * inv;
-        }
-        lse_out[row] = select(fin.lse_a, fin.lse_b, g == 1u)[r % 4u];
-    }
-}
-
-// dQ: invocation owns queries i0 .. i0 + 7, like `forward_rows`; per key block it recomputes
-// S = Q K^T and dP = dO V^T, forms dS, and accumulates dS K.
-@compute @workgroup_size(ROWS_WG)
-fn backward_dq_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-    let blk = row_block(wid, nwg, lid, p.tq);
-    let bh = blk.x;
-    let i0 = blk.y;
-    if (bh >= p.batch * p.heads) { return; }
-    let b = bh / p.heads;
-    let qa = rows4(bh * p.tq, i0, p.tq);
-    let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
-    let lim_a = key_limits(b, i0);
-    let lim_b = key_limits(b, i0 + 4u);
-    let n_keys = most_keys(lim_a, lim_b);
-    let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
-    let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
-    let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
-    let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
-
-    var acc: array<mat4x4<f32>, 2u * DV>;
-    for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
-        let ka = rows4(bh * p.tk, j0, p.tk);
-        let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
-        var s: Block8;
-        var dp: Block8;
-        for (var c = 0u; c < DV; c++) {
-            s = block_fma(s, q_quads(qa, c), q_quads(qb, c), k_quads(ka, c), k_quads(kb, c));
-            dp = block_fma(dp, do_quads(qa, c), do_quads(qb, c), v_quads(ka, c), v_quads(kb, c));
-        }
-        let t = ds_block_dq(s, dp, j0, lim_a, lim_b, lse_a, lse_b, delta_a, delta_b);
-        for (var c = 0u; c < DV; c++) {
-            let k_a = k_quads(ka, c);
-            let k_b = k_quads(kb, c);
-            acc[2u * c] += k_a * t.aa + k_b * t.ab;
-            acc[2u * c + 1u] += k_a * t.ba + k_b * t.bb;
-        }
-    }
-
-    for (var r = 0u; r < 8u; r++) {
-        if (i0 + r >= p.tq) { break; }
-        let row = bh * p.tq + i0 + r;
-        for (var c = 0u; c < DV; c++) {
-            dq_out[row * DV + c] = acc[2u * c + r / 4u][r % 4u] * p.scale;
-        }
-    }
-}
-
-// dK and dV: invocation owns keys j0 .. j0 + 7; per block of 8 queries from the first that
-// sees key j0 it recomputes S^T = K Q^T and dP^T = V dO^T, and accumulates P^T dO and dS^T Q.
-@compute @workgroup_size(ROWS_WG)
-fn backward_dkdv_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let blk = row_block(wid, nwg, lid, p.tk);
-    let bh = blk.x;
-    let j0 = blk.y;
-    if (bh >= p.batch * p.heads) { return; }
-    let b = bh / p.heads;
-    let ka = rows4(bh * p.tk, j0, p.tk);
-    let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
-    let keys_a = vec4(j0) + vec4(0u, 1u, 2u, 3u);
-    let keys_b = keys_a + 4u;
-
-    var acc_dk: array<mat4x4<f32>, 2u * DV>;
-    var acc_dv: array<mat4x4<f32>, 2u * DV>;
-    // first_query grows with the key, so the block's first key is seen first.
-    for (var i0 = first_query(b, j0) / 8u * 8u; i0 < p.tq; i0 += 8u) {
-        let qa = rows4(bh * p.tq, i0, p.tq);
-        let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
-        let lim_a = key_limits(b, i0);
-        let lim_b = key_limits(b, i0 + 4u);
-        var s: Block8;
-        var dp: Block8;
-        for (var c = 0u; c < DV; c++) {
-            s = block_fma(s, k_quads(ka, c), k_quads(kb, c), q_quads(qa, c), q_quads(qb, c));
-            dp = block_fma(dp, v_quads(ka, c), v_quads(kb, c), do_quads(qa, c), do_quads(qb, c));
-        }
-        let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
-        let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
-        let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
-        let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
-        let t = key_block_grads(s, dp, keys_a, keys_b, lim_a, lim_b, lse_a, lse_b, delta_a, delta_b);
-        // Two loops rather than one: each keeps 4 matrices live instead of 8 (one loop
-        // spilled on lavapipe and ran the whole backward ~20% slower).
-        for (var c = 0u; c < DV; c++) {
-            let do_a = do_quads(qa, c);
-            let do_b = do_quads(qb, c);
-            acc_dv[2u * c] += do_a * t.pt.aa + do_b * t.pt.ab;
-            acc_dv[2u * c + 1u] += do_a * t.pt.ba + do_b * t.pt.bb;
-        }
-        for (var c = 0u; c < DV; c++) {
-            let q_a = q_quads(qa, c);
-            let q_b = q_quads(qb, c);
-            acc_dk[2u * c] += q_a * t.dst.aa + q_b * t.dst.ab;
-            acc_dk[2u * c + 1u] += q_a * t.dst.ba + q_b * t.dst.bb;
-        }
-    }
-
-    for (var r = 0u; r < 8u; r++) {
-        if (j0 + r >= p.tk) { break; }
-        let row = bh * p.tk + j0 + r;
-        for (var c = 0u; c < DV; c++) {
-            dk_out[row * DV + c] = acc_dk[2u * c + r / 4u][r % 4u] * p.scale;
-            dv_out[row * DV + c] = acc_dv[2u * c + r / 4u][r % 4u];
-        }
-    }
-}
-
-// SUBGROUP KERNELS (need Features::SUBGROUP with subgroups of at least 8 lanes; compiled from
-// the whole file, the kernels above from the file up to here, so that those build anywhere)
-//
-// The row-block kernels again, with the streamed side shared through the subgroup. In
-// `forward_rows` every invocation loads all 8 rows of each K and V block itself, and on
-// lavapipe each of those loads is a per-lane scalar loop. Here the 8 lanes of a workgroup own
-// 8 consecutive row blocks of ONE (b, h) (64 rows), walk the same key blocks (the loop bound
-// is the subgroup's largest), and lane x loads row x of each block: `share8` broadcasts the 8
-// loads to every lane, so a block costs each lane 1 load per quad of D instead of 8. The
-// owned rows (Q) are loaded once into private memory instead of once per block.
-
-// Rows 0..3 and 4..7 of a block, as the columns of two matrices.
-struct Quads8 {
-    a: mat4x4<f32>,
-    b: mat4x4<f32>,
-}
-
-// Every lane's `x` (lane r holds row r of a block) to every lane.
-fn share8(x: vec4<f32>) -> Quads8 {
-    return Quads8(mat4x4(subgroupBroadcast(x, 0u), subgroupBroadcast(x, 1u),
-                         subgroupBroadcast(x, 2u), subgroupBroadcast(x, 3u)),
-                  mat4x4(subgroupBroadcast(x, 4u), subgroupBroadcast(x, 5u),
-                         subgroupBroadcast(x, 6u), subgroupBroadcast(x, 7u)));
-}
-
-// The 64-row group of workgroup `wid`: (bh, first row of lane `lane`'s block); bh = batch *
-// heads past the last group. Uniform over the workgroup but for the row.
-fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, n: u32) -> vec2<u32> {
-    let groups = (n + 63u) / 64u;
-    let g = group_index(wid, nwg);
-    return vec2(g / groups, g % groups * 64u + lane * 8u);
-}
-
-// Forward (see `forward_rows`), K and V shared through the subgroup.
-@compute @workgroup_size(ROWS_WG)
-fn forward_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(subgroup_invocation_id) lane: u32) {
-    let blk = lane_block(wid, nwg, lane, p.tq);
-    let bh = blk.x;
-    let i0 = blk.y;
-    if (bh >= p.batch * p.heads) { return; }
-    let b = bh / p.heads;
-    let qa = rows4(bh * p.tq, i0, p.tq);
-    let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
-    let lim_a = key_limits(b, i0);
-    let lim_b = key_limits(b, i0 + 4u);
-    let n_keys = subgroupMax(most_keys(lim_a, lim_b));
-    var qc: array<mat4x4<f32>, 2u * DV>;
-    for (var c = 0u; c < DV; c++) {
-        qc[2u * c] = transpose(q_quads(qa, c));
-        qc[2u * c + 1u] = transpose(q_quads(qb, c));
-    }
-
-    var acc: array<mat4x4<f32>, 2u * DV>;
-    var m_a = vec4(NEG_BIG);
-    var m_b = vec4(NEG_BIG);
-    var l_a = vec4(0.0);
-    var l_b = vec4(0.0);
-    for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
-        let kv_row = (bh * p.tk + min(j0 + lane, p.tk - 1u)) * DV;
-        var s: Block8;
-        for (var c = 0u; c < DV; c++) {
-            let kq = share8(k[kv_row + c]);
-            let ta = qc[2u * c];
-            let tb = qc[2u * c + 1u];
-            s = Block8(s.aa + ta * kq.a, s.ab + ta * kq.b, s.ba + tb * kq.a, s.bb + tb * kq.b);
-        }
-        let ha = softmax_step(m_a, l_a, s.aa, s.ab, j0, lim_a);
-        let hb = softmax_step(m_b, l_b, s.ba, s.bb, j0, lim_b);
-        m_a = ha.m;
-        l_a = ha.l;
-        m_b = hb.m;
-        l_b = hb.l;
-        for (var c = 0u; c < DV; c++) {
-            let vq = share8(v[kv_row + c]);
+            let vq = fetch_v(ka, kb, mine, c);
             acc[2u * c] = scale_cols(acc[2u * c], ha.corr) + vq.a * ha.pt0 + vq.b * ha.pt1;
             acc[2u * c + 1u] = scale_cols(acc[2u * c + 1u], hb.corr) + vq.a * hb.pt0 + vq.b * hb.pt1;
         }
@@ -840,60 +655,40 @@ fn forward_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-// Scalars of the 8 rows of a block (lane r holds row r's) to every lane, as rows 0..3 and 4..7.
-fn share8_scalar(x: f32) -> array<vec4<f32>, 2> {
-    return array(vec4(subgroupBroadcast(x, 0u), subgroupBroadcast(x, 1u),
-                      subgroupBroadcast(x, 2u), subgroupBroadcast(x, 3u)),
-                 vec4(subgroupBroadcast(x, 4u), subgroupBroadcast(x, 5u),
-                      subgroupBroadcast(x, 6u), subgroupBroadcast(x, 7u)));
-}
-
-// dQ (see `backward_dq_rows`), K and V shared through the subgroup; Q and dO of the lane's
-// own rows loaded once.
-@compute @workgroup_size(ROWS_WG)
-fn backward_dq_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                       @builtin(subgroup_invocation_id) lane: u32) {
-    let blk = lane_block(wid, nwg, lane, p.tq);
-    let bh = blk.x;
-    let i0 = blk.y;
+// dQ: invocation owns queries i0 .. i0 + 7, like the forward; per key block it recomputes
+// S = Q K^T and dP = dO V^T, forms dS, and accumulates dS K.
+fn backward_dq_rows_body(bh: u32, i0: u32, lane: u32) {
     if (bh >= p.batch * p.heads) { return; }
     let b = bh / p.heads;
     let qa = rows4(bh * p.tq, i0, p.tq);
     let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
     let lim_a = key_limits(b, i0);
     let lim_b = key_limits(b, i0 + 4u);
-    let n_keys = subgroupMax(most_keys(lim_a, lim_b));
+    let n_keys = walk_limit(most_keys(lim_a, lim_b));
     let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
     let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
     let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
     let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
-    var qc: array<mat4x4<f32>, 2u * DV>;
-    var doc: array<mat4x4<f32>, 2u * DV>;
-    for (var c = 0u; c < DV; c++) {
-        qc[2u * c] = transpose(q_quads(qa, c));
-        qc[2u * c + 1u] = transpose(q_quads(qb, c));
-        doc[2u * c] = transpose(do_quads(qa, c));
-        doc[2u * c + 1u] = transpose(do_quads(qb, c));
-    }
+    keep_own_q_do(qa, qb);
 
     var acc: array<mat4x4<f32>, 2u * DV>;
     for (var j0 = 0u; j0 < n_keys; j0 += 8u) {
-        let kv_row = (bh * p.tk + min(j0 + lane, p.tk - 1u)) * DV;
+        let ka = rows4(bh * p.tk, j0, p.tk);
+        let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
+        let mine = bh * p.tk + min(j0 + lane, p.tk - 1u);
         var s: Block8;
         var dp: Block8;
         for (var c = 0u; c < DV; c++) {
-            let kq = share8(k[kv_row + c]);
-            let vq = share8(v[kv_row + c]);
-            let qa_t = qc[2u * c];
-            let qb_t = qc[2u * c + 1u];
-            let da_t = doc[2u * c];
-            let db_t = doc[2u * c + 1u];
-            s = Block8(s.aa + qa_t * kq.a, s.ab + qa_t * kq.b, s.ba + qb_t * kq.a, s.bb + qb_t * kq.b);
-            dp = Block8(dp.aa + da_t * vq.a, dp.ab + da_t * vq.b, dp.ba + db_t * vq.a, dp.bb + db_t * vq.b);
+            let kq = fetch_k(ka, kb, mine, c);
+            let vq = fetch_v(ka, kb, mine, c);
+            let qt = own_q(qa, qb, c);
+            let dt = own_do(qa, qb, c);
+            s = Block8(s.aa + qt.a * kq.a, s.ab + qt.a * kq.b, s.ba + qt.b * kq.a, s.bb + qt.b * kq.b);
+            dp = Block8(dp.aa + dt.a * vq.a, dp.ab + dt.a * vq.b, dp.ba + dt.b * vq.a, dp.bb + dt.b * vq.b);
         }
         let t = ds_block_dq(s, dp, j0, lim_a, lim_b, lse_a, lse_b, delta_a, delta_b);
         for (var c = 0u; c < DV; c++) {
-            let kq = share8(k[kv_row + c]);
+            let kq = fetch_k(ka, kb, mine, c);
             acc[2u * c] += kq.a * t.aa + kq.b * t.ab;
             acc[2u * c + 1u] += kq.a * t.ba + kq.b * t.bb;
         }
@@ -907,63 +702,46 @@ fn backward_dq_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     }
 }
 
-// dK and dV (see `backward_dkdv_rows`), Q, dO, lse and delta shared through the subgroup;
-// K and V of the lane's own keys loaded once. The query blocks start at the first one that
-// sees the group's first key.
-@compute @workgroup_size(ROWS_WG)
-fn backward_dkdv_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                         @builtin(subgroup_invocation_id) lane: u32) {
-    let blk = lane_block(wid, nwg, lane, p.tk);
-    let bh = blk.x;
-    let j0 = blk.y;
+// dK and dV: invocation owns keys j0 .. j0 + 7; per block of 8 queries from the first that
+// sees key j0 it recomputes S^T = K Q^T and dP^T = V dO^T, and accumulates P^T dO and dS^T Q.
+fn backward_dkdv_rows_body(bh: u32, j0: u32, lane: u32) {
     if (bh >= p.batch * p.heads) { return; }
     let b = bh / p.heads;
     let ka = rows4(bh * p.tk, j0, p.tk);
     let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
     let keys_a = vec4(j0) + vec4(0u, 1u, 2u, 3u);
     let keys_b = keys_a + 4u;
-    var kc: array<mat4x4<f32>, 2u * DV>;
-    var vc: array<mat4x4<f32>, 2u * DV>;
-    for (var c = 0u; c < DV; c++) {
-        kc[2u * c] = transpose(k_quads(ka, c));
-        kc[2u * c + 1u] = transpose(k_quads(kb, c));
-        vc[2u * c] = transpose(v_quads(ka, c));
-        vc[2u * c + 1u] = transpose(v_quads(kb, c));
-    }
+    keep_own_k_v(ka, kb);
 
     var acc_dk: array<mat4x4<f32>, 2u * DV>;
     var acc_dv: array<mat4x4<f32>, 2u * DV>;
-    for (var i0 = subgroupMin(first_query(b, j0)) / 8u * 8u; i0 < p.tq; i0 += 8u) {
-        let q_row = bh * p.tq + min(i0 + lane, p.tq - 1u);
-        let lim = select(0u, key_limit(b, min(i0 + lane, p.tq - 1u)), i0 + lane < p.tq);
-        let lims = array(vec4(subgroupBroadcast(lim, 0u), subgroupBroadcast(lim, 1u),
-                              subgroupBroadcast(lim, 2u), subgroupBroadcast(lim, 3u)),
-                         vec4(subgroupBroadcast(lim, 4u), subgroupBroadcast(lim, 5u),
-                              subgroupBroadcast(lim, 6u), subgroupBroadcast(lim, 7u)));
-        let lse8 = share8_scalar(lse[q_row]);
-        let delta8 = share8_scalar(delta[q_row]);
+    // first_query grows with the key, so the block's first key is seen first.
+    for (var i0 = walk_start(first_query(b, j0)) / 8u * 8u; i0 < p.tq; i0 += 8u) {
+        let qa = rows4(bh * p.tq, i0, p.tq);
+        let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
+        let mine = bh * p.tq + min(i0 + lane, p.tq - 1u);
+        let qs = fetch_query_stats(b, i0, qa, qb, lane);
         var s: Block8;
         var dp: Block8;
         for (var c = 0u; c < DV; c++) {
-            let qq = share8(q[q_row * DV + c]);
-            let dq = share8(d_o[q_row * DV + c]);
-            let ka_t = kc[2u * c];
-            let kb_t = kc[2u * c + 1u];
-            let va_t = vc[2u * c];
-            let vb_t = vc[2u * c + 1u];
-            s = Block8(s.aa + ka_t * qq.a, s.ab + ka_t * qq.b, s.ba + kb_t * qq.a, s.bb + kb_t * qq.b);
-            dp = Block8(dp.aa + va_t * dq.a, dp.ab + va_t * dq.b, dp.ba + vb_t * dq.a, dp.bb + vb_t * dq.b);
+            let qq = fetch_q(qa, qb, mine, c);
+            let dq = fetch_do(qa, qb, mine, c);
+            let kt = own_k(ka, kb, c);
+            let vt = own_v(ka, kb, c);
+            s = Block8(s.aa + kt.a * qq.a, s.ab + kt.a * qq.b, s.ba + kt.b * qq.a, s.bb + kt.b * qq.b);
+            dp = Block8(dp.aa + vt.a * dq.a, dp.ab + vt.a * dq.b, dp.ba + vt.b * dq.a, dp.bb + vt.b * dq.b);
         }
-        let t = key_block_grads(s, dp, keys_a, keys_b, lims[0], lims[1], lse8[0], lse8[1],
-                                delta8[0], delta8[1]);
-        // Two loops, as in `backward_dkdv_rows`.
+        let t = key_block_grads(s, dp, keys_a, keys_b, qs.lim_a, qs.lim_b, qs.lse_a, qs.lse_b,
+                                qs.delta_a, qs.delta_b);
+        // Two loops rather than one: each keeps 4 matrices live instead of 8 (one loop
+        // spilled on lavapipe and ran the whole backward ~20% slower).
         for (var c = 0u; c < DV; c++) {
-            let dq = share8(d_o[q_row * DV + c]);
+            let dq = fetch_do(qa, qb, mine, c);
             acc_dv[2u * c] += dq.a * t.pt.aa + dq.b * t.pt.ab;
             acc_dv[2u * c + 1u] += dq.a * t.pt.ba + dq.b * t.pt.bb;
         }
         for (var c = 0u; c < DV; c++) {
-            let qq = share8(q[q_row * DV + c]);
+            let qq = fetch_q(qa, qb, mine, c);
             acc_dk[2u * c] += qq.a * t.dst.aa + qq.b * t.dst.ab;
             acc_dk[2u * c + 1u] += qq.a * t.dst.ba + qq.b * t.dst.bb;
         }
@@ -976,4 +754,197 @@ fn backward_dkdv_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
             dv_out[row * DV + c] = acc_dv[2u * c + r / 4u][r % 4u];
         }
     }
+}
+
+// PORTABLE ROW FETCH (every invocation loads all 8 streamed rows itself and its own rows
+// again per block; `Rows`)
+
+fn keep_own_q(ra: vec4<u32>, rb: vec4<u32>) {}
+fn keep_own_q_do(ra: vec4<u32>, rb: vec4<u32>) {}
+fn keep_own_k_v(ra: vec4<u32>, rb: vec4<u32>) {}
+fn walk_limit(n: u32) -> u32 { return n; }
+fn walk_start(i: u32) -> u32 { return i; }
+
+fn own_q(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(transpose(q_quads(ra, c)), transpose(q_quads(rb, c)));
+}
+fn own_do(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(transpose(do_quads(ra, c)), transpose(do_quads(rb, c)));
+}
+fn own_k(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(transpose(k_quads(ra, c)), transpose(k_quads(rb, c)));
+}
+fn own_v(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(transpose(v_quads(ra, c)), transpose(v_quads(rb, c)));
+}
+fn fetch_q(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return Quads8(q_quads(sa, c), q_quads(sb, c));
+}
+fn fetch_do(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return Quads8(do_quads(sa, c), do_quads(sb, c));
+}
+fn fetch_k(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return Quads8(k_quads(sa, c), k_quads(sb, c));
+}
+fn fetch_v(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return Quads8(v_quads(sa, c), v_quads(sb, c));
+}
+fn fetch_query_stats(b: u32, i0: u32, qa: vec4<u32>, qb: vec4<u32>, lane: u32) -> QueryStats {
+    return QueryStats(key_limits(b, i0), key_limits(b, i0 + 4u),
+                      vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]),
+                      vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]),
+                      vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]),
+                      vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]));
+}
+
+// The 8-row block of invocation `lid` of workgroup `wid` over `n` rows per (b, h): (bh, r0),
+// or bh = batch * heads when the invocation has no block.
+fn row_block(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, n: u32) -> vec2<u32> {
+    let blocks = (n + 7u) / 8u;
+    let id = group_index(wid, nwg) * ROWS_WG + lid;
+    return vec2(id / blocks, id % blocks * 8u);
+}
+
+@compute @workgroup_size(ROWS_WG)
+fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let blk = row_block(wid, nwg, lid, p.tq);
+    forward_rows_body(blk.x, blk.y, 0u);
+}
+
+@compute @workgroup_size(ROWS_WG)
+fn backward_dq_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let blk = row_block(wid, nwg, lid, p.tq);
+    backward_dq_rows_body(blk.x, blk.y, 0u);
+}
+
+@compute @workgroup_size(ROWS_WG)
+fn backward_dkdv_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let blk = row_block(wid, nwg, lid, p.tk);
+    backward_dkdv_rows_body(blk.x, blk.y, 0u);
+}
+
+// SUBGROUP KERNELS (need Features::SUBGROUP with subgroups of at least 8 lanes; compiled from
+// the file without the section above, the other kernels from the file up to here, so that
+// those build anywhere; `RowsSubgroup`)
+//
+// The row-block kernels again, with the streamed side shared through the subgroup. With the
+// fetch above every invocation loads all 8 rows of each streamed block itself, and on
+// lavapipe each of those loads is a per-lane scalar loop. Here the 8 lanes of a workgroup own
+// 8 consecutive row blocks of ONE (b, h) (64 rows), walk the same blocks (the loop bounds are
+// the subgroup's widest), and lane x loads row x of each block (`mine`): `share8` broadcasts
+// the 8 loads to every lane, so a block costs each lane 1 load per quad of D instead of 8.
+// The owned rows are loaded once into private memory instead of once per block.
+
+// Every lane's `x` (lane r holds row r of a block) to every lane.
+fn share8(x: vec4<f32>) -> Quads8 {
+    return Quads8(mat4x4(subgroupBroadcast(x, 0u), subgroupBroadcast(x, 1u),
+                         subgroupBroadcast(x, 2u), subgroupBroadcast(x, 3u)),
+                  mat4x4(subgroupBroadcast(x, 4u), subgroupBroadcast(x, 5u),
+                         subgroupBroadcast(x, 6u), subgroupBroadcast(x, 7u)));
+}
+
+// Scalars of the 8 rows of a block (lane r holds row r's) to every lane, as rows 0..3 and 4..7.
+fn share8_scalar(x: f32) -> array<vec4<f32>, 2> {
+    return array(vec4(subgroupBroadcast(x, 0u), subgroupBroadcast(x, 1u),
+                      subgroupBroadcast(x, 2u), subgroupBroadcast(x, 3u)),
+                 vec4(subgroupBroadcast(x, 4u), subgroupBroadcast(x, 5u),
+                      subgroupBroadcast(x, 6u), subgroupBroadcast(x, 7u)));
+}
+
+// The owned rows' quads, transposed: Q and dO (query-side kernels) or K and V (dK/dV).
+var<private> own_first: array<mat4x4<f32>, 2u * DV>;
+var<private> own_second: array<mat4x4<f32>, 2u * DV>;
+
+fn keep_own_q(ra: vec4<u32>, rb: vec4<u32>) {
+    for (var c = 0u; c < DV; c++) {
+        own_first[2u * c] = transpose(q_quads(ra, c));
+        own_first[2u * c + 1u] = transpose(q_quads(rb, c));
+    }
+}
+fn keep_own_q_do(ra: vec4<u32>, rb: vec4<u32>) {
+    for (var c = 0u; c < DV; c++) {
+        own_first[2u * c] = transpose(q_quads(ra, c));
+        own_first[2u * c + 1u] = transpose(q_quads(rb, c));
+        own_second[2u * c] = transpose(do_quads(ra, c));
+        own_second[2u * c + 1u] = transpose(do_quads(rb, c));
+    }
+}
+fn keep_own_k_v(ra: vec4<u32>, rb: vec4<u32>) {
+    for (var c = 0u; c < DV; c++) {
+        own_first[2u * c] = transpose(k_quads(ra, c));
+        own_first[2u * c + 1u] = transpose(k_quads(rb, c));
+        own_second[2u * c] = transpose(v_quads(ra, c));
+        own_second[2u * c + 1u] = transpose(v_quads(rb, c));
+    }
+}
+fn walk_limit(n: u32) -> u32 { return subgroupMax(n); }
+fn walk_start(i: u32) -> u32 { return subgroupMin(i); }
+
+fn own_q(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(own_first[2u * c], own_first[2u * c + 1u]);
+}
+fn own_do(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(own_second[2u * c], own_second[2u * c + 1u]);
+}
+fn own_k(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(own_first[2u * c], own_first[2u * c + 1u]);
+}
+fn own_v(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
+    return Quads8(own_second[2u * c], own_second[2u * c + 1u]);
+}
+fn fetch_q(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return share8(q[mine * DV + c]);
+}
+fn fetch_do(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return share8(d_o[mine * DV + c]);
+}
+fn fetch_k(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return share8(k[mine * DV + c]);
+}
+fn fetch_v(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
+    return share8(v[mine * DV + c]);
+}
+// Lane x loads query i0 + x's key limit (0 past the last query), lse and delta.
+fn fetch_query_stats(b: u32, i0: u32, qa: vec4<u32>, qb: vec4<u32>, lane: u32) -> QueryStats {
+    let row = select(qa, qb, lane >= 4u)[lane % 4u];
+    let lim = select(0u, key_limit(b, min(i0 + lane, p.tq - 1u)), i0 + lane < p.tq);
+    let lse8 = share8_scalar(lse[row]);
+    let delta8 = share8_scalar(delta[row]);
+    return QueryStats(vec4(subgroupBroadcast(lim, 0u), subgroupBroadcast(lim, 1u),
+                           subgroupBroadcast(lim, 2u), subgroupBroadcast(lim, 3u)),
+                      vec4(subgroupBroadcast(lim, 4u), subgroupBroadcast(lim, 5u),
+                           subgroupBroadcast(lim, 6u), subgroupBroadcast(lim, 7u)),
+                      lse8[0], lse8[1], delta8[0], delta8[1]);
+}
+
+// The 64-row group of workgroup `wid`: (bh, first row of lane `lane`'s block); bh = batch *
+// heads past the last group. Uniform over the workgroup but for the row.
+fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, n: u32) -> vec2<u32> {
+    let groups = (n + 63u) / 64u;
+    let g = group_index(wid, nwg);
+    return vec2(g / groups, g % groups * 64u + lane * 8u);
+}
+
+@compute @workgroup_size(ROWS_WG)
+fn forward_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = lane_block(wid, nwg, lane, p.tq);
+    forward_rows_body(blk.x, blk.y, lane);
+}
+
+@compute @workgroup_size(ROWS_WG)
+fn backward_dq_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = lane_block(wid, nwg, lane, p.tq);
+    backward_dq_rows_body(blk.x, blk.y, lane);
+}
+
+@compute @workgroup_size(ROWS_WG)
+fn backward_dkdv_rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = lane_block(wid, nwg, lane, p.tk);
+    backward_dkdv_rows_body(blk.x, blk.y, lane);
 }

@@ -126,16 +126,13 @@ fn block_rows(d: usize) -> u32 {
 /// Entry `entry` compiled for head dim `d`. The whole file is compiled for every entry, so each
 /// needs all three constants.
 fn kernel(entry: &'static str, d: usize) -> Kernel {
-    // The subgroup kernels (entries `*_sg`) are compiled from the whole file, the others from
-    // the part before them, so that they build on adapters without subgroups.
+    // The subgroup kernels (entries `*_sg`) are compiled without the portable row fetch, the
+    // others from the part before the subgroup section, so that they build on adapters
+    // without subgroups.
     let subgroups = entry.ends_with("_sg");
     let source = match subgroups {
-        true => SRC,
-        false => {
-            &SRC[..SRC
-                .find(SUBGROUP_SECTION)
-                .expect("attention.wgsl marks its sections")]
-        }
+        true => subgroup_source(),
+        false => &SRC[..section(SUBGROUP_SECTION)],
     };
     let k = Kernel::new(FILE, source, entry)
         .define("D", d as u32)
@@ -149,7 +146,25 @@ fn kernel(entry: &'static str, d: usize) -> Kernel {
     }
 }
 
+const PORTABLE_SECTION: &str = "// PORTABLE ROW FETCH";
 const SUBGROUP_SECTION: &str = "// SUBGROUP KERNELS";
+
+fn section(marker: &str) -> usize {
+    SRC.find(marker).expect("attention.wgsl marks its sections")
+}
+
+/// The subgroup kernels' source: the file without its portable row fetch, which the subgroup
+/// section replaces (the row-block kernel bodies call whichever fetch they are compiled with).
+fn subgroup_source() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{}{}",
+            &SRC[..section(PORTABLE_SECTION)],
+            &SRC[section(SUBGROUP_SECTION)..]
+        )
+    })
+}
 
 fn forward_kernel(d: usize, variant: AttentionKernel) -> Kernel {
     kernel(
