@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::config::AsrConfig;
 use wgformer::train::asr::{evaluate_checkpoint, run, AsrRunOptions, Rates, TestReport};
+use wgformer::train::cli::parse_train_args;
 
 const USAGE: &str = "usage: train_asr [--config PATH] [--set key.path=value]... [--resume] \
                      | --evaluate CHECKPOINT_DIR";
@@ -18,33 +19,16 @@ fn main() -> ExitCode {
     if let Err(e) = wgformer::train::interrupt::install_handler() {
         eprintln!("train_asr: {e}");
     }
-    let mut config_path = "configs/asr.yaml".to_string();
-    let mut overrides = Vec::new();
-    let mut resume = false;
-    let mut evaluate = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => match args.next() {
-                Some(p) => config_path = p,
-                None => return fail("--config needs a path"),
-            },
-            "--set" => match args.next() {
-                Some(kv) => overrides.push(kv),
-                None => return fail("--set needs key.path=value"),
-            },
-            "--resume" => resume = true,
-            "--evaluate" => match args.next() {
-                Some(dir) => evaluate = Some(PathBuf::from(dir)),
-                None => return fail("--evaluate needs a checkpoint directory"),
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => return fail(&format!("unknown argument {other:?}")),
-        }
+    let own = [("--evaluate", "a checkpoint directory")];
+    let args = match parse_train_args(std::env::args().skip(1), "configs/asr.yaml", &own) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
     }
+    let evaluate = args.value("--evaluate").map(PathBuf::from);
     if let Some(dir) = evaluate {
         return match wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, &dir)) {
             Ok(t) => {
@@ -54,12 +38,12 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.to_string()),
         };
     }
-    let config = match AsrConfig::load_with_overrides(&config_path, &overrides) {
+    let config = match AsrConfig::load_with_overrides(&args.config_path, &args.overrides) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
     let opts = AsrRunOptions {
-        resume,
+        resume: args.resume,
         verbose: true,
         stop_after: None,
     };

@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 use wgformer::config::Config;
+use wgformer::train::cli::parse_train_args;
 use wgformer::train::clm::{run, RunOptions};
 
 const USAGE: &str = "usage: train_clm [--config PATH] [--set key.path=value]... [--resume]";
@@ -16,36 +17,22 @@ fn main() -> ExitCode {
     if let Err(e) = wgformer::train::interrupt::install_handler() {
         eprintln!("train_clm: {e}");
     }
-    let mut config_path = "configs/clm.yaml".to_string();
-    let mut overrides = Vec::new();
-    let mut resume = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => match args.next() {
-                Some(p) => config_path = p,
-                None => return fail("--config needs a path"),
-            },
-            "--set" => match args.next() {
-                Some(kv) => overrides.push(kv),
-                None => return fail("--set needs key.path=value"),
-            },
-            "--resume" => resume = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => return fail(&format!("unknown argument {other:?}")),
-        }
+    let args = match parse_train_args(std::env::args().skip(1), "configs/clm.yaml", &[]) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
     }
-    let config = match Config::load_with_overrides(&config_path, &overrides) {
+    let config = match Config::load_with_overrides(&args.config_path, &args.overrides) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
     match run(
         &config,
         &RunOptions {
-            resume,
+            resume: args.resume,
             verbose: true,
             stop_after: None,
         },

@@ -133,6 +133,30 @@ fn stage_q_do(bh: u32, r0: u32, t: u32) {
     }
 }
 
+// The query row of invocation t in a query-owning tiled kernel (`forward`, `backward_dq`):
+// workgroup `group` covers BLOCK queries q0 .. of head bh; the invocation owns query q0 + t.
+struct QueryRow {
+    bh: u32,
+    owns_row: bool,
+    // Keys the block's last query sees (the most of any in the block): tiles past it are skipped.
+    block_limit: u32,
+    // Keys this query sees; 0 past the last query.
+    limit: u32,
+    // Global row of q / o / lse; invocations past the last query read the last row and write
+    // nothing.
+    row: u32,
+}
+
+fn query_row(group: u32, q_blocks: u32, t: u32) -> QueryRow {
+    let bh = group / q_blocks;
+    let b = bh / p.heads;
+    let q0 = (group % q_blocks) * BLOCK;
+    let i = q0 + t;
+    let owns_row = i < p.tq;
+    return QueryRow(bh, owns_row, key_limit(b, min(q0 + BLOCK, p.tq) - 1u),
+                    select(0u, key_limit(b, i), owns_row), bh * p.tq + min(i, p.tq - 1u));
+}
+
 // One workgroup per BLOCK queries of one (b, h); invocation t owns query q0 + t.
 // Online softmax: for each staged K/V tile, the row's running max m, denominator l and
 // unnormalised output acc are rescaled by exp(m_old - m_new) and extended by the tile.
@@ -142,16 +166,9 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let q_blocks = (p.tq + BLOCK - 1u) / BLOCK;
     let group = group_index(wid, nwg);
     if (group >= p.batch * p.heads * q_blocks) { return; }
-    let bh = group / q_blocks;
-    let b = bh / p.heads;
-    let q0 = (group % q_blocks) * BLOCK;
-    let i = q0 + t;
-    let owns_row = i < p.tq;
-    // The block's last query sees the most keys; tiles past its limit are skipped.
-    let block_limit = key_limit(b, min(q0 + BLOCK, p.tq) - 1u);
-    let limit = select(0u, key_limit(b, i), owns_row);
-    // Invocations past the last query (limit 0) read the last row and write nothing.
-    let row = bh * p.tq + min(i, p.tq - 1u);
+    let r = query_row(group, q_blocks, t);
+    let row = r.row;
+    let limit = r.limit;
 
     // The query row, pre-multiplied by c so that q_row . k_j is the score.
     var q_row: array<vec4<f32>, DV>;
@@ -164,11 +181,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var l = 0.0;
     var s: array<f32, BLOCK>;
 
-    for (var k0 = 0u; k0 < block_limit; k0 += BLOCK) {
-        stage_kv(bh, k0, t);
+    for (var k0 = 0u; k0 < r.block_limit; k0 += BLOCK) {
+        stage_kv(r.bh, k0, t);
         workgroupBarrier();
         // Keys of this tile that some row of the block sees; this row sees those below `limit`.
-        let n = min(BLOCK, block_limit - k0);
+        let n = min(BLOCK, r.block_limit - k0);
         var tile_max = NEG_BIG;
         for (var j = 0u; j < n; j++) {
             var score = 0.0;
@@ -198,7 +215,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         workgroupBarrier();
     }
 
-    if (!owns_row) { return; }
+    if (!r.owns_row) { return; }
     // l >= 1 when any key is visible (the max contributes exp(0)); l = 0 for a fully masked row.
     let seen = l > 0.0;
     let inv_l = select(0.0, 1.0 / l, seen);
@@ -298,15 +315,9 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let q_blocks = (p.tq + BLOCK - 1u) / BLOCK;
     let group = group_index(wid, nwg);
     if (group >= p.batch * p.heads * q_blocks) { return; }
-    let bh = group / q_blocks;
-    let b = bh / p.heads;
-    let q0 = (group % q_blocks) * BLOCK;
-    let i = q0 + t;
-    let owns_row = i < p.tq;
-    let block_limit = key_limit(b, min(q0 + BLOCK, p.tq) - 1u);
-    let limit = select(0u, key_limit(b, i), owns_row);
-    // Invocations past the last query (limit 0) read the last row and write nothing.
-    let row = bh * p.tq + min(i, p.tq - 1u);
+    let r = query_row(group, q_blocks, t);
+    let row = r.row;
+    let limit = r.limit;
     let lse_i = lse[row];
     let delta_i = delta[row];
 
@@ -319,10 +330,10 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         dq[c] = vec4(0.0);
     }
 
-    for (var k0 = 0u; k0 < block_limit; k0 += BLOCK) {
-        stage_kv(bh, k0, t);
+    for (var k0 = 0u; k0 < r.block_limit; k0 += BLOCK) {
+        stage_kv(r.bh, k0, t);
         workgroupBarrier();
-        let n = min(BLOCK, block_limit - k0);
+        let n = min(BLOCK, r.block_limit - k0);
         for (var j = 0u; j < n; j++) {
             var score = 0.0;
             var dp = 0.0;
@@ -342,7 +353,7 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         workgroupBarrier();
     }
 
-    if (!owns_row) { return; }
+    if (!r.owns_row) { return; }
     for (var c = 0u; c < DV; c++) {
         dq_out[row * DV + c] = dq[c] * p.scale;
     }

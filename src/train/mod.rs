@@ -4,6 +4,7 @@ pub mod asr;
 pub mod asr_data;
 pub mod asr_trainer;
 pub mod checkpoint;
+pub mod cli;
 pub mod clm;
 pub mod error_rate;
 pub mod interrupt;
