@@ -3,7 +3,8 @@
 //! training tokens/s with dispatches, submits and readbacks per step, and greedy generation
 //! tokens/s with and without the KV cache, measured side by side in one run.
 //!
-//!     cargo bench --bench clm            (WGFORMER_BENCH_QUICK=1 for a shorter run)
+//!     cargo bench --bench clm            (WGFORMER_BENCH_QUICK=1 for a shorter run;
+//!                                         WGFORMER_PROFILE=1 adds per-kernel times)
 
 use std::time::Instant;
 use wgformer::data::Batch;
@@ -85,6 +86,20 @@ fn main() -> wgformer::Result<()> {
         per(c.pipelines_compiled)
     );
 
+    // WGFORMER_PROFILE=1: where one training step's time goes, per kernel (each dispatch then
+    // runs on its own, so the step is slower and small kernels are overstated).
+    let profile = std::env::var("WGFORMER_PROFILE").is_ok_and(|v| v == "1");
+    if profile {
+        gpu.set_profiling(true)?;
+        trainer.train_step(std::slice::from_ref(&b))?;
+        gpu.set_profiling(false)?;
+        println!(
+            "one training step, per kernel:\n{}",
+            wgformer::gpu::format_profile(&gpu.profile())
+        );
+        gpu.reset_profile();
+    }
+
     let model = &trainer.model;
     let new_tokens = if quick { 16 } else { 64 };
     let prompt = [2u32, 10, 11, 12];
@@ -98,6 +113,16 @@ fn main() -> wgformer::Result<()> {
         Ok(out.len() as f64 / t.elapsed().as_secs_f64())
     };
     rate(true)?; // warm-up: compile the T = 1 kernels
+    if profile {
+        gpu.set_profiling(true)?;
+        greedy(&CausalLmDecoder(model), &prompt, new_tokens, None)?;
+        gpu.set_profiling(false)?;
+        println!(
+            "generating {new_tokens} tokens with the KV cache, per kernel:\n{}",
+            wgformer::gpu::format_profile(&gpu.profile())
+        );
+        gpu.reset_profile();
+    }
     let (with, without) = (rate(true)?, rate(false)?);
     println!("generate ({new_tokens} tokens, greedy): {with:.1} tokens/s with KV cache, {without:.1} without; ratio {:.2}x", with / without);
     Ok(())

@@ -64,6 +64,8 @@ fn permute_matches_reference_for_every_permutation_of_rank_3_and_4_on_odd_shapes
     for (i, perm) in permutations(4).iter().enumerate() {
         check_permute(&[2, 7, 3, 5], perm, 200 + i as u64);
         check_permute(&[3, 1, 7, 1], perm, 300 + i as u64);
+        // Innermost axis of whole vec4: the permutations that keep it last use `permute4`.
+        check_permute(&[2, 7, 3, 8], perm, 400 + i as u64);
     }
 }
 
@@ -80,14 +82,16 @@ fn permute_handles_rank_1_to_6_and_higher_ranks_that_collapse() {
 #[test]
 fn head_split_and_merge_round_trip_exactly() {
     // [B, T, H, Dh] -> [B, H, T, Dh] -> [B, T, H, Dh], as multi-head attention uses them.
-    let shape = [2, 7, 3, 5];
-    let xv = values(numel(&shape), 7);
-    let x = tensor(&xv, &shape);
-    let heads = ops::permute(&x, &[0, 2, 1, 3]).unwrap();
-    assert_eq!(heads.shape(), &[2, 3, 7, 5]);
-    let back = ops::permute(&heads, &[0, 2, 1, 3]).unwrap();
-    assert_eq!(back.shape(), &shape);
-    assert_eq!(back.to_vec().unwrap(), xv);
+    // Dh = 5 moves single values, Dh = 8 whole vec4 (`permute4`).
+    for shape in [[2, 7, 3, 5], [2, 7, 3, 8]] {
+        let xv = values(numel(&shape), 7);
+        let x = tensor(&xv, &shape);
+        let heads = ops::permute(&x, &[0, 2, 1, 3]).unwrap();
+        assert_eq!(heads.shape(), &[2, 3, 7, shape[3]]);
+        let back = ops::permute(&heads, &[0, 2, 1, 3]).unwrap();
+        assert_eq!(back.shape(), &shape);
+        assert_eq!(back.to_vec().unwrap(), xv);
+    }
     // A rank-5 permutation and its inverse.
     let shape = [3, 2, 5, 1, 7];
     let perm = [4, 2, 0, 3, 1];

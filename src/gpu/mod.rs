@@ -9,12 +9,15 @@
 mod adapter;
 mod kernel;
 mod pool;
+mod profile;
 
 pub use kernel::{grid, Kernel};
 pub use pool::size_class;
+pub use profile::{format_profile, KernelTime};
 
 use crate::error::{Error, Result};
 use pool::{BufferPool, PooledBuffer};
+use profile::Profile;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -113,6 +116,7 @@ struct State {
     recorded: Vec<Recorded>,
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     counters: Counters,
+    profile: Profile,
 }
 
 pub struct GpuInner {
@@ -195,6 +199,7 @@ impl Gpu {
                 recorded: Vec::new(),
                 staging: HashMap::new(),
                 counters: Counters::default(),
+                profile: Profile::default(),
             }),
         })))
     }
@@ -225,6 +230,23 @@ impl Gpu {
         let mut c = s.counters;
         c.buffers_created = s.pool.created;
         c
+    }
+
+    /// Time every dispatch from now on (see `profile.rs`: each is submitted and waited for on
+    /// its own, which slows everything down), or stop timing.
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        self.synchronize()?;
+        self.state().profile.on = on;
+        Ok(())
+    }
+
+    /// Time per kernel since profiling started or `reset_profile`, largest first.
+    pub fn profile(&self) -> Vec<KernelTime> {
+        self.state().profile.report()
+    }
+
+    pub fn reset_profile(&self) {
+        self.state().profile.clear();
     }
 
     /// Bytes of every buffer the pool has created (in use or idle): the device memory held for
@@ -344,6 +366,7 @@ impl Gpu {
         }
         let mut s = self.state();
         let pipeline = self.pipeline(&mut s, kernel)?;
+        let profile_start = s.profile.on.then(std::time::Instant::now);
 
         // Parameters: next free slot of the current chunk.
         let slot = s.recorded.len() as u64;
@@ -411,8 +434,17 @@ impl Gpu {
             groups,
         });
         s.counters.dispatches += 1;
-        if s.recorded.len() >= MAX_BATCH {
+        if s.recorded.len() >= MAX_BATCH || profile_start.is_some() {
             self.submit(&mut s, None);
+        }
+        if let Some(start) = profile_start {
+            drop(s);
+            self.0
+                .device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+            let name = format!("{}:{}", kernel.file, kernel.entry);
+            self.state().profile.add(name, start.elapsed());
         }
         Ok(())
     }

@@ -26,12 +26,19 @@ fn concat_pair_kernel() -> Kernel {
     kernel("concat_pair").read(3)
 }
 
+fn permute4_kernel() -> Kernel {
+    Kernel::new("layout.wgsl", SRC, "permute4")
+        .define("WG", WG)
+        .write(4)
+        .read(5)
+}
+
 pub(crate) fn kernels() -> Vec<Kernel> {
     let mut k: Vec<Kernel> = ["permute", "slice_window", "concat_part", "slice_backward"]
         .into_iter()
         .map(kernel)
         .collect();
-    k.push(concat_pair_kernel());
+    k.extend([concat_pair_kernel(), permute4_kernel()]);
     k
 }
 
@@ -160,8 +167,22 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
             ),
         ));
     }
+    // Whole vec4 runs along an innermost axis that stays innermost: move vec4s (permute4).
+    let by4 = steps[steps.len() - 1] == 1
+        && dims[dims.len() - 1] % 4 == 0
+        && steps[..steps.len() - 1].iter().all(|s| s % 4 == 0);
+    let (dims, steps, width) = match by4 {
+        true => {
+            let mut dims = dims;
+            *dims.last_mut().unwrap() /= 4;
+            let mut steps: Vec<usize> = steps.iter().map(|s| s / 4).collect();
+            *steps.last_mut().unwrap() = 1;
+            (dims, steps, 4)
+        }
+        false => (dims, steps, 1),
+    };
     let mut p = Params {
-        n: x.numel(),
+        n: x.numel() / width,
         shape: [1; MAX_RANK],
         ..Params::default()
     };
@@ -169,7 +190,10 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     p.shape[pad..].copy_from_slice(&dims);
     p.steps[pad..].copy_from_slice(&steps);
     let out = output(x, &out_shape, x.dtype())?;
-    launch("permute", &out, x, &p)?;
+    match by4 {
+        true => dispatch(&permute4_kernel(), &[out.storage(), x.storage()], &p)?,
+        false => launch("permute", &out, x, &p)?,
+    }
     let mut inverse = vec![0; perm.len()];
     for (i, &a) in perm.iter().enumerate() {
         inverse[a] = i;
