@@ -39,6 +39,8 @@ struct Params {
     a_direct: u32,
     // 1: add bias[j] to every output of column j (a Linear layer's bias, fused).
     has_bias: u32,
+    // 1: the row-block kernels read B in place instead of packed B (see `b_at_quad`).
+    b_direct: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -413,9 +415,9 @@ struct RowTile {
     row0: u32,
     // The first of this invocation's column quads.
     quad0: u32,
-    // Index in `ap` of A[row0, k-quad 0]; packed-B indices of k = 0 of both column quads,
-    // clamped inside the padding so that every invocation runs the whole loop (the subgroup
-    // kernel needs all lanes).
+    // Index in `ap` of A[row0, k-quad 0]; indices in `bp` of k = 0 of both column quads,
+    // clamped to the last real (b_direct) or padded quad so that every invocation runs the
+    // whole loop (the subgroup kernel needs all lanes).
     a0: u32,
     b0: u32,
     b1: u32,
@@ -435,16 +437,31 @@ fn row_tile(wg: u32, lid: u32) -> RowTile {
     let bi = wg / (blocks * row_groups());
     let row0 = wg % blocks * RB_ROWS;
     let quad0 = (wg / blocks) % row_groups() * 2u * RB_WG + lid;
-    let last = p.n_pad / 4u - 1u;
-    let b = bp_batch(bi);
+    let last = select(p.n_pad, p.n, p.b_direct != 0u) / 4u - 1u;
     return RowTile(bi, row0, quad0, a_at_quad(bi, row0, 0u),
-                   b + bp_index(0u, min(quad0, last)), b + bp_index(0u, min(quad0 + RB_WG, last)));
+                   b_at_quad(bi, min(quad0, last)), b_at_quad(bi, min(quad0 + RB_WG, last)));
 }
 
-// One k-quad of the column quad whose k = 0 is at packed-B index `b0`.
-fn quad4(b0: u32, q: u32) -> Quad4 {
-    let at = b0 + 4u * q * PANEL_QUADS;
-    return Quad4(bp[at], bp[at + PANEL_QUADS], bp[at + 2u * PANEL_QUADS], bp[at + 3u * PANEL_QUADS]);
+// Where the row-block kernels find B[bi][k = 0, 4j .. 4j + 4] in `bp`: packed B, or, when B
+// is row-major with rows of whole vec4 and no k padding (b_direct), B itself. Packing costs a
+// pass over B, which a product with few rows of A (a convolution's C_out x pixels) does not
+// repay; products with many rows keep the packed panels (power-of-two row strides hurt).
+fn b_at_quad(bi: u32, j: u32) -> u32 {
+    if (p.b_direct != 0u) {
+        return bi * p.b_stride / 4u + j;
+    }
+    return bp_batch(bi) + bp_index(0u, j);
+}
+
+// How far `b_at_quad` moves for one more k.
+fn b_k_step() -> u32 {
+    return select(PANEL_QUADS, p.n / 4u, p.b_direct != 0u);
+}
+
+// One k-quad of the column quad whose k = 0 is at `bp` index `b0`; `step`: `b_k_step()`.
+fn quad4(b0: u32, q: u32, step: u32) -> Quad4 {
+    let at = b0 + 4u * q * step;
+    return Quad4(bp[at], bp[at + step], bp[at + 2u * step], bp[at + 3u * step]);
 }
 
 // acc += a4 (4 k of one row of A) @ b (4 k x 4 columns of B).
@@ -481,9 +498,10 @@ fn rowblock_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) {
     var g0c0: Rows8; var g0c1: Rows8; var g1c0: Rows8; var g1c1: Rows8;
     var g2c0: Rows8; var g2c1: Rows8; var g3c0: Rows8; var g3c1: Rows8;
     let step = a_row_step();
+    let b_step = b_k_step();
     for (var q = 0u; q < p.k_pad / 4u; q++) {
-        let b0 = quad4(t.b0, q);
-        let b1 = quad4(t.b1, q);
+        let b0 = quad4(t.b0, q, b_step);
+        let b1 = quad4(t.b1, q, b_step);
         let at = t.a0 + q * a_quad_step();
         let a0 = a_rows(at, step, lane);
         g0c0 = rows8_fma(g0c0, a0, b0);

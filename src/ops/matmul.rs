@@ -354,6 +354,14 @@ fn dot4_subgroup_fits(gpu: &Gpu, g: &Gemm) -> bool {
         && (WG as usize).is_multiple_of(widest)
 }
 
+/// The row-block kernels read row-major B in place (no packing pass) up to this many rows of
+/// A, where a pass over B costs about as much as the product itself. On lavapipe the speech
+/// convolution's forward product (32 x 288 x 60,160) ran 1.5x faster (38 vs 58 ms); for
+/// products with hundreds of rows (the transformer's weight gradients, the convolution's
+/// input gradient with 288) the side-by-side timings were within this VM's noise either way,
+/// so they keep the packed panels.
+const B_DIRECT_MAX_M: usize = 64;
+
 /// Multiply-adds below which a product is not worth timing (~4 ms of naive work on lavapipe).
 const TUNE_MIN_WORK: usize = 1 << 22;
 
@@ -414,6 +422,11 @@ pub(super) fn gemm_bias(
     );
     // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
     let a_direct = !g.trans_a && k_pad == g.k;
+    // So is row-major B with rows of whole vec4, by the row-block kernels, where A has too
+    // few rows to repay packing B (see `b_at_quad` in matmul.wgsl).
+    let row_block = matches!(v, MatmulVariant::RowBlock | MatmulVariant::RowBlockSubgroup);
+    let b_direct =
+        row_block && !g.trans_b && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
     let mut params = g.params().to_vec();
     params.extend([
         m_pad as u32,
@@ -421,6 +434,7 @@ pub(super) fn gemm_bias(
         n_pad as u32,
         a_direct as u32,
         bias.is_some() as u32,
+        b_direct as u32,
     ]);
     // Without a bias the binding still needs a buffer: A's, never read.
     let bias = bias.unwrap_or(a).storage();
@@ -442,14 +456,20 @@ pub(super) fn gemm_bias(
         }
         _ => {
             let batches = |batched: bool| if batched { g.batch } else { 1 };
-            let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
             // Packing workgroups: 2 k-quads of 4 panels of B; 2 k-quads of 128 rows of A.
-            let b_groups = [
-                k_pad.div_ceil(8) as u32,
-                n_pad.div_ceil(4 * PANEL_COLS) as u32,
-                batches(g.b_batched) as u32,
-            ];
-            run(pack_b_kernel(), &[&pb, b.storage(), b.storage()], b_groups)?;
+            let pb = if b_direct {
+                None
+            } else {
+                let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
+                let b_groups = [
+                    k_pad.div_ceil(8) as u32,
+                    n_pad.div_ceil(4 * PANEL_COLS) as u32,
+                    batches(g.b_batched) as u32,
+                ];
+                run(pack_b_kernel(), &[&pb, b.storage(), b.storage()], b_groups)?;
+                Some(pb)
+            };
+            let pb = pb.as_ref().unwrap_or(b.storage());
             let pa = if a_direct {
                 None
             } else {
@@ -472,7 +492,7 @@ pub(super) fn gemm_bias(
             };
             run(
                 compute_kernel(v),
-                &[out.storage(), pa, &pb, bias],
+                &[out.storage(), pa, pb, bias],
                 grid(workgroups as u32),
             )?
         }
