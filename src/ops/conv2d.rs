@@ -9,8 +9,9 @@
 //! channel swap run the other way plus a bias sum: every gradient is a gather or a fixed-order
 //! sum, never a float atomic. cols is [K, N] rather than [N, K] so that C_out lands on the
 //! product's M (whole 32-row tiles) and the many pixels on N: on lavapipe the three products of
-//! the 32 -> 32 speech conv took 1.1-1.7x longer with cols [N, K] and y = cols @ weight^T. A forward is 4-5 dispatches (im2col, the matmul's packing and product,
-//! channels_first); the whole product runs on the fastest matmul kernel of the adapter.
+//! the 32 -> 32 speech conv took 1.1-1.7x longer with cols [N, K] and y = cols @ weight^T. A forward is 3-5 dispatches (im2col, the matmul's packing where it
+//! packs and product, channels_first); the whole product runs on the fastest matmul kernel of
+//! the adapter, which reads cols in place when C_out is small (`b_direct` in matmul.wgsl).
 //! The price is memory: cols and its gradient hold K x N floats each (110 MB apiece for the
 //! speech embedding's 32 -> 32 conv at B = 16, 75 x 80 outputs).
 
