@@ -441,13 +441,6 @@ fn do_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
     return mat4x4(d_o[r.x * DV + c], d_o[r.y * DV + c], d_o[r.z * DV + c], d_o[r.w * DV + c]);
 }
 
-// s += one quad of D of rows (xa, xb) dotted with columns (ya, yb), each given as columns.
-fn block_fma(s: Block8, xa: mat4x4<f32>, xb: mat4x4<f32>, ya: mat4x4<f32>, yb: mat4x4<f32>) -> Block8 {
-    let ta = transpose(xa);
-    let tb = transpose(xb);
-    return Block8(s.aa + ta * ya, s.ab + ta * yb, s.ba + tb * ya, s.bb + tb * yb);
-}
-
 // Scaled scores of 4 queries (rows, key limits `limits`) x keys k0 .. k0 + 3 (columns);
 // NEG_BIG where masked.
 fn query_scores(s: mat4x4<f32>, k0: u32, limits: vec4<u32>) -> mat4x4<f32> {
