@@ -151,8 +151,13 @@ fn transpose_swaps_two_axes() {
 /// Two parts take the one-dispatch kernel (`concat_pair`), three the per-part one.
 #[test]
 fn concat_of_two_and_three_parts_along_each_axis_matches_reference_forward_and_backward() {
-    let base = [3usize, 5, 7];
-    for (axis, lens) in (0..3).flat_map(|a| [(a, &[1usize, 7, 33][..]), (a, &[7, 33][..])]) {
+    // Base [3, 5, 8]: the joins along axes 0 and 1 move whole vec4 (the wide kernels).
+    let cases = (0..3).flat_map(|a| {
+        [[3usize, 5, 7], [3, 5, 8]]
+            .into_iter()
+            .flat_map(move |base| [(base, a, &[1usize, 7, 33][..]), (base, a, &[7, 33][..])])
+    });
+    for (base, axis, lens) in cases {
         let shapes: Vec<Vec<usize>> = lens
             .iter()
             .map(|&l| {
@@ -220,9 +225,9 @@ fn concat_gradient_reaches_only_parts_that_want_one_and_matches_finite_differenc
 
 #[test]
 fn slice_along_each_axis_matches_reference_forward_and_backward() {
-    let shape = [7usize, 33, 5];
-    let xv = values(numel(&shape), 50);
-    for axis in 0..3 {
+    // [.., 8]: the slices along axes 0 and 1 move whole vec4 (the wide kernels).
+    for (shape, axis) in (0..3).flat_map(|a| [([7usize, 33, 5], a), ([7, 33, 8], a)]) {
+        let xv = values(numel(&shape), 50);
         let full = shape[axis];
         for (start, len) in [(0, full), (0, 1), (full - 1, 1), (1, full - 2), (2, 0)] {
             let x = leaf(&xv, &shape);

@@ -15,35 +15,40 @@ const WG: u32 = 256;
 /// Axes the permute kernel indexes, after size-1 axes are dropped and adjacent ones merged.
 const MAX_RANK: usize = 6;
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("layout.wgsl", SRC, entry)
+/// `entry` moving `width` (1 or 4) elements per invocation (see `Word` in layout.wgsl).
+fn kernel(entry: &'static str, width: usize) -> Kernel {
+    let word = match width {
+        4 => "alias Word = vec4<u32>;",
+        _ => "alias Word = u32;",
+    };
+    let k = Kernel::new("layout.wgsl", SRC, entry)
         .define("WG", WG)
+        .define("WIDTH", width as u32)
+        .with_prelude(word)
         .write(1)
-        .read(2)
-}
-
-fn concat_pair_kernel() -> Kernel {
-    kernel("concat_pair").read(3)
-}
-
-fn permute4_kernel() -> Kernel {
-    Kernel::new("layout.wgsl", SRC, "permute4")
-        .define("WG", WG)
-        .write(4)
-        .read(5)
+        .read(2);
+    match entry {
+        "concat_pair" => k.read(3),
+        _ => k,
+    }
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    let mut k: Vec<Kernel> = ["permute", "slice_window", "concat_part", "slice_backward"]
+    let entries = [
+        "permute",
+        "slice_window",
+        "concat_part",
+        "concat_pair",
+        "slice_backward",
+    ];
+    [1, 4]
         .into_iter()
-        .map(kernel)
-        .collect();
-    k.extend([concat_pair_kernel(), permute4_kernel()]);
-    k
+        .flat_map(|width| entries.map(|e| kernel(e, width)))
+        .collect()
 }
 
 /// The uniform struct of layout.wgsl, in field order.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Params {
     n: usize,
     shape: [usize; MAX_RANK],
@@ -72,8 +77,28 @@ impl Window {
     }
 }
 
+/// `entry` on (out, x), wide where the window's inner runs are whole vec4.
 fn launch(entry: &'static str, out: &Tensor, x: &Tensor, p: &Params) -> Result<()> {
-    dispatch(&kernel(entry), &[out.storage(), x.storage()], p)
+    let (p, width) = widened(p);
+    dispatch(&kernel(entry, width), &[out.storage(), x.storage()], &p)
+}
+
+/// A window op's parameters counted in vec4 where every run along the inner axes is whole
+/// vec4, with the width to launch.
+fn widened(p: &Params) -> (Params, usize) {
+    let w = p.window;
+    if !w.inner.is_multiple_of(4) || !p.n.is_multiple_of(4) {
+        return (p.clone(), 1);
+    }
+    let p = Params {
+        n: p.n / 4,
+        window: Window {
+            inner: w.inner / 4,
+            ..w
+        },
+        ..p.clone()
+    };
+    (p, 4)
 }
 
 fn dispatch(k: &Kernel, buffers: &[&Storage], p: &Params) -> Result<()> {
@@ -167,7 +192,7 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
             ),
         ));
     }
-    // Whole vec4 runs along an innermost axis that stays innermost: move vec4s (permute4).
+    // Whole vec4 runs along an innermost axis that stays innermost: move vec4s.
     let by4 = steps[steps.len() - 1] == 1
         && dims[dims.len() - 1] % 4 == 0
         && steps[..steps.len() - 1].iter().all(|s| s % 4 == 0);
@@ -190,10 +215,7 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     p.shape[pad..].copy_from_slice(&dims);
     p.steps[pad..].copy_from_slice(&steps);
     let out = output(x, &out_shape, x.dtype())?;
-    match by4 {
-        true => dispatch(&permute4_kernel(), &[out.storage(), x.storage()], &p)?,
-        false => launch("permute", &out, x, &p)?,
-    }
+    dispatch(&kernel("permute", width), &[out.storage(), x.storage()], &p)?;
     let mut inverse = vec![0; perm.len()];
     for (i, &a) in perm.iter().enumerate() {
         inverse[a] = i;
@@ -263,8 +285,9 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
             window: Window::new(&out_shape, axis, 0, x.shape()[axis]),
             ..Params::default()
         };
+        let (p, width) = widened(&p);
         dispatch(
-            &concat_pair_kernel(),
+            &kernel("concat_pair", width),
             &[out.storage(), x.storage(), y.storage()],
             &p,
         )?;
