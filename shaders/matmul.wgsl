@@ -442,24 +442,35 @@ fn row_tile(wg: u32, lid: u32) -> RowTile {
                    b_at_quad(bi, min(quad0, last)), b_at_quad(bi, min(quad0 + RB_WG, last)));
 }
 
-// Where the row-block kernels find B[bi][k = 0, 4j .. 4j + 4] in `bp`: packed B, or, when B
-// is row-major with rows of whole vec4 and no k padding (b_direct), B itself. Packing costs a
-// pass over B, which a product with few rows of A (a convolution's C_out x pixels) does not
-// repay; products with many rows keep the packed panels (power-of-two row strides hurt).
+// Where the row-block kernels find B[bi][k = 0, 4j .. 4j + 4] in `bp`: packed B, or, with
+// b_direct, B itself (rows of whole vec4, no k padding): row-major, or stored transposed
+// ([N, K]) in the kernels compiled with B_STORED_T = 1, where it is stored row 4j at k = 0.
+// Packing costs a pass over B, which a product with few rows of A (a convolution's C_out x
+// pixels, or its weight gradient) does not repay; products with many rows keep the packed
+// panels (power-of-two row strides hurt).
 fn b_at_quad(bi: u32, j: u32) -> u32 {
     if (p.b_direct != 0u) {
-        return bi * p.b_stride / 4u + j;
+        return bi * p.b_stride / 4u + select(j, j * p.k, B_STORED_T != 0u);
     }
     return bp_batch(bi) + bp_index(0u, j);
 }
 
-// How far `b_at_quad` moves for one more k.
+// How far `b_at_quad` moves for one more k (one more column when B is stored transposed).
 fn b_k_step() -> u32 {
+    if (B_STORED_T != 0u) {
+        return p.k / 4u;
+    }
     return select(PANEL_QUADS, p.n / 4u, p.b_direct != 0u);
 }
 
 // One k-quad of the column quad whose k = 0 is at `bp` index `b0`; `step`: `b_k_step()`.
+// Stored transposed, the 4 columns' stored rows hold 4 k each: a 4x4 transpose in registers.
 fn quad4(b0: u32, q: u32, step: u32) -> Quad4 {
+    if (B_STORED_T != 0u) {
+        let at = b0 + q;
+        let t = transpose(mat4x4(bp[at], bp[at + step], bp[at + 2u * step], bp[at + 3u * step]));
+        return Quad4(t[0], t[1], t[2], t[3]);
+    }
     let at = b0 + 4u * q * step;
     return Quad4(bp[at], bp[at + step], bp[at + 2u * step], bp[at + 3u * step]);
 }

@@ -199,7 +199,8 @@ fn kernel(entry: &'static str) -> Kernel {
     };
     let k = Kernel::new(FILE, source, entry)
         .define("WG", WG)
-        .define("RB_WG", RB_WG);
+        .define("RB_WG", RB_WG)
+        .define("B_STORED_T", 0);
     if subgroups {
         k.with_subgroups()
     } else {
@@ -224,6 +225,13 @@ fn compute_kernel(v: MatmulVariant) -> Kernel {
     }
 }
 
+/// `v`'s row-block kernel reading a transposed B in place (see `b_at_quad` in matmul.wgsl).
+fn stored_t_kernel(v: MatmulVariant) -> Kernel {
+    let mut k = compute_kernel(v);
+    k.defines.retain(|(name, _)| *name != "B_STORED_T");
+    k.define("B_STORED_T", 1)
+}
+
 /// Packing kernels bind their source twice: as scalars and as vec4.
 fn pack_a_kernel() -> Kernel {
     kernel("pack_a").write(4).read(2).read(7)
@@ -235,6 +243,7 @@ fn pack_b_kernel() -> Kernel {
 
 pub(crate) fn kernels() -> Vec<Kernel> {
     let mut k: Vec<Kernel> = MatmulVariant::ALL.into_iter().map(compute_kernel).collect();
+    k.extend([MatmulVariant::RowBlock, MatmulVariant::RowBlockSubgroup].map(stored_t_kernel));
     k.extend([pack_a_kernel(), pack_b_kernel()]);
     k
 }
@@ -354,9 +363,10 @@ fn dot4_subgroup_fits(gpu: &Gpu, g: &Gemm) -> bool {
         && (WG as usize).is_multiple_of(widest)
 }
 
-/// The row-block kernels read row-major B in place (no packing pass) up to this many rows of
-/// A, where a pass over B costs about as much as the product itself. On lavapipe the speech
-/// convolution's forward product (32 x 288 x 60,160) ran 1.5x faster (38 vs 58 ms); for
+/// The row-block kernels read B in place (no packing pass) up to this many rows of A, where a
+/// pass over B costs about as much as the product itself. On lavapipe the speech
+/// convolution's forward product (32 x 288 x 60,160) ran 1.5x faster (38 vs 58 ms), and its
+/// weight gradient (B = the im2col matrix read transposed) took an ASR step 2.46 -> 2.34 s; for
 /// products with hundreds of rows (the transformer's weight gradients, the convolution's
 /// input gradient with 288) the side-by-side timings were within this VM's noise either way,
 /// so they keep the packed panels.
@@ -422,11 +432,11 @@ pub(super) fn gemm_bias(
     );
     // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
     let a_direct = !g.trans_a && k_pad == g.k;
-    // So is row-major B with rows of whole vec4, by the row-block kernels, where A has too
-    // few rows to repay packing B (see `b_at_quad` in matmul.wgsl).
+    // So is B (row-major or stored transposed) with rows of whole vec4 and whole column quads,
+    // by the row-block kernels, where A has too few rows to repay packing B (see
+    // `b_at_quad` in matmul.wgsl).
     let row_block = matches!(v, MatmulVariant::RowBlock | MatmulVariant::RowBlockSubgroup);
-    let b_direct =
-        row_block && !g.trans_b && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
+    let b_direct = row_block && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
     let mut params = g.params().to_vec();
     params.extend([
         m_pad as u32,
@@ -490,8 +500,12 @@ pub(super) fn gemm_bias(
                 // Each invocation owns two column quads.
                 _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
             };
+            let kernel = match b_direct && g.trans_b {
+                true => stored_t_kernel(v),
+                false => compute_kernel(v),
+            };
             run(
-                compute_kernel(v),
+                kernel,
                 &[out.storage(), pa, pb, bias],
                 grid(workgroups as u32),
             )?
