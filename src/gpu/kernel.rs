@@ -93,14 +93,25 @@ impl Kernel {
                 .map_or(0, |p| p.lines().count() + usize::from(!p.ends_with('\n')))
     }
 
-    /// A readable, unique name of this variant, e.g. `matmul.wgsl:main[TILE=16]`.
+    /// A readable, unique name of this variant, e.g. `matmul.wgsl:main[TILE=16]`; with a
+    /// prelude, a hash of it follows (`+1a2b3c4d`), so that variants differing only there
+    /// do not share a cached pipeline.
     pub fn key(&self) -> String {
         let defs: Vec<String> = self
             .defines
             .iter()
             .map(|(n, v)| format!("{n}={v}"))
             .collect();
-        format!("{}:{}[{}]", self.file, self.entry, defs.join(","))
+        let prelude = self
+            .prelude
+            .map(|p| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                p.hash(&mut h);
+                format!("+{:08x}", h.finish() as u32)
+            })
+            .unwrap_or_default();
+        format!("{}:{}[{}]{prelude}", self.file, self.entry, defs.join(","))
     }
 
     /// Parse and validate with naga, reporting the line in the shader file itself.
@@ -147,5 +158,22 @@ pub fn grid(groups: u32) -> [u32; 3] {
         [groups.max(1), 1, 1]
     } else {
         [MAX, groups.div_ceil(MAX), 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kernel;
+
+    #[test]
+    fn variants_differing_only_in_their_prelude_have_different_keys() {
+        let k = |prelude| {
+            Kernel::new("f.wgsl", "", "main")
+                .define("N", 1)
+                .with_prelude(prelude)
+        };
+        assert_ne!(k("alias W = u32;").key(), k("alias W = vec4<u32>;").key());
+        assert_eq!(k("alias W = u32;").key(), k("alias W = u32;").key());
+        assert_eq!(Kernel::new("f.wgsl", "", "main").key(), "f.wgsl:main[]");
     }
 }
