@@ -9,7 +9,8 @@ const SIZES: [usize; 4] = [1, 7, 257, 1000];
 
 #[test]
 fn add_with_broadcast_bias_matches_reference_forward_and_backward() {
-    for (rows, cols) in [(1, 1), (7, 33), (65, 3), (3, 130)] {
+    // (5, 12): a whole-vec4 bias, the wide kernel.
+    for (rows, cols) in [(1, 1), (7, 33), (65, 3), (3, 130), (5, 12)] {
         let xv = values(rows * cols, 1);
         let bv = values(cols, 2);
         let wv = values(rows * cols, 3);
@@ -31,34 +32,36 @@ fn add_with_broadcast_bias_matches_reference_forward_and_backward() {
 
 #[test]
 fn mul_with_broadcast_matches_reference_and_finite_differences() {
-    let (rows, cols) = (7, 33);
-    let (xv, yv, wv) = (
-        values(rows * cols, 4),
-        values(cols, 5),
-        values(rows * cols, 6),
-    );
-    let x = leaf(&xv, &[rows, cols]);
-    let y = leaf(&yv, &[cols]);
-    let out = ops::mul(&x, &y).unwrap();
-    assert_close(
-        "mul forward",
-        &out.to_vec().unwrap(),
-        &reference::mul_broadcast(&f64s(&xv), &f64s(&yv)),
-        1e-6,
-    );
-    out.backward_with(tensor(&wv, &[rows, cols])).unwrap();
-    let (dx, dy) = reference::mul_broadcast_backward(&f64s(&xv), &f64s(&yv), &f64s(&wv));
-    assert_close("mul dx", &grad_of(&x), &dx, 1e-5);
-    assert_close("mul dy", &grad_of(&y), &dy, 1e-5);
-    let yf = f64s(&yv);
-    assert_matches_finite_differences(
-        "mul dx vs fd",
-        &grad_of(&x),
-        &f64s(&xv),
-        &f64s(&wv),
-        |x| reference::mul_broadcast(x, &yf),
-        1e-4,
-    );
+    // (5, 12): a whole-vec4 factor, the wide kernel.
+    for (rows, cols) in [(7, 33), (5, 12)] {
+        let (xv, yv, wv) = (
+            values(rows * cols, 4),
+            values(cols, 5),
+            values(rows * cols, 6),
+        );
+        let x = leaf(&xv, &[rows, cols]);
+        let y = leaf(&yv, &[cols]);
+        let out = ops::mul(&x, &y).unwrap();
+        assert_close(
+            "mul forward",
+            &out.to_vec().unwrap(),
+            &reference::mul_broadcast(&f64s(&xv), &f64s(&yv)),
+            1e-6,
+        );
+        out.backward_with(tensor(&wv, &[rows, cols])).unwrap();
+        let (dx, dy) = reference::mul_broadcast_backward(&f64s(&xv), &f64s(&yv), &f64s(&wv));
+        assert_close("mul dx", &grad_of(&x), &dx, 1e-5);
+        assert_close("mul dy", &grad_of(&y), &dy, 1e-5);
+        let yf = f64s(&yv);
+        assert_matches_finite_differences(
+            "mul dx vs fd",
+            &grad_of(&x),
+            &f64s(&xv),
+            &f64s(&wv),
+            |x| reference::mul_broadcast(x, &yf),
+            1e-4,
+        );
+    }
 }
 
 /// Forward vs reference and backward vs reference + finite differences for a unary op.

@@ -10,9 +10,17 @@ use crate::tensor::{DType, Tensor};
 const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
 const WG: u32 = 256;
 
-fn kernel(entry: &'static str, inputs: u32) -> Kernel {
+/// `entry` with `inputs` input buffers, on `width` (1 or 4) values per invocation (`Val` in
+/// elementwise.wgsl).
+fn kernel(entry: &'static str, inputs: u32, width: usize) -> Kernel {
+    let val = match width {
+        4 => "alias Val = vec4<f32>;",
+        _ => "alias Val = f32;",
+    };
     let k = Kernel::new("elementwise.wgsl", SRC, entry)
         .define("WG", WG)
+        .define("WIDTH", width as u32)
+        .with_prelude(val)
         .write(1);
     (0..inputs).fold(k, |k, i| k.read(2 + i))
 }
@@ -30,7 +38,12 @@ const ENTRIES: [(&str, u32); 9] = [
 ];
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    ENTRIES.iter().map(|&(e, i)| kernel(e, i)).collect()
+    let wide = ENTRIES.iter().filter(|(e, _)| *e != "dropout");
+    ENTRIES
+        .iter()
+        .map(|&(e, i)| kernel(e, i, 1))
+        .chain(wide.map(|&(e, i)| kernel(e, i, 4)))
+        .collect()
 }
 
 /// Launch `entry` writing `out` from `inputs`.
@@ -43,11 +56,17 @@ fn launch(
     seed: u32,
 ) -> Result<()> {
     let n = out.numel();
-    let k = kernel(entry, inputs.len() as u32);
+    // vec4 where every input and the broadcast period are whole vec4 (unary ops pass m = 1).
+    let broadcast = inputs.len() == 2;
+    let wide = entry != "dropout" && n.is_multiple_of(4) && (!broadcast || m.is_multiple_of(4));
+    let width = if wide { 4 } else { 1 };
+    let k = kernel(entry, inputs.len() as u32, width);
     let mut bufs = vec![out.storage()];
     bufs.extend(inputs.iter().map(|t| t.storage()));
-    let params = [n as u32, m as u32, alpha.to_bits(), seed];
-    out.gpu().dispatch(&k, &params, &bufs, groups_for(n, WG))
+    let m = if broadcast { m / width } else { m };
+    let params = [(n / width) as u32, m as u32, alpha.to_bits(), seed];
+    out.gpu()
+        .dispatch(&k, &params, &bufs, groups_for(n / width, WG))
 }
 
 fn check_f32(op: &'static str, t: &Tensor) -> Result<()> {
