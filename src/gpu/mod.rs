@@ -236,7 +236,10 @@ impl Gpu {
     /// its own, which slows everything down), or stop timing.
     pub fn set_profiling(&self, on: bool) -> Result<()> {
         self.synchronize()?;
-        self.state().profile.on = on;
+        let timed = on && self.0.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut s = self.state();
+        s.profile.on = on;
+        s.profile.timer = timed.then(|| profile::Timer::new(&self.0.device, &self.0.queue));
         Ok(())
     }
 
@@ -443,8 +446,14 @@ impl Gpu {
                 .device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Gpu(e.to_string()))?;
-            let name = format!("{}:{}", kernel.file, kernel.entry);
-            self.state().profile.add(name, start.elapsed());
+            let wall = start.elapsed();
+            let mut s = self.state();
+            let time = match &s.profile.timer {
+                Some(timer) => timer.read(&self.0.device).map_err(Error::Gpu)?,
+                None => wall,
+            };
+            s.profile
+                .add(format!("{}:{}", kernel.file, kernel.entry), time);
         }
         Ok(())
     }
@@ -549,9 +558,11 @@ impl Gpu {
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         if !s.recorded.is_empty() {
+            // Profiling submits one dispatch at a time, each timed by its pass's timestamps.
+            let timer = s.profile.timer.as_ref().filter(|_| s.profile.on);
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgformer batch"),
-                timestamp_writes: None,
+                timestamp_writes: timer.map(|t| t.pass_writes()),
             });
             let mut current = usize::MAX;
             for r in &s.recorded {
@@ -561,6 +572,10 @@ impl Gpu {
                 }
                 pass.set_bind_group(0, &r.bind_group, &[r.param_offset]);
                 pass.dispatch_workgroups(r.groups[0], r.groups[1], r.groups[2]);
+            }
+            drop(pass);
+            if let Some(t) = timer {
+                t.resolve(&mut encoder);
             }
         }
         if let Some((src, dst, bytes)) = copy {
