@@ -1,14 +1,19 @@
 // Sum over one axis, and its backward (broadcast along that axis). Launched by src/ops/reduce.rs.
 // The tensor is viewed as [outer, len, inner] with the reduced axis in the middle; one
-// invocation per output element loops over `len`, so neighbouring invocations read
-// neighbouring addresses (the inner dim is contiguous). `alpha` scales the result (1/len for
-// a mean).
+// invocation per output element loops over `chunk` rows of it, so neighbouring invocations
+// read neighbouring addresses (the inner dim is contiguous). `alpha` scales the result (1/len
+// for a mean).
+//
+// With chunk < len the kernel writes partial sums [outer, ceil(len / chunk), inner], which a
+// second launch sums: a bias gradient (a few hundred outputs over thousands of rows) would
+// otherwise run a few hundred long loops, and on a GPU leave all but one multiprocessor idle.
 
 struct Params {
     outer: u32,
     len: u32,
     inner: u32,
     alpha: f32,
+    chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -19,16 +24,18 @@ fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
-// out[o, i] = alpha * sum_a x[o, a, i]
+// out[o, c, i] = alpha * sum over a in chunk c of x[o, a, i]   (one chunk: out[o, i])
 @compute @workgroup_size(WG)
 fn sum_axis(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let e = element(wid, nwg, lid);
-    if (e >= p.outer * p.inner) { return; }
-    let o = e / p.inner;
+    let chunks = (p.len + p.chunk - 1u) / p.chunk;
+    if (e >= p.outer * chunks * p.inner) { return; }
     let i = e % p.inner;
+    let c = e / p.inner % chunks;
+    let o = e / (p.inner * chunks);
     var acc = 0.0;
-    for (var a = 0u; a < p.len; a++) {
+    for (var a = c * p.chunk; a < min(p.len, (c + 1u) * p.chunk); a++) {
         acc += x[(o * p.len + a) * p.inner + i];
     }
     out[e] = acc * p.alpha;

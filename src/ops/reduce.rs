@@ -9,6 +9,11 @@ use crate::tensor::Tensor;
 
 const SRC: &str = include_str!("../../shaders/reduce.wgsl");
 const WG: u32 = 256;
+/// Below this many outputs, a long reduction is split into chunks of rows summed in parallel
+/// first (see reduce.wgsl); the partial sums then number about this many.
+const PARALLEL_OUTPUTS: usize = 1 << 16;
+/// Shortest chunk worth a partial sum.
+const MIN_CHUNK: usize = 32;
 
 fn kernel(entry: &'static str) -> Kernel {
     Kernel::new("reduce.wgsl", SRC, entry)
@@ -34,15 +39,34 @@ fn launch(
     x: &Tensor,
     dims: (usize, usize, usize),
     alpha: f32,
+    chunk: usize,
 ) -> Result<()> {
     let (outer, len, inner) = dims;
-    let params = [outer as u32, len as u32, inner as u32, alpha.to_bits()];
+    let params = [
+        outer as u32,
+        len as u32,
+        inner as u32,
+        alpha.to_bits(),
+        chunk.max(1) as u32,
+    ];
     out.gpu().dispatch(
         &kernel(entry),
         &params,
         &[out.storage(), x.storage()],
         groups_for(out.numel(), WG),
     )
+}
+
+/// Rows per partial sum for a reduction of `dims`: all of them (one pass) when there are
+/// outputs enough to fill the device, else chunks that give about PARALLEL_OUTPUTS partials.
+fn chunk_rows((outer, len, inner): (usize, usize, usize)) -> usize {
+    let outputs = (outer * inner).max(1);
+    let chunks = (PARALLEL_OUTPUTS / outputs).min(len / MIN_CHUNK);
+    if chunks < 2 {
+        len
+    } else {
+        len.div_ceil(chunks)
+    }
 }
 
 fn reduce(x: &Tensor, axis: usize, mean: bool) -> Result<Tensor> {
@@ -61,7 +85,23 @@ fn reduce(x: &Tensor, axis: usize, mean: bool) -> Result<Tensor> {
     let mut out_shape = x.shape().to_vec();
     out_shape.remove(axis);
     let out = Tensor::empty(x.gpu(), &out_shape)?;
-    launch("sum_axis", &out, x, dims, alpha)?;
+    let (outer, len, inner) = dims;
+    let chunk = chunk_rows(dims);
+    if chunk < len {
+        let chunks = len.div_ceil(chunk);
+        let partial = Tensor::empty(x.gpu(), &[outer, chunks, inner])?;
+        launch("sum_axis", &partial, x, dims, 1.0, chunk)?;
+        launch(
+            "sum_axis",
+            &out,
+            &partial,
+            (outer, chunks, inner),
+            alpha,
+            chunks,
+        )?;
+    } else {
+        launch("sum_axis", &out, x, dims, alpha, len)?;
+    }
     let in_shape = x.shape().to_vec();
     Ok(record(out, &[x], move |g| {
         Ok(vec![Some(broadcast_axis(g, &in_shape, axis, alpha)?)])
@@ -102,7 +142,7 @@ pub fn broadcast_axis(g: &Tensor, shape: &[usize], axis: usize, alpha: f32) -> R
         ));
     }
     let out = Tensor::empty(g.gpu(), shape)?;
-    launch("broadcast_axis", &out, g, dims, alpha)?;
+    launch("broadcast_axis", &out, g, dims, alpha, dims.1)?;
     Ok(record(out, &[g], move |gg| {
         let s = sum_axis(gg, axis)?;
         Ok(vec![Some(if alpha == 1.0 {
