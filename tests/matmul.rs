@@ -121,6 +121,26 @@ fn every_variant_handles_batches_and_a_shared_right_operand() {
     }
 }
 
+/// A product with few output tiles and a long K (a weight gradient) makes the
+/// register-blocked kernel split K into slices, each written apart and then summed: K = 1001
+/// gives slices of 336, the last one short and ending in padding; a batch of 2 shares B.
+#[test]
+fn register_blocked_split_k_matches_reference() {
+    for (ta, tb) in TRANSPOSES {
+        check_forward(
+            MatmulVariant::RegisterBlocked,
+            1,
+            9,
+            1001,
+            130,
+            ta,
+            tb,
+            false,
+        );
+        check_forward(MatmulVariant::RegisterBlocked, 2, 5, 700, 7, ta, tb, true);
+    }
+}
+
 /// The one-token kernels only run where their layout fits (A row-major, B transposed, K a
 /// multiple of 4; for the subgroup one also N a multiple of the subgroup size): the shapes
 /// above mostly send them to their fallbacks, so these shapes are theirs. K = 36 and 260 leave

@@ -25,8 +25,9 @@ pub enum MatmulVariant {
     Naive,
     /// 16x16 tiles staged through workgroup memory, operands read where they are.
     Tiled,
-    /// GPU style: operands packed first, 128x128 tiles staged through workgroup memory,
-    /// 8x8 outputs per invocation.
+    /// GPU style (the GPU default): operands packed first, 128x128 tiles staged through
+    /// workgroup memory, 8x8 outputs per invocation; K split into slices summed afterwards
+    /// where there are few output tiles.
     RegisterBlocked,
     /// CPU style (lavapipe): operands packed first, no workgroup memory and no barriers,
     /// 32 rows x 8 columns per invocation in registers.
@@ -163,6 +164,21 @@ const PACK_ROWS: usize = 32;
 const PANEL_COLS: usize = 32;
 const REGISTER_TILE: usize = 128;
 const REGISTER_K: usize = 8;
+/// The register-blocked kernel splits K when it has fewer output tiles than this (a GPU has
+/// ~100 multiprocessors to fill; the H200 has 132), into slices of at least SPLIT_MIN_K.
+const SPLIT_TILES: usize = 128;
+const SPLIT_MIN_K: usize = 256;
+
+/// (slices, k per slice) of a register-blocked product with `tiles` output tiles and padded
+/// inner size `k_pad`: one slice when there are tiles enough or K is short.
+fn k_split(tiles: usize, k_pad: usize) -> (usize, usize) {
+    let slices = (SPLIT_TILES / tiles.max(1)).min(k_pad / SPLIT_MIN_K);
+    if slices < 2 {
+        return (1, k_pad);
+    }
+    let slice = round_up(k_pad.div_ceil(slices), REGISTER_K);
+    (k_pad.div_ceil(slice), slice)
+}
 
 /// The file up to its subgroup kernels: what every kernel but the subgroup one compiles, so
 /// that they build on adapters without subgroups.
@@ -258,33 +274,32 @@ const SMALL_WORK: usize = 32 * 32 * 32;
 /// Use a tiled variant only if at least this share of its padded tiles is real output: the
 /// fast kernels beat naive by ~15-30x on lavapipe and ~2-5x on a GPU, so a quarter still wins.
 const MIN_USEFUL: f64 = 0.25;
-/// On a GPU the row-block kernels win once they have this many workgroups to spread.
-const GPU_ROW_WORKGROUPS: usize = 256;
 
 /// The variant used when nobody asked for one, from measurements (see benches/matmul.rs):
 /// - CPU adapter (lavapipe): the row-block kernel, with subgroups where they fit.
-/// - GPU (measured on an NVIDIA H200 through Vulkan): the row-block kernel too once it has
-///   enough workgroups to fill the device (~13 TFLOP/s at 2048^3), else the 16x16 tiled
-///   kernel. The 128x128 register-blocked kernel trailed both there: at these sizes it has
-///   too few workgroups to occupy the GPU.
+/// - GPU: the 128x128 register-blocked kernel, which splits K where it has few output tiles.
+///   On an NVIDIA H200 through Vulkan it ran 2048^3 at 29 TFLOP/s (44% of the datasheet's
+///   fp32 peak) against 13 for the row-block kernel and 3.3 for the 16x16 tiled one, and led
+///   on every transformer shape of the bench.
 /// - Naive where the chosen kernel would mostly compute padding (skinny products, e.g. one
 ///   token at a time) or the product is too small to pay for the extra dispatches; Dot4
 ///   instead where its layout fits (a Linear layer's weight), with subgroups where they fit:
 ///   1.6-1.9x Dot4 on lavapipe's one-token products (benches/matmul.rs, `lm_head`).
 fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
-    let row_block = if subgroup_kernel_fits(gpu) {
-        MatmulVariant::RowBlockSubgroup
-    } else {
-        MatmulVariant::RowBlock
-    };
-    // A row-block workgroup covers 32 rows x 2 * RB_WG column quads.
-    let row_tile = (PACK_ROWS, 8 * RB_WG as usize);
-    let row_workgroups = g.batch * g.m.div_ceil(row_tile.0) * g.n.div_ceil(row_tile.1);
     let cpu = gpu.inner().info.device_type == wgpu::DeviceType::Cpu;
-    let (fast, (m_tile, n_tile)) = if cpu || row_workgroups >= GPU_ROW_WORKGROUPS {
-        (row_block, row_tile)
+    let (fast, (m_tile, n_tile)) = if !cpu {
+        (
+            MatmulVariant::RegisterBlocked,
+            (REGISTER_TILE, REGISTER_TILE),
+        )
+    } else if subgroup_kernel_fits(gpu) {
+        // A row-block workgroup covers 32 rows x 2 * RB_WG column quads.
+        (
+            MatmulVariant::RowBlockSubgroup,
+            (PACK_ROWS, 8 * RB_WG as usize),
+        )
     } else {
-        (MatmulVariant::Tiled, (16, 16))
+        (MatmulVariant::RowBlock, (PACK_ROWS, 8 * RB_WG as usize))
     };
     let useful = (g.m * g.n) as f64 / (round_up(g.m, m_tile) * round_up(g.n, n_tile)) as f64;
     if g.batch * g.m * g.n * g.k < SMALL_WORK || useful < MIN_USEFUL {
@@ -437,6 +452,16 @@ pub(super) fn gemm_bias(
     // `b_at_quad` in matmul.wgsl).
     let row_block = matches!(v, MatmulVariant::RowBlock | MatmulVariant::RowBlockSubgroup);
     let b_direct = row_block && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
+    // A split K writes one product per slice, summed below; a bias would be added per slice.
+    let tiles = g.batch * (m_pad / m_tile) * (n_pad / n_tile);
+    let (slices, k_slice) = match v {
+        MatmulVariant::RegisterBlocked if bias.is_none() => k_split(tiles, k_pad),
+        _ => (1, k_pad),
+    };
+    let out = match slices {
+        1 => out,
+        _ => Tensor::empty(gpu, &[slices, g.batch * g.m * g.n])?,
+    };
     let mut params = g.params().to_vec();
     params.extend([
         m_pad as u32,
@@ -445,6 +470,8 @@ pub(super) fn gemm_bias(
         a_direct as u32,
         bias.is_some() as u32,
         b_direct as u32,
+        slices as u32,
+        k_slice as u32,
     ]);
     // Without a bias the binding still needs a buffer: A's, never read.
     let bias = bias.unwrap_or(a).storage();
@@ -494,9 +521,7 @@ pub(super) fn gemm_bias(
             };
             let pa = pa.as_ref().unwrap_or(a.storage());
             let workgroups = match v {
-                MatmulVariant::RegisterBlocked => {
-                    g.batch * (m_pad / REGISTER_TILE) * (n_pad / REGISTER_TILE)
-                }
+                MatmulVariant::RegisterBlocked => slices * tiles,
                 // Each invocation owns two column quads.
                 _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
             };
@@ -511,7 +536,10 @@ pub(super) fn gemm_bias(
             )?
         }
     }
-    Ok(out)
+    match slices {
+        1 => Ok(out),
+        _ => super::sum_axis(&out, 0),
+    }
 }
 
 /// The checked shapes of one call: the product, the output shape.
