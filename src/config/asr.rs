@@ -129,6 +129,10 @@ pub struct AsrTrainConfig {
     pub max_batch: usize,
     pub epochs: Option<usize>,
     pub max_steps: Option<usize>,
+    /// Wall-clock budget: training stops when it is spent, and the learning-rate schedule's
+    /// horizon shrinks to the steps that fit in it at the measured pace (so the decay still
+    /// ends where training does). null: no limit.
+    pub time_limit_minutes: Option<f64>,
     #[serde(deserialize_with = "float::f64")]
     pub label_smoothing: f64,
     #[serde(deserialize_with = "float::f64")]
@@ -248,6 +252,7 @@ impl Default for AsrTrainConfig {
             max_batch: 24,
             epochs: Some(12),
             max_steps: None,
+            time_limit_minutes: None,
             label_smoothing: 0.1,
             max_grad_norm: 1.0,
             eval_interval: 250,
@@ -395,6 +400,15 @@ impl AsrConfig {
                     "{} does not divide model.d_model = {}",
                     m.num_heads, m.d_model
                 ),
+            ));
+        }
+        if let Some(m) = t
+            .time_limit_minutes
+            .filter(|m| !(m.is_finite() && *m > 0.0))
+        {
+            return Some((
+                "train.time_limit_minutes",
+                format!("{m} must be a positive number of minutes (or null)"),
             ));
         }
         if t.epochs.is_none() && t.max_steps.is_none() {

@@ -18,6 +18,7 @@ use super::clm::{self, schedule};
 use super::error_rate::ErrorRates;
 use super::metrics::MetricsLog;
 use super::non_finite::NonFiniteGuard;
+use super::schedule::steps_within_budget;
 use crate::audio::{self, SpecAugmentConfig};
 use crate::config::{conv_strides, AsrConfig, DecodeMode};
 use crate::data::asr::{
@@ -341,12 +342,13 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     )?
     .num_batches();
     let from_epochs = t.epochs.map(|e| e * batches_per_epoch);
-    let total_steps = match (from_epochs, t.max_steps) {
+    let planned_steps = match (from_epochs, t.max_steps) {
         (Some(a), Some(b)) => a.min(b),
         (Some(a), None) => a,
         (None, Some(b)) => b,
         (None, None) => 0,
     };
+    let mut total_steps = planned_steps;
     let mut trainer = AsrTrainer {
         schedule: schedule(&config.optimizer, &config.scheduler, total_steps),
         model,
@@ -403,6 +405,7 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     let first_step = trainer.step;
     let (mut frames_seen, mut last_loss) = (0usize, f32::NAN);
     let mut guard = NonFiniteGuard::new(t.on_non_finite, t.max_skipped_steps);
+    let mut pace_from = (first_step, 0.0);
     'training: while trainer.step < total_steps {
         let utts = epoch_utterances(&train, &spec, t.seed ^ (epoch as u64 + 1));
         let batches: Vec<AsrBatch> = AsrBatcher::new(utts, t.max_frames, t.max_batch, t.seed)?
@@ -450,6 +453,21 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
                 .sum::<usize>();
             let step = trainer.step;
             let secs = train_started.elapsed().as_secs_f64();
+            if let Some(minutes) = t.time_limit_minutes {
+                // The pace is measured from the 20th step on: the first ones compile
+                // pipelines (and run autotune trials).
+                if step - first_step == 20 {
+                    pace_from = (step, secs);
+                }
+                let paced = (step - pace_from.0, secs - pace_from.1);
+                let paced = if step - first_step >= 20 {
+                    paced
+                } else {
+                    (0, 0.0)
+                };
+                total_steps = steps_within_budget(planned_steps, step, paced, secs, minutes * 60.0);
+                trainer.schedule.total_steps = total_steps;
+            }
             if step.is_multiple_of(t.log_interval) || step == total_steps {
                 // Seconds of audio trained on per second (10 ms frames).
                 let audio_rate = frames_seen as f64 * 0.01 / secs.max(1e-9);

@@ -113,9 +113,46 @@ impl LrSchedule {
     }
 }
 
+/// How many steps a run with a wall-clock budget (seconds) can take: the steps done, plus as
+/// many more as the time left allows at the measured pace (`paced` steps in `paced_secs`,
+/// evaluations included), and never more than `planned`. At or past the budget it is `step`:
+/// the run ends on the step it is on. Before a few paced steps there is no estimate yet.
+pub fn steps_within_budget(
+    planned: usize,
+    step: usize,
+    (paced, paced_secs): (usize, f64),
+    elapsed: f64,
+    budget: f64,
+) -> usize {
+    const MIN_PACED: usize = 5;
+    if elapsed >= budget {
+        return step.min(planned);
+    }
+    if paced < MIN_PACED || paced_secs <= 0.0 {
+        return planned;
+    }
+    let more = ((budget - elapsed) * paced as f64 / paced_secs).floor() as usize;
+    (step + more).min(planned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_budget_caps_the_steps_at_the_pace_so_far() {
+        // 10 steps in 20 s, 100 s left: 50 more steps.
+        assert_eq!(steps_within_budget(1000, 10, (10, 20.0), 20.0, 120.0), 60);
+        // The pace leaves out the slow first steps: 10 s of them, then 10 steps in 20 s.
+        assert_eq!(steps_within_budget(1000, 15, (10, 20.0), 30.0, 120.0), 60);
+        // The plan wins when it is shorter; no estimate before a pace exists.
+        assert_eq!(steps_within_budget(40, 10, (10, 20.0), 20.0, 120.0), 40);
+        assert_eq!(steps_within_budget(1000, 2, (2, 5.0), 5.0, 120.0), 1000);
+        // Spent: stop where we are.
+        assert_eq!(steps_within_budget(1000, 77, (50, 100.0), 121.0, 120.0), 77);
+        // Less than a step's time left: this is the last step.
+        assert_eq!(steps_within_budget(1000, 50, (50, 119.0), 119.0, 120.0), 50);
+    }
 
     #[test]
     fn linear_warmup_then_cosine_reaches_min_at_the_end() {
