@@ -70,6 +70,26 @@ fn temp(tag: &str) -> PathBuf {
     d
 }
 
+/// A spent time budget ends training on the step it is on, with the final evaluation and a
+/// best checkpoint, long before the planned steps.
+#[test]
+fn a_time_limit_stops_training_early_with_a_checkpoint() {
+    let root = temp("time-limit");
+    let (corpus, out) = (root.join("corpus"), root.join("run"));
+    write_corpus(&corpus);
+    let mut config = config(&corpus, &out, 100_000);
+    config.train.time_limit_minutes = Some(1e-4); // 6 ms: spent after the first step
+    let opts = AsrRunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    };
+    let summary = run(&config, &opts).unwrap();
+    assert_eq!(summary.steps, 1);
+    assert!(out.join("checkpoints/best/model.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
     let root = temp("run");

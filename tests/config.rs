@@ -325,6 +325,7 @@ mod asr {
             ("model: {time_reduction: 0}", "model.time_reduction"),
             ("train: {epochs: null, max_steps: null}", "train.max_steps"),
             ("model: {ctc_weight: -1}", "model.ctc_weight"),
+            ("train: {time_limit_minutes: 0}", "train.time_limit_minutes"),
             ("modle: {}", "modle"),
         ] {
             let msg = err(yaml);
