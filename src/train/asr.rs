@@ -1,7 +1,8 @@
 //! The speech-recognition job end to end (what `examples/train_asr.rs` runs): the corpus
 //! (synthesised when missing) -> features -> `EncoderDecoderTransformer` trained with CE +
 //! CTC -> CER / WER on the held-out sentences and the held-out voices, greedy and beam.
-//! `Recognizer` loads a checkpoint and transcribes audio (what `examples/asr.rs` runs).
+//! Scoring is in `asr_eval.rs`; `Recognizer` (`recognizer.rs`) loads a checkpoint and
+//! transcribes audio (what `examples/asr.rs` runs). Both are re-exported here.
 //!
 //! Run directory (`train.out_dir`): `metrics.jsonl`, `curves.png`, `summary.json`, and
 //! `checkpoints/` with `latest` (resumable) and `best` (lowest validation CER). A checkpoint
@@ -9,13 +10,16 @@
 //! `tokenizer.json` and `features.json` (the feature pipeline with its normalisation
 //! statistics): everything inference needs.
 
+pub use super::asr_eval::{evaluate_checkpoint, test_report, Rates, TestReport};
+pub use super::recognizer::{Recognizer, TranscribeOptions};
+
 use super::asr_data::{
     load_eval, load_train, manifest, mvn_stats, FeaturePipeline, TrainUtterance,
 };
-use super::asr_trainer::{evaluate, AsrTrainer, DecodeOptions};
+use super::asr_eval::{score, Mode};
+use super::asr_trainer::AsrTrainer;
 use super::checkpoint;
 use super::clm::{self, schedule};
-use super::error_rate::ErrorRates;
 use super::metrics::MetricsLog;
 use super::non_finite::NonFiniteGuard;
 use super::schedule::steps_within_budget;
@@ -24,18 +28,14 @@ use crate::config::{conv_strides, AsrConfig, DecodeMode};
 use crate::data::asr::{
     asr_tokenizer, build_speech_corpus, AsrBatch, AsrBatcher, CorpusSizes, Utterance,
 };
-use crate::data::{Tokenizer, SOS};
-use crate::decode::{
-    beam_search, ctc_greedy, BeamConfig, CausalLmDecoder, ShallowFusion, SpeechDecoder,
-};
+use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::{DecoderOnlyTransformer, EncoderDecoderConfig, EncoderDecoderTransformer};
-use crate::nn::{Ctx, Module};
+use crate::models::{EncoderDecoderConfig, EncoderDecoderTransformer};
+use crate::nn::Module;
 use crate::rng::SplitMix64;
 use crate::tensor::Tensor;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct AsrRunOptions {
@@ -54,25 +54,6 @@ pub struct AsrSummary {
     pub test: TestReport,
     pub train_seconds: f64,
     pub out_dir: PathBuf,
-}
-
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Rates {
-    pub cer: f64,
-    pub wer: f64,
-    pub mean_word_distance: f64,
-    pub utterances: usize,
-}
-
-impl From<&ErrorRates> for Rates {
-    fn from(r: &ErrorRates) -> Rates {
-        Rates {
-            cer: r.cer(),
-            wer: r.wer(),
-            mean_word_distance: r.mean_word_distance(),
-            utterances: r.utterances,
-        }
-    }
 }
 
 pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConfig {
@@ -215,55 +196,79 @@ fn save_checkpoint(
     Ok(())
 }
 
-/// Utterances cut into padded batches of similar length (no shuffling: evaluation).
-fn eval_batches(utts: &[Utterance], config: &AsrConfig) -> Result<Vec<AsrBatch>> {
-    let batcher = AsrBatcher::new(
-        utts.to_vec(),
-        config.train.max_frames,
-        config.train.max_batch,
-        0,
-    )?;
-    Ok(batcher.in_order().collect())
+/// What a validation during training needs besides the trainer.
+struct Validation<'a> {
+    config: &'a AsrConfig,
+    tokenizer: &'a Tokenizer,
+    val: &'a [Utterance],
+    files: &'a RunFiles,
+    verbose: bool,
 }
 
-fn references(utts: &[Utterance]) -> HashMap<String, String> {
-    utts.iter()
-        .map(|u| (u.id.clone(), u.transcript.clone()))
-        .collect()
-}
-
-/// How `score` decodes: attention greedy (beam 1), attention beam search, or CTC best path.
-#[derive(Clone, Copy)]
-enum Mode {
-    Beam(usize),
-    Ctc,
-}
-
-fn score(
-    model: &EncoderDecoderTransformer,
-    tokenizer: &Tokenizer,
-    utts: &[Utterance],
-    config: &AsrConfig,
-    mode: Mode,
-) -> Result<ErrorRates> {
-    let refs = references(utts);
-    let opts = DecodeOptions {
-        ctc: matches!(mode, Mode::Ctc),
-        beam_width: match mode {
-            Mode::Beam(w) => w,
-            Mode::Ctc => 1,
-        },
-        length_penalty: config.decode.length_penalty as f32,
-        max_len: config.model.max_target_len,
-    };
-    let batches = eval_batches(utts, config)?;
-    evaluate(
-        model,
-        tokenizer,
-        &batches,
-        &|id| refs.get(id).cloned(),
-        &opts,
-    )
+impl Validation<'_> {
+    /// Greedy and CTC error rates on the validation utterances, logged and printed; the best
+    /// checkpoint replaced when the CER under the configured decoding improved on `best`, and
+    /// a step checkpoint saved (the last two kept). Returns the best CER so far.
+    fn run(
+        &self,
+        trainer: &AsrTrainer,
+        log: &mut MetricsLog,
+        (step, epoch): (usize, usize),
+        mut best: f64,
+    ) -> Result<f64> {
+        let (config, files) = (self.config, self.files);
+        let score = |mode| score(&trainer.model, self.tokenizer, self.val, config, mode);
+        let rates = score(Mode::Beam(1))?;
+        let ctc = match trainer.model.ctc_head {
+            Some(_) => Some(score(Mode::Ctc)?),
+            None => None,
+        };
+        let ctc_cer = ctc.as_ref().map_or(f64::NAN, |r| r.cer());
+        log.write(
+            "eval",
+            &[
+                ("step", step as f64),
+                ("val_cer", rates.cer()),
+                ("val_wer", rates.wer()),
+                ("val_ctc_cer", ctc_cer),
+            ],
+        )?;
+        if self.verbose {
+            eprintln!(
+                "step {step}: val CER {:.2}% WER {:.2}% (attention, greedy), CTC CER {:.2}% ({} utterances)",
+                100.0 * rates.cer(),
+                100.0 * rates.wer(),
+                100.0 * ctc_cer,
+                rates.utterances
+            );
+        }
+        // The best checkpoint is the best under the configured decoding (`auto`: the better
+        // of the two, which its config then names as its decoding).
+        let (cer, mode) = match config.decode.mode {
+            DecodeMode::Ctc => (ctc_cer, DecodeMode::Ctc),
+            DecodeMode::Auto if ctc_cer < rates.cer() => (ctc_cer, DecodeMode::Ctc),
+            _ => (rates.cer(), DecodeMode::Attention),
+        };
+        let state = |best_val_cer| TrainState {
+            step,
+            epoch,
+            best_val_cer,
+            optimizer_steps: trainer.optimizer.steps().to_vec(),
+        };
+        if cer < best {
+            best = cer;
+            let mut chosen = config.clone();
+            chosen.decode.mode = mode;
+            let best_files = RunFiles {
+                config_yaml: chosen.to_yaml()?,
+                ..files.clone()
+            };
+            save_checkpoint(trainer, &best_files, "best", &state(best))?;
+        }
+        save_checkpoint(trainer, files, &format!("step-{step:07}"), &state(best))?;
+        checkpoint::prune(&files.root, "step-", 2)?;
+        Ok(best)
+    }
 }
 
 pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
@@ -405,6 +410,13 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     let first_step = trainer.step;
     let (mut frames_seen, mut last_loss) = (0usize, f32::NAN);
     let mut guard = NonFiniteGuard::new(t.on_non_finite, t.max_skipped_steps);
+    let validation = Validation {
+        config,
+        tokenizer: &tokenizer,
+        val: &val,
+        files: &files,
+        verbose: opts.verbose,
+    };
     let mut pace_from = (first_step, 0.0);
     'training: while trainer.step < total_steps {
         let utts = epoch_utterances(&train, &spec, t.seed ^ (epoch as u64 + 1));
@@ -483,59 +495,7 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
                 say(format!("step {step}/{total_steps} epoch {epoch}: loss {loss:.3}, lr {lr:.2e}, {audio_rate:.1} s of audio per s"));
             }
             if step.is_multiple_of(t.eval_interval) || step == total_steps {
-                let rates = score(&trainer.model, &tokenizer, &val, config, Mode::Beam(1))?;
-                let ctc = match trainer.model.ctc_head {
-                    Some(_) => Some(score(&trainer.model, &tokenizer, &val, config, Mode::Ctc)?),
-                    None => None,
-                };
-                let ctc_cer = ctc.as_ref().map_or(f64::NAN, |r| r.cer());
-                log.write(
-                    "eval",
-                    &[
-                        ("step", step as f64),
-                        ("val_cer", rates.cer()),
-                        ("val_wer", rates.wer()),
-                        ("val_ctc_cer", ctc_cer),
-                    ],
-                )?;
-                say(format!(
-                    "step {step}: val CER {:.2}% WER {:.2}% (attention, greedy), CTC CER {:.2}% ({} utterances)",
-                    100.0 * rates.cer(),
-                    100.0 * rates.wer(),
-                    100.0 * ctc_cer,
-                    rates.utterances
-                ));
-                // The best checkpoint is the best under the configured decoding (`auto`: the
-                // better of the two, which its config then names as its decoding).
-                let (cer, mode) = match config.decode.mode {
-                    DecodeMode::Ctc => (ctc_cer, DecodeMode::Ctc),
-                    DecodeMode::Auto if ctc_cer < rates.cer() => (ctc_cer, DecodeMode::Ctc),
-                    _ => (rates.cer(), DecodeMode::Attention),
-                };
-                if cer < best {
-                    best = cer;
-                    let state = TrainState {
-                        step,
-                        epoch,
-                        best_val_cer: best,
-                        optimizer_steps: trainer.optimizer.steps().to_vec(),
-                    };
-                    let mut chosen = config.clone();
-                    chosen.decode.mode = mode;
-                    let best_files = RunFiles {
-                        config_yaml: chosen.to_yaml()?,
-                        ..files.clone()
-                    };
-                    save_checkpoint(&trainer, &best_files, "best", &state)?;
-                }
-                let state = TrainState {
-                    step,
-                    epoch,
-                    best_val_cer: best,
-                    optimizer_steps: trainer.optimizer.steps().to_vec(),
-                };
-                save_checkpoint(&trainer, &files, &format!("step-{step:07}"), &state)?;
-                checkpoint::prune(&files.root, "step-", 2)?;
+                best = validation.run(&trainer, &mut log, (step, epoch), best)?;
             }
         }
         epoch += 1;
@@ -567,202 +527,4 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     std::fs::write(out_dir.join("summary.json"), json)
         .map_err(|e| Error::io(out_dir.join("summary.json"), e))?;
     Ok(summary)
-}
-
-/// Error rates on both test sets with every decoding.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct TestReport {
-    /// Held-out sentences, training voices: attention greedy, attention beam, CTC best path.
-    pub greedy: Rates,
-    pub beam: Rates,
-    pub ctc: Option<Rates>,
-    /// Held-out sentences spoken by voices never heard in training.
-    pub voices_greedy: Rates,
-    pub voices_beam: Rates,
-    pub voices_ctc: Option<Rates>,
-}
-
-/// Score `model` on the config's test and test_voices manifests.
-pub fn test_report(
-    model: &EncoderDecoderTransformer,
-    tokenizer: &Tokenizer,
-    pipeline: &FeaturePipeline,
-    config: &AsrConfig,
-) -> Result<TestReport> {
-    let split = |file: &str| load_eval(&manifest(config, file, None)?, pipeline, tokenizer);
-    let (test, voices) = (split(&config.data.test)?, split(&config.data.test_voices)?);
-    let rates = |utts: &[Utterance], mode| -> Result<Rates> {
-        Ok((&score(model, tokenizer, utts, config, mode)?).into())
-    };
-    let ctc = |utts: &[Utterance]| -> Result<Option<Rates>> {
-        model
-            .ctc_head
-            .as_ref()
-            .map(|_| rates(utts, Mode::Ctc))
-            .transpose()
-    };
-    let beam = Mode::Beam(config.decode.beam_width);
-    Ok(TestReport {
-        greedy: rates(&test, Mode::Beam(1))?,
-        beam: rates(&test, beam)?,
-        ctc: ctc(&test)?,
-        voices_greedy: rates(&voices, Mode::Beam(1))?,
-        voices_beam: rates(&voices, beam)?,
-        voices_ctc: ctc(&voices)?,
-    })
-}
-
-/// `test_report` of the checkpoint in `dir`, on the test sets its own config names.
-pub fn evaluate_checkpoint(gpu: &Gpu, dir: &Path) -> Result<TestReport> {
-    let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
-    let r = Recognizer::load(gpu, dir, None)?;
-    test_report(&r.model, &r.tokenizer, &r.pipeline, &config)
-}
-
-/// How `Recognizer::transcribe` decodes.
-#[derive(Clone, Debug)]
-pub struct TranscribeOptions {
-    /// Attention decoder or CTC best path; None: the checkpoint's `decode.mode`.
-    pub mode: Option<DecodeMode>,
-    /// 1: greedy.
-    pub beam_width: usize,
-    pub length_penalty: f32,
-    /// Shallow-fusion weight of the LM given to `Recognizer::load` (0: the LM is unused).
-    pub lm_weight: f32,
-}
-
-impl Default for TranscribeOptions {
-    fn default() -> Self {
-        TranscribeOptions {
-            mode: None,
-            beam_width: 1,
-            length_penalty: 1.0,
-            lm_weight: 0.3,
-        }
-    }
-}
-
-/// A trained recognizer: model, tokenizer and feature pipeline from one checkpoint.
-pub struct Recognizer {
-    /// The decoding the checkpoint was selected with (`decode.mode` of its config).
-    pub mode: DecodeMode,
-    /// Its config's `decode.beam_width`: what a command-line user gets for the attention
-    /// decoder unless they ask for another width.
-    pub beam_width: usize,
-    pub model: EncoderDecoderTransformer,
-    pub tokenizer: Tokenizer,
-    pub pipeline: FeaturePipeline,
-    pub lm: Option<DecoderOnlyTransformer>,
-}
-
-impl Recognizer {
-    /// Load the checkpoint directory `dir` (and optionally a CLM checkpoint for shallow fusion).
-    pub fn load(gpu: &Gpu, dir: &Path, lm_dir: Option<&Path>) -> Result<Recognizer> {
-        if !dir.join(checkpoint::PARAMS_FILE).exists() {
-            return Err(Error::format(
-                dir,
-                format!(
-                    "not a recognizer checkpoint: no {} in it",
-                    checkpoint::PARAMS_FILE
-                ),
-            ));
-        }
-        let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
-        let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;
-        let features_path = dir.join("features.json");
-        let pipeline =
-            FeaturePipeline::from_json(&features_path, &checkpoint::read(dir, "features.json")?)?;
-        let model = EncoderDecoderTransformer::new(
-            gpu,
-            model_config(&config, tokenizer.vocab_size()),
-            config.train.seed,
-        )?;
-        checkpoint::load_params(
-            &dir.join(checkpoint::PARAMS_FILE),
-            &checkpoint::read(dir, checkpoint::PARAMS_FILE)?,
-            &model.params(),
-        )?;
-        let lm = match lm_dir {
-            Some(d) => {
-                let (lm, lm_tokenizer, _) = clm::load_model(gpu, d)?;
-                if lm_tokenizer != tokenizer {
-                    return Err(Error::format(d, "the LM's tokenizer differs from the recognizer's: train it on transcripts with the recognizer's tokenizer"));
-                }
-                Some(lm)
-            }
-            None => None,
-        };
-        Ok(Recognizer {
-            mode: config.decode.mode,
-            beam_width: config.decode.beam_width.max(1),
-            model,
-            tokenizer,
-            pipeline,
-            lm,
-        })
-    }
-
-    /// Transcript of a WAV file (any sample rate, any channel count).
-    pub fn transcribe_file(&self, path: &Path, opts: &TranscribeOptions) -> Result<String> {
-        self.transcribe(&audio::load_16k(path)?, opts)
-    }
-
-    /// Transcript of 16 kHz mono samples.
-    pub fn transcribe(&self, samples: &[f32], opts: &TranscribeOptions) -> Result<String> {
-        let _g = crate::no_grad();
-        let features = self.pipeline.features(samples)?;
-        let c = &self.model.config;
-        let enc_len = self.model.encoded_len(features.frames.max(1));
-        if features.frames == 0 {
-            return Ok(String::new());
-        }
-        if enc_len > c.max_source_len {
-            return Err(Error::shape(
-                "transcribe",
-                format!(
-                    "{:.1} s of audio is longer than the model's {:.1} s",
-                    features.frames as f64 * 0.01,
-                    c.max_source_len as f64 * 0.01 * (c.conv_strides[0] * c.conv_strides[1]) as f64
-                ),
-            ));
-        }
-        let x = Tensor::from_slice(
-            self.model.gpu(),
-            &features.data,
-            &[1, features.frames, features.bins],
-        )?;
-        let encoded = self.model.encode(&x, &[features.frames], &Ctx::eval())?;
-        if opts.mode.unwrap_or(self.mode) == DecodeMode::Ctc {
-            // (A checkpoint saved by `auto` names the decoding that won.)
-            let logits = self.model.ctc_logits(&encoded)?;
-            let (frames, vocab) = (logits.shape()[1], logits.shape()[2]);
-            let paths = ctc_greedy(
-                &logits.to_vec()?,
-                &encoded.lens,
-                frames,
-                vocab,
-                crate::data::PAD,
-            );
-            return Ok(self.tokenizer.decode(&paths[0]));
-        }
-        let asr = SpeechDecoder {
-            model: &self.model,
-            encoded: &encoded,
-        };
-        let cfg = BeamConfig {
-            beam_width: opts.beam_width.max(1),
-            max_new_tokens: (c.max_target_len - 1).min(enc_len + 10),
-            length_penalty: opts.length_penalty,
-            eos: Some(crate::data::EOS),
-        };
-        let mut tokens = match &self.lm {
-            Some(lm) if opts.lm_weight != 0.0 => {
-                let fused = ShallowFusion::new(asr, CausalLmDecoder(lm), opts.lm_weight)?;
-                beam_search(&fused, &[SOS], &cfg)?
-            }
-            _ => beam_search(&asr, &[SOS], &cfg)?,
-        };
-        tokens.retain(|&t| t != crate::data::EOS);
-        Ok(self.tokenizer.decode(&tokens))
-    }
 }

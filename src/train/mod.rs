@@ -2,6 +2,7 @@
 
 pub mod asr;
 pub mod asr_data;
+pub mod asr_eval;
 pub mod asr_trainer;
 pub mod checkpoint;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod lm;
 pub mod metrics;
 pub mod non_finite;
 pub mod plot;
+pub mod recognizer;
 pub mod schedule;
 
 pub use lm::{LmTrainer, StepStats};
