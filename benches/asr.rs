@@ -1,8 +1,12 @@
-//! Real-time factor of speech recognition: seconds of compute per second of audio for
-//! `Recognizer::transcribe` (features on the CPU, encoder and cached greedy / beam decoding on
-//! the GPU), on the adapter it runs on.
+//! The speech recognizer on the adapter it runs on:
+//! - training: one step of `configs/asr.yaml`'s model on a synthetic batch shaped like the
+//!   config's (47 utterances of 2.55 s, 40 characters each), in seconds of audio per second;
+//!   `WGFORMER_PROFILE=1` adds the step's time per kernel (`Gpu::set_profiling`);
+//! - real-time factor: seconds of compute per second of audio for `Recognizer::transcribe`
+//!   (features on the CPU, encoder and cached greedy / beam decoding on the GPU), with
+//!   models/asr when it is there.
 //!
-//!     cargo bench --bench asr            (uses models/asr if present, else a fresh model)
+//!     cargo bench --bench asr
 //!
 //! The audio is the corpus's test clips when it exists (data/speech/test.tsv), else the test
 //! fixture sentence; it prints the RTF of each decoding mode.
@@ -10,21 +14,101 @@
 use std::path::Path;
 use std::time::Instant;
 use wgformer::audio::load_16k;
-use wgformer::data::asr::read_manifest;
-use wgformer::train::asr::{Recognizer, TranscribeOptions};
+use wgformer::config::AsrConfig;
+use wgformer::data::asr::{read_manifest, AsrBatch};
+use wgformer::data::{EOS, PAD, SOS};
+use wgformer::models::EncoderDecoderTransformer;
+use wgformer::nn::Module;
+use wgformer::train::asr::{model_config, Recognizer, TranscribeOptions};
+use wgformer::train::asr_trainer::AsrTrainer;
+use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Gpu;
+
+/// A batch of `b` utterances of `frames` random feature frames and `chars` random characters.
+fn synthetic_batch(b: usize, frames: usize, bins: usize, chars: usize) -> AsrBatch {
+    let mut rng = wgformer::rng::SplitMix64::new(3);
+    let mut next = |n: u64| rng.next_u64() % n;
+    let features = (0..b * frames * bins)
+        .map(|_| next(1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let labels: Vec<Vec<u32>> = (0..b)
+        .map(|_| (0..chars).map(|_| 4 + next(27) as u32).collect())
+        .collect();
+    let row = chars + 1;
+    let (mut decoder_input, mut decoder_target) = (vec![PAD; b * row], vec![PAD; b * row]);
+    for (i, l) in labels.iter().enumerate() {
+        decoder_input[i * row] = SOS;
+        decoder_input[i * row + 1..(i + 1) * row].copy_from_slice(l);
+        decoder_target[i * row..(i + 1) * row - 1].copy_from_slice(l);
+        decoder_target[(i + 1) * row - 1] = EOS;
+    }
+    AsrBatch {
+        batch: b,
+        frames,
+        bins,
+        features,
+        feature_lens: vec![frames as u32; b],
+        labels: chars,
+        decoder_input,
+        decoder_target,
+        ctc_targets: labels.concat(),
+        target_lens: vec![chars as u32; b],
+        ids: (0..b).map(|i| format!("u{i}")).collect(),
+    }
+}
+
+/// Seconds of audio trained on per second, from a few steps after two warm-up steps.
+fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
+    let config = AsrConfig::load_with_overrides("configs/asr.yaml", &[] as &[&str])?;
+    let model = EncoderDecoderTransformer::new(gpu, model_config(&config, 31), 1)?;
+    let optimizer = wgformer::train::clm::optimizer(model.params(), &config.optimizer)?;
+    let mut trainer = AsrTrainer {
+        schedule: LrSchedule::new(1e-3, 1e-3, 0, Warmup::Linear, Decay::Constant, 1000),
+        model,
+        optimizer,
+        label_smoothing: config.train.label_smoothing as f32,
+        ctc_weight: config.model.ctc_weight as f32,
+        max_grad_norm: config.train.max_grad_norm as f32,
+        step: 0,
+        seed: 1,
+    };
+    let (b, frames) = (47, 255);
+    let batch = synthetic_batch(b, frames, config.features.n_mels, 40);
+    trainer.train_step(&batch)?;
+    trainer.train_step(&batch)?;
+    let steps = if quick { 1 } else { 3 };
+    let t = Instant::now();
+    for _ in 0..steps {
+        trainer.train_step(&batch)?;
+    }
+    let step = t.elapsed().as_secs_f64() / steps as f64;
+    let audio = (b * frames) as f64 * 0.01;
+    println!(
+        "asr train step (configs/asr.yaml model, {b} x {:.2} s): {step:.3} s, {:.1} s of audio per s",
+        frames as f64 * 0.01,
+        audio / step
+    );
+    if std::env::var("WGFORMER_PROFILE").is_ok_and(|v| v == "1") {
+        gpu.set_profiling(true)?;
+        trainer.train_step(&batch)?;
+        gpu.set_profiling(false)?;
+        println!("{}", wgformer::gpu::format_profile(&gpu.profile()));
+    }
+    Ok(())
+}
 
 fn main() -> wgformer::Result<()> {
     wgformer::ops::enable_autotune_unless_disabled();
     let gpu = Gpu::shared()?;
     println!("adapter: {}", gpu.adapter_name());
+    let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok();
+    train_step(&gpu, quick)?;
     let dir = Path::new("models/asr");
     if !dir.join("model.safetensors").exists() {
         println!("no trained recognizer in models/asr: train one with `cargo run --release --example train_asr`");
         return Ok(());
     }
     let recognizer = Recognizer::load(&gpu, dir, None)?;
-    let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok();
     let clips: Vec<Vec<f32>> = match read_manifest("data/speech/test.tsv") {
         Ok(entries) => entries
             .iter()
