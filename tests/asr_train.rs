@@ -142,6 +142,26 @@ fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
         let text = recognizer.transcribe_file(&clip, &opts).unwrap();
         assert_eq!(text, "NOT TO BE", "beam {beam_width}");
     }
+
+    // Fine-tuning starts from the checkpoint: after one step at a negligible learning rate
+    // the model still transcribes what it learnt (a fresh model could not).
+    let mut tune = config(&corpus, &root.join("tuned"), 1);
+    tune.model.init_from = Some(best.clone());
+    tune.optimizer.lr = 1e-9;
+    let tuned = run(
+        &tune,
+        &AsrRunOptions {
+            resume: false,
+            verbose: false,
+            stop_after: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        tuned.best_val_cer < 0.2,
+        "val CER {} after starting from the checkpoint",
+        tuned.best_val_cer
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -118,6 +118,9 @@ pub struct AsrModelConfig {
     /// A CLM checkpoint directory whose weights initialise the decoder (same d_model, heads,
     /// d_ff and tokenizer).
     pub init_decoder_from: Option<PathBuf>,
+    /// A recognizer checkpoint directory whose parameters and feature normalisation start
+    /// this run (fine-tuning: same model sizes; the optimizer and schedule start afresh).
+    pub init_from: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -241,6 +244,7 @@ impl Default for AsrModelConfig {
             max_source_len: 1024,
             max_target_len: 256,
             init_decoder_from: None,
+            init_from: None,
         }
     }
 }

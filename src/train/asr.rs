@@ -297,7 +297,16 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
         ));
     }
     if pipeline.normalization == audio::Normalization::GlobalMvn {
-        pipeline.mvn = Some(mvn_stats(&train));
+        // Fine-tuning keeps the statistics the model was trained with.
+        pipeline.mvn = match &config.model.init_from {
+            Some(dir) => {
+                let path = dir.join("features.json");
+                let bytes = checkpoint::read(dir, "features.json")?;
+                FeaturePipeline::from_json(&path, &bytes)?.mvn
+            }
+            None => None,
+        }
+        .or_else(|| Some(mvn_stats(&train)));
     }
     for u in train.iter_mut() {
         for v in u.variants.iter_mut() {
@@ -336,6 +345,14 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
             "decoder initialised from {} ({n} tensors)",
             dir.display()
         ));
+    }
+    if let Some(dir) = &config.model.init_from {
+        checkpoint::load_params(
+            &dir.join(checkpoint::PARAMS_FILE),
+            &checkpoint::read(dir, checkpoint::PARAMS_FILE)?,
+            &model.params(),
+        )?;
+        say(format!("model initialised from {}", dir.display()));
     }
     let optimizer = clm::optimizer(model.params(), &config.optimizer)?;
     let spec = spec_augment_config(config);
