@@ -118,3 +118,26 @@ fn hw4_refuses_unpaired_files() {
     let msg = read_hw4(&dir).unwrap_err().to_string();
     assert!(msg.contains("2 files in fbank/ but 1 in text/"), "{msg}");
 }
+
+/// An LM for the recognizer drops the lines the recognizer is tested on, matched after
+/// transcript normalisation (case, punctuation).
+#[test]
+fn text_lines_spoken_in_a_manifest_are_removed() {
+    use wgformer::data::asr::{without_transcripts_of, write_manifest, ManifestEntry};
+    let dir = std::env::temp_dir().join(format!("wgformer-exclude-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("test.tsv");
+    let entry = |t: &str| ManifestEntry {
+        audio: dir.join("a.wav"),
+        voice: "v".into(),
+        transcript: t.into(),
+    };
+    write_manifest(&manifest, &[entry("TO BE OR NOT TO BE")]).unwrap();
+    let text = "To be, or not to be!\nROMEO: hello there friend\n  to BE or not to be\n";
+    let (kept, removed) = without_transcripts_of(text, &[manifest]).unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(kept, "ROMEO: hello there friend\n");
+    let missing = without_transcripts_of(text, &[dir.join("nope.tsv")]).unwrap_err();
+    assert!(missing.to_string().contains("nope.tsv"), "{missing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -61,6 +61,9 @@ pub struct DataConfig {
     pub val_fraction: f64,
     #[serde(deserialize_with = "float::f64")]
     pub test_fraction: f64,
+    /// Speech manifests (TSV) whose transcripts are removed from the text before it is split:
+    /// an LM for the recognizer must not read the sentences the recognizer is tested on.
+    pub exclude_transcripts_of: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -216,6 +219,7 @@ impl Default for DataConfig {
             path: PathBuf::from("data/shakespeare.txt"),
             val_fraction: 0.05,
             test_fraction: 0.05,
+            exclude_transcripts_of: Vec::new(),
         }
     }
 }

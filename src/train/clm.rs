@@ -235,11 +235,21 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
     }
 
     // Data and tokenizer (rebuilt deterministically from the corpus and config).
-    let mut corpus = Corpus::load(
-        &config.data.path,
-        config.data.val_fraction,
-        config.data.test_fraction,
-    )?;
+    let mut corpus = match config.data.exclude_transcripts_of.as_slice() {
+        [] => Corpus::load(
+            &config.data.path,
+            config.data.val_fraction,
+            config.data.test_fraction,
+        )?,
+        manifests => {
+            let text = crate::data::read_text(&config.data.path)?;
+            let (text, removed) = crate::data::asr::without_transcripts_of(&text, manifests)?;
+            if opts.verbose {
+                eprintln!("data: {removed} lines spoken in the excluded manifests removed");
+            }
+            Corpus::split(&text, config.data.val_fraction, config.data.test_fraction)?
+        }
+    };
     for part in [&mut corpus.train, &mut corpus.val, &mut corpus.test] {
         *part = config.tokenizer.prepare(part);
     }

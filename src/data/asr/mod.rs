@@ -20,7 +20,9 @@ pub use batcher::{AsrBatch, AsrBatcher};
 pub use dataset::{load_utterances, Utterance};
 pub use hw4::read_hw4;
 pub use librispeech::{read_flac, read_librispeech};
-pub use manifest::{read_manifest, write_manifest, ManifestEntry, MANIFEST_HEADER};
+pub use manifest::{
+    read_manifest, without_transcripts_of, write_manifest, ManifestEntry, MANIFEST_HEADER,
+};
 pub use npy::{read_npy, NpyArray, NpyData};
 pub use plan::{corpus_sentences, plan_corpus, CorpusSizes, PlannedUtterance, Split};
 pub use synth::{
