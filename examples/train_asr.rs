@@ -3,15 +3,16 @@
 //!
 //!     cargo run --release --example train_asr -- [--config configs/asr.yaml] [--set key=value]... [--resume]
 //!     cargo run --release --example train_asr -- --evaluate runs/asr/checkpoints/best   # test sets only
+//!     cargo run --release --example train_asr -- --evaluate models/asr --lm runs/clm-asr/checkpoints/best [--lm-weight 0.3]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wgformer::config::AsrConfig;
 use wgformer::train::asr::{evaluate_checkpoint, run, AsrRunOptions, Rates, TestReport};
 use wgformer::train::cli::parse_train_args;
 
 const USAGE: &str = "usage: train_asr [--config PATH] [--set key.path=value]... [--resume] \
-                     | --evaluate CHECKPOINT_DIR";
+                     | --evaluate CHECKPOINT_DIR [--lm CLM_DIR [--lm-weight W]]";
 
 fn main() -> ExitCode {
     wgformer::ops::enable_autotune_unless_disabled();
@@ -19,7 +20,11 @@ fn main() -> ExitCode {
     if let Err(e) = wgformer::train::interrupt::install_handler() {
         eprintln!("train_asr: {e}");
     }
-    let own = [("--evaluate", "a checkpoint directory")];
+    let own = [
+        ("--evaluate", "a checkpoint directory"),
+        ("--lm", "a CLM checkpoint directory"),
+        ("--lm-weight", "a number"),
+    ];
     let args = match parse_train_args(std::env::args().skip(1), "configs/asr.yaml", &own) {
         Ok(a) => a,
         Err(e) => return fail(&e),
@@ -29,8 +34,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let evaluate = args.value("--evaluate").map(PathBuf::from);
+    let lm_weight = match args.value("--lm-weight").map(str::parse::<f32>) {
+        None => 0.3,
+        Some(Ok(w)) if w.is_finite() => w,
+        Some(_) => return fail("--lm-weight needs a number"),
+    };
+    let lm = args.value("--lm").map(|d| (Path::new(d), lm_weight));
     if let Some(dir) = evaluate {
-        return match wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, &dir)) {
+        let report = wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, &dir, lm));
+        return match report {
             Ok(t) => {
                 print_report(&t);
                 ExitCode::SUCCESS

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use wgformer::audio::write_wav_16k;
 use wgformer::config::AsrConfig;
-use wgformer::train::asr::{run, AsrRunOptions, Recognizer, TranscribeOptions};
+use wgformer::train::asr::{
+    evaluate_checkpoint, run, AsrRunOptions, Recognizer, TranscribeOptions,
+};
 use wgformer::Gpu;
 
 /// Each word is a tone; an utterance is its words' tones with short gaps.
@@ -162,6 +164,58 @@ fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
         "val CER {} after starting from the checkpoint",
         tuned.best_val_cer
     );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Scoring a checkpoint with an LM decodes clip by clip through the recognizer: at fusion
+/// weight 0 it gives the batched decoder's figures, and it also runs with the LM weighed in.
+#[test]
+fn a_checkpoint_is_scored_with_a_fused_lm() {
+    let root = temp("fused");
+    let (corpus, out) = (root.join("corpus"), root.join("run"));
+    write_corpus(&corpus);
+    let opts = AsrRunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    };
+    let summary = run(&config(&corpus, &out, 100), &opts).unwrap();
+    // A character LM of the recognizer's alphabet over the corpus's sentences.
+    let text = root.join("lm.txt");
+    std::fs::write(&text, "TO BE OR NOT TO BE\n".repeat(40)).unwrap();
+    let lm_yaml = format!(
+        "tokenizer: {{kind: asr}}\n\
+         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
+         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: 0.0, weight_tying: true, max_seq_len: 32}}\n\
+         train: {{seq_len: 16, batch_size: 4, max_steps: 5, eval_interval: 5, eval_batches: 1, out_dir: {}}}\n",
+        text.display(),
+        root.join("lm").display()
+    );
+    let lm_config = wgformer::config::Config::from_yaml_str(&lm_yaml, "lm.yaml").unwrap();
+    let lm_opts = wgformer::train::clm::RunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    };
+    wgformer::train::clm::run(&lm_config, &lm_opts).unwrap();
+    let lm_dir = root.join("lm/checkpoints/best");
+    let gpu = Gpu::shared().unwrap();
+    let best = out.join("checkpoints/best");
+    let unfused = evaluate_checkpoint(&gpu, &best, Some((&lm_dir, 0.0))).unwrap();
+    for (fused, batched) in [
+        (&unfused.greedy, &summary.test.greedy),
+        (&unfused.beam, &summary.test.beam),
+        (&unfused.voices_greedy, &summary.test.voices_greedy),
+    ] {
+        assert_eq!(fused.utterances, batched.utterances);
+        assert!(
+            (fused.cer - batched.cer).abs() < 0.05,
+            "{fused:?} vs {batched:?}"
+        );
+    }
+    assert!(unfused.ctc.is_none());
+    let fused = evaluate_checkpoint(&gpu, &best, Some((&lm_dir, 0.5))).unwrap();
+    assert_eq!(fused.beam.utterances, 4);
     let _ = std::fs::remove_dir_all(&root);
 }
 

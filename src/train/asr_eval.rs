@@ -5,9 +5,9 @@
 use super::asr_data::{load_eval, manifest, FeaturePipeline};
 use super::asr_trainer::{evaluate, DecodeOptions};
 use super::error_rate::ErrorRates;
-use super::recognizer::Recognizer;
-use crate::config::AsrConfig;
-use crate::data::asr::{AsrBatch, AsrBatcher, Utterance};
+use super::recognizer::{Recognizer, TranscribeOptions};
+use crate::config::{AsrConfig, DecodeMode};
+use crate::data::asr::{read_manifest, AsrBatch, AsrBatcher, Utterance};
 use crate::data::Tokenizer;
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -128,9 +128,36 @@ pub fn test_report(
     })
 }
 
-/// `test_report` of the checkpoint in `dir`, on the test sets its own config names.
-pub fn evaluate_checkpoint(gpu: &Gpu, dir: &Path) -> Result<TestReport> {
+/// `test_report` of the checkpoint in `dir`, on the test sets its own config names. With
+/// `lm` (a CLM checkpoint and its shallow-fusion weight) the attention decoder's scores are
+/// fused with the LM's, greedy and beam, clip by clip through `Recognizer::transcribe`
+/// (the batched decoder has no LM); CTC is then not scored.
+pub fn evaluate_checkpoint(gpu: &Gpu, dir: &Path, lm: Option<(&Path, f32)>) -> Result<TestReport> {
     let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
-    let r = Recognizer::load(gpu, dir, None)?;
-    test_report(&r.model, &r.tokenizer, &r.pipeline, &config)
+    let r = Recognizer::load(gpu, dir, lm.map(|(path, _)| path))?;
+    let Some((_, lm_weight)) = lm else {
+        return test_report(&r.model, &r.tokenizer, &r.pipeline, &config);
+    };
+    let rates = |file: &str, beam_width: usize| -> Result<Rates> {
+        let opts = TranscribeOptions {
+            mode: Some(DecodeMode::Attention),
+            beam_width,
+            length_penalty: config.decode.length_penalty as f32,
+            lm_weight,
+        };
+        let mut rates = ErrorRates::default();
+        for e in read_manifest(config.data.corpus_dir.join(file))? {
+            rates.add(&e.transcript, &r.transcribe_file(&e.audio, &opts)?);
+        }
+        Ok((&rates).into())
+    };
+    let (test, voices, beam) = (&config.data.test, &config.data.test_voices, r.beam_width);
+    Ok(TestReport {
+        greedy: rates(test, 1)?,
+        beam: rates(test, beam)?,
+        ctc: None,
+        voices_greedy: rates(voices, 1)?,
+        voices_beam: rates(voices, beam)?,
+        voices_ctc: None,
+    })
 }
