@@ -99,6 +99,32 @@ pub fn write_manifest(path: impl AsRef<Path>, entries: &[ManifestEntry]) -> Resu
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// `text` without the lines whose normalised form is a transcript of one of `manifests`, and
+/// how many lines that removed: so that a language model for the recognizer never reads the
+/// sentences it will be tested on (the corpus's val / test manifests).
+pub fn without_transcripts_of(
+    text: &str,
+    manifests: &[std::path::PathBuf],
+) -> Result<(String, usize)> {
+    let mut spoken = std::collections::HashSet::new();
+    for m in manifests {
+        for e in read_manifest(m)? {
+            spoken.insert(super::normalize_transcript(&e.transcript));
+        }
+    }
+    let mut removed = 0;
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        if spoken.contains(&super::normalize_transcript(line)) {
+            removed += 1;
+        } else {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    Ok((kept, removed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,30 +198,4 @@ mod tests {
             .to_string();
         assert!(msg.contains("transcript") && msg.contains("tab"), "{msg}");
     }
-}
-
-/// `text` without the lines whose normalised form is a transcript of one of `manifests`, and
-/// how many lines that removed: so that a language model for the recognizer never reads the
-/// sentences it will be tested on (the corpus's val / test manifests).
-pub fn without_transcripts_of(
-    text: &str,
-    manifests: &[std::path::PathBuf],
-) -> Result<(String, usize)> {
-    let mut spoken = std::collections::HashSet::new();
-    for m in manifests {
-        for e in read_manifest(m)? {
-            spoken.insert(super::normalize_transcript(&e.transcript));
-        }
-    }
-    let mut removed = 0;
-    let mut kept = String::with_capacity(text.len());
-    for line in text.lines() {
-        if spoken.contains(&super::normalize_transcript(line)) {
-            removed += 1;
-        } else {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    Ok((kept, removed))
 }
