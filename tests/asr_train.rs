@@ -66,6 +66,15 @@ fn config(dir: &Path, out: &Path, steps: usize) -> AsrConfig {
     AsrConfig::from_yaml_str(&config_yaml(dir, out, steps, 50), "asr-train-test.yaml").unwrap()
 }
 
+/// A whole run, nothing printed.
+fn quiet() -> AsrRunOptions {
+    AsrRunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    }
+}
+
 fn temp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgformer-asr-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -81,11 +90,7 @@ fn a_time_limit_stops_training_early_with_a_checkpoint() {
     write_corpus(&corpus);
     let mut config = config(&corpus, &out, 100_000);
     config.train.time_limit_minutes = Some(1e-4); // 6 ms: spent after the first step
-    let opts = AsrRunOptions {
-        resume: false,
-        verbose: false,
-        stop_after: None,
-    };
+    let opts = quiet();
     let summary = run(&config, &opts).unwrap();
     assert_eq!(summary.steps, 1);
     assert!(out.join("checkpoints/best/model.safetensors").exists());
@@ -97,15 +102,7 @@ fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
     let root = temp("run");
     let (corpus, out) = (root.join("corpus"), root.join("run"));
     write_corpus(&corpus);
-    let summary = run(
-        &config(&corpus, &out, 150),
-        &AsrRunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
-    )
-    .unwrap();
+    let summary = run(&config(&corpus, &out, 150), &quiet()).unwrap();
     assert_eq!(summary.steps, 150);
     assert_eq!(summary.train_utterances, 4);
     // Four sentences of four tone-words: the model memorises them.
@@ -150,15 +147,7 @@ fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
     let mut tune = config(&corpus, &root.join("tuned"), 1);
     tune.model.init_from = Some(best.clone());
     tune.optimizer.lr = 1e-9;
-    let tuned = run(
-        &tune,
-        &AsrRunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
-    )
-    .unwrap();
+    let tuned = run(&tune, &quiet()).unwrap();
     assert!(
         tuned.best_val_cer < 0.2,
         "val CER {} after starting from the checkpoint",
@@ -174,11 +163,7 @@ fn a_checkpoint_is_scored_with_a_fused_lm() {
     let root = temp("fused");
     let (corpus, out) = (root.join("corpus"), root.join("run"));
     write_corpus(&corpus);
-    let opts = AsrRunOptions {
-        resume: false,
-        verbose: false,
-        stop_after: None,
-    };
+    let opts = quiet();
     let summary = run(&config(&corpus, &out, 100), &opts).unwrap();
     // A character LM of the recognizer's alphabet over the corpus's sentences.
     let text = root.join("lm.txt");
@@ -233,11 +218,7 @@ fn malformed_inputs_give_errors_naming_the_file() {
     // A missing manifest with building switched off.
     let err = run(
         &config(&root.join("nowhere"), &root.join("run"), 1),
-        &AsrRunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
+        &quiet(),
     )
     .unwrap_err()
     .to_string();
@@ -254,11 +235,7 @@ fn malformed_inputs_give_errors_naming_the_file() {
     .unwrap();
     let err = run(
         &config(&root.join("corpus"), &root.join("run"), 1),
-        &AsrRunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
+        &quiet(),
     )
     .unwrap_err()
     .to_string();
@@ -294,15 +271,7 @@ fn the_asr_example_exits_non_zero_with_a_clear_message_on_a_malformed_wav() {
     // A real (tiny, untrained) checkpoint so the failure is the WAV's, not the model's.
     let corpus = root.join("corpus");
     write_corpus(&corpus);
-    run(
-        &config(&corpus, &root.join("run"), 1),
-        &AsrRunOptions {
-            resume: false,
-            verbose: false,
-            stop_after: None,
-        },
-    )
-    .unwrap();
+    run(&config(&corpus, &root.join("run"), 1), &quiet()).unwrap();
     let out = std::process::Command::new(&asr)
         .arg(&bad)
         .arg("--checkpoint")
@@ -391,11 +360,7 @@ fn asr_training_killed_three_times_resumes_to_the_uninterrupted_losses() {
         "reference.yaml",
     )
     .unwrap();
-    let opts = AsrRunOptions {
-        resume: false,
-        verbose: false,
-        stop_after: None,
-    };
+    let opts = quiet();
     run(&reference_config, &opts).unwrap();
     let want = step_losses(&reference);
     assert_eq!(want.len(), STEPS);
