@@ -356,6 +356,41 @@ fn shallow_fusion_with_a_causal_lm_of_the_same_vocabulary() {
     )
     .unwrap();
     assert_eq!(got, lm_alone);
+    // With a sentence boundary the LM reads SOS as the boundary token, and EOS is scored with
+    // the LM's log-probability of that token.
+    use wgformer::decode::{log_softmax, Boundary, IncrementalDecoder};
+    let space = 3u32;
+    let bounded = ShallowFusion::new(speech(), CausalLmDecoder(&lm), 0.5)
+        .unwrap()
+        .with_boundary(Boundary {
+            token: space,
+            sos: SOS,
+            eos: EOS,
+        })
+        .unwrap();
+    let got = bounded
+        .step(&mut bounded.start(1).unwrap(), &[SOS], 1)
+        .unwrap();
+    let a = speech()
+        .step(&mut speech().start(1).unwrap(), &[SOS], 1)
+        .unwrap();
+    let lm_dec = CausalLmDecoder(&lm);
+    let l = lm_dec
+        .step(&mut lm_dec.start(1).unwrap(), &[space], 1)
+        .unwrap();
+    let (la, mut ll) = (log_softmax(&a), log_softmax(&l));
+    ll[EOS as usize] = ll[space as usize];
+    for (i, g) in got.iter().enumerate() {
+        let want = la[i] + 0.5 * ll[i];
+        assert!((*g as f64 - want).abs() < 1e-4, "token {i}: {g} vs {want}");
+    }
+    let outside = Boundary {
+        token: VOCAB as u32,
+        sos: SOS,
+        eos: EOS,
+    };
+    let fusion = ShallowFusion::new(speech(), CausalLmDecoder(&lm), 0.5).unwrap();
+    assert!(fusion.with_boundary(outside).is_err());
     // Another vocabulary is refused, naming the problem.
     let other = DecoderOnlyTransformer::new(&gpu(), lm_config(VOCAB + 3), 18).unwrap();
     let err = ShallowFusion::new(speech(), CausalLmDecoder(&other), 0.3)

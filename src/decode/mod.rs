@@ -12,7 +12,7 @@ pub use beam::{beam_search, BeamConfig};
 pub use ctc::ctc_greedy;
 pub use lm::{CausalLmDecoder, Recompute};
 pub use sampling::{greedy, greedy_batch, sample, SamplingConfig};
-pub use speech::{ShallowFusion, SpeechDecoder, SpeechState};
+pub use speech::{Boundary, ShallowFusion, SpeechDecoder, SpeechState};
 
 use crate::error::Result;
 use crate::ops;

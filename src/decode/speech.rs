@@ -87,6 +87,17 @@ pub struct ShallowFusion<A, L> {
     pub asr: A,
     pub lm: L,
     pub weight: f32,
+    /// See `with_boundary`.
+    pub boundary: Option<Boundary>,
+}
+
+/// How an LM that read plain text meets the decoder's sentence markers.
+#[derive(Clone, Copy, Debug)]
+pub struct Boundary {
+    /// The token between sentences in the LM's text (a space: its lines were joined by spaces).
+    pub token: u32,
+    pub sos: u32,
+    pub eos: u32,
 }
 
 impl<A: IncrementalDecoder, L: IncrementalDecoder> ShallowFusion<A, L> {
@@ -102,7 +113,28 @@ impl<A: IncrementalDecoder, L: IncrementalDecoder> ShallowFusion<A, L> {
                 ),
             ));
         }
-        Ok(ShallowFusion { asr, lm, weight })
+        Ok(ShallowFusion {
+            asr,
+            lm,
+            weight,
+            boundary: None,
+        })
+    }
+
+    /// An LM trained on text never saw SOS or EOS: fed SOS it is lost, and it gives EOS next
+    /// to no probability, so fusion would keep every hypothesis running past its end. With a
+    /// boundary the LM reads SOS as `b.token`, and EOS is scored with the LM's probability of
+    /// `b.token`: a sentence can end where the LM would start another.
+    pub fn with_boundary(mut self, b: Boundary) -> Result<Self> {
+        let v = self.vocab_size() as u32;
+        if [b.token, b.sos, b.eos].iter().any(|&t| t >= v) {
+            return Err(Error::shape(
+                "ShallowFusion",
+                format!("boundary tokens {b:?} outside the vocabulary of {v}"),
+            ));
+        }
+        self.boundary = Some(b);
+        Ok(self)
     }
 }
 
@@ -115,11 +147,23 @@ impl<A: IncrementalDecoder, L: IncrementalDecoder> IncrementalDecoder for Shallo
 
     fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
         let a = self.asr.step(&mut state.0, ids, batch)?;
-        let l = self.lm.step(&mut state.1, ids, batch)?;
+        let l = match self.boundary {
+            Some(b) => {
+                let lm_ids: Vec<u32> = ids
+                    .iter()
+                    .map(|&t| if t == b.sos { b.token } else { t })
+                    .collect();
+                self.lm.step(&mut state.1, &lm_ids, batch)?
+            }
+            None => self.lm.step(&mut state.1, ids, batch)?,
+        };
         let v = self.vocab_size();
         let mut out = Vec::with_capacity(a.len());
         for (ra, rl) in a.chunks(v).zip(l.chunks(v)) {
-            let (la, ll) = (log_softmax(ra), log_softmax(rl));
+            let (la, mut ll) = (log_softmax(ra), log_softmax(rl));
+            if let Some(b) = self.boundary {
+                ll[b.eos as usize] = ll[b.token as usize];
+            }
             out.extend(
                 la.iter()
                     .zip(&ll)

@@ -11,7 +11,7 @@ use crate::audio;
 use crate::config::{AsrConfig, DecodeMode};
 use crate::data::{Tokenizer, SOS};
 use crate::decode::{
-    beam_search, ctc_greedy, BeamConfig, CausalLmDecoder, ShallowFusion, SpeechDecoder,
+    beam_search, ctc_greedy, BeamConfig, Boundary, CausalLmDecoder, ShallowFusion, SpeechDecoder,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -158,7 +158,14 @@ impl Recognizer {
         };
         let mut tokens = match &self.lm {
             Some(lm) if opts.lm_weight != 0.0 => {
-                let fused = ShallowFusion::new(asr, CausalLmDecoder(lm), opts.lm_weight)?;
+                // The LM read the transcripts' text, lines joined by spaces.
+                let boundary = Boundary {
+                    token: self.tokenizer.encode(" ").first().copied().unwrap_or(SOS),
+                    sos: SOS,
+                    eos: crate::data::EOS,
+                };
+                let fused = ShallowFusion::new(asr, CausalLmDecoder(lm), opts.lm_weight)?
+                    .with_boundary(boundary)?;
                 beam_search(&fused, &[SOS], &cfg)?
             }
             _ => beam_search(&asr, &[SOS], &cfg)?,
