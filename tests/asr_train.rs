@@ -215,6 +215,14 @@ fn malformed_inputs_give_errors_naming_the_file() {
         .unwrap()
         .to_string();
     assert!(err.contains("not a recognizer checkpoint"), "{err}");
+    // A fine-tuning start that is not a checkpoint names the key.
+    let mut bad_init = config(&root.join("corpus"), &root.join("run"), 1);
+    bad_init.model.init_from = Some(root.join("nope"));
+    let err = run(&bad_init, &quiet()).unwrap_err().to_string();
+    assert!(
+        err.contains("model.init_from") && err.contains("nope"),
+        "{err}"
+    );
     // A missing manifest with building switched off.
     let err = run(
         &config(&root.join("nowhere"), &root.join("run"), 1),

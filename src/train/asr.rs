@@ -282,6 +282,20 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
         }
     };
     say(format!("adapter: {}", gpu.adapter_name()));
+    if let Some(dir) = &config.model.init_from {
+        if !dir.join(checkpoint::PARAMS_FILE).exists() || !dir.join("features.json").exists() {
+            return Err(Error::format(
+                &config.origin,
+                format!(
+                    "model.init_from: {} is not a recognizer checkpoint (it needs {} and \
+                     features.json)",
+                    dir.display(),
+                    checkpoint::PARAMS_FILE
+                ),
+            ));
+        }
+    }
+
     ensure_corpus(config, opts.verbose)?;
 
     // Data: features on the CPU, normalisation statistics from the clean training copies.

@@ -7,7 +7,7 @@ use super::asr_trainer::{evaluate, DecodeOptions};
 use super::error_rate::ErrorRates;
 use super::recognizer::{Recognizer, TranscribeOptions};
 use crate::config::{AsrConfig, DecodeMode};
-use crate::data::asr::{read_manifest, AsrBatch, AsrBatcher, Utterance};
+use crate::data::asr::{AsrBatch, AsrBatcher, Utterance};
 use crate::data::Tokenizer;
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -146,7 +146,7 @@ pub fn evaluate_checkpoint(gpu: &Gpu, dir: &Path, lm: Option<(&Path, f32)>) -> R
             lm_weight,
         };
         let mut rates = ErrorRates::default();
-        for e in read_manifest(config.data.corpus_dir.join(file))? {
+        for e in manifest(&config, file, None)? {
             rates.add(&e.transcript, &r.transcribe_file(&e.audio, &opts)?);
         }
         Ok((&rates).into())
