@@ -45,6 +45,37 @@ fn default_plan_on_shakespeare_has_distinct_training_sentences_and_unseen_test_s
     }
 }
 
+/// configs/asr-finetune.yaml grows the configs/asr.yaml corpus in place (12,000 training
+/// utterances instead of 4,000): that is only sound if the larger plan keeps every utterance of
+/// the smaller one, held-out sets included, and its extra sentences are new and unseen in test.
+#[test]
+fn a_larger_training_split_keeps_the_smaller_plan_and_adds_distinct_sentences() {
+    let sentences = corpus_sentences(&shakespeare());
+    let small = plan_corpus(&sentences, DEFAULT_SIZES, 1).unwrap();
+    let sizes = CorpusSizes {
+        train: 12_000,
+        ..DEFAULT_SIZES
+    };
+    let large = plan_corpus(&sentences, sizes, 1).unwrap();
+    let of = |plan: &[wgformer::data::asr::PlannedUtterance], split: Split| {
+        plan.iter()
+            .filter(|u| u.split == split)
+            .map(|u| (u.id.clone(), u.transcript.clone(), u.voice.to_string()))
+            .collect::<Vec<_>>()
+    };
+    for split in [Split::Val, Split::Test, Split::TestVoices] {
+        assert_eq!(of(&small, split), of(&large, split), "{split:?} changed");
+    }
+    let (small_train, large_train) = (of(&small, Split::Train), of(&large, Split::Train));
+    assert_eq!(large_train.len(), 12_000);
+    assert_eq!(small_train[..], large_train[..4000]);
+    let distinct: HashSet<&str> = large_train.iter().map(|u| u.1.as_str()).collect();
+    assert_eq!(distinct.len(), 12_000, "no training sentence repeats");
+    for u in large.iter().filter(|u| u.split != Split::Train) {
+        assert!(!distinct.contains(u.transcript.as_str()), "{}", u.id);
+    }
+}
+
 /// The sample rate, channels and bits of a canonical 44-byte-header WAV file.
 fn wav_format(bytes: &[u8]) -> (u32, u16, u16) {
     assert_eq!(

@@ -26,7 +26,8 @@ use super::schedule::steps_within_budget;
 use crate::audio::{self, SpecAugmentConfig};
 use crate::config::{conv_strides, AsrConfig, DecodeMode};
 use crate::data::asr::{
-    asr_tokenizer, build_speech_corpus, AsrBatch, AsrBatcher, CorpusSizes, Utterance,
+    asr_tokenizer, build_speech_corpus, is_synthetic_split, read_manifest, AsrBatch, AsrBatcher,
+    CorpusSizes, Split, Utterance,
 };
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
@@ -78,8 +79,26 @@ pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConf
 /// The synthetic corpus, built when its manifests are missing (and the config allows it).
 fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
     let dir = &config.data.corpus_dir;
-    if dir.join(&config.data.train).exists() {
-        return Ok(());
+    let train_manifest = dir.join(&config.data.train);
+    if train_manifest.exists() {
+        // A config asking for more training utterances than a synthetic corpus holds grows it
+        // in place (configs/asr-finetune.yaml after configs/asr.yaml); any other manifest is
+        // the user's data and is left alone.
+        let entries = read_manifest(&train_manifest)?;
+        let grow = config.data.build_corpus
+            && entries.len() < config.data.corpus.train
+            && is_synthetic_split(dir, Split::Train, &entries);
+        if !grow {
+            return Ok(());
+        }
+        if verbose {
+            eprintln!(
+                "{} has {} training utterances and data.corpus.train asks for {}: growing it",
+                train_manifest.display(),
+                entries.len(),
+                config.data.corpus.train
+            );
+        }
     }
     if !config.data.build_corpus {
         return Err(Error::format(

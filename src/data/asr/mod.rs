@@ -24,10 +24,10 @@ pub use manifest::{
     read_manifest, without_transcripts_of, write_manifest, ManifestEntry, MANIFEST_HEADER,
 };
 pub use npy::{read_npy, NpyArray, NpyData};
-pub use plan::{corpus_sentences, plan_corpus, CorpusSizes, PlannedUtterance, Split};
+pub use plan::{corpus_sentences, plan_corpus, utterance_id, CorpusSizes, PlannedUtterance, Split};
 pub use synth::{
-    build_speech_corpus, check_tools, synthesize, wav_path, write_manifests, EngineStats,
-    SynthReport, SAMPLE_RATE,
+    build_speech_corpus, check_tools, is_synthetic_split, synthesize, wav_path, write_manifests,
+    EngineStats, SynthReport, SAMPLE_RATE,
 };
 pub use transcript::{asr_tokenizer, normalize_transcript, TRANSCRIPT_ALPHABET};
 pub use voices::{Engine, Voice, HELD_OUT};

@@ -66,6 +66,11 @@ pub struct PlannedUtterance {
     pub voice: Voice,
 }
 
+/// `<split>-<index, 6 digits>`: utterance `index` of `split`, and its WAV file's stem.
+pub fn utterance_id(split: Split, index: usize) -> String {
+    format!("{}-{index:06}", split.name())
+}
+
 /// The lines of `text`, normalised, of `MIN_WORDS..=MAX_WORDS` words, first occurrences only.
 pub fn corpus_sentences(text: &str) -> Vec<String> {
     let mut seen = HashSet::new();
@@ -114,7 +119,7 @@ pub fn plan_corpus(
         for i in 0..sizes.of(split) {
             plan.push(PlannedUtterance {
                 split,
-                id: format!("{}-{i:06}", split.name()),
+                id: utterance_id(split, i),
                 transcript: pool[i % pool.len()].clone(),
                 voice: Voice::draw(&mut rng, split == Split::TestVoices),
             });

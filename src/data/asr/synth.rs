@@ -4,7 +4,9 @@
 //! build resumes where it stopped. Manifests `<out>/<split>.tsv` are written last.
 
 use super::manifest::{write_manifest, ManifestEntry};
-use super::plan::{corpus_sentences, plan_corpus, CorpusSizes, PlannedUtterance, Split};
+use super::plan::{
+    corpus_sentences, plan_corpus, utterance_id, CorpusSizes, PlannedUtterance, Split,
+};
 use super::voices::Engine;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -34,6 +36,18 @@ pub struct SynthReport {
 /// Where utterance `id` of `split` lives under the corpus folder `out`.
 pub fn wav_path(out: &Path, split: Split, id: &str) -> PathBuf {
     out.join("wav").join(split.name()).join(format!("{id}.wav"))
+}
+
+/// Whether `entries`, a manifest of `split` read from the corpus folder `out`, lists exactly
+/// the utterances `build_speech_corpus` writes there, in its order. Such a split can grow in
+/// place with a larger size and the same seed: the plan cuts the held-out pools first and
+/// draws each split's voices from its own stream, so the existing utterances keep their
+/// sentences and voices, and their WAVs are skipped.
+pub fn is_synthetic_split(out: &Path, split: Split, entries: &[ManifestEntry]) -> bool {
+    entries
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.audio == wav_path(out, split, &utterance_id(split, i)))
 }
 
 /// `program` in one of the folders of `path_var` (a PATH-style list).
@@ -245,6 +259,24 @@ mod tests {
                 && msg.contains("scripts/install_tts"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn synthetic_split_is_recognised_by_its_paths_and_order() {
+        let out = Path::new("data/speech");
+        let entry = |i: usize| ManifestEntry {
+            audio: out.join(format!("wav/train/train-{i:06}.wav")),
+            voice: "flite:slt".into(),
+            transcript: "A B C".into(),
+        };
+        let ours: Vec<ManifestEntry> = (0..3).map(entry).collect();
+        assert!(is_synthetic_split(out, Split::Train, &ours));
+        assert!(!is_synthetic_split(out, Split::Val, &ours));
+        let reordered = vec![entry(0), entry(2), entry(1)];
+        assert!(!is_synthetic_split(out, Split::Train, &reordered));
+        let mut foreign = ours.clone();
+        foreign[1].audio = out.join("LibriSpeech/19/198/19-198-0001.flac");
+        assert!(!is_synthetic_split(out, Split::Train, &foreign));
     }
 
     #[test]
