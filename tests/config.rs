@@ -317,6 +317,28 @@ mod asr {
     }
 
     #[test]
+    fn the_finetune_stage_is_the_asr_model_on_a_grown_corpus_with_the_same_held_out_sets() {
+        let base = AsrConfig::load_with_overrides("configs/asr.yaml", &[] as &[&str]).unwrap();
+        let tune =
+            AsrConfig::load_with_overrides("configs/asr-finetune.yaml", &[] as &[&str]).unwrap();
+        let (b, t) = (&base.data.corpus, &tune.data.corpus);
+        assert!(t.train > b.train);
+        assert_eq!(
+            (&t.text, t.val, t.test, t.test_voices, t.seed),
+            (&b.text, b.val, b.test, b.test_voices, b.seed),
+            "stage 2 must keep stage 1's held-out sentences"
+        );
+        assert_eq!(tune.data.corpus_dir, base.data.corpus_dir);
+        assert_eq!(tune.features, base.features);
+        let mut model = tune.model.clone();
+        assert_eq!(
+            model.init_from.take(),
+            Some(base.train.out_dir.join("checkpoints/best"))
+        );
+        assert_eq!(model, base.model, "the same architecture as stage 1");
+    }
+
+    #[test]
     fn bad_asr_values_are_refused_naming_the_file_and_key() {
         for (yaml, key) in [
             ("model: {d_model: 130, num_heads: 4}", "model.num_heads"),
