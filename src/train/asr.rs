@@ -86,6 +86,7 @@ fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
         // the user's data and is left alone.
         let entries = read_manifest(&train_manifest)?;
         let grow = config.data.build_corpus
+            && !entries.is_empty()
             && entries.len() < config.data.corpus.train
             && is_synthetic_split(dir, Split::Train, &entries);
         if !grow {
