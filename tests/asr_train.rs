@@ -81,13 +81,19 @@ fn temp(tag: &str) -> PathBuf {
     d
 }
 
+/// A fresh folder holding the tiny corpus (`<root>/corpus`) and a run folder (`<root>/run`).
+fn temp_corpus(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let root = temp(tag);
+    let (corpus, out) = (root.join("corpus"), root.join("run"));
+    write_corpus(&corpus);
+    (root, corpus, out)
+}
+
 /// A spent time budget ends training on the step it is on, with the final evaluation and a
 /// best checkpoint, long before the planned steps.
 #[test]
 fn a_time_limit_stops_training_early_with_a_checkpoint() {
-    let root = temp("time-limit");
-    let (corpus, out) = (root.join("corpus"), root.join("run"));
-    write_corpus(&corpus);
+    let (root, corpus, out) = temp_corpus("time-limit");
     let mut config = config(&corpus, &out, 100_000);
     config.train.time_limit_minutes = Some(1e-4); // 6 ms: spent after the first step
     let opts = quiet();
@@ -99,9 +105,7 @@ fn a_time_limit_stops_training_early_with_a_checkpoint() {
 
 #[test]
 fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
-    let root = temp("run");
-    let (corpus, out) = (root.join("corpus"), root.join("run"));
-    write_corpus(&corpus);
+    let (root, corpus, out) = temp_corpus("run");
     let summary = run(&config(&corpus, &out, 150), &quiet()).unwrap();
     assert_eq!(summary.steps, 150);
     assert_eq!(summary.train_utterances, 4);
@@ -160,9 +164,7 @@ fn a_tiny_recognizer_trains_checkpoints_and_transcribes_a_wav_file() {
 /// weight 0 it gives the batched decoder's figures, and it also runs with the LM weighed in.
 #[test]
 fn a_checkpoint_is_scored_with_a_fused_lm() {
-    let root = temp("fused");
-    let (corpus, out) = (root.join("corpus"), root.join("run"));
-    write_corpus(&corpus);
+    let (root, corpus, out) = temp_corpus("fused");
     let opts = quiet();
     let summary = run(&config(&corpus, &out, 100), &opts).unwrap();
     // A character LM of the recognizer's alphabet over the corpus's sentences.
