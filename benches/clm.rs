@@ -30,6 +30,7 @@ fn main() -> wgformer::Result<()> {
         layer_drop_rate: 0.0,
         weight_tying: true,
         max_seq_len: 512,
+        activation: wgformer::ops::Activation::Gelu,
     };
     let model = DecoderOnlyTransformer::new(&gpu, config, 1)?;
     let optimizer = AdamW::new(model.params(), AdamWParams::default())?;

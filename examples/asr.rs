@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::config::DecodeMode;
-use wgformer::train::asr::{Recognizer, TranscribeOptions};
+use wgformer::inference::{Recognizer, TranscribeOptions};
 
 const USAGE: &str = "usage: asr CLIP.wav [--checkpoint DIR] [--attention [--beam N] | --ctc] [--lm CLM_CHECKPOINT_DIR] [--lm-weight W]";
 

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use wgformer::data::{EOS, SOS};
 use wgformer::decode::{beam_search, sample, BeamConfig, CausalLmDecoder, SamplingConfig};
-use wgformer::train::clm::load_model;
+use wgformer::inference::clm::load_model;
 use wgformer::Gpu;
 
 fn main() -> ExitCode {

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wgformer::config::AsrConfig;
-use wgformer::train::asr::{evaluate_checkpoint, run, AsrRunOptions, Rates, TestReport};
+use wgformer::inference::{evaluate_checkpoint, Rates, TestReport};
+use wgformer::train::asr::{run, AsrRunOptions};
 use wgformer::train::cli::parse_train_args;
 
 const USAGE: &str = "usage: train_asr [--config PATH] [--set key.path=value]... [--resume] \

@@ -53,7 +53,42 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (i < p.n) { out[i] = a[i] * p.alpha; }
 }
 
-// GELU, tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+// GELU, exact form (PyTorch's nn.GELU() default): gelu(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).
+// WGSL has no erf: Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7 over the whole line, below
+// f32 rounding of the sum 1 + erf.
+const SQRT_HALF: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+
+fn erf_approx(x: Val) -> Val {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+        + t * (-1.453152027 + t * 1.061405429))));
+    return sign(x) * (1.0 - poly * exp(-z * z));
+}
+
+@compute @workgroup_size(WG)
+fn gelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = a[i];
+    out[i] = 0.5 * x * (1.0 + erf_approx(x * SQRT_HALF));
+}
+
+// d gelu / dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi).  a = x, b = dy.
+@compute @workgroup_size(WG)
+fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let x = a[i];
+    let cdf = 0.5 * (1.0 + erf_approx(x * SQRT_HALF));
+    out[i] = b[i] * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x));
+}
+
+// GELU, tanh approximation (GPT-2; PyTorch's nn.GELU(approximate="tanh")):
+// 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
 const GELU_C: f32 = 0.7978845608028654;
 
 fn tanh_safe(u: Val) -> Val {
@@ -62,8 +97,8 @@ fn tanh_safe(u: Val) -> Val {
 }
 
 @compute @workgroup_size(WG)
-fn gelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
+fn gelu_tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i >= p.n) { return; }
     let x = a[i];
@@ -73,8 +108,8 @@ fn gelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 // d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 // a = x, b = dy.
 @compute @workgroup_size(WG)
-fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
+fn gelu_tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i >= p.n) { return; }
     let x = a[i];

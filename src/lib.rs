@@ -6,18 +6,20 @@
 //! same math in plain Rust, the oracle the tests check every kernel against.
 
 pub mod audio;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod decode;
 pub mod error;
 pub mod gpu;
+pub mod inference;
 pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod reference;
+pub mod report;
 pub mod rng;
-pub mod serialize;
 pub mod tape;
 pub mod tensor;
 pub mod train;

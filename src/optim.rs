@@ -183,7 +183,7 @@ impl AdamW {
                 ),
             ));
         }
-        let saved = crate::serialize::tensors_from_bytes(file, bytes)?;
+        let saved = crate::checkpoint::tensors_from_bytes(file, bytes)?;
         for (name, t) in self.state() {
             let (shape, data) = saved.get(&name).ok_or_else(|| {
                 Error::format(file, format!("is missing optimizer tensor {name:?}"))

@@ -6,12 +6,13 @@ use common::*;
 use wgformer::data::asr::AsrBatch;
 use wgformer::data::{EOS, PAD, SOS};
 use wgformer::decode::{beam_search, greedy_batch, BeamConfig, SpeechDecoder};
+use wgformer::inference::transcribe::encode_batch;
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::models::{EncoderDecoderConfig, EncoderDecoderTransformer};
 use wgformer::nn::{Ctx, Module};
 use wgformer::ops::AdamWParams;
 use wgformer::optim::Optimizer;
-use wgformer::train::asr_trainer::{encode_batch, AsrTrainer};
+use wgformer::train::asr_trainer::AsrTrainer;
 use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Tensor;
 
@@ -33,6 +34,7 @@ fn config(strides: [usize; 2], ctc: bool) -> EncoderDecoderConfig {
         ctc_head: ctc,
         max_source_len: 64,
         max_target_len: 16,
+        activation: wgformer::ops::Activation::Gelu,
     }
 }
 
@@ -230,6 +232,7 @@ fn decoder_initialises_from_a_causal_lm() {
             layer_drop_rate: 0.0,
             weight_tying: true,
             max_seq_len: 16,
+            activation: wgformer::ops::Activation::Gelu,
         },
         11,
     )
@@ -265,6 +268,7 @@ fn decoder_initialises_from_a_causal_lm() {
             layer_drop_rate: 0.0,
             weight_tying: true,
             max_seq_len: 16,
+            activation: wgformer::ops::Activation::Gelu,
         },
         12,
     )
@@ -325,6 +329,7 @@ fn shallow_fusion_with_a_causal_lm_of_the_same_vocabulary() {
         layer_drop_rate: 0.0,
         weight_tying: true,
         max_seq_len: 16,
+        activation: wgformer::ops::Activation::Gelu,
     };
     let lm = DecoderOnlyTransformer::new(&gpu(), lm_config(VOCAB), 16).unwrap();
     let b = batch(&[10], &[vec![4, 5]], 17);

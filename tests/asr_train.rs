@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 use wgformer::audio::write_wav_16k;
 use wgformer::config::AsrConfig;
-use wgformer::train::asr::{
-    evaluate_checkpoint, run, AsrRunOptions, Recognizer, TranscribeOptions,
-};
+use wgformer::inference::{evaluate_checkpoint, Recognizer, TranscribeOptions};
+use wgformer::train::asr::{run, AsrRunOptions};
 use wgformer::Gpu;
 
 /// Each word is a tone; an utterance is its words' tones with short gaps.
@@ -327,7 +326,7 @@ fn the_shipped_recognizer_transcribes_a_held_out_sentence() {
                 },
             )
             .unwrap();
-        let mut rates = wgformer::train::error_rate::ErrorRates::default();
+        let mut rates = wgformer::inference::ErrorRates::default();
         rates.add(reference, &text);
         println!("{mode:?}: {text:?}, CER {:.3}", rates.cer());
         assert!(
@@ -409,7 +408,7 @@ fn asr_training_killed_three_times_resumes_to_the_uninterrupted_losses() {
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let latest = wgformer::train::checkpoint::latest(&killed.join("checkpoints")).unwrap();
+        let latest = wgformer::checkpoint::latest(&killed.join("checkpoints")).unwrap();
         if let Some(dir) = latest {
             Recognizer::load(&Gpu::shared().unwrap(), &dir, None)
                 .unwrap_or_else(|e| panic!("kill {kill}: {} unreadable: {e}", dir.display()));

@@ -1,10 +1,10 @@
 //! The causal LM as a whole: shapes, incremental decoding, checkpoints.
 mod common;
 use common::*;
+use wgformer::checkpoint;
 use wgformer::decode::{beam_search, greedy, BeamConfig, CausalLmDecoder, Recompute};
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::nn::{Ctx, Module};
-use wgformer::train::checkpoint;
 use wgformer::Tensor;
 
 fn tiny(weight_tying: bool, seed: u64) -> DecoderOnlyTransformer {
@@ -18,6 +18,7 @@ fn tiny(weight_tying: bool, seed: u64) -> DecoderOnlyTransformer {
         layer_drop_rate: 0.0,
         weight_tying,
         max_seq_len: 32,
+        activation: wgformer::ops::Activation::Gelu,
     };
     DecoderOnlyTransformer::new(&gpu(), config, seed).unwrap()
 }

@@ -22,6 +22,7 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
         layer_drop_rate: 0.0,
         weight_tying: false,
         max_seq_len: 16,
+        activation: wgformer::ops::Activation::Gelu,
     };
     let model = DecoderOnlyTransformer::new(&gpu(), config, 3).unwrap();
     let optimizer = AdamW::new(
@@ -163,10 +164,10 @@ fn a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoints() {
     );
     // What was saved before the fault still loads.
     let root = base.join("run/checkpoints");
-    let latest = wgformer::train::checkpoint::latest(&root)
+    let latest = wgformer::checkpoint::latest(&root)
         .unwrap()
         .expect("a checkpoint before the fault");
-    wgformer::train::clm::load_model(&gpu(), &latest).unwrap();
+    wgformer::inference::clm::load_model(&gpu(), &latest).unwrap();
     let _ = std::fs::remove_dir_all(&base);
 }
 

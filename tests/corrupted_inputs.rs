@@ -165,6 +165,7 @@ fn checkpoint_loader_survives_corruption() {
         layer_drop_rate: 0.0,
         weight_tying: true,
         max_seq_len: 4,
+        activation: wgformer::ops::Activation::Gelu,
     };
     let model = wgformer::models::DecoderOnlyTransformer::new(&gpu, config, 1).unwrap();
     let params = model.params();
@@ -172,10 +173,10 @@ fn checkpoint_loader_survives_corruption() {
         .iter()
         .map(|p| (p.name().unwrap().to_string(), p))
         .collect();
-    let seed = wgformer::train::checkpoint::tensors_to_bytes(&named).unwrap();
+    let seed = wgformer::checkpoint::tensors_to_bytes(&named).unwrap();
     fuzz("model.safetensors", &seed, |p| {
         let bytes = std::fs::read(p).unwrap();
-        wgformer::train::checkpoint::load_params(p, &bytes, &params).map_err(err)
+        wgformer::checkpoint::load_params(p, &bytes, &params).map_err(err)
     });
 }
 
@@ -204,11 +205,9 @@ fn committed_broken_files_are_refused_naming_them() {
             Some("txt") => vec![wgformer::data::read_text(&path).map(|_| ()).map_err(err)],
             Some("safetensors") => {
                 let bytes = std::fs::read(&path).unwrap();
-                vec![
-                    wgformer::train::checkpoint::tensors_from_bytes(&path, &bytes)
-                        .map(|_| ())
-                        .map_err(err),
-                ]
+                vec![wgformer::checkpoint::tensors_from_bytes(&path, &bytes)
+                    .map(|_| ())
+                    .map_err(err)]
             }
             _ => continue,
         };

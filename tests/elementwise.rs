@@ -109,6 +109,39 @@ fn gelu_matches_reference_and_finite_differences() {
 }
 
 #[test]
+fn gelu_tanh_matches_reference_and_finite_differences() {
+    check_unary(
+        "gelu_tanh",
+        ops::gelu_tanh,
+        reference::gelu_tanh,
+        reference::gelu_tanh_backward,
+    );
+}
+
+#[test]
+fn gelu_is_the_exact_erf_form_not_the_tanh_approximation() {
+    // At x = -2 the two forms differ by ~1e-4, far above the kernels' error: a kernel that
+    // computed the tanh form here would fail.
+    let xs = [-3.0f32, -2.0, -1.0, 0.5, 1.5];
+    let x = tensor(&xs, &[xs.len()]);
+    let exact = ops::gelu(&x).unwrap().to_vec().unwrap();
+    let approx = ops::gelu_tanh(&x).unwrap().to_vec().unwrap();
+    assert_close("gelu", &exact, &reference::gelu(&f64s(&xs)), 1e-6);
+    assert_close(
+        "gelu_tanh",
+        &approx,
+        &reference::gelu_tanh(&f64s(&xs)),
+        1e-6,
+    );
+    let gap = exact
+        .iter()
+        .zip(&approx)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(gap > 1e-4, "the two forms should differ, max gap {gap}");
+}
+
+#[test]
 fn relu_matches_reference_and_its_gradient() {
     check_unary("relu", ops::relu, reference::relu, reference::relu_backward);
 }
@@ -126,9 +159,11 @@ fn scale_matches_reference_and_finite_differences() {
 #[test]
 fn gelu_stays_finite_for_huge_inputs() {
     let x = tensor(&[-1e4, -50.0, 50.0, 1e4], &[4]);
-    let y = ops::gelu(&x).unwrap().to_vec().unwrap();
-    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
-    assert_close("gelu tails", &y, &[0.0, 0.0, 50.0, 1e4], 1e-6);
+    for gelu in [ops::gelu, ops::gelu_tanh] {
+        let y = gelu(&x).unwrap().to_vec().unwrap();
+        assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+        assert_close("gelu tails", &y, &[0.0, 0.0, 50.0, 1e4], 1e-6);
+    }
 }
 
 #[test]

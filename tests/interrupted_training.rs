@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use wgformer::checkpoint;
 use wgformer::config::Config;
+use wgformer::inference::clm::load_model;
 use wgformer::rng::SplitMix64;
-use wgformer::train::checkpoint;
-use wgformer::train::clm::{load_model, run, RunOptions};
+use wgformer::train::clm::{run, RunOptions};
 use wgformer::train::metrics::read_records;
 
 const STEPS: usize = 150;

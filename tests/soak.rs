@@ -33,6 +33,7 @@ fn thousands_of_steps_grow_neither_caches_nor_memory() {
         layer_drop_rate: 0.0,
         weight_tying: true,
         max_seq_len: 16,
+        activation: wgformer::ops::Activation::Gelu,
     };
     let model = DecoderOnlyTransformer::new(&gpu, config, 1).unwrap();
     let optimizer = AdamW::new(model.params(), AdamWParams::default()).unwrap();

@@ -7,6 +7,7 @@ mod augment;
 mod features;
 mod log_mel;
 mod normalize;
+mod pipeline;
 mod resample;
 mod wav;
 
@@ -14,5 +15,6 @@ pub use augment::{add_noise, spec_augment, speed_perturb, SpecAugmentConfig};
 pub use features::Features;
 pub use log_mel::{log_mel, LogMel, LogMelConfig};
 pub use normalize::{cepstral_mvn, MvnAccumulator, MvnStats, Normalization};
+pub use pipeline::FeaturePipeline;
 pub use resample::{load_16k, resample, TARGET_RATE};
 pub use wav::{read_wav, read_wav_limited, write_wav_16k, Waveform, MAX_SECONDS};

@@ -4,7 +4,9 @@
 
 use super::yaml::{self, float};
 use super::{NonFinitePolicy, OptimizerConfig, SchedulerConfig};
+use crate::audio::Normalization;
 use crate::error::{Error, Result};
+use crate::ops::Activation;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -75,7 +77,7 @@ pub struct FeaturesConfig {
     #[serde(deserialize_with = "float::f64")]
     pub hop_ms: f64,
     /// global_mvn | cepstral | none
-    pub normalization: String,
+    pub normalization: Normalization,
     pub spec_augment: SpecAugmentSection,
     /// Training copies of each utterance are resampled by one of these factors (1.0: none).
     pub speed_perturb: Vec<f64>,
@@ -115,6 +117,9 @@ pub struct AsrModelConfig {
     /// Longest encoder input after time reduction, and longest transcript in tokens.
     pub max_source_len: usize,
     pub max_target_len: usize,
+    /// gelu (exact, PyTorch's nn.GELU()) | gelu_tanh | relu: the feed-forward blocks' and
+    /// the convolutional stem's nonlinearity.
+    pub activation: Activation,
     /// A CLM checkpoint directory whose weights initialise the decoder (same d_model, heads,
     /// d_ff and tokenizer).
     pub init_decoder_from: Option<PathBuf>,
@@ -209,7 +214,7 @@ impl Default for FeaturesConfig {
             n_mels: 80,
             window_ms: 25.0,
             hop_ms: 10.0,
-            normalization: "global_mvn".into(),
+            normalization: Normalization::GlobalMvn,
             spec_augment: SpecAugmentSection::default(),
             speed_perturb: vec![0.9, 1.0, 1.1],
             noise_probability: 0.3,
@@ -243,6 +248,7 @@ impl Default for AsrModelConfig {
             ctc_weight: 0.3,
             max_source_len: 1024,
             max_target_len: 256,
+            activation: Activation::Gelu,
             init_decoder_from: None,
             init_from: None,
         }
@@ -371,15 +377,6 @@ impl AsrConfig {
         ];
         if let Some((key, v)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             return Some((key, format!("{v} must be a positive number")));
-        }
-        if !["global_mvn", "cepstral", "none"].contains(&f.normalization.as_str()) {
-            return Some((
-                "features.normalization",
-                format!(
-                    "`{}`; expected global_mvn, cepstral or none",
-                    f.normalization
-                ),
-            ));
         }
         if f.speed_perturb.is_empty() || f.speed_perturb.iter().any(|&s| !(0.5..=2.0).contains(&s))
         {

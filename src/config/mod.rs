@@ -9,6 +9,7 @@
 
 use crate::data::{Tokenizer, NUM_SPECIAL};
 use crate::error::{Error, Result};
+use crate::ops::Activation;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use yaml::float;
@@ -82,6 +83,8 @@ pub struct ModelConfig {
     pub weight_tying: bool,
     /// Longest sequence the positional encoding covers (at least `train.seq_len`).
     pub max_seq_len: usize,
+    /// gelu (exact, PyTorch's nn.GELU()) | gelu_tanh | relu: the feed-forward nonlinearity.
+    pub activation: Activation,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -235,6 +238,7 @@ impl Default for ModelConfig {
             layer_drop_rate: 0.0,
             weight_tying: true,
             max_seq_len: 256,
+            activation: Activation::Gelu,
         }
     }
 }

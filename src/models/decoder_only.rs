@@ -8,7 +8,7 @@ use crate::nn::{
     Ctx, Embedding, Init, KvCache, LayerNorm, LayerSizes, Linear, Module, PositionalEncoding,
     SelfAttentionLayer,
 };
-use crate::ops::{self, AttentionMask};
+use crate::ops::{self, Activation, AttentionMask};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +24,8 @@ pub struct DecoderOnlyConfig {
     /// Share the output projection with the token embedding.
     pub weight_tying: bool,
     pub max_seq_len: usize,
+    /// The feed-forward nonlinearity.
+    pub activation: Activation,
 }
 
 impl DecoderOnlyConfig {
@@ -33,6 +35,7 @@ impl DecoderOnlyConfig {
             num_heads: self.num_heads,
             d_ff: self.d_ff,
             dropout: self.dropout,
+            activation: self.activation,
         }
     }
 

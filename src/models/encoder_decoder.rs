@@ -15,7 +15,7 @@ use crate::nn::{
     CrossAttentionLayer, CrossLayerCache, Ctx, Embedding, Init, LayerNorm, LayerSizes, Linear,
     Module, PositionalEncoding, SelfAttentionLayer, SpeechEmbedding,
 };
-use crate::ops::{self, AttentionMask};
+use crate::ops::{self, Activation, AttentionMask};
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +35,8 @@ pub struct EncoderDecoderConfig {
     /// Longest encoder sequence (after the convolutions) and longest decoder sequence.
     pub max_source_len: usize,
     pub max_target_len: usize,
+    /// The nonlinearity of the feed-forward blocks and of the convolutional stem.
+    pub activation: Activation,
 }
 
 impl EncoderDecoderConfig {
@@ -44,6 +46,7 @@ impl EncoderDecoderConfig {
             num_heads: self.num_heads,
             d_ff: self.d_ff,
             dropout: self.dropout,
+            activation: self.activation,
         }
     }
 
@@ -115,6 +118,7 @@ impl EncoderDecoderTransformer {
             c.conv_channels,
             c.conv_strides,
             c.d_model,
+            c.activation,
         )?;
         let encoder_layers = (0..c.encoder_layers)
             .map(|i| {

@@ -4,7 +4,7 @@
 
 use super::{join, Conv2d, Init, Linear, Module};
 use crate::error::{Error, Result};
-use crate::ops::{self, Conv2dConfig};
+use crate::ops::{self, Activation, Conv2dConfig};
 use crate::tensor::Tensor;
 
 pub struct SpeechEmbedding {
@@ -13,6 +13,7 @@ pub struct SpeechEmbedding {
     pub proj: Linear,
     pub n_mels: usize,
     pub channels: usize,
+    pub activation: Activation,
 }
 
 impl SpeechEmbedding {
@@ -24,6 +25,7 @@ impl SpeechEmbedding {
         channels: usize,
         strides: [usize; 2],
         d_model: usize,
+        activation: Activation,
     ) -> Result<SpeechEmbedding> {
         let conv = |stride| Conv2dConfig {
             stride: [stride, 1],
@@ -47,6 +49,7 @@ impl SpeechEmbedding {
             proj: Linear::new(init, &join(name, "proj"), channels * n_mels, d_model, true)?,
             n_mels,
             channels,
+            activation,
         })
     }
 
@@ -71,8 +74,8 @@ impl SpeechEmbedding {
         }
         let (b, t) = (x.shape()[0], x.shape()[1]);
         let h = x.reshape(&[b, 1, t, self.n_mels])?;
-        let h = ops::gelu(&self.conv1.forward(&h)?)?;
-        let h = ops::gelu(&self.conv2.forward(&h)?)?; // [B, C, T', F]
+        let h = self.activation.apply(&self.conv1.forward(&h)?)?;
+        let h = self.activation.apply(&self.conv2.forward(&h)?)?; // [B, C, T', F]
         let t2 = h.shape()[2];
         let h = ops::permute(&h, &[0, 2, 1, 3])?; // [B, T', C, F]
         let h = h.reshape(&[b, t2, self.channels * self.n_mels])?;

@@ -5,7 +5,7 @@
 
 use super::{join, Ctx, FeedForward, Init, KvCache, LayerNorm, Module, MultiHeadAttention};
 use crate::error::Result;
-use crate::ops::{self, AttentionMask};
+use crate::ops::{self, Activation, AttentionMask};
 use crate::tensor::Tensor;
 
 /// Sizes shared by every layer of a stack.
@@ -15,6 +15,7 @@ pub struct LayerSizes {
     pub num_heads: usize,
     pub d_ff: usize,
     pub dropout: f32,
+    pub activation: Activation,
 }
 
 /// x + Dropout(Sublayer(x)): the residual add every branch ends with.
@@ -72,7 +73,7 @@ impl SelfAttentionLayer {
                 s.num_heads,
             )?,
             norm2: LayerNorm::new(init, &join(name, "norm2"), s.d_model)?,
-            ffn: FeedForward::new(init, &join(name, "ffn"), s.d_model, s.d_ff, s.dropout)?,
+            ffn: FeedForward::new(init, &join(name, "ffn"), s)?,
             dropout: s.dropout,
         })
     }
@@ -141,7 +142,7 @@ impl CrossAttentionLayer {
             cross_norm: LayerNorm::new(init, &join(name, "cross_norm"), s.d_model)?,
             cross_attn: attn(init, "cross_attn")?,
             norm2: LayerNorm::new(init, &join(name, "norm2"), s.d_model)?,
-            ffn: FeedForward::new(init, &join(name, "ffn"), s.d_model, s.d_ff, s.dropout)?,
+            ffn: FeedForward::new(init, &join(name, "ffn"), s)?,
             dropout: s.dropout,
         })
     }

@@ -1,5 +1,5 @@
-//! Elementwise ops (`shaders/elementwise.wgsl`): add / mul with a broadcast bias, scale, GELU,
-//! ReLU, dropout, fill.
+//! Elementwise ops (`shaders/elementwise.wgsl`): add / mul with a broadcast bias, scale, GELU
+//! (exact and tanh), ReLU, dropout, fill.
 
 use super::groups_for;
 use crate::error::{Error, Result};
@@ -25,13 +25,15 @@ fn kernel(entry: &'static str, inputs: u32, width: usize) -> Kernel {
     (0..inputs).fold(k, |k, i| k.read(2 + i))
 }
 
-const ENTRIES: [(&str, u32); 9] = [
+const ENTRIES: [(&str, u32); 11] = [
     ("fill", 0),
     ("add", 2),
     ("mul", 2),
     ("scale", 1),
     ("gelu_forward", 1),
     ("gelu_backward", 2),
+    ("gelu_tanh_forward", 1),
+    ("gelu_tanh_backward", 2),
     ("relu_forward", 1),
     ("relu_backward", 2),
     ("dropout", 1),
@@ -150,9 +152,37 @@ fn activation(x: &Tensor, forward: &'static str, backward: &'static str) -> Resu
     }))
 }
 
-/// GELU, tanh approximation (as in GPT-2).
+/// GELU, exact: `x Phi(x)` with the normal CDF through erf (PyTorch's `nn.GELU()`).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     activation(x, "gelu_forward", "gelu_backward")
+}
+
+/// GELU, tanh approximation (GPT-2; PyTorch's `nn.GELU(approximate="tanh")`).
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    activation(x, "gelu_tanh_forward", "gelu_tanh_backward")
+}
+
+/// The nonlinearity of a feed-forward block or convolutional stem, as configs name it
+/// (`model.activation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Exact GELU (`gelu`), PyTorch's `nn.GELU()`.
+    #[default]
+    Gelu,
+    /// The tanh approximation (`gelu_tanh`), PyTorch's `nn.GELU(approximate="tanh")`.
+    GeluTanh,
+    Relu,
+}
+
+impl Activation {
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Gelu => gelu(x),
+            Activation::GeluTanh => gelu_tanh(x),
+            Activation::Relu => relu(x),
+        }
+    }
 }
 
 pub fn relu(x: &Tensor) -> Result<Tensor> {

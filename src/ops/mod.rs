@@ -31,7 +31,7 @@ pub use autotune::{
 pub use conv2d::{conv2d, conv2d_in_chunks, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
 pub use ctc::ctc_loss;
-pub use elementwise::{add, dropout, fill, gelu, mul, relu, scale};
+pub use elementwise::{add, dropout, fill, gelu, gelu_tanh, mul, relu, scale, Activation};
 pub use embedding::embedding;
 pub use grad_norm::grad_norm_and_clip;
 pub use layernorm::layer_norm;

@@ -45,14 +45,35 @@ pub fn scale(x: &[f64], s: f64) -> Vec<f64> {
     x.iter().map(|v| v * s).collect()
 }
 
+/// GELU, exact (PyTorch's `nn.GELU()`): `gelu(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`.
+pub fn gelu(x: &[f64]) -> Vec<f64> {
+    x.iter()
+        .map(|&v| 0.5 * v * (1.0 + libm::erf(v * std::f64::consts::FRAC_1_SQRT_2)))
+        .collect()
+}
+
+/// Derivative of [`gelu`] times `dout`: `d/dx = Phi(x) + x phi(x)`, where
+/// `phi(x) = exp(-x^2 / 2) / sqrt(2 pi)` is the normal density.
+pub fn gelu_backward(x: &[f64], dout: &[f64]) -> Vec<f64> {
+    assert_eq!(x.len(), dout.len(), "gelu_backward: dout size");
+    let inv_sqrt_2pi = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+    x.iter()
+        .zip(dout)
+        .map(|(&v, &g)| {
+            let cdf = 0.5 * (1.0 + libm::erf(v * std::f64::consts::FRAC_1_SQRT_2));
+            g * (cdf + v * inv_sqrt_2pi * (-0.5 * v * v).exp())
+        })
+        .collect()
+}
+
 /// `sqrt(2 / pi)`, the constant inside the tanh GELU approximation.
 const GELU_C: f64 = 0.797_884_560_802_865_4;
 /// Cubic coefficient of the tanh GELU approximation.
 const GELU_A: f64 = 0.044715;
 
-/// GELU, tanh approximation (as in GPT-2 / PyTorch `approximate="tanh"`):
+/// GELU, tanh approximation (GPT-2; PyTorch's `nn.GELU(approximate="tanh")`):
 /// `gelu(x) = 0.5 x (1 + tanh(u))`, `u = sqrt(2/pi) (x + 0.044715 x^3)`.
-pub fn gelu(x: &[f64]) -> Vec<f64> {
+pub fn gelu_tanh(x: &[f64]) -> Vec<f64> {
     x.iter()
         .map(|&v| {
             let u = GELU_C * (v + GELU_A * v * v * v);
@@ -61,11 +82,11 @@ pub fn gelu(x: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Exact derivative of the tanh form of [`gelu`], times `dout`:
+/// Exact derivative of [`gelu_tanh`], times `dout`:
 /// `d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)`,
 /// where `t = tanh(u)`.
-pub fn gelu_backward(x: &[f64], dout: &[f64]) -> Vec<f64> {
-    assert_eq!(x.len(), dout.len(), "gelu_backward: dout size");
+pub fn gelu_tanh_backward(x: &[f64], dout: &[f64]) -> Vec<f64> {
+    assert_eq!(x.len(), dout.len(), "gelu_tanh_backward: dout size");
     x.iter()
         .zip(dout)
         .map(|(&v, &g)| {

@@ -10,29 +10,26 @@
 //! `tokenizer.json` and `features.json` (the feature pipeline with its normalisation
 //! statistics): everything inference needs.
 
-pub use super::asr_eval::{evaluate_checkpoint, test_report, Rates, TestReport};
-pub use super::recognizer::{Recognizer, TranscribeOptions};
-
-use super::asr_data::{
-    load_eval, load_train, manifest, mvn_stats, FeaturePipeline, TrainUtterance,
-};
-use super::asr_eval::{score, Mode};
 use super::asr_trainer::AsrTrainer;
-use super::checkpoint;
-use super::clm::{self, schedule};
+use super::clm::{optimizer, schedule};
 use super::metrics::MetricsLog;
 use super::non_finite::NonFiniteGuard;
 use super::schedule::steps_within_budget;
-use crate::audio::{self, SpecAugmentConfig};
-use crate::config::{conv_strides, AsrConfig, DecodeMode};
+use crate::audio::{self, FeaturePipeline, SpecAugmentConfig};
+use crate::checkpoint;
+use crate::config::{AsrConfig, DecodeMode};
 use crate::data::asr::{
-    asr_tokenizer, build_speech_corpus, is_synthetic_split, read_manifest, AsrBatch, AsrBatcher,
-    CorpusSizes, Split, Utterance,
+    asr_tokenizer, build_speech_corpus, feature_pipeline, is_synthetic_split, load_eval,
+    load_train, manifest, mvn_stats, read_manifest, AsrBatch, AsrBatcher, CorpusSizes, Split,
+    TrainUtterance, Utterance,
 };
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::{EncoderDecoderConfig, EncoderDecoderTransformer};
+use crate::inference::asr_eval::{score, test_report, Mode, TestReport};
+use crate::inference::clm;
+use crate::inference::recognizer::model_config;
+use crate::models::EncoderDecoderTransformer;
 use crate::nn::Module;
 use crate::rng::SplitMix64;
 use crate::tensor::Tensor;
@@ -55,25 +52,6 @@ pub struct AsrSummary {
     pub test: TestReport,
     pub train_seconds: f64,
     pub out_dir: PathBuf,
-}
-
-pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConfig {
-    let m = &config.model;
-    EncoderDecoderConfig {
-        vocab_size,
-        n_mels: config.features.n_mels,
-        conv_channels: m.conv_channels,
-        conv_strides: conv_strides(m.time_reduction),
-        d_model: m.d_model,
-        num_heads: m.num_heads,
-        d_ff: m.d_ff,
-        encoder_layers: m.encoder_layers,
-        decoder_layers: m.decoder_layers,
-        dropout: m.dropout as f32,
-        ctc_head: m.ctc_weight > 0.0,
-        max_source_len: m.max_source_len,
-        max_target_len: m.max_target_len,
-    }
 }
 
 /// The synthetic corpus, built when its manifests are missing (and the config allows it).
@@ -321,7 +299,7 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
     // Data: features on the CPU, normalisation statistics from the clean training copies.
     let started = Instant::now();
     let tokenizer = asr_tokenizer();
-    let mut pipeline = FeaturePipeline::from_config(config)?;
+    let mut pipeline = feature_pipeline(config);
     let train_entries = manifest(config, &config.data.train, config.data.max_train_utterances)?;
     let mut train = load_train(&train_entries, &pipeline, config, &tokenizer)?;
     if train.is_empty() {
@@ -388,7 +366,7 @@ pub fn run(config: &AsrConfig, opts: &AsrRunOptions) -> Result<AsrSummary> {
         )?;
         say(format!("model initialised from {}", dir.display()));
     }
-    let optimizer = clm::optimizer(model.params(), &config.optimizer)?;
+    let optimizer = optimizer(model.params(), &config.optimizer)?;
     let spec = spec_augment_config(config);
     let batches_per_epoch = AsrBatcher::new(
         epoch_utterances(&train, &spec, 0),

@@ -3,14 +3,13 @@
 //! -> global-norm clip -> AdamW; the loss is the only readback. Evaluation decodes with the
 //! KV cache (greedy, batched, or beam search) and scores CER / WER.
 
-use super::error_rate::ErrorRates;
 use super::lm::StepStats;
 use super::schedule::LrSchedule;
 use crate::data::asr::AsrBatch;
-use crate::data::{Tokenizer, EOS, PAD, SOS};
-use crate::decode::{beam_search, ctc_greedy, greedy_batch, BeamConfig, SpeechDecoder};
-use crate::error::{Error, Result};
-use crate::models::{Encoded, EncoderDecoderTransformer};
+use crate::data::PAD;
+use crate::error::Result;
+use crate::inference::transcribe::encode_batch;
+use crate::models::EncoderDecoderTransformer;
 use crate::nn::Ctx;
 use crate::ops;
 use crate::optim::Optimizer;
@@ -26,31 +25,6 @@ pub struct AsrTrainer {
     pub max_grad_norm: f32,
     pub step: usize,
     pub seed: u64,
-}
-
-/// How to decode: the attention decoder (greedy when `beam_width` is 1), or with `ctc` the
-/// CTC head's best path.
-#[derive(Clone, Debug)]
-pub struct DecodeOptions {
-    pub ctc: bool,
-    pub beam_width: usize,
-    pub length_penalty: f32,
-    pub max_len: usize,
-}
-
-/// A batch's features on the GPU, encoded.
-pub fn encode_batch(
-    model: &EncoderDecoderTransformer,
-    batch: &AsrBatch,
-    ctx: &Ctx,
-) -> Result<Encoded> {
-    let features = Tensor::from_slice(
-        model.gpu(),
-        &batch.features,
-        &[batch.batch, batch.frames, batch.bins],
-    )?;
-    let lens: Vec<usize> = batch.feature_lens.iter().map(|&n| n as usize).collect();
-    model.encode(&features, &lens, ctx)
 }
 
 impl AsrTrainer {
@@ -130,79 +104,4 @@ impl AsrTrainer {
             skipped: r.skipped,
         })
     }
-}
-
-/// Transcripts of a batch, decoded with the KV cache; greedy decoding runs the whole batch at
-/// once, beam search one utterance at a time.
-pub fn transcribe_batch(
-    model: &EncoderDecoderTransformer,
-    tokenizer: &Tokenizer,
-    batch: &AsrBatch,
-    opts: &DecodeOptions,
-) -> Result<Vec<String>> {
-    let _g = crate::no_grad();
-    let encoded = encode_batch(model, batch, &Ctx::eval())?;
-    // A transcript has at most about one character per encoder frame (40 ms): a decoder
-    // that has not learned to stop is cut off there rather than at max_target_len.
-    let longest = encoded.lens.iter().copied().max().unwrap_or(0);
-    let max_len = opts
-        .max_len
-        .min(model.config.max_target_len)
-        .min(longest + 10);
-    let token_lists = if opts.ctc {
-        let logits = model.ctc_logits(&encoded)?; // [B, S, V]
-        let (frames, vocab) = (logits.shape()[1], logits.shape()[2]);
-        ctc_greedy(&logits.to_vec()?, &encoded.lens, frames, vocab, PAD)
-    } else if opts.beam_width <= 1 {
-        let decoder = SpeechDecoder {
-            model,
-            encoded: &encoded,
-        };
-        greedy_batch(&decoder, batch.batch, SOS, EOS, max_len)?
-    } else {
-        let cfg = BeamConfig {
-            beam_width: opts.beam_width,
-            max_new_tokens: max_len,
-            length_penalty: opts.length_penalty,
-            eos: Some(EOS),
-        };
-        let mut out = Vec::with_capacity(batch.batch);
-        for b in 0..batch.batch {
-            let one = Encoded {
-                memory: ops::slice(&encoded.memory, 0, b, 1)?,
-                lens: vec![encoded.lens[b]],
-                lens_tensor: Tensor::from_u32(model.gpu(), &[encoded.lens[b] as u32], &[1])?,
-            };
-            let decoder = SpeechDecoder {
-                model,
-                encoded: &one,
-            };
-            let mut tokens = beam_search(&decoder, &[SOS], &cfg)?;
-            tokens.retain(|&t| t != EOS);
-            out.push(tokens);
-        }
-        out
-    };
-    Ok(token_lists.iter().map(|t| tokenizer.decode(t)).collect())
-}
-
-/// CER / WER of `batches` against their reference transcripts.
-pub fn evaluate(
-    model: &EncoderDecoderTransformer,
-    tokenizer: &Tokenizer,
-    batches: &[AsrBatch],
-    references: &dyn Fn(&str) -> Option<String>,
-    opts: &DecodeOptions,
-) -> Result<ErrorRates> {
-    let mut rates = ErrorRates::default();
-    for batch in batches {
-        let hyps = transcribe_batch(model, tokenizer, batch, opts)?;
-        for (id, hyp) in batch.ids.iter().zip(&hyps) {
-            let reference = references(id).ok_or_else(|| {
-                Error::format("evaluate", format!("no reference transcript for `{id}`"))
-            })?;
-            rates.add(&reference, hyp);
-        }
-    }
-    Ok(rates)
 }

@@ -6,23 +6,23 @@
 //! character perplexity). Each checkpoint holds `model.safetensors` (PyTorch names and
 //! layouts), `optimizer.safetensors`, `state.json`, `config.yaml` and `tokenizer.json`.
 
-use super::checkpoint;
 use super::lm::LmTrainer;
 use super::metrics::{read_records, MetricsLog};
 use super::non_finite::NonFiniteGuard;
-use super::plot::{plot_curves, Series};
 use super::schedule::{Decay, LrSchedule, Warmup};
+use crate::checkpoint;
 use crate::config::{
     Config, OptimizerConfig, OptimizerKind, SchedulerConfig, SchedulerKind, WarmupKind,
 };
-use crate::data::{Batcher, Corpus, Tokenizer, PAD, SOS};
-use crate::decode::{sample, CausalLmDecoder, SamplingConfig};
+use crate::data::{Batcher, Corpus, PAD};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
+use crate::inference::clm::{model_config, sample_text};
+use crate::models::DecoderOnlyTransformer;
 use crate::nn::Module;
 use crate::ops::AdamWParams;
 use crate::optim::Optimizer;
+use crate::report::{plot_curves, Series};
 use crate::tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,21 +45,6 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Stop after this many steps of this invocation (tests simulate an interruption).
     pub stop_after: Option<usize>,
-}
-
-pub fn model_config(config: &Config, vocab_size: usize) -> DecoderOnlyConfig {
-    let m = &config.model;
-    DecoderOnlyConfig {
-        vocab_size,
-        d_model: m.d_model,
-        d_ff: m.d_ff,
-        num_layers: m.num_layers,
-        num_heads: m.num_heads,
-        dropout: m.dropout as f32,
-        layer_drop_rate: m.layer_drop_rate as f32,
-        weight_tying: m.weight_tying,
-        max_seq_len: m.max_seq_len,
-    }
 }
 
 /// The learning-rate schedule a config's `optimizer.lr` and `scheduler` section describe.
@@ -181,48 +166,6 @@ fn save_checkpoint(
     ];
     checkpoint::save(root, name, &files)?;
     Ok(())
-}
-
-/// Load a model (and its tokenizer and config) from a checkpoint directory.
-pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(DecoderOnlyTransformer, Tokenizer, Config)> {
-    let config_path = dir.join("config.yaml");
-    let config = Config::load(&config_path)?;
-    let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;
-    let model = DecoderOnlyTransformer::new(
-        gpu,
-        model_config(&config, tokenizer.vocab_size()),
-        config.train.seed,
-    )?;
-    let file = dir.join(checkpoint::PARAMS_FILE);
-    checkpoint::load_params(
-        &file,
-        &checkpoint::read(dir, checkpoint::PARAMS_FILE)?,
-        &model.params(),
-    )?;
-    Ok((model, tokenizer, config))
-}
-
-/// A sample continuation of `prompt` (temperature 0.8, top-k 20).
-pub fn sample_text(
-    model: &DecoderOnlyTransformer,
-    tokenizer: &Tokenizer,
-    prompt: &str,
-    n: usize,
-    seed: u64,
-) -> Result<String> {
-    let mut ids = vec![SOS];
-    ids.extend(tokenizer.encode(prompt));
-    // The model has no positions beyond max_seq_len: stop there.
-    let n = n.min(model.config.max_seq_len.saturating_sub(ids.len()));
-    let cfg = SamplingConfig {
-        max_new_tokens: n,
-        temperature: 0.8,
-        top_k: 20,
-        seed,
-        ..Default::default()
-    };
-    let out = sample(&CausalLmDecoder(model), &ids, &cfg)?;
-    Ok(format!("{prompt}{}", tokenizer.decode(&out)))
 }
 
 pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {

@@ -1,19 +1,13 @@
 //! The driver side: the training loop, learning-rate schedules, metrics, checkpoints, plots.
 
 pub mod asr;
-pub mod asr_data;
-pub mod asr_eval;
 pub mod asr_trainer;
-pub mod checkpoint;
 pub mod cli;
 pub mod clm;
-pub mod error_rate;
 pub mod interrupt;
 pub mod lm;
 pub mod metrics;
 pub mod non_finite;
-pub mod plot;
-pub mod recognizer;
 pub mod schedule;
 
 pub use lm::{LmTrainer, StepStats};

@@ -2,11 +2,12 @@
 //! the synthetic corpus builder (TTS engines speaking Shakespeare), readers for LibriSpeech and
 //! the CMU 11-785 HW4 layout, and the length-bucketing batcher that feeds the model.
 //!
-//! Audio decoding to features lives in `crate::audio`; the functions here that need features
-//! take them through a closure, so this module only moves data around.
+//! Audio decoding to features lives in `crate::audio`; `features.rs` runs it over a manifest
+//! (with the training copies) on every core.
 
 mod batcher;
 mod dataset;
+mod features;
 mod hw4;
 mod librispeech;
 mod manifest;
@@ -18,6 +19,7 @@ mod voices;
 
 pub use batcher::{AsrBatch, AsrBatcher};
 pub use dataset::{load_utterances, Utterance};
+pub use features::{feature_pipeline, load_eval, load_train, manifest, mvn_stats, TrainUtterance};
 pub use hw4::read_hw4;
 pub use librispeech::{read_flac, read_librispeech};
 pub use manifest::{

@@ -5,12 +5,14 @@
 //! atomically: a crash at any moment leaves the previous checkpoint intact and readable, and
 //! `recover` tidies up what the crash left behind when the next run starts.
 
+mod tensors;
+
 use crate::error::{Error, Result};
-pub use crate::serialize::{tensors_from_bytes, tensors_to_bytes};
 use crate::tensor::Tensor;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+pub use tensors::{tensors_from_bytes, tensors_to_bytes, NamedArrays};
 
 pub const PARAMS_FILE: &str = "model.safetensors";
 const LATEST: &str = "latest";
@@ -42,6 +44,11 @@ pub fn load_params(file: &Path, bytes: &[u8], params: &[Tensor]) -> Result<()> {
         p.copy_from_slice(data)?;
     }
     Ok(())
+}
+
+/// `load_params` from the parameters file of checkpoint directory `dir`.
+pub fn load_params_from_dir(dir: &Path, params: &[Tensor]) -> Result<()> {
+    load_params(&dir.join(PARAMS_FILE), &read(dir, PARAMS_FILE)?, params)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -3,22 +3,41 @@
 //! beam search over its KV caches, optionally fused with a causal LM). What `examples/asr.rs`
 //! runs.
 
-use super::asr::model_config;
-use super::asr_data::FeaturePipeline;
-use super::checkpoint;
 use super::clm;
-use crate::audio;
-use crate::config::{AsrConfig, DecodeMode};
+use crate::audio::{self, FeaturePipeline};
+use crate::checkpoint;
+use crate::config::{conv_strides, AsrConfig, DecodeMode};
 use crate::data::{Tokenizer, SOS};
 use crate::decode::{
     beam_search, ctc_greedy, BeamConfig, Boundary, CausalLmDecoder, ShallowFusion, SpeechDecoder,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::{DecoderOnlyTransformer, EncoderDecoderTransformer};
+use crate::models::{DecoderOnlyTransformer, EncoderDecoderConfig, EncoderDecoderTransformer};
 use crate::nn::{Ctx, Module};
 use crate::tensor::Tensor;
 use std::path::Path;
+
+/// The model an ASR config describes, for a tokenizer of `vocab_size` ids.
+pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConfig {
+    let m = &config.model;
+    EncoderDecoderConfig {
+        vocab_size,
+        n_mels: config.features.n_mels,
+        conv_channels: m.conv_channels,
+        conv_strides: conv_strides(m.time_reduction),
+        d_model: m.d_model,
+        num_heads: m.num_heads,
+        d_ff: m.d_ff,
+        encoder_layers: m.encoder_layers,
+        decoder_layers: m.decoder_layers,
+        dropout: m.dropout as f32,
+        ctc_head: m.ctc_weight > 0.0,
+        max_source_len: m.max_source_len,
+        max_target_len: m.max_target_len,
+        activation: m.activation,
+    }
+}
 
 /// How `Recognizer::transcribe` decodes.
 #[derive(Clone, Debug)]
@@ -78,11 +97,7 @@ impl Recognizer {
             model_config(&config, tokenizer.vocab_size()),
             config.train.seed,
         )?;
-        checkpoint::load_params(
-            &dir.join(checkpoint::PARAMS_FILE),
-            &checkpoint::read(dir, checkpoint::PARAMS_FILE)?,
-            &model.params(),
-        )?;
+        checkpoint::load_params_from_dir(dir, &model.params())?;
         let lm = match lm_dir {
             Some(d) => {
                 let (lm, lm_tokenizer, _) = clm::load_model(gpu, d)?;

@@ -1,71 +1,28 @@
 //! Speech data for the recognizer: manifests -> 16 kHz audio -> log-mel features, the
 //! training copies (speed perturbation, additive noise), normalisation and token ids.
-//! Feature extraction runs on the CPU (data preparation, like tokenisation), two threads.
+//! Feature extraction runs on the CPU (data preparation, like tokenisation), one thread per
+//! core.
 
-use crate::audio::{self, Features, LogMelConfig, MvnStats, Normalization};
+use super::{read_manifest, ManifestEntry, Utterance};
+use crate::audio::{self, FeaturePipeline, Features, LogMelConfig, MvnStats};
 use crate::config::AsrConfig;
-use crate::data::asr::{read_manifest, ManifestEntry, Utterance};
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
-use serde::{Deserialize, Serialize};
-use std::path::Path;
 
-/// Audio -> normalised features, exactly as in training: saved with every checkpoint.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FeaturePipeline {
-    pub log_mel: LogMelConfig,
-    pub normalization: Normalization,
-    /// Per-bin statistics of the training set (global_mvn only).
-    pub mvn: Option<MvnStats>,
-}
-
-impl FeaturePipeline {
-    pub fn from_config(config: &AsrConfig) -> Result<FeaturePipeline> {
-        let f = &config.features;
-        let normalization = match f.normalization.as_str() {
-            "global_mvn" => Normalization::GlobalMvn,
-            "cepstral" => Normalization::Cepstral,
-            _ => Normalization::None,
-        };
-        Ok(FeaturePipeline {
-            log_mel: LogMelConfig {
-                n_mels: f.n_mels,
-                window_ms: f.window_ms as f32,
-                hop_ms: f.hop_ms as f32,
-                ..LogMelConfig::default()
-            },
-            normalization,
-            mvn: None,
-        })
-    }
-
-    /// Log-mel features of 16 kHz samples, before normalisation.
-    pub fn raw(&self, samples: &[f32]) -> Result<Features> {
-        audio::log_mel(samples, &self.log_mel)
-    }
-
-    pub fn normalize(&self, f: &mut Features) {
-        match (&self.normalization, &self.mvn) {
-            (Normalization::GlobalMvn, Some(stats)) => stats.apply(f),
-            (Normalization::Cepstral, _) => audio::cepstral_mvn(f),
-            _ => {}
-        }
-    }
-
-    /// Normalised features of a 16 kHz waveform.
-    pub fn features(&self, samples: &[f32]) -> Result<Features> {
-        let mut f = self.raw(samples)?;
-        self.normalize(&mut f);
-        Ok(f)
-    }
-
-    pub fn to_json(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec_pretty(self).map_err(|e| Error::format("features.json", e))
-    }
-
-    pub fn from_json(path: &Path, bytes: &[u8]) -> Result<FeaturePipeline> {
-        serde_json::from_slice(bytes).map_err(|e| Error::format(path, e))
+/// The feature pipeline a config's `features` section describes (no statistics yet: those
+/// come from the training set, or from the checkpoint a run starts from).
+pub fn feature_pipeline(config: &AsrConfig) -> FeaturePipeline {
+    let f = &config.features;
+    FeaturePipeline {
+        log_mel: LogMelConfig {
+            n_mels: f.n_mels,
+            window_ms: f.window_ms as f32,
+            hop_ms: f.hop_ms as f32,
+            ..LogMelConfig::default()
+        },
+        normalization: f.normalization,
+        mvn: None,
     }
 }
 
@@ -74,24 +31,30 @@ pub struct TrainUtterance {
     pub variants: Vec<Utterance>,
 }
 
-/// `f` over `items` on two threads, results in order; the first error wins.
+/// `f` over `items` on one thread per core, results in order; the first error wins.
 fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let half = items.len().div_ceil(2);
-    let (left, right) = items.split_at(half.min(items.len()));
-    let (a, b) = std::thread::scope(|s| {
-        let h = s.spawn(|| right.iter().map(&f).collect::<Result<Vec<R>>>());
-        let a = left.iter().map(&f).collect::<Result<Vec<R>>>();
-        (
-            a,
-            h.join()
-                .unwrap_or_else(|_| Err(Error::format("features", "a worker thread panicked"))),
-        )
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<R>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(|| part.iter().map(&f).collect::<Result<Vec<R>>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::format("features", "a worker thread panicked")))
+            })
+            .collect()
     });
-    let mut out = a?;
-    out.extend(b?);
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
     Ok(out)
 }
 

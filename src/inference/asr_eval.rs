@@ -2,11 +2,12 @@
 //! attention greedy, attention beam or CTC best-path decoding, and the report on both test
 //! sets (held-out sentences, held-out voices) that training ends with.
 
-use super::asr_data::{load_eval, manifest, FeaturePipeline};
-use super::asr_trainer::{evaluate, DecodeOptions};
 use super::error_rate::ErrorRates;
 use super::recognizer::{Recognizer, TranscribeOptions};
+use super::transcribe::{evaluate, DecodeOptions};
+use crate::audio::FeaturePipeline;
 use crate::config::{AsrConfig, DecodeMode};
+use crate::data::asr::{load_eval, manifest};
 use crate::data::asr::{AsrBatch, AsrBatcher, Utterance};
 use crate::data::Tokenizer;
 use crate::error::Result;
@@ -53,12 +54,12 @@ fn references(utts: &[Utterance]) -> HashMap<String, String> {
 
 /// How `score` decodes: attention greedy (beam 1), attention beam search, or CTC best path.
 #[derive(Clone, Copy)]
-pub(super) enum Mode {
+pub enum Mode {
     Beam(usize),
     Ctc,
 }
 
-pub(super) fn score(
+pub fn score(
     model: &EncoderDecoderTransformer,
     tokenizer: &Tokenizer,
     utts: &[Utterance],

@@ -29,10 +29,10 @@ pub fn tensors_to_bytes(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>> {
     safetensors::serialize(views, None).map_err(|e| Error::Gpu(format!("safetensors: {e}")))
 }
 
-/// Read f32 tensors from safetensors bytes: name -> (shape, values).
-/// name -> (shape, values)
+/// Tensors read from a file: name -> (shape, values).
 pub type NamedArrays = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
+/// Read f32 tensors from safetensors bytes.
 pub fn tensors_from_bytes(file: &Path, bytes: &[u8]) -> Result<NamedArrays> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::format(file, format!("not a valid safetensors file: {e}")))?;

@@ -1,0 +1,52 @@
+//! The recognizer's audio front end as one value: 16 kHz samples -> log-mel features ->
+//! normalisation. Saved with every recognizer checkpoint (`features.json`), so inference
+//! computes exactly the features the model was trained on.
+
+use super::{cepstral_mvn, log_mel, Features, LogMelConfig, MvnStats, Normalization};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Audio -> normalised features, exactly as in training.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FeaturePipeline {
+    pub log_mel: LogMelConfig,
+    pub normalization: Normalization,
+    /// Per-bin statistics of the training set (global_mvn only).
+    pub mvn: Option<MvnStats>,
+}
+
+impl FeaturePipeline {
+    /// Log-mel features of 16 kHz samples, before normalisation.
+    pub fn raw(&self, samples: &[f32]) -> Result<Features> {
+        log_mel(samples, &self.log_mel)
+    }
+
+    pub fn normalize(&self, f: &mut Features) {
+        match (&self.normalization, &self.mvn) {
+            (Normalization::GlobalMvn, Some(stats)) => stats.apply(f),
+            (Normalization::Cepstral, _) => cepstral_mvn(f),
+            _ => {}
+        }
+    }
+
+    /// Normalised features of a 16 kHz waveform.
+    pub fn features(&self, samples: &[f32]) -> Result<Features> {
+        let mut f = self.raw(samples)?;
+        self.normalize(&mut f);
+        Ok(f)
+    }
+
+    /// Seconds of audio per feature frame (the hop).
+    pub fn frame_seconds(&self) -> f64 {
+        self.log_mel.hop_ms as f64 / 1000.0
+    }
+
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::format("features.json", e))
+    }
+
+    pub fn from_json(path: &Path, bytes: &[u8]) -> Result<FeaturePipeline> {
+        serde_json::from_slice(bytes).map_err(|e| Error::format(path, e))
+    }
+}

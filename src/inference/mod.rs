@@ -1,0 +1,14 @@
+//! Inference: load a trained model from its checkpoint directory and use it. A causal LM
+//! (`clm`: load, sample a continuation), the speech recognizer (`Recognizer`: a WAV in, a
+//! transcript out; `transcribe`: batched decoding of prepared utterances) and its scoring on
+//! test sets (`asr_eval`, `error_rate`). Nothing here trains; the trainers use it to validate.
+
+pub mod asr_eval;
+pub mod clm;
+pub mod error_rate;
+pub mod recognizer;
+pub mod transcribe;
+
+pub use asr_eval::{evaluate_checkpoint, test_report, Rates, TestReport};
+pub use error_rate::ErrorRates;
+pub use recognizer::{Recognizer, TranscribeOptions};
