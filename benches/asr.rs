@@ -21,7 +21,8 @@ use wgformer::inference::recognizer::model_config;
 use wgformer::inference::{Recognizer, TranscribeOptions};
 use wgformer::models::EncoderDecoderTransformer;
 use wgformer::nn::Module;
-use wgformer::train::asr_trainer::AsrTrainer;
+use wgformer::train::asr_loss::asr_loss;
+use wgformer::train::Trainer;
 use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Gpu;
 
@@ -62,25 +63,24 @@ fn synthetic_batch(b: usize, frames: usize, bins: usize, chars: usize) -> AsrBat
 fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
     let config = AsrConfig::load_with_overrides("configs/asr.yaml", &[] as &[&str])?;
     let model = EncoderDecoderTransformer::new(gpu, model_config(&config, 31), 1)?;
-    let optimizer = wgformer::train::clm::optimizer(model.params(), &config.optimizer)?;
-    let mut trainer = AsrTrainer {
+    let optimizer = wgformer::train::trainer::optimizer(model.params(), &config.optimizer)?;
+    let mut trainer = Trainer {
         schedule: LrSchedule::new(1e-3, 1e-3, 0, Warmup::Linear, Decay::Constant, 1000),
-        model,
         optimizer,
-        label_smoothing: config.train.label_smoothing as f32,
-        ctc_weight: config.model.ctc_weight as f32,
         max_grad_norm: config.train.max_grad_norm as f32,
         step: 0,
         seed: 1,
     };
+    let ls = config.train.label_smoothing as f32;
+    let ctc = config.model.ctc_weight as f32;
     let (b, frames) = (47, 255);
     let batch = synthetic_batch(b, frames, config.features.n_mels, 40);
-    trainer.train_step(&batch)?;
-    trainer.train_step(&batch)?;
+    trainer.step(1, |_, ctx| asr_loss(&model, &batch, ctx, ls, ctc))?;
+    trainer.step(1, |_, ctx| asr_loss(&model, &batch, ctx, ls, ctc))?;
     let steps = if quick { 1 } else { 3 };
     let t = Instant::now();
     for _ in 0..steps {
-        trainer.train_step(&batch)?;
+        trainer.step(1, |_, ctx| asr_loss(&model, &batch, ctx, ls, ctc))?;
     }
     let step = t.elapsed().as_secs_f64() / steps as f64;
     let audio = (b * frames) as f64 * 0.01;
@@ -91,7 +91,7 @@ fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
     );
     if std::env::var("WGFORMER_PROFILE").is_ok_and(|v| v == "1") {
         gpu.set_profiling(true)?;
-        trainer.train_step(&batch)?;
+        trainer.step(1, |_, ctx| asr_loss(&model, &batch, ctx, ls, ctc))?;
         gpu.set_profiling(false)?;
         println!("{}", wgformer::gpu::format_profile(&gpu.profile()));
     }

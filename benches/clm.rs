@@ -12,7 +12,8 @@ use wgformer::decode::{greedy, CausalLmDecoder, Recompute};
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::nn::Module;
 use wgformer::ops::AdamWParams;
-use wgformer::train::{Decay, LmTrainer, LrSchedule, Warmup};
+use wgformer::train::clm::lm_loss;
+use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
 use wgformer::{AdamW, Gpu};
 
 fn main() -> wgformer::Result<()> {
@@ -34,13 +35,10 @@ fn main() -> wgformer::Result<()> {
     };
     let model = DecoderOnlyTransformer::new(&gpu, config, 1)?;
     let optimizer = AdamW::new(model.params(), AdamWParams::default())?;
-    let mut trainer = LmTrainer {
-        model,
+    let mut trainer = Trainer {
         optimizer,
         schedule: LrSchedule::new(1e-3, 1e-3, 0, Warmup::Linear, Decay::Constant, 1000),
-        label_smoothing: 0.0,
         max_grad_norm: 1.0,
-        pad_id: 0,
         step: 0,
         seed: 0,
     };
@@ -61,8 +59,8 @@ fn main() -> wgformer::Result<()> {
     }
     println!("adapter: {}", gpu.adapter_name());
     let warm = Instant::now();
-    trainer.train_step(std::slice::from_ref(&b))?;
-    trainer.train_step(std::slice::from_ref(&b))?;
+    trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
+    trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
     println!(
         "first two steps (pipeline compilation, pool warm-up): {:.1} s",
         warm.elapsed().as_secs_f64()
@@ -71,7 +69,7 @@ fn main() -> wgformer::Result<()> {
     let before = gpu.counters();
     let t = Instant::now();
     for _ in 0..steps {
-        trainer.train_step(std::slice::from_ref(&b))?;
+        trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
     }
     let secs = t.elapsed().as_secs_f64();
     let c = gpu.counters() - before;
@@ -92,7 +90,7 @@ fn main() -> wgformer::Result<()> {
     let profile = std::env::var("WGFORMER_PROFILE").is_ok_and(|v| v == "1");
     if profile {
         gpu.set_profiling(true)?;
-        trainer.train_step(std::slice::from_ref(&b))?;
+        trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
         gpu.set_profiling(false)?;
         println!(
             "one training step, per kernel:\n{}",
@@ -101,7 +99,7 @@ fn main() -> wgformer::Result<()> {
         gpu.reset_profile();
     }
 
-    let model = &trainer.model;
+    let model = &model;
     let new_tokens = if quick { 16 } else { 64 };
     let prompt = [2u32, 10, 11, 12];
     let rate = |cached: bool| -> wgformer::Result<f64> {

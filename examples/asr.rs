@@ -2,96 +2,76 @@
 //!
 //!     cargo run --release --example asr -- clip.wav [--checkpoint DIR] [--attention [--beam N] | --ctc] [--lm CLM_DIR] [--lm-weight W]
 //!
-//! `--ctc` decodes with the CTC head's best path, `--attention` with the decoder (beam search
-//! of the checkpoint's `decode.beam_width`, or `--beam N`; `--beam 1` is greedy); by default
-//! the checkpoint's own `decode.mode`.
-//!
 //! The transcript alone goes to stdout; logs and errors go to stderr, so scripts can use it.
 //! The default checkpoint is the small model shipped in `models/asr` (see README).
 
+use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::config::DecodeMode;
 use wgformer::inference::{Recognizer, TranscribeOptions};
 
-const USAGE: &str = "usage: asr CLIP.wav [--checkpoint DIR] [--attention [--beam N] | --ctc] [--lm CLM_CHECKPOINT_DIR] [--lm-weight W]";
+/// Transcribe a WAV file (any sample rate, channel count and PCM / float encoding).
+#[derive(Parser, Debug)]
+#[command(name = "asr")]
+struct Args {
+    /// The audio to transcribe.
+    wav: PathBuf,
+    /// A recognizer checkpoint directory.
+    #[arg(long, default_value = "models/asr", value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// Decode with the CTC head's best path.
+    #[arg(long, conflicts_with_all = ["attention", "beam"])]
+    ctc: bool,
+    /// Decode with the attention decoder (beam search of the checkpoint's width unless --beam).
+    #[arg(long)]
+    attention: bool,
+    /// Beams of the attention decoder (1: greedy).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    beam: Option<u64>,
+    /// A causal-LM checkpoint fused into the attention decoder (shallow fusion).
+    #[arg(long, value_name = "CLM_DIR")]
+    lm: Option<PathBuf>,
+    /// Shallow-fusion weight of --lm.
+    #[arg(long, default_value_t = 0.3, value_parser = finite, requires = "lm")]
+    lm_weight: f32,
+}
+
+fn finite(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number")),
+    }
+}
 
 fn main() -> ExitCode {
-    wgformer::ops::enable_autotune_unless_disabled();
-    let mut wav = None;
-    let mut checkpoint = PathBuf::from("models/asr");
-    let mut opts = TranscribeOptions::default();
-    let mut lm = None;
-    let mut beam_given = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let parsed: Result<(), String> = match arg.as_str() {
-            "--checkpoint" => value("--checkpoint").map(|v| checkpoint = v.into()),
-            "--beam" => value("--beam").and_then(|v| {
-                v.parse()
-                    .ok()
-                    .filter(|&n: &usize| n >= 1)
-                    .map(|n| {
-                        // Beam search is the attention decoder's.
-                        opts.beam_width = n;
-                        beam_given = true;
-                        opts.mode = Some(DecodeMode::Attention);
-                    })
-                    .ok_or(format!("--beam {v}: expected a whole number >= 1"))
-            }),
-            "--lm" => value("--lm").map(|v| lm = Some(PathBuf::from(v))),
-            "--ctc" => {
-                opts.mode = Some(DecodeMode::Ctc);
-                Ok(())
-            }
-            "--attention" => {
-                opts.mode = Some(DecodeMode::Attention);
-                Ok(())
-            }
-            "--lm-weight" => value("--lm-weight").and_then(|v| {
-                v.parse()
-                    .ok()
-                    .filter(|w: &f32| w.is_finite())
-                    .map(|w| opts.lm_weight = w)
-                    .ok_or(format!("--lm-weight {v}: expected a number"))
-            }),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            s if s.starts_with('-') => Err(format!("unknown option {s:?}")),
-            _ if wav.is_some() => Err(format!("one WAV file at a time (got a second: {arg:?})")),
-            _ => {
-                wav = Some(PathBuf::from(&arg));
-                Ok(())
-            }
-        };
-        if let Err(msg) = parsed {
-            return fail(&msg);
-        }
-    }
-    let Some(wav) = wav else {
-        return fail("no WAV file given");
-    };
+    let args = Args::parse();
     let result = (|| {
         let gpu = wgformer::Gpu::shared()?;
-        let recognizer = Recognizer::load(&gpu, &checkpoint, lm.as_deref())?;
-        if !beam_given {
-            opts.beam_width = recognizer.beam_width;
-        }
-        recognizer.transcribe_file(&wav, &opts)
+        let recognizer = Recognizer::load(&gpu, &args.checkpoint, args.lm.as_deref())?;
+        let mode = if args.ctc {
+            Some(DecodeMode::Ctc)
+        } else if args.attention || args.beam.is_some() {
+            Some(DecodeMode::Attention)
+        } else {
+            None
+        };
+        let opts = TranscribeOptions {
+            mode,
+            beam_width: args.beam.map_or(recognizer.beam_width, |b| b as usize),
+            lm_weight: args.lm_weight,
+            ..TranscribeOptions::default()
+        };
+        recognizer.transcribe_file(&args.wav, &opts)
     })();
     match result {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e.to_string()),
+        Err(e) => {
+            eprintln!("asr: {e}");
+            ExitCode::FAILURE
+        }
     }
-}
-
-fn fail(msg: &str) -> ExitCode {
-    eprintln!("asr: {msg}\n{USAGE}");
-    ExitCode::FAILURE
 }

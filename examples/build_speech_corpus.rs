@@ -7,68 +7,54 @@
 //!
 //! The same arguments give the same files, byte for byte; a rerun skips WAVs already made.
 
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use wgformer::data::asr::{build_speech_corpus, CorpusSizes};
 
-const USAGE: &str = "usage: build_speech_corpus [--out DIR] [--text FILE] [--train N] [--val N] \
-                     [--test N] [--test-voices N] [--seed N] [--workers N]";
-
+/// Speak sentences of a text with the TTS engines into 16 kHz WAVs and TSV manifests
+/// (train, val, test, test_voices); deterministic for a seed.
+#[derive(Parser, Debug)]
+#[command(name = "build_speech_corpus")]
 struct Args {
+    /// Output folder (manifests and wav/).
+    #[arg(long, default_value = "data/speech")]
     out: PathBuf,
+    /// The text the sentences are drawn from.
+    #[arg(long, default_value = "data/shakespeare.txt")]
     text: PathBuf,
-    sizes: CorpusSizes,
+    /// Training utterances.
+    #[arg(long, default_value_t = 4000)]
+    train: usize,
+    /// Validation utterances.
+    #[arg(long, default_value_t = 200)]
+    val: usize,
+    /// Test utterances (held-out sentences, training voices).
+    #[arg(long, default_value_t = 200)]
+    test: usize,
+    /// Test utterances spoken by held-out voices.
+    #[arg(long, default_value_t = 200)]
+    test_voices: usize,
+    #[arg(long, default_value_t = 1)]
     seed: u64,
-    workers: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        out: "data/speech".into(),
-        text: "data/shakespeare.txt".into(),
-        sizes: CorpusSizes {
-            train: 4000,
-            val: 200,
-            test: 200,
-            test_voices: 200,
-        },
-        seed: 1,
-        workers: 2,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(USAGE.into());
-        }
-        let value = args
-            .next()
-            .ok_or(format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag}: {value:?} is not a number"))
-        };
-        match flag.as_str() {
-            "--out" => a.out = value.clone().into(),
-            "--text" => a.text = value.clone().into(),
-            "--train" => a.sizes.train = number()?,
-            "--val" => a.sizes.val = number()?,
-            "--test" => a.sizes.test = number()?,
-            "--test-voices" => a.sizes.test_voices = number()?,
-            "--seed" => a.seed = number()? as u64,
-            "--workers" => a.workers = number()?.max(1),
-            _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
-        }
-    }
-    Ok(a)
+    /// Synthesis worker threads (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    workers: Option<u64>,
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => return fail(&msg),
+    let args = Args::parse();
+    let sizes = CorpusSizes {
+        train: args.train,
+        val: args.val,
+        test: args.test,
+        test_voices: args.test_voices,
     };
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()),
+        |w| w as usize,
+    );
     let text = match std::fs::read_to_string(&args.text) {
         Ok(t) => t,
         Err(e) => return fail(&format!("{}: {e}", args.text.display())),
@@ -82,14 +68,7 @@ fn main() -> ExitCode {
             );
         }
     };
-    let report = match build_speech_corpus(
-        &text,
-        &args.out,
-        args.sizes,
-        args.seed,
-        args.workers,
-        &progress,
-    ) {
+    let report = match build_speech_corpus(&text, &args.out, sizes, args.seed, workers, &progress) {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
     };

@@ -5,81 +5,81 @@
 //!     cargo run --release --example train_asr -- --evaluate runs/asr/checkpoints/best   # test sets only
 //!     cargo run --release --example train_asr -- --evaluate models/asr --lm runs/clm-asr/checkpoints/best [--lm-weight 0.3]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::config::AsrConfig;
 use wgformer::inference::{evaluate_checkpoint, Rates, TestReport};
-use wgformer::train::asr::{run, AsrRunOptions};
-use wgformer::train::cli::parse_train_args;
+use wgformer::train::asr::run;
+use wgformer::train::RunOptions;
 
-const USAGE: &str = "usage: train_asr [--config PATH] [--set key.path=value]... [--resume] \
-                     | --evaluate CHECKPOINT_DIR [--lm CLM_DIR [--lm-weight W]]";
+/// Train the speech recognizer a YAML config describes and test it, or (--evaluate) score a
+/// trained checkpoint on its config's test sets.
+#[derive(Parser, Debug)]
+#[command(name = "train_asr")]
+struct Args {
+    #[command(flatten)]
+    train: common::TrainArgs,
+    /// Score this checkpoint directory on its test sets instead of training.
+    #[arg(long, value_name = "CHECKPOINT_DIR", conflicts_with = "resume")]
+    evaluate: Option<PathBuf>,
+    /// With --evaluate: fuse this causal-LM checkpoint into the attention decoder.
+    #[arg(long, value_name = "CLM_DIR", requires = "evaluate")]
+    lm: Option<PathBuf>,
+    /// Shallow-fusion weight of --lm.
+    #[arg(long, default_value_t = 0.3, value_parser = finite, requires = "lm")]
+    lm_weight: f32,
+}
+
+fn finite(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number")),
+    }
+}
 
 fn main() -> ExitCode {
-    wgformer::ops::enable_autotune_unless_disabled();
-    // Ctrl-C stops after the current step with the state saved (exit status 130).
-    if let Err(e) = wgformer::train::interrupt::install_handler() {
-        eprintln!("train_asr: {e}");
-    }
-    let own = [
-        ("--evaluate", "a checkpoint directory"),
-        ("--lm", "a CLM checkpoint directory"),
-        ("--lm-weight", "a number"),
-    ];
-    let args = match parse_train_args(std::env::args().skip(1), "configs/asr.yaml", &own) {
-        Ok(a) => a,
-        Err(e) => return fail(&e),
-    };
-    if args.help {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let evaluate = args.value("--evaluate").map(PathBuf::from);
-    let lm_weight = match args.value("--lm-weight").map(str::parse::<f32>) {
-        None => 0.3,
-        Some(Ok(w)) if w.is_finite() => w,
-        Some(_) => return fail("--lm-weight needs a number"),
-    };
-    let lm = args.value("--lm").map(|d| (Path::new(d), lm_weight));
-    if let Some(dir) = evaluate {
-        let report = wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, &dir, lm));
-        return match report {
+    let args = Args::parse();
+    if let Some(dir) = &args.evaluate {
+        let lm = args.lm.as_deref().map(|p| (p, args.lm_weight));
+        return match wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, dir, lm)) {
             Ok(t) => {
                 print_report(&t);
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&e.to_string()),
+            Err(e) => common::failure("train_asr", &e),
         };
     }
-    let config = match AsrConfig::load_with_overrides(&args.config_path, &args.overrides) {
-        Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let opts = AsrRunOptions {
-        resume: args.resume,
-        verbose: true,
-        stop_after: None,
-    };
-    match run(&config, &opts) {
+    common::install_stop_handler("train_asr");
+    let path = args.train.config.as_deref().unwrap_or("configs/asr.yaml");
+    let result = AsrConfig::load_with_overrides(path, &args.train.overrides).and_then(|config| {
+        let opts = RunOptions {
+            resume: args.train.resume,
+            verbose: true,
+            stop_after: None,
+        };
+        run(&config, &opts)
+    });
+    match result {
         Ok(s) => {
-            println!(
-                "done: {} steps in {:.0} s; best validation CER {:.2}%",
-                s.steps,
-                s.train_seconds,
-                100.0 * s.best_val_cer
-            );
-            print_report(&s.test);
-            println!(
-                "metrics, summary and checkpoints in {}",
-                s.out_dir.display()
-            );
+            if let Some(test) = &s.test {
+                println!(
+                    "done: {} steps in {:.0} s; best validation CER {:.2}%",
+                    s.steps,
+                    s.train_seconds,
+                    100.0 * s.best_val_cer
+                );
+                print_report(test);
+                println!(
+                    "metrics, summary and checkpoints in {}",
+                    s.out_dir.display()
+                );
+            }
             ExitCode::SUCCESS
         }
-        Err(e @ wgformer::Error::Interrupted { .. }) => {
-            eprintln!("train_asr: {e}");
-            ExitCode::from(130)
-        }
-        Err(e) => fail(&e.to_string()),
+        Err(e) => common::failure("train_asr", &e),
     }
 }
 
@@ -98,9 +98,4 @@ fn print_report(t: &TestReport) {
         pct(&t.voices_beam),
         opt(&t.voices_ctc)
     );
-}
-
-fn fail(msg: &str) -> ExitCode {
-    eprintln!("train_asr: {msg}\n{USAGE}");
-    ExitCode::FAILURE
 }

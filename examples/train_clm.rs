@@ -4,39 +4,37 @@
 //!
 //! Everything else (model size, data, optimizer, schedule, output directory) is in the YAML.
 
+mod common;
+
+use clap::Parser;
 use std::process::ExitCode;
 use wgformer::config::Config;
-use wgformer::train::cli::parse_train_args;
-use wgformer::train::clm::{run, RunOptions};
+use wgformer::train::clm::run;
+use wgformer::train::RunOptions;
 
-const USAGE: &str = "usage: train_clm [--config PATH] [--set key.path=value]... [--resume]";
+/// Train the causal LM a YAML config describes; Ctrl-C or SIGTERM stops after the current
+/// step with the state saved (exit status 130), and --resume continues.
+#[derive(Parser, Debug)]
+#[command(name = "train_clm")]
+struct Args {
+    #[command(flatten)]
+    train: common::TrainArgs,
+}
 
 fn main() -> ExitCode {
-    wgformer::ops::enable_autotune_unless_disabled();
-    // Ctrl-C stops after the current step with the state saved (exit status 130).
-    if let Err(e) = wgformer::train::interrupt::install_handler() {
-        eprintln!("train_clm: {e}");
-    }
-    let args = match parse_train_args(std::env::args().skip(1), "configs/clm.yaml", &[]) {
-        Ok(a) => a,
-        Err(e) => return fail(&e),
-    };
-    if args.help {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::load_with_overrides(&args.config_path, &args.overrides) {
-        Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
-    };
-    match run(
-        &config,
-        &RunOptions {
-            resume: args.resume,
+    let args = Args::parse();
+    common::install_stop_handler("train_clm");
+    let path = args.train.config.as_deref().unwrap_or("configs/clm.yaml");
+    let result = Config::load_with_overrides(path, &args.train.overrides).and_then(|config| {
+        let opts = RunOptions {
+            resume: args.train.resume,
             verbose: true,
             stop_after: None,
-        },
-    ) {
+        };
+        run(&config, &opts)
+    });
+    match result {
+        Ok(s) if s.already_finished => ExitCode::SUCCESS,
         Ok(s) => {
             println!(
                 "done: {} steps, {:.0} tokens/s; val char perplexity {:.3}, test {:.3}; unigram baseline {:.3}",
@@ -45,15 +43,6 @@ fn main() -> ExitCode {
             println!("metrics, plot and checkpoints in {}", s.out_dir.display());
             ExitCode::SUCCESS
         }
-        Err(e @ wgformer::Error::Interrupted { .. }) => {
-            eprintln!("train_clm: {e}");
-            ExitCode::from(130)
-        }
-        Err(e) => fail(&e.to_string()),
+        Err(e) => common::failure("train_clm", &e),
     }
-}
-
-fn fail(msg: &str) -> ExitCode {
-    eprintln!("train_clm: {msg}\n{USAGE}");
-    ExitCode::FAILURE
 }

@@ -12,7 +12,8 @@ use wgformer::models::{EncoderDecoderConfig, EncoderDecoderTransformer};
 use wgformer::nn::{Ctx, Module};
 use wgformer::ops::AdamWParams;
 use wgformer::optim::Optimizer;
-use wgformer::train::asr_trainer::AsrTrainer;
+use wgformer::train::asr_loss::asr_loss;
+use wgformer::train::Trainer;
 use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Tensor;
 
@@ -291,25 +292,30 @@ fn a_tiny_model_learns_three_utterances() {
         coupled_weight_decay: false,
     };
     let optimizer = Optimizer::new(m.params(), hyper).unwrap();
-    let mut trainer = AsrTrainer {
+    let model = m;
+    let mut trainer = Trainer {
         schedule: LrSchedule::new(3e-3, 3e-3, 0, Warmup::Linear, Decay::Constant, 300),
-        model: m,
         optimizer,
-        label_smoothing: 0.0,
-        ctc_weight: 0.3,
         max_grad_norm: 1.0,
         step: 0,
         seed: 1,
     };
-    let first = trainer.train_step(&b).unwrap().loss;
+    let (ls, ctc) = (0.0, 0.3);
+    let first = trainer
+        .step(1, |_, ctx| asr_loss(&model, &b, ctx, ls, ctc))
+        .unwrap()
+        .loss;
     let mut last = first;
     for _ in 0..150 {
-        last = trainer.train_step(&b).unwrap().loss;
+        last = trainer
+            .step(1, |_, ctx| asr_loss(&model, &b, ctx, ls, ctc))
+            .unwrap()
+            .loss;
     }
     assert!(last < 0.1 * first, "loss {first} -> {last}");
-    let enc = encode_batch(&trainer.model, &b, &Ctx::eval()).unwrap();
+    let enc = encode_batch(&model, &b, &Ctx::eval()).unwrap();
     let d = SpeechDecoder {
-        model: &trainer.model,
+        model: &model,
         encoded: &enc,
     };
     assert_eq!(greedy_batch(&d, 3, SOS, EOS, 8).unwrap(), labels);

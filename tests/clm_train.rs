@@ -6,8 +6,10 @@ use wgformer::data::{Batch, PAD};
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::nn::Module;
 use wgformer::ops::AdamWParams;
-use wgformer::train::clm::{run, RunOptions};
-use wgformer::train::{Decay, LmTrainer, LrSchedule, Warmup};
+use wgformer::train::clm::lm_loss;
+use wgformer::train::clm::run;
+use wgformer::train::RunOptions;
+use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
 use wgformer::AdamW;
 
 #[test]
@@ -34,13 +36,10 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
         },
     )
     .unwrap();
-    let mut trainer = LmTrainer {
-        model,
+    let mut trainer = Trainer {
         optimizer,
         schedule: LrSchedule::new(1e-2, 1e-2, 0, Warmup::Linear, Decay::Constant, 1000),
-        label_smoothing: 0.0,
         max_grad_norm: 1.0,
-        pad_id: PAD,
         step: 0,
         seed: 0,
     };
@@ -60,13 +59,13 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
         batch.targets.extend_from_slice(&row[1..13]);
     }
     let first = trainer
-        .train_step(std::slice::from_ref(&batch))
+        .step(1, |_, ctx| lm_loss(&model, &batch, ctx, 0.0))
         .unwrap()
         .loss;
     let mut last = first;
     for _ in 0..200 {
         last = trainer
-            .train_step(std::slice::from_ref(&batch))
+            .step(1, |_, ctx| lm_loss(&model, &batch, ctx, 0.0))
             .unwrap()
             .loss;
     }
@@ -195,5 +194,85 @@ fn under_the_skip_policy_bad_steps_are_logged_and_skipped_until_too_many_in_a_ro
         (step - 3..=step).map(|s| s as f64).collect::<Vec<_>>(),
         "every bad step is logged"
     );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Every file under `dir` with its bytes, for checking that nothing changed.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else if path.file_name().is_some_and(|n| n != ".lock") {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_fresh_run_into_a_used_directory_is_refused_and_leaves_the_earlier_run_intact() {
+    let base = std::env::temp_dir().join(format!("wgformer-reuse-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let cfg = tiny_run_config(&base);
+    let quiet = |resume| RunOptions {
+        resume,
+        verbose: false,
+        stop_after: None,
+    };
+    run(&cfg, &quiet(false)).unwrap();
+    let before = snapshot(&base.join("run"));
+    let err = run(&cfg, &quiet(false)).unwrap_err().to_string();
+    assert!(
+        err.contains("already holds a training run") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&base.join("run")),
+        before,
+        "the refused run changed files"
+    );
+    // Resuming a finished run does nothing either: no second test record, no new files.
+    let again = run(&cfg, &quiet(true)).unwrap();
+    assert!(again.already_finished && again.steps == 12);
+    assert_eq!(
+        snapshot(&base.join("run")),
+        before,
+        "resuming a finished run changed files"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn resume_falls_back_to_the_newest_checkpoint_when_latest_names_a_deleted_one() {
+    let base = std::env::temp_dir().join(format!("wgformer-fallback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (a, b) = (base.join("a"), base.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let quiet = |stop_after, resume| RunOptions {
+        resume,
+        verbose: false,
+        stop_after,
+    };
+    let full = run(&tiny_run_config(&a), &quiet(None, false)).unwrap();
+    let cfg = tiny_run_config(&b);
+    run(&cfg, &quiet(Some(8), false)).unwrap();
+    // Checkpoints every 4 steps: step-4 and step-8 (latest); delete step-8 by hand.
+    let root = b.join("run/checkpoints");
+    std::fs::remove_dir_all(root.join("step-0000008")).unwrap();
+    let rest = run(&cfg, &quiet(None, true)).unwrap();
+    assert_eq!(rest.steps, 12);
+    assert_eq!(rest.losses, full.losses[4..], "resumed from step 4");
+    // The metrics log holds every step once.
+    let records =
+        wgformer::train::metrics::read_records(&b.join("run/metrics.jsonl"), "train").unwrap();
+    let steps: Vec<u64> = records
+        .iter()
+        .map(|r| r["step"].as_f64().unwrap() as u64)
+        .collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&base);
 }

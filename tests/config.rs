@@ -142,6 +142,14 @@ fn impossible_values_are_rejected_naming_the_key() {
         ),
         ("data:\n  test_fraction: 1.5\n", "data.test_fraction"),
         (
+            "data:\n  val_fraction: 0\n",
+            "data.val_fraction: is 0, but validation picks the best checkpoint",
+        ),
+        (
+            "train:\n  time_limit_minutes: -1\n",
+            "train.time_limit_minutes",
+        ),
+        (
             "train:\n  epochs: null\n  max_steps: null\n",
             "train.max_steps: neither",
         ),
@@ -291,9 +299,14 @@ fn total_steps_is_the_smaller_of_max_steps_and_the_epochs() {
 fn the_tokenizer_section_builds_its_tokenizer() {
     let text = "to be or not to be, that is the question\n".repeat(20);
     let c = Config::default();
-    assert_eq!(c.tokenizer.build(&text).unwrap().kind(), "char");
+    assert_eq!(
+        wgformer::data::build_tokenizer(&c.tokenizer, &text)
+            .unwrap()
+            .kind(),
+        "char"
+    );
     let bpe = parse("tokenizer:\n  kind: bpe\n  vocab_size: 40\n").unwrap();
-    let tok = bpe.tokenizer.build(&text).unwrap();
+    let tok = wgformer::data::build_tokenizer(&bpe.tokenizer, &text).unwrap();
     assert_eq!((tok.kind(), tok.vocab_size()), ("bpe", 40));
 }
 
@@ -380,9 +393,12 @@ mod asr {
             kind: TokenizerKind::Asr,
             vocab_size: 0,
         };
-        let text = t.prepare("ROMEO:\nO, she doth teach the torches to burn bright!\n\n");
+        let text = wgformer::data::prepare_text(
+            &t,
+            "ROMEO:\nO, she doth teach the torches to burn bright!\n\n",
+        );
         assert_eq!(text, "ROMEO O SHE DOTH TEACH THE TORCHES TO BURN BRIGHT");
-        let tok = t.build(&text).unwrap();
+        let tok = wgformer::data::build_tokenizer(&t, &text).unwrap();
         assert!(tok.covers(&text));
         assert_eq!(tok, wgformer::data::asr::asr_tokenizer());
     }

@@ -1,8 +1,9 @@
 //! Interrupted training keeps everything saved: a training process (the `train_clm` example on
 //! a tiny config that checkpoints every step) is killed with SIGKILL at random moments, many of
 //! them during a checkpoint write; after each kill the latest checkpoint loads, and resuming to
-//! the end reproduces the losses of an uninterrupted run. Ctrl-C (SIGINT) stops a run cleanly
-//! with its state saved (exit status 130).
+//! the end reproduces the losses of an uninterrupted run. Ctrl-C (SIGINT) and SIGTERM stop a
+//! run cleanly with its state saved (exit status 130); a second run on a directory in use is
+//! refused.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,8 +11,9 @@ use wgformer::checkpoint;
 use wgformer::config::Config;
 use wgformer::inference::clm::load_model;
 use wgformer::rng::SplitMix64;
-use wgformer::train::clm::{run, RunOptions};
+use wgformer::train::clm::run;
 use wgformer::train::metrics::read_records;
+use wgformer::train::RunOptions;
 
 const STEPS: usize = 150;
 
@@ -70,8 +72,8 @@ fn spawn(config: &Path) -> Child {
         .unwrap()
 }
 
-/// Complete `train` lines in the metrics log so far (a resumed run logs redone steps again, so
-/// this only grows while the run makes progress).
+/// Complete `train` lines in the metrics log so far: the run's progress (a resumed run first
+/// cuts the lines of steps it redoes).
 fn logged_steps(run_dir: &Path) -> usize {
     let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap_or_default();
     text.split_inclusive('\n')
@@ -90,7 +92,7 @@ fn dot_entries(root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The last logged training loss of every step (a resumed run logs redone steps again).
+/// The logged training loss of every step.
 fn losses(run_dir: &Path) -> Vec<f64> {
     let mut by_step = std::collections::BTreeMap::new();
     for r in read_records(&run_dir.join("metrics.jsonl"), "train").unwrap() {
@@ -171,6 +173,14 @@ fn sigkill_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_re
     assert!(status.success(), "the final resume failed: {status}");
     let got = losses(&run_dir);
     assert_eq!(got.len(), STEPS);
+    // Each step is logged once: a resumed run cuts what the killed one logged past its
+    // checkpoint.
+    let logged = read_records(&run_dir.join("metrics.jsonl"), "train").unwrap();
+    assert_eq!(
+        logged.len(),
+        STEPS,
+        "steps logged twice after {kills} kills"
+    );
     let leftovers = dot_entries(&root);
     assert!(
         leftovers.is_empty(),
@@ -190,45 +200,82 @@ fn sigkill_at_random_moments_never_leaves_an_unreadable_checkpoint_and_resume_re
     let _ = std::fs::remove_dir_all(&base);
 }
 
-#[test]
-fn ctrl_c_stops_after_saving_and_the_run_resumes() {
-    let base = std::env::temp_dir().join(format!("wgformer-sigint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let cfg = write_config(&base);
-    let root = base.join("run/checkpoints");
-    let mut child = spawn(&cfg);
-    // Wait for the first checkpoint (training is under way), then send SIGINT.
+/// Wait until the run in `base` has saved its first checkpoint (training is under way).
+fn wait_for_first_checkpoint(child: &mut Child, root: &Path) {
     let start = Instant::now();
-    while checkpoint::latest(&root).unwrap().is_none() {
+    while checkpoint::latest(root).unwrap().is_none() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no checkpoint after 60 s"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before Ctrl-C"
+            "the run ended before its first checkpoint"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let status = child.wait().unwrap();
-    if status.code() == Some(0) {
-        // It finished all steps before the signal arrived: nothing to check.
-        println!("the run finished before SIGINT landed");
-    } else {
-        assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130: {status}");
-        let latest = checkpoint::latest(&root)
-            .unwrap()
-            .expect("a checkpoint after Ctrl-C");
-        let gpu = wgformer::Gpu::shared().unwrap();
-        load_model(&gpu, &latest).unwrap();
-        let status = spawn(&cfg).wait().unwrap();
-        assert!(status.success(), "resume after Ctrl-C: {status}");
-        assert_eq!(losses(&base.join("run")).len(), STEPS);
+}
+
+#[test]
+fn ctrl_c_and_sigterm_stop_after_saving_and_the_run_resumes() {
+    for signal in ["INT", "TERM"] {
+        let base =
+            std::env::temp_dir().join(format!("wgformer-sig{signal}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let cfg = write_config(&base);
+        let root = base.join("run/checkpoints");
+        let mut child = spawn(&cfg);
+        wait_for_first_checkpoint(&mut child, &root);
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = child.wait().unwrap();
+        if status.code() == Some(0) {
+            // It finished all steps before the signal arrived: nothing to check.
+            println!("the run finished before SIG{signal} landed");
+        } else {
+            assert_eq!(
+                status.code(),
+                Some(130),
+                "SIG{signal} exits with 130: {status}"
+            );
+            let latest = checkpoint::latest(&root)
+                .unwrap()
+                .expect("a checkpoint after the signal");
+            let gpu = wgformer::Gpu::shared().unwrap();
+            load_model(&gpu, &latest).unwrap();
+            let status = spawn(&cfg).wait().unwrap();
+            assert!(status.success(), "resume after SIG{signal}: {status}");
+            assert_eq!(losses(&base.join("run")).len(), STEPS);
+        }
+        let _ = std::fs::remove_dir_all(&base);
     }
+}
+
+#[test]
+fn a_second_run_on_a_directory_in_use_is_refused_naming_the_first() {
+    let base = std::env::temp_dir().join(format!("wgformer-busy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let cfg = write_config(&base);
+    let mut child = spawn(&cfg);
+    wait_for_first_checkpoint(&mut child, &base.join("run/checkpoints"));
+    let config = Config::load(&cfg).unwrap();
+    let opts = RunOptions {
+        resume: true,
+        verbose: false,
+        stop_after: None,
+    };
+    let err = run(&config, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("in use by another training run")
+            && err.contains(&format!("pid {}", child.id())),
+        "{err}"
+    );
+    // The first run goes on undisturbed and finishes.
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the first run: {status}");
+    assert_eq!(losses(&base.join("run")).len(), STEPS);
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -7,7 +7,8 @@ use wgformer::data::Batch;
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::nn::Module;
 use wgformer::ops::AdamWParams;
-use wgformer::train::{Decay, LmTrainer, LrSchedule, Warmup};
+use wgformer::train::clm::lm_loss;
+use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
 use wgformer::AdamW;
 
 const WARMUP: usize = 50;
@@ -37,13 +38,10 @@ fn thousands_of_steps_grow_neither_caches_nor_memory() {
     };
     let model = DecoderOnlyTransformer::new(&gpu, config, 1).unwrap();
     let optimizer = AdamW::new(model.params(), AdamWParams::default()).unwrap();
-    let mut trainer = LmTrainer {
-        model,
+    let mut trainer = Trainer {
         optimizer,
         schedule: LrSchedule::new(1e-3, 1e-4, 10, Warmup::Linear, Decay::Cosine, WARMUP + SOAK),
-        label_smoothing: 0.1,
         max_grad_norm: 1.0,
-        pad_id: 0,
         step: 0,
         seed: 3,
     };
@@ -66,14 +64,14 @@ fn thousands_of_steps_grow_neither_caches_nor_memory() {
     let batches = [batch(0), batch(5)];
     for i in 0..WARMUP {
         trainer
-            .train_step(std::slice::from_ref(&batches[i % 2]))
+            .step(1, |_, ctx| lm_loss(&model, &batches[i % 2], ctx, 0.1))
             .unwrap();
     }
     let (before, pooled, rss) = (gpu.counters(), gpu.pooled_bytes(), resident_bytes());
     let mut last = f32::NAN;
     for i in 0..SOAK {
         last = trainer
-            .train_step(std::slice::from_ref(&batches[i % 2]))
+            .step(1, |_, ctx| lm_loss(&model, &batches[i % 2], ctx, 0.1))
             .unwrap()
             .loss;
     }

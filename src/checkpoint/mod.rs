@@ -177,6 +177,41 @@ pub fn latest(root: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
+/// The checkpoint a resumed run continues from: the one `latest` names; when `latest` names a
+/// directory that is gone (deleted by hand), the newest surviving `step-*` checkpoint, else
+/// `best`, with a note saying so. `None` when there is nothing to resume.
+pub fn resume_point(root: &Path) -> Result<Option<(PathBuf, Option<String>)>> {
+    match latest(root) {
+        Ok(found) => return Ok(found.map(|dir| (dir, None))),
+        Err(Error::Format { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let named = fs::read_to_string(root.join(LATEST)).unwrap_or_default();
+    let mut steps: Vec<PathBuf> = fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("step-"))
+        })
+        .collect();
+    steps.sort();
+    let fallback = steps
+        .pop()
+        .or_else(|| Some(root.join("best")).filter(|b| b.is_dir()));
+    Ok(fallback.map(|dir| {
+        let note = format!(
+            "{} names {:?}, which is gone; resuming from {} instead",
+            root.join(LATEST).display(),
+            named.trim(),
+            dir.display()
+        );
+        (dir, Some(note))
+    }))
+}
+
 /// Read one file of a checkpoint.
 pub fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
     let path = dir.join(file);

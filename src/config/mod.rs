@@ -7,12 +7,14 @@
 //! a string, as every reader does a quoted `"1e-4"`, so float fields also accept a string that
 //! parses as a finite number.
 
-use crate::data::{Tokenizer, NUM_SPECIAL};
 use crate::error::{Error, Result};
 use crate::ops::Activation;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use yaml::float;
+
+/// Ids every tokenizer reserves (`[PAD] [UNK] [SOS] [EOS]`, `data::NUM_SPECIAL`).
+const SPECIAL_TOKENS: usize = 4;
 
 mod asr;
 pub(crate) mod yaml;
@@ -116,6 +118,9 @@ pub struct TrainConfig {
     pub on_non_finite: NonFinitePolicy,
     /// Under `skip`, the run still stops after this many such steps in a row.
     pub max_skipped_steps: usize,
+    /// Stop training when this much wall-clock time is spent, with the learning-rate
+    /// schedule shrunk to the steps that fit (null: no limit).
+    pub time_limit_minutes: Option<f64>,
 }
 
 /// `train.on_non_finite`: the GPU never applies a step whose loss or gradient norm is not
@@ -260,6 +265,7 @@ impl Default for TrainConfig {
             log_interval: 10,
             on_non_finite: NonFinitePolicy::Stop,
             max_skipped_steps: 10,
+            time_limit_minutes: None,
         }
     }
 }
@@ -287,31 +293,6 @@ impl Default for SchedulerConfig {
             restart_period: 1000,
             factor: 0.5,
             patience: 3,
-        }
-    }
-}
-
-impl TokenizerConfig {
-    /// The tokenizer this section describes, built from (usually the train part of) `text`.
-    pub fn build(&self, text: &str) -> Result<Tokenizer> {
-        match self.kind {
-            TokenizerKind::Char => Ok(Tokenizer::char_level(text)),
-            TokenizerKind::Bpe => Tokenizer::train_bpe(text, self.vocab_size),
-            TokenizerKind::Asr => Ok(crate::data::asr::asr_tokenizer()),
-        }
-    }
-
-    /// The text this tokenizer reads: for `asr`, every line normalised as a transcript
-    /// (upper case letters, apostrophe, space), lines joined by spaces; otherwise unchanged.
-    pub fn prepare(&self, text: &str) -> String {
-        match self.kind {
-            TokenizerKind::Asr => text
-                .lines()
-                .map(crate::data::asr::normalize_transcript)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => text.to_string(),
         }
     }
 }
@@ -438,6 +419,14 @@ impl Config {
         if let Some((key, v)) = unit_interval.iter().find(|(_, v)| !(0.0..1.0).contains(v)) {
             return Some((key, format!("{v} is outside [0, 1)")));
         }
+        if data.val_fraction == 0.0 {
+            return Some((
+                "data.val_fraction",
+                "is 0, but validation picks the best checkpoint: give it a part of the text \
+                 (e.g. 0.05)"
+                    .to_string(),
+            ));
+        }
         let positive = [("optimizer.lr", o.lr), ("optimizer.eps", o.eps)];
         if let Some((key, v)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             return Some((key, format!("{v} must be a positive number")));
@@ -453,11 +442,20 @@ impl Config {
         {
             return Some((key, format!("{v} must be a number >= 0")));
         }
-        if tok.kind == TokenizerKind::Bpe && tok.vocab_size <= NUM_SPECIAL as usize {
+        if let Some(m) = t
+            .time_limit_minutes
+            .filter(|m| !(m.is_finite() && *m > 0.0))
+        {
+            return Some((
+                "train.time_limit_minutes",
+                format!("{m} must be a positive number of minutes (or null)"),
+            ));
+        }
+        if tok.kind == TokenizerKind::Bpe && tok.vocab_size <= SPECIAL_TOKENS {
             return Some((
                 "tokenizer.vocab_size",
                 format!(
-                    "{} leaves no room beside the {NUM_SPECIAL} special tokens",
+                    "{} leaves no room beside the {SPECIAL_TOKENS} special tokens",
                     tok.vocab_size
                 ),
             ));

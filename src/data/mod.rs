@@ -7,10 +7,12 @@ mod batches;
 mod bpe;
 mod char_tokenizer;
 mod corpus;
+mod prepare;
 mod tokenizer;
 
 pub use batches::{Batch, Batcher, Stream};
 pub use bpe::BpeTokenizer;
 pub use char_tokenizer::CharTokenizer;
 pub use corpus::{read_text, Corpus, TokenSplits};
+pub use prepare::{build_tokenizer, prepare_text};
 pub use tokenizer::{Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, SPECIAL_TOKENS, UNK};

@@ -113,6 +113,12 @@ impl Tokenizer {
 
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        let json = self.to_json_bytes()?;
+        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    }
+
+    /// The `tokenizer.json` text `save` writes.
+    pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
         let special_tokens = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
         let file = match self {
             Tokenizer::Char(t) => TokenizerFile::Char {
@@ -126,8 +132,8 @@ impl Tokenizer {
             },
         };
         let json = serde_json::to_string_pretty(&file)
-            .map_err(|e| Error::format(path, format!("cannot serialise tokenizer: {e}")))?;
-        std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))
+            .map_err(|e| Error::format("tokenizer.json", format!("cannot serialise: {e}")))?;
+        Ok((json + "\n").into_bytes())
     }
 
     /// Read a tokenizer written by `save`; errors name the file and what is wrong in it.

@@ -235,13 +235,25 @@ mod tests {
 
     #[test]
     fn gelu_known_values_and_gradient() {
+        // x Phi(x): gelu(1) = Phi(1) = 0.8413447461, gelu(-1) = -Phi(-1) = -0.1586552539
+        // (torch.nn.functional.gelu gives the same).
         let y = gelu(&[0.0, 1.0, -1.0, 10.0]);
-        // Known tanh-GELU values: gelu(1) = 0.8411919906, gelu(-1) = -0.1588080094.
-        assert_close(&y, &[0.0, 0.841_191_990_6, -0.158_808_009_4, 10.0], 1e-9);
+        assert_close(&y, &[0.0, 0.841_344_746_1, -0.158_655_253_9, 10.0], 1e-9);
         let x: Vec<f64> = test_values(9, 9).iter().map(|v| 3.0 * v).collect();
         let w = test_values(9, 10);
         let num = numerical_grad(|x| dot(&w, &gelu(x)), &x, 1e-5);
         assert_close(&gelu_backward(&x, &w), &num, 1e-6);
+    }
+
+    #[test]
+    fn gelu_tanh_known_values_and_gradient() {
+        // Known tanh-GELU values: gelu(1) = 0.8411919906, gelu(-1) = -0.1588080094.
+        let y = gelu_tanh(&[0.0, 1.0, -1.0, 10.0]);
+        assert_close(&y, &[0.0, 0.841_191_990_6, -0.158_808_009_4, 10.0], 1e-9);
+        let x: Vec<f64> = test_values(9, 9).iter().map(|v| 3.0 * v).collect();
+        let w = test_values(9, 10);
+        let num = numerical_grad(|x| dot(&w, &gelu_tanh(x)), &x, 1e-5);
+        assert_close(&gelu_tanh_backward(&x, &w), &num, 1e-6);
     }
 
     #[test]

@@ -13,34 +13,48 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Open `path`: a resumed run appends to the earlier lines, a new run starts it afresh.
-    pub fn open(path: &Path, resume: bool) -> Result<MetricsLog> {
-        let mut options = OpenOptions::new();
-        options.create(true);
-        if resume {
-            options.append(true);
-        } else {
-            options.write(true).truncate(true);
-        }
-        let file = options.open(path).map_err(|e| Error::io(path, e))?;
-        if resume {
-            Self::drop_partial_last_line(path, &file)?;
-        }
+    /// Start `path` afresh (a new run).
+    pub fn create(path: &Path) -> Result<MetricsLog> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
         Ok(MetricsLog {
             path: path.to_path_buf(),
             file,
         })
     }
 
-    /// A run killed in the middle of a write leaves a last line without its newline: cut it off,
-    /// so the resumed run's records start on a line of their own and every line stays JSON.
-    fn drop_partial_last_line(path: &Path, file: &File) -> Result<()> {
-        let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        if text.is_empty() || text.ends_with(b"\n") {
-            return Ok(());
+    /// Continue `path` for a run resumed at `step`: the records of later steps (logged by the
+    /// killed run after its last checkpoint, and about to be redone) are cut, as is a last line
+    /// a kill left half written, so every step appears once and every line stays JSON.
+    pub fn resume_at(path: &Path, step: usize) -> Result<MetricsLog> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|line| line.ends_with('\n'))
+            .filter(|line| {
+                let record: Option<Value> = serde_json::from_str(line).ok();
+                let logged_at = record.as_ref().and_then(|r| r.get("step")?.as_f64());
+                logged_at.is_none_or(|s| s <= step as f64)
+            })
+            .collect();
+        if kept.len() != text.len() {
+            // Written beside and renamed over, so a kill here leaves the old or the new log.
+            let tmp = path.with_extension("jsonl.tmp");
+            std::fs::write(&tmp, &kept).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         }
-        let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        file.set_len(keep as u64).map_err(|e| Error::io(path, e))
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Write one record, e.g. `log.write("train", &[("step", 10.0), ("loss", 2.3)])`.
@@ -79,4 +93,33 @@ pub fn read_records(path: &Path, kind: &str) -> Result<Vec<Map<String, Value>>> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resuming_cuts_the_steps_after_the_checkpoint_and_a_half_written_line() {
+        let path =
+            std::env::temp_dir().join(format!("wgformer-metrics-{}.jsonl", std::process::id()));
+        let mut log = MetricsLog::create(&path).unwrap();
+        for step in 1..=5 {
+            log.write("train", &[("step", step as f64), ("loss", 1.0)])
+                .unwrap();
+        }
+        drop(log);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"kind\":\"train\",\"st");
+        std::fs::write(&path, text).unwrap();
+        let mut log = MetricsLog::resume_at(&path, 3).unwrap();
+        log.write("train", &[("step", 4.0), ("loss", 2.0)]).unwrap();
+        let steps: Vec<f64> = read_records(&path, "train")
+            .unwrap()
+            .iter()
+            .map(|r| r["step"].as_f64().unwrap())
+            .collect();
+        assert_eq!(steps, [1.0, 2.0, 3.0, 4.0]);
+        std::fs::remove_file(&path).unwrap();
+    }
 }

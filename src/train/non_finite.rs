@@ -6,8 +6,8 @@
 //! config asks for: stop with `Error::NonFinite`, or skip and go on, up to
 //! `max_skipped_steps` bad steps in a row (a run whose every step is bad is not training).
 
-use super::lm::StepStats;
 use super::metrics::MetricsLog;
+use super::trainer::StepStats;
 use crate::config::NonFinitePolicy;
 use crate::error::{Error, Result};
 

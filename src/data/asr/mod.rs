@@ -7,6 +7,7 @@
 
 mod batcher;
 mod dataset;
+mod ensure;
 mod features;
 mod hw4;
 mod librispeech;
@@ -19,6 +20,7 @@ mod voices;
 
 pub use batcher::{AsrBatch, AsrBatcher};
 pub use dataset::{load_utterances, Utterance};
+pub use ensure::ensure_corpus;
 pub use features::{feature_pipeline, load_eval, load_train, manifest, mvn_stats, TrainUtterance};
 pub use hw4::read_hw4;
 pub use librispeech::{read_flac, read_librispeech};

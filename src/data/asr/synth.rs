@@ -212,6 +212,12 @@ pub fn build_speech_corpus(
     workers: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<SynthReport> {
+    if sizes.train + sizes.val + sizes.test + sizes.test_voices == 0 {
+        return Err(Error::format(
+            out,
+            "every split size is 0 (--train, --val, --test, --test-voices): nothing to build",
+        ));
+    }
     let plan = plan_corpus(&corpus_sentences(text), sizes, seed)?;
     let report = synthesize(&plan, out, workers, progress)?;
     write_manifests(&plan, out)?;

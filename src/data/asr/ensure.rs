@@ -1,0 +1,70 @@
+//! The synthetic speech corpus a config names, built on demand: synthesised when its
+//! manifests are missing, grown in place when the config asks for more training utterances
+//! than a synthetic corpus holds. A user's own manifests are never touched.
+
+use super::{build_speech_corpus, is_synthetic_split, read_manifest, CorpusSizes, Split};
+use crate::config::AsrConfig;
+use crate::error::{Error, Result};
+
+/// The synthetic corpus, built when its manifests are missing (and the config allows it).
+pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
+    let dir = &config.data.corpus_dir;
+    let train_manifest = dir.join(&config.data.train);
+    if train_manifest.exists() {
+        // A config asking for more training utterances than a synthetic corpus holds grows it
+        // in place (configs/asr-finetune.yaml after configs/asr.yaml); any other manifest is
+        // the user's data and is left alone.
+        let entries = read_manifest(&train_manifest)?;
+        let grow = config.data.build_corpus
+            && !entries.is_empty()
+            && entries.len() < config.data.corpus.train
+            && is_synthetic_split(dir, Split::Train, &entries);
+        if !grow {
+            return Ok(());
+        }
+        if verbose {
+            eprintln!(
+                "{} has {} training utterances and data.corpus.train asks for {}: growing it",
+                train_manifest.display(),
+                entries.len(),
+                config.data.corpus.train
+            );
+        }
+    }
+    if !config.data.build_corpus {
+        return Err(Error::format(
+            &config.origin,
+            format!(
+                "data.corpus_dir: {} has no {} (set data.build_corpus: true to synthesise it)",
+                dir.display(),
+                config.data.train
+            ),
+        ));
+    }
+    if verbose {
+        eprintln!(
+            "building the speech corpus in {} (text-to-speech)",
+            dir.display()
+        );
+    }
+    let c = &config.data.corpus;
+    let text_path = &c.text;
+    let text = crate::data::read_text(text_path)?;
+    let sizes = CorpusSizes {
+        train: c.train,
+        val: c.val,
+        test: c.test,
+        test_voices: c.test_voices,
+    };
+    let progress = |done: usize, total: usize| {
+        if verbose && (done.is_multiple_of(200) || done == total) {
+            eprintln!("  synthesised {done}/{total} utterances");
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let report = build_speech_corpus(&text, dir, sizes, c.seed, threads, &progress)?;
+    if verbose {
+        eprintln!("corpus built: {report:?}");
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! What a training job is, to the shared loop (`fit`): its model, its batches, its loss, one
+//! evaluation, a final test and the files its checkpoints carry. The causal LM (`clm.rs`) and
+//! the speech recognizer (`asr.rs`) are the two tasks; everything else (run directory,
+//! resume, Ctrl-C, logging, progress, checkpoints) is written once in `fit.rs`.
+
+use crate::error::Result;
+use crate::nn::Ctx;
+use crate::tensor::Tensor;
+
+/// What one evaluation found.
+pub struct Evaluation {
+    /// Logged as an `eval` record with the step (e.g. `val_loss`, `val_cer`).
+    pub metrics: Vec<(&'static str, f64)>,
+    /// Lower is better: the evaluation with the lowest score is saved as `best`.
+    pub score: f64,
+    /// For the console: what a person watching the run wants to read.
+    pub report: String,
+    /// Files that replace the task's own in the `best` checkpoint (e.g. a config naming the
+    /// decoding that won).
+    pub best_files: Vec<(String, Vec<u8>)>,
+}
+
+pub trait Task {
+    type Batch;
+    /// "CLM", "ASR": the plot's title and messages.
+    const NAME: &'static str;
+    /// The name of the training rate logged with each `train` record (`tokens_per_s`, ...).
+    const RATE: &'static str;
+    /// The `eval` metric plotted beside the training loss.
+    const PLOT_METRIC: &'static str;
+
+    /// The trainable parameters, named (the optimizer's and every checkpoint's).
+    fn params(&self) -> Vec<Tensor>;
+    /// Optimizer steps the run takes (the learning-rate schedule's horizon).
+    fn total_steps(&self) -> usize;
+    /// The micro-batches of optimizer step `step` (one unless gradients accumulate). Called
+    /// for steps in increasing order, starting wherever a resumed run starts.
+    fn batches(&mut self, step: usize) -> Result<Vec<Self::Batch>>;
+    /// The mean training loss of one batch, recorded on the tape ([] tensor, not read back).
+    fn loss(&self, batch: &Self::Batch, ctx: &Ctx) -> Result<Tensor>;
+    /// How much training data a batch holds, in the unit of `RATE` (tokens, seconds of audio).
+    fn amount(&self, batch: &Self::Batch) -> f64;
+    /// Score the model now (validation).
+    fn evaluate(&mut self, step: usize) -> Result<Evaluation>;
+    /// The final test, after training; `best` is the best checkpoint's directory, if any.
+    fn test(&mut self, best: Option<&std::path::Path>) -> Result<Vec<(&'static str, f64)>>;
+    /// Files every checkpoint carries besides the parameters, the optimizer state and the
+    /// training state: `config.yaml` (always), tokenizer, feature pipeline...
+    fn checkpoint_files(&self) -> &[(String, Vec<u8>)];
+    /// Where the task is in its data, saved with each checkpoint (`serde_json::Value::Null`
+    /// when the step alone says it).
+    fn data_state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    fn restore_data_state(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The part of a training step every job shares: set the learning rate from the schedule,
+//! backpropagate each micro-batch's loss (weighted 1/n for gradient accumulation), clip the
+//! global gradient norm, apply the optimizer, zero the gradients. All of it is recorded into
+//! one GPU submission; the only readback is `[gradient norm, clip coefficient, loss]`.
+
+use super::schedule::{Decay, LrSchedule, Warmup};
+use crate::config::{OptimizerConfig, OptimizerKind, SchedulerConfig, SchedulerKind, WarmupKind};
+use crate::error::{Error, Result};
+use crate::nn::Ctx;
+use crate::ops::{self, AdamWParams};
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+
+pub struct Trainer {
+    pub optimizer: Optimizer,
+    pub schedule: LrSchedule,
+    /// Clip the global gradient norm to this (<= 0: no clipping).
+    pub max_grad_norm: f32,
+    /// Optimizer steps taken so far (drives the schedule and the dropout seeds).
+    pub step: usize,
+    pub seed: u64,
+}
+
+/// What one step reports.
+#[derive(Clone, Copy, Debug)]
+pub struct StepStats {
+    /// Mean loss over the step's micro-batches.
+    pub loss: f32,
+    pub lr: f64,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// The loss or the gradient norm was not finite, so the GPU did not apply the update.
+    pub skipped: bool,
+}
+
+/// The learning-rate schedule a config's `optimizer.lr` and `scheduler` section describe.
+pub fn schedule(o: &OptimizerConfig, s: &SchedulerConfig, total_steps: usize) -> LrSchedule {
+    let warmup = match s.warmup {
+        WarmupKind::Linear => Warmup::Linear,
+        WarmupKind::Exponential => Warmup::Exponential,
+    };
+    let decay = match s.kind {
+        SchedulerKind::Constant => Decay::Constant,
+        SchedulerKind::Cosine => Decay::Cosine,
+        SchedulerKind::CosineWarmRestarts => Decay::CosineWarmRestarts {
+            period: s.restart_period,
+        },
+        SchedulerKind::ReduceOnPlateau => Decay::ReduceOnPlateau {
+            factor: s.factor,
+            patience: s.patience,
+        },
+    };
+    LrSchedule::new(o.lr, s.min_lr, s.warmup_steps, warmup, decay, total_steps)
+}
+
+/// The optimizer a config's `optimizer` section describes, over `params`. Its learning rate
+/// is set from the schedule before every step.
+pub fn optimizer(params: Vec<Tensor>, o: &OptimizerConfig) -> Result<Optimizer> {
+    match o.kind {
+        OptimizerKind::Sgd => Optimizer::sgd(
+            params,
+            o.lr as f32,
+            o.momentum as f32,
+            o.weight_decay as f32,
+        ),
+        OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::new(
+            params,
+            AdamWParams {
+                lr: o.lr as f32,
+                beta1: o.betas[0] as f32,
+                beta2: o.betas[1] as f32,
+                eps: o.eps as f32,
+                weight_decay: o.weight_decay as f32,
+                coupled_weight_decay: o.kind == OptimizerKind::Adam,
+            },
+        ),
+    }
+}
+
+impl Trainer {
+    /// The optimizer and schedule of a config's `optimizer` and `scheduler` sections.
+    pub fn from_config(
+        params: Vec<Tensor>,
+        o: &OptimizerConfig,
+        s: &SchedulerConfig,
+        total_steps: usize,
+        max_grad_norm: f64,
+        seed: u64,
+    ) -> Result<Trainer> {
+        Ok(Trainer {
+            optimizer: optimizer(params, o)?,
+            schedule: schedule(o, s, total_steps),
+            max_grad_norm: max_grad_norm as f32,
+            step: 0,
+            seed,
+        })
+    }
+
+    /// One optimizer step over `micro_batches` micro-batches; `loss(i, ctx)` records the mean
+    /// loss of micro-batch `i` (a [] tensor, not read back) under the step's dropout context.
+    pub fn step(
+        &mut self,
+        micro_batches: usize,
+        mut loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
+    ) -> Result<StepStats> {
+        if micro_batches == 0 {
+            return Err(Error::shape("Trainer::step", "no batches"));
+        }
+        let lr = self.schedule.lr(self.step);
+        self.optimizer.set_lr(lr as f32);
+        let share = 1.0 / micro_batches as f32;
+        let mut total: Option<Tensor> = None;
+        for i in 0..micro_batches {
+            let ctx = Ctx::train(self.seed ^ ((self.step as u64) << 16) ^ i as u64);
+            let l = loss(i, &ctx)?;
+            if micro_batches == 1 {
+                l.backward()?;
+                total = Some(l);
+                continue;
+            }
+            ops::scale(&l, share)?.backward()?;
+            // The reported loss is the mean over micro-batches, off the tape.
+            let _g = crate::no_grad();
+            let part = ops::scale(&l, share)?;
+            total = Some(match total {
+                Some(t) => ops::add(&t, &part)?,
+                None => part,
+            });
+        }
+        let report = self
+            .optimizer
+            .clip_step_zero(self.max_grad_norm, total.as_ref())?;
+        self.step += 1;
+        let r = self.optimizer.read_step_report(&report)?;
+        Ok(StepStats {
+            loss: r.loss,
+            lr,
+            grad_norm: r.grad_norm,
+            skipped: r.skipped,
+        })
+    }
+}
