@@ -43,9 +43,11 @@ fn shipped_configs_load_and_validate() {
 }
 
 #[test]
-fn the_defaults_validate_and_an_empty_file_means_all_defaults() {
+fn the_defaults_validate_and_an_empty_mapping_means_all_defaults() {
     Config::default().validate().unwrap();
-    let empty = parse("# nothing set\n").unwrap();
+    let err = parse_err("# nothing set\n");
+    assert!(err.starts_with("test.yaml: holds no settings"), "{err}");
+    let empty = parse("{}\n").unwrap();
     assert_eq!(
         Config {
             origin: "<defaults>".into(),

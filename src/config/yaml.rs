@@ -6,12 +6,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_yaml::Value;
 
-/// Parse YAML text into `T`; an empty (or comment-only) document gives `T::default()`.
+/// Parse YAML text into `T`. An empty (or comment-only) document is refused: it is more
+/// likely a mistake than a wish for every default, which `{}` says explicitly.
 pub fn parse<T: DeserializeOwned + Default>(text: &str, origin: &str) -> Result<T> {
-    // An empty document is null, which a struct refuses.
     let tree: Value = serde_yaml::from_str(text).map_err(|e| Error::format(origin, e))?;
     if tree.is_null() {
-        return Ok(T::default());
+        return Err(Error::format(
+            origin,
+            "holds no settings (it is empty or only comments); write `{}` to use every default, \
+             or start from a config in configs/",
+        ));
     }
     // Parsed from the text rather than from `tree` so errors keep line and column.
     serde_yaml::from_str(text).map_err(|e| Error::format(origin, e))

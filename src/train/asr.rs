@@ -275,6 +275,7 @@ impl Task for AsrTask {
     const NAME: &'static str = "ASR";
     const RATE: &'static str = "audio_s_per_s";
     const PLOT_METRIC: &'static str = "val_cer";
+    const SIZE_KEYS: &'static str = "train.max_frames or train.max_batch (or the model's size)";
 
     fn params(&self) -> Vec<Tensor> {
         self.model.params()

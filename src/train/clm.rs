@@ -201,6 +201,7 @@ impl Task for ClmTask {
     const NAME: &'static str = "CLM";
     const RATE: &'static str = "tokens_per_s";
     const PLOT_METRIC: &'static str = "val_loss";
+    const SIZE_KEYS: &'static str = "train.batch_size or train.seq_len (or the model's size)";
 
     fn params(&self) -> Vec<Tensor> {
         self.model.params()

@@ -155,7 +155,9 @@ pub fn fit<T: Task>(
             return Err(save_on_interrupt(task, trainer, &dir, best));
         }
         let batches = task.batches(trainer.step)?;
-        let stats = trainer.step(batches.len(), |i, ctx| task.loss(&batches[i], ctx))?;
+        let stats = trainer
+            .step(batches.len(), |i, ctx| task.loss(&batches[i], ctx))
+            .map_err(|e| with_size_hint::<T>(e))?;
         if !guard.after_step(trainer.step, &stats, &mut log)? {
             report.losses.push(stats.loss);
         }
@@ -226,6 +228,17 @@ pub fn fit<T: Task>(
     log.write("test", &record)?;
     write_plot(&dir.root, T::NAME, T::PLOT_METRIC)?;
     Ok(report)
+}
+
+/// A tensor past the adapter's buffer limit, said with the config keys that size it.
+fn with_size_hint<T: Task>(e: Error) -> Error {
+    match e {
+        Error::TooLarge { .. } => Error::format(
+            format!("{} training step", T::NAME),
+            format!("{e}; lower {}", T::SIZE_KEYS),
+        ),
+        e => e,
+    }
 }
 
 /// Load the checkpoint a resumed run continues from into `task` and `trainer`; returns the

@@ -28,6 +28,9 @@ pub trait Task {
     const RATE: &'static str;
     /// The `eval` metric plotted beside the training loss.
     const PLOT_METRIC: &'static str;
+    /// The config keys that size a step's tensors: what an error at the adapter's buffer
+    /// limit tells the user to lower.
+    const SIZE_KEYS: &'static str;
 
     /// The trainable parameters, named (the optimizer's and every checkpoint's).
     fn params(&self) -> Vec<Tensor>;
