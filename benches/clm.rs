@@ -1,4 +1,4 @@
-//! Causal-LM throughput on the reference config of the performance issue
+//! Causal-LM throughput of the reference CLM config that BENCHMARKS.md reports
 //! (vocab 1024, d_model 256, 4 layers, 4 heads, d_ff 1024, seq 128, batch 16, AdamW):
 //! training tokens/s with dispatches, submits and readbacks per step, and greedy generation
 //! tokens/s with and without the KV cache, measured side by side in one run.
