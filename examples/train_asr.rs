@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::config::AsrConfig;
 use wgformer::inference::{evaluate_checkpoint, Rates, TestReport};
-use wgformer::train::asr::run;
+use wgformer::train::asr::run_with;
+use wgformer::train::distributed;
 use wgformer::train::RunOptions;
 
 /// Train the speech recognizer a YAML config describes and test it, or (--evaluate) score a
@@ -54,15 +55,21 @@ fn main() -> ExitCode {
     }
     common::install_stop_handler("train_asr");
     let path = args.train.config.as_deref().unwrap_or("configs/asr.yaml");
+    // One process, or one of `mpiexec -n N` with the `mpi` feature (data-parallel).
+    let world = match distributed::world() {
+        Ok(w) => w,
+        Err(e) => return common::failure("train_asr", &e),
+    };
     let result = AsrConfig::load_with_overrides(path, &args.train.overrides).and_then(|config| {
         let opts = RunOptions {
             resume: args.train.resume,
             verbose: true,
             stop_after: None,
         };
-        run(&config, &opts)
+        run_with(&config, &opts, world.as_ref())
     });
     match result {
+        Ok(_) if !world.is_root() => ExitCode::SUCCESS,
         Ok(s) => {
             if let Some(test) = &s.test {
                 println!(

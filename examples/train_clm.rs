@@ -9,7 +9,8 @@ mod common;
 use clap::Parser;
 use std::process::ExitCode;
 use wgformer::config::Config;
-use wgformer::train::clm::run;
+use wgformer::train::clm::run_with;
+use wgformer::train::distributed;
 use wgformer::train::RunOptions;
 
 /// Train the causal LM a YAML config describes; Ctrl-C or SIGTERM stops after the current
@@ -25,16 +26,21 @@ fn main() -> ExitCode {
     let args = Args::parse();
     common::install_stop_handler("train_clm");
     let path = args.train.config.as_deref().unwrap_or("configs/clm.yaml");
+    // One process, or one of `mpiexec -n N` with the `mpi` feature (data-parallel).
+    let world = match distributed::world() {
+        Ok(w) => w,
+        Err(e) => return common::failure("train_clm", &e),
+    };
     let result = Config::load_with_overrides(path, &args.train.overrides).and_then(|config| {
         let opts = RunOptions {
             resume: args.train.resume,
             verbose: true,
             stop_after: None,
         };
-        run(&config, &opts)
+        run_with(&config, &opts, world.as_ref())
     });
     match result {
-        Ok(s) if s.already_finished => ExitCode::SUCCESS,
+        Ok(s) if s.already_finished || !world.is_root() => ExitCode::SUCCESS,
         Ok(s) => {
             println!(
                 "done: {} steps, {:.0} tokens/s; val char perplexity {:.3}, test {:.3}; unigram baseline {:.3}",

@@ -48,6 +48,29 @@ impl ErrorRates {
         self.word_edits as f64 / self.words.max(1) as f64
     }
 
+    /// The counts as numbers to sum across processes (`from_counts` reads them back).
+    pub fn counts(&self) -> [f64; 5] {
+        [
+            self.char_edits,
+            self.chars,
+            self.word_edits,
+            self.words,
+            self.utterances,
+        ]
+        .map(|c| c as f64)
+    }
+
+    pub fn from_counts(c: &[f64]) -> ErrorRates {
+        let at = |i: usize| c.get(i).copied().unwrap_or(0.0) as usize;
+        ErrorRates {
+            char_edits: at(0),
+            chars: at(1),
+            word_edits: at(2),
+            words: at(3),
+            utterances: at(4),
+        }
+    }
+
     /// Mean word-level edit distance per utterance.
     pub fn mean_word_distance(&self) -> f64 {
         self.word_edits as f64 / self.utterances.max(1) as f64

@@ -11,6 +11,7 @@
 //! inference needs.
 
 use super::asr_loss::asr_loss;
+use super::distributed::{agree, Collective, Shard, SingleProcess};
 use super::fit::{fit, LoopConfig, RunOptions};
 use super::run_dir::RunDir;
 use super::task::{Evaluation, Task};
@@ -28,6 +29,7 @@ use crate::gpu::Gpu;
 use crate::inference::asr_eval::{score, test_report, Mode, TestReport};
 use crate::inference::clm;
 use crate::inference::recognizer::model_config;
+use crate::inference::ErrorRates;
 use crate::models::EncoderDecoderTransformer;
 use crate::nn::{Ctx, Module};
 use crate::rng::SplitMix64;
@@ -48,12 +50,36 @@ pub struct AsrSummary {
 
 /// Train the recognizer `config` describes, then test it; `summary.json` in the run directory.
 pub fn run(config: &AsrConfig, opts: &RunOptions) -> Result<AsrSummary> {
-    let dir = RunDir::open(&config.train.out_dir, opts.resume)?;
+    run_with(config, opts, &SingleProcess)
+}
+
+/// `run` as one process of a data-parallel run (`coll`); only the first one writes files.
+pub fn run_with(
+    config: &AsrConfig,
+    opts: &RunOptions,
+    coll: &dyn Collective,
+) -> Result<AsrSummary> {
+    let dir = match coll.is_root() {
+        true => Some(RunDir::open(&config.train.out_dir, opts.resume)?),
+        false => None,
+    };
     let gpu = Gpu::shared()?;
     if opts.verbose {
-        eprintln!("adapter: {}", gpu.adapter_name());
+        eprintln!(
+            "adapter: {} ({} of {})",
+            gpu.adapter_name(),
+            coll.shard().rank + 1,
+            coll.shard().size
+        );
     }
-    let mut task = AsrTask::new(&gpu, config, opts.verbose)?;
+    let verbose = opts.verbose && coll.is_root();
+    // The first process builds a missing corpus; the others wait for it in `agree`.
+    let built = match coll.is_root() {
+        true => check_init_from(config).and_then(|()| ensure_corpus(config, verbose)),
+        false => Ok(()),
+    };
+    agree(coll, built)?;
+    let mut task = agree(coll, AsrTask::new(&gpu, config, verbose))?;
     let t = &config.train;
     let mut trainer = Trainer::from_config(
         task.model.params(),
@@ -70,7 +96,7 @@ pub fn run(config: &AsrConfig, opts: &RunOptions) -> Result<AsrSummary> {
         on_non_finite: t.on_non_finite,
         max_skipped_steps: t.max_skipped_steps,
     };
-    let r = fit(&mut task, &mut trainer, dir, &lc, opts)?;
+    let r = fit(&mut task, &mut trainer, dir, coll, &lc, opts)?;
     let summary = AsrSummary {
         steps: r.steps,
         train_utterances: task.train.len(),
@@ -113,9 +139,9 @@ struct Epoch {
 }
 
 impl AsrTask {
+    /// The task of `config`, whose corpus exists (`data::asr::ensure_corpus`).
     pub fn new(gpu: &Gpu, config: &AsrConfig, verbose: bool) -> Result<AsrTask> {
         check_init_from(config)?;
-        ensure_corpus(config, verbose)?;
         let started = std::time::Instant::now();
         let tokenizer = asr_tokenizer();
         let mut pipeline = feature_pipeline(config);
@@ -289,7 +315,7 @@ impl Task for AsrTask {
         }
     }
 
-    fn batches(&mut self, step: usize) -> Result<Vec<AsrBatch>> {
+    fn batches(&mut self, step: usize, shard: Shard) -> Result<Vec<AsrBatch>> {
         let t = &self.config.train;
         while self.epoch.batches.is_empty() || step >= self.epoch.start + self.epoch.batches.len() {
             if !self.epoch.batches.is_empty() {
@@ -307,7 +333,21 @@ impl Task for AsrTask {
                 ));
             }
         }
-        Ok(vec![self.epoch.batches[step - self.epoch.start].clone()])
+        let batch = &self.epoch.batches[step - self.epoch.start];
+        if shard.size == 1 {
+            return Ok(vec![batch.clone()]);
+        }
+        // A process of a data-parallel run takes every size-th utterance; a batch of long
+        // utterances may hold fewer than there are processes, and then some train on none.
+        let picked: Vec<usize> = (shard.rank..batch.batch).step_by(shard.size).collect();
+        Ok(match picked.is_empty() {
+            true => Vec::new(),
+            false => vec![batch.rows(&picked)],
+        })
+    }
+
+    fn loss_terms(&self, batch: &AsrBatch) -> f64 {
+        batch.target_lens.iter().map(|&n| n as f64 + 1.0).sum()
     }
 
     fn loss(&self, batch: &AsrBatch, ctx: &Ctx) -> Result<Tensor> {
@@ -323,13 +363,22 @@ impl Task for AsrTask {
         frames as f64 * self.pipeline.frame_seconds()
     }
 
-    fn evaluate(&mut self, _step: usize) -> Result<Evaluation> {
-        let (config, val) = (&self.config, &self.val);
-        let scored = |mode| score(&self.model, &self.tokenizer, val, config, mode);
-        let greedy = scored(Mode::Beam(1))?;
-        let ctc_cer = match self.model.ctc_head {
-            Some(_) => scored(Mode::Ctc)?.cer(),
-            None => f64::NAN,
+    fn validation_sums(&mut self, shard: Shard) -> Result<Vec<f64>> {
+        let val = shard.take(&self.val);
+        let scored = |mode| score(&self.model, &self.tokenizer, &val, &self.config, mode);
+        let mut sums = scored(Mode::Beam(1))?.counts().to_vec();
+        if self.model.ctc_head.is_some() {
+            sums.extend(scored(Mode::Ctc)?.counts());
+        }
+        Ok(sums)
+    }
+
+    fn evaluation(&mut self, _step: usize, sums: &[f64], _report: bool) -> Result<Evaluation> {
+        let config = &self.config;
+        let greedy = ErrorRates::from_counts(&sums[..5]);
+        let ctc_cer = match sums.len() > 5 {
+            true => ErrorRates::from_counts(&sums[5..]).cer(),
+            false => f64::NAN,
         };
         // The best checkpoint is the best under the configured decoding (`auto`: the better
         // of the two, which its config then names as its decoding).

@@ -8,6 +8,7 @@
 //! `model.safetensors` (PyTorch names and layouts), `optimizer.safetensors`, `state.json`,
 //! `config.yaml` and `tokenizer.json`.
 
+use super::distributed::{agree, Collective, Shard, SingleProcess};
 use super::fit::{fit, LoopConfig, RunOptions};
 use super::run_dir::RunDir;
 use super::task::{Evaluation, Task};
@@ -39,12 +40,26 @@ pub struct ClmSummary {
 
 /// Train the causal LM `config` describes.
 pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
-    let dir = RunDir::open(&config.train.out_dir, opts.resume)?;
+    run_with(config, opts, &SingleProcess)
+}
+
+/// `run` as one process of a data-parallel run (`coll`); only the first one writes files.
+pub fn run_with(config: &Config, opts: &RunOptions, coll: &dyn Collective) -> Result<ClmSummary> {
+    let dir = match coll.is_root() {
+        true => Some(RunDir::open(&config.train.out_dir, opts.resume)?),
+        false => None,
+    };
     let gpu = Gpu::shared()?;
     if opts.verbose {
-        eprintln!("adapter: {}", gpu.adapter_name());
+        eprintln!(
+            "adapter: {} ({} of {})",
+            gpu.adapter_name(),
+            coll.shard().rank + 1,
+            coll.shard().size
+        );
     }
-    let mut task = ClmTask::new(&gpu, config, opts.verbose)?;
+    let verbose = opts.verbose && coll.is_root();
+    let mut task = agree(coll, ClmTask::new(&gpu, config, verbose))?;
     let t = &config.train;
     let mut trainer = Trainer::from_config(
         task.model.params(),
@@ -61,7 +76,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
         on_non_finite: t.on_non_finite,
         max_skipped_steps: t.max_skipped_steps,
     };
-    let r = fit(&mut task, &mut trainer, dir, &lc, opts)?;
+    let r = fit(&mut task, &mut trainer, dir, coll, &lc, opts)?;
     Ok(ClmSummary {
         steps: r.steps,
         val_char_perplexity: r.metric("val_char_perplexity"),
@@ -140,21 +155,23 @@ impl ClmTask {
 
     /// Token-weighted mean cross-entropy (no label smoothing, no dropout) over `batches`.
     pub fn mean_loss(&self, batches: &[Batch]) -> Result<f64> {
+        let (sum, count) = self.loss_sums(batches)?;
+        Ok(if count == 0.0 { f64::NAN } else { sum / count })
+    }
+
+    /// (sum of token cross-entropies, tokens) over `batches`.
+    fn loss_sums(&self, batches: &[Batch]) -> Result<(f64, f64)> {
         let _g = crate::no_grad();
-        let (mut sum, mut count) = (0.0f64, 0usize);
+        let (mut sum, mut count) = (0.0f64, 0.0f64);
         for batch in batches {
-            let n = batch.targets.iter().filter(|&&t| t != PAD).count();
-            if n > 0 {
+            let n = batch.targets.iter().filter(|&&t| t != PAD).count() as f64;
+            if n > 0.0 {
                 let loss = lm_loss(&self.model, batch, &Ctx::eval(), 0.0)?.to_scalar()?;
-                sum += loss as f64 * n as f64;
+                sum += loss as f64 * n;
                 count += n;
             }
         }
-        Ok(if count == 0 {
-            f64::NAN
-        } else {
-            sum / count as f64
-        })
+        Ok((sum, count))
     }
 }
 
@@ -177,6 +194,31 @@ fn load_corpus(config: &Config, verbose: bool) -> Result<Corpus> {
         *part = prepare_text(&config.tokenizer, part);
     }
     Ok(corpus)
+}
+
+/// The rows of `batch` that process `shard` trains on.
+fn rows(batch: &Batch, shard: Shard) -> Batch {
+    if shard.size == 1 {
+        return batch.clone();
+    }
+    let t = batch.seq_len;
+    let picked: Vec<usize> = (0..batch.batch_size)
+        .skip(shard.rank)
+        .step_by(shard.size)
+        .collect();
+    let gather = |v: &[u32]| {
+        picked
+            .iter()
+            .flat_map(|&r| v[r * t..(r + 1) * t].iter().copied())
+            .collect()
+    };
+    Batch {
+        inputs: gather(&batch.inputs),
+        targets: gather(&batch.targets),
+        lens: picked.iter().map(|&r| batch.lens[r]).collect(),
+        batch_size: picked.len(),
+        seq_len: t,
+    }
 }
 
 /// Mean token cross-entropy of `batch` under `model` ([] tensor on the tape, not read back).
@@ -211,11 +253,25 @@ impl Task for ClmTask {
         self.config.total_steps(self.train.batches_per_epoch())
     }
 
-    fn batches(&mut self, step: usize) -> Result<Vec<Batch>> {
+    fn batches(&mut self, step: usize, shard: Shard) -> Result<Vec<Batch>> {
         // Step s takes global batches s * accum .. (s + 1) * accum: a resumed run sees the
-        // batches an uninterrupted one would.
+        // batches an uninterrupted one would. A process of a data-parallel run takes its rows.
         let accum = self.config.train.grad_accumulation.max(1);
-        Ok(self.train.stream(step * accum)?.take(accum).collect())
+        let global = self.train.stream(step * accum)?.take(accum);
+        if shard.size > self.config.train.batch_size {
+            return Err(Error::format(
+                &self.config.origin,
+                format!(
+                    "train.batch_size {} gives {} processes fewer than one row each",
+                    self.config.train.batch_size, shard.size
+                ),
+            ));
+        }
+        Ok(global.map(|b| rows(&b, shard)).collect())
+    }
+
+    fn loss_terms(&self, batch: &Batch) -> f64 {
+        batch.targets.iter().filter(|&&t| t != PAD).count() as f64
     }
 
     fn loss(&self, batch: &Batch, ctx: &Ctx) -> Result<Tensor> {
@@ -231,11 +287,23 @@ impl Task for ClmTask {
         (batch.batch_size * batch.seq_len) as f64
     }
 
-    fn evaluate(&mut self, step: usize) -> Result<Evaluation> {
-        let val_ce = self.mean_loss(&self.val)?;
+    fn validation_sums(&mut self, shard: Shard) -> Result<Vec<f64>> {
+        let (sum, count) = self.loss_sums(&shard.take(&self.val))?;
+        Ok(vec![sum, count])
+    }
+
+    fn evaluation(&mut self, step: usize, sums: &[f64], report: bool) -> Result<Evaluation> {
+        let val_ce = if sums[1] > 0.0 {
+            sums[0] / sums[1]
+        } else {
+            f64::NAN
+        };
         let char_ppl = char_perplexity(val_ce, self.val_chars_per_token);
         let prompt = prepare_text(&self.config.tokenizer, "ROMEO:\n");
-        let sample = sample_text(&self.model, &self.tokenizer, &prompt, 120, step as u64)?;
+        let sample = match report {
+            true => sample_text(&self.model, &self.tokenizer, &prompt, 120, step as u64)?,
+            false => String::new(),
+        };
         Ok(Evaluation {
             metrics: vec![
                 ("val_loss", val_ce),

@@ -4,6 +4,7 @@
 //! the two newest `step-*` checkpoints kept, a wall-clock limit, the final test and the plot.
 //! What differs between jobs (data, model, loss, evaluation) comes from the `Task`.
 
+use super::distributed::{agree, Collective};
 use super::interrupt;
 use super::metrics::MetricsLog;
 use super::non_finite::NonFiniteGuard;
@@ -93,28 +94,35 @@ fn finite(x: f64) -> f64 {
     }
 }
 
-/// Train `task` with `trainer` in `dir` (opened first, so a run that cannot use its
-/// directory is refused before any data is prepared) as `lc` and `opts` say, then test it.
+/// Train `task` with `trainer` as `lc` and `opts` say, then test it. `dir` is the run
+/// directory, opened first so that a run that cannot use it is refused before any data is
+/// prepared; in a data-parallel run only the first process (`coll`'s rank 0) has one and
+/// writes metrics and checkpoints, the others pass `None`.
 pub fn fit<T: Task>(
     task: &mut T,
     trainer: &mut Trainer,
-    dir: RunDir,
+    dir: Option<RunDir>,
+    coll: &dyn Collective,
     lc: &LoopConfig,
     opts: &RunOptions,
 ) -> Result<RunReport> {
-    let progress = Progress::new(opts.verbose, 0, 0);
-    for line in checkpoint::recover(&dir.checkpoints)? {
-        progress.say(format!("checkpoints: {line}"));
-    }
-    for (name, bytes) in task.checkpoint_files() {
-        dir.write(name, bytes)?;
-    }
-    let mut best = f64::MAX;
-    if opts.resume {
-        best = resume(task, trainer, &dir, &progress)?;
+    let shard = coll.shard();
+    let progress = Progress::new(opts.verbose && coll.is_root(), 0, 0);
+    let start = match &dir {
+        Some(dir) => prepare(task, trainer, dir, opts, &progress),
+        None if coll.is_root() => Err(Error::format(
+            "fit",
+            "the first process needs the run directory",
+        )),
+        None => Ok(f64::MAX),
+    };
+    let mut best = agree(coll, start)?;
+    if shard.size > 1 {
+        best = share_state(task, trainer, coll, best)?;
     }
     let mut total_steps = task.total_steps();
     trainer.schedule.total_steps = total_steps;
+    let out_dir = dir.as_ref().map_or_else(PathBuf::new, |d| d.root.clone());
     let mut report = RunReport {
         steps: trainer.step,
         losses: Vec::new(),
@@ -123,27 +131,30 @@ pub fn fit<T: Task>(
         test: Vec::new(),
         rate: 0.0,
         train_seconds: 0.0,
-        out_dir: dir.root.clone(),
+        out_dir,
         already_finished: opts.resume && trainer.step > 0 && trainer.step >= total_steps,
     };
     if report.already_finished {
         progress.say(format!(
             "{} finished at step {} already (of {total_steps}): nothing to do",
-            dir.root.display(),
+            report.out_dir.display(),
             trainer.step
         ));
         return Ok(report);
     }
-    let metrics_path = dir.file("metrics.jsonl");
-    let mut log = if trainer.step > 0 {
-        MetricsLog::resume_at(&metrics_path, trainer.step)?
-    } else {
-        MetricsLog::create(&metrics_path)?
+    let mut log = match &dir {
+        Some(d) if trainer.step > 0 => Some(MetricsLog::resume_at(
+            &d.file("metrics.jsonl"),
+            trainer.step,
+        )?),
+        Some(d) => Some(MetricsLog::create(&d.file("metrics.jsonl"))?),
+        None => None,
     };
-    let progress = Progress::new(opts.verbose, total_steps, trainer.step);
+    let progress = Progress::new(opts.verbose && coll.is_root(), total_steps, trainer.step);
     let mut guard = NonFiniteGuard::new(lc.on_non_finite, lc.max_skipped_steps);
     let (first_step, started) = (trainer.step, Instant::now());
     let (mut amount, mut pace_from) = (0.0f64, (first_step, 0.0f64));
+    let mut sync_seconds = 0.0f64;
     while trainer.step < total_steps {
         if opts
             .stop_after
@@ -151,17 +162,25 @@ pub fn fit<T: Task>(
         {
             break;
         }
-        if interrupt::stop_requested() {
-            return Err(save_on_interrupt(task, trainer, &dir, best));
+        if coll.any(interrupt::stop_requested())? {
+            return Err(save_on_interrupt(task, trainer, dir.as_ref(), best));
         }
-        let batches = task.batches(trainer.step)?;
+        let batches = task.batches(trainer.step, shard)?;
+        let terms: f64 = batches.iter().map(|b| task.loss_terms(b)).sum();
         let stats = trainer
-            .step(batches.len(), |i, ctx| task.loss(&batches[i], ctx))
+            .step_across(coll, terms, batches.len(), |i, ctx| {
+                task.loss(&batches[i], ctx)
+            })
             .map_err(|e| with_size_hint::<T>(e))?;
-        if !guard.after_step(trainer.step, &stats, &mut log)? {
+        let skipped = match log.as_mut() {
+            Some(log) => guard.after_step(trainer.step, &stats, log)?,
+            None => guard.check(trainer.step, stats.loss, stats.grad_norm)?,
+        };
+        if !skipped {
             report.losses.push(stats.loss);
         }
         amount += batches.iter().map(|b| task.amount(b)).sum::<f64>();
+        sync_seconds += stats.sync_seconds;
         let (step, secs) = (trainer.step, started.elapsed().as_secs_f64());
         if let Some(minutes) = lc.time_limit_minutes {
             // The pace counts from the 20th step on: the first ones compile pipelines.
@@ -172,55 +191,72 @@ pub fn fit<T: Task>(
                 true => (step - pace_from.0, secs - pace_from.1),
                 false => (0, 0.0),
             };
-            total_steps =
-                steps_within_budget(task.total_steps(), step, paced, secs, minutes * 60.0);
+            let fit_in = steps_within_budget(task.total_steps(), step, paced, secs, minutes * 60.0);
+            // The first process's clock decides, so every process stops at the same step.
+            total_steps = root_value(coll, fit_in)?;
             trainer.schedule.total_steps = total_steps;
         }
-        let rate = amount / secs.max(1e-9);
         let logged = step.is_multiple_of(lc.log_interval.max(1)) || step == total_steps;
+        let mut rate = [amount / secs.max(1e-9)];
         if logged {
-            let record = [
+            coll.sum(&mut rate)?;
+        }
+        if let Some(log) = log.as_mut().filter(|_| logged) {
+            let mut record = vec![
                 ("step", step as f64),
                 ("loss", stats.loss as f64),
                 ("lr", stats.lr),
-                (T::RATE, rate),
+                (T::RATE, rate[0]),
             ];
+            if shard.size > 1 {
+                // Share of this invocation's time the first process spent summing gradients.
+                record.push(("sync_fraction", sync_seconds / secs.max(1e-9)));
+            }
             log.write("train", &record)?;
         }
         let msg = format!(
-            "loss {:.3}, lr {:.2e}, {rate:.1} {}",
+            "loss {:.3}, lr {:.2e}, {:.1} {}",
             stats.loss,
             stats.lr,
+            rate[0],
             T::RATE
         );
         progress.step(step, total_steps, logged, msg);
         if step.is_multiple_of(lc.eval_interval.max(1)) || step == total_steps {
-            let eval = task.evaluate(step)?;
+            let mut sums = task.validation_sums(shard)?;
+            coll.sum(&mut sums)?;
+            let eval = task.evaluation(step, &sums, coll.is_root())?;
             trainer.schedule.observe_validation(eval.score);
-            let mut record = vec![("step", step as f64)];
-            record.extend(&eval.metrics);
-            log.write("eval", &record)?;
-            progress.say(format!("step {step}: {}", eval.report));
-            if eval.score < best {
-                best = eval.score;
-                save(task, trainer, &dir, "best", best, &eval.best_files)?;
+            let improved = eval.score < best;
+            best = best.min(eval.score);
+            if let (Some(dir), Some(log)) = (&dir, log.as_mut()) {
+                let mut record = vec![("step", step as f64)];
+                record.extend(&eval.metrics);
+                log.write("eval", &record)?;
+                progress.say(format!("step {step}: {}", eval.report));
+                if improved {
+                    save(task, trainer, dir, "best", best, &eval.best_files)?;
+                }
+                save(task, trainer, dir, &format!("step-{step:07}"), best, &[])?;
+                checkpoint::prune(&dir.checkpoints, "step-", 2)?;
             }
-            save(task, trainer, &dir, &format!("step-{step:07}"), best, &[])?;
-            checkpoint::prune(&dir.checkpoints, "step-", 2)?;
             report.last_eval = eval.metrics;
         }
     }
     progress.finish();
+    if shard.size > 1 {
+        check_replicas(task, coll, &progress)?;
+    }
     report.train_seconds = started.elapsed().as_secs_f64();
     report.rate = amount / report.train_seconds.max(1e-9);
     report.steps = trainer.step;
     report.best_score = best;
-    if opts
+    let stopped_early = opts
         .stop_after
-        .is_some_and(|n| trainer.step - first_step >= n)
-    {
+        .is_some_and(|n| trainer.step - first_step >= n);
+    let (Some(dir), Some(log), false) = (&dir, log.as_mut(), stopped_early) else {
         return Ok(report);
-    }
+    };
     let best_dir = dir.checkpoints.join("best");
     report.test = task.test(best_dir.is_dir().then_some(best_dir.as_path()))?;
     let mut record = vec![("step", trainer.step as f64)];
@@ -228,6 +264,65 @@ pub fn fit<T: Task>(
     log.write("test", &record)?;
     write_plot(&dir.root, T::NAME, T::PLOT_METRIC)?;
     Ok(report)
+}
+
+/// Data-parallel processes must end with bit-identical weights: compare a checksum of every
+/// process's parameters with the first one's, say it, and fail loudly if they differ.
+fn check_replicas<T: Task>(task: &T, coll: &dyn Collective, progress: &Progress) -> Result<()> {
+    // FNV-1a over the parameters' bits, in their order.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in task.params() {
+        for v in p.to_vec()? {
+            for byte in v.to_bits().to_le_bytes() {
+                hash = (hash ^ byte as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let shard = coll.shard();
+    eprintln!(
+        "process {}/{}: weights checksum {hash:016x}",
+        shard.rank + 1,
+        shard.size
+    );
+    let mut root = hash.to_le_bytes().to_vec();
+    coll.broadcast_bytes(&mut root)?;
+    let differs = coll.any(root != hash.to_le_bytes())?;
+    if differs {
+        return Err(Error::format(
+            "distributed training",
+            "the processes' weights differ at the end of training (see the checksums above)",
+        ));
+    }
+    progress.say(format!("weights identical on all {} processes", shard.size));
+    Ok(())
+}
+
+/// The first process's `value`, on every process.
+fn root_value(coll: &dyn Collective, value: usize) -> Result<usize> {
+    let mut v = [if coll.is_root() { value as f64 } else { 0.0 }];
+    coll.sum(&mut v)?;
+    Ok(v[0] as usize)
+}
+
+/// The first process's start: tidy the checkpoints a crash left, copy the task's files into
+/// the run directory, resume when asked. Returns the best score so far.
+fn prepare<T: Task>(
+    task: &mut T,
+    trainer: &mut Trainer,
+    dir: &RunDir,
+    opts: &RunOptions,
+    progress: &Progress,
+) -> Result<f64> {
+    for line in checkpoint::recover(&dir.checkpoints)? {
+        progress.say(format!("checkpoints: {line}"));
+    }
+    for (name, bytes) in task.checkpoint_files() {
+        dir.write(name, bytes)?;
+    }
+    if !opts.resume {
+        return Ok(f64::MAX);
+    }
+    resume(task, trainer, dir, progress)
 }
 
 /// A tensor past the adapter's buffer limit, said with the config keys that size it.
@@ -259,18 +354,9 @@ fn resume<T: Task>(
     if let Some(note) = note {
         progress.say(note);
     }
-    let state_path = ckpt.join("state.json");
-    let state: TrainState = serde_json::from_slice(&checkpoint::read(&ckpt, "state.json")?)
-        .map_err(|e| Error::format(&state_path, e))?;
-    checkpoint::load_params_from_dir(&ckpt, &task.params())?;
-    let opt_file = ckpt.join("optimizer.safetensors");
-    let opt_bytes = checkpoint::read(&ckpt, "optimizer.safetensors")?;
-    trainer
-        .optimizer
-        .restore(&opt_file, &opt_bytes, &state.optimizer_steps)?;
-    trainer.schedule.set_plateau_state(state.plateau);
-    trainer.step = state.step;
-    task.restore_data_state(&state.data)?;
+    let read = |file: &str| checkpoint::read(&ckpt, file).map(|bytes| (ckpt.join(file), bytes));
+    let state = [read(PARAMS_FILE)?, read(OPTIMIZER_FILE)?, read(STATE_FILE)?];
+    let best = restore(task, trainer, &state)?;
     if let Ok(old) = checkpoint::read(&ckpt, "config.yaml") {
         let new = task
             .checkpoint_files()
@@ -292,22 +378,17 @@ fn resume<T: Task>(
     progress.say(format!(
         "resumed from {} at step {}",
         ckpt.display(),
-        state.step
+        trainer.step
     ));
-    Ok(state.best_score)
+    Ok(best)
 }
 
-/// Save checkpoint `name`: parameters, optimizer state, training state and the task's files
-/// (`replace` overriding some of them).
-fn save<T: Task>(
-    task: &T,
-    trainer: &Trainer,
-    dir: &RunDir,
-    name: &str,
-    best: f64,
-    replace: &[(String, Vec<u8>)],
-) -> Result<PathBuf> {
-    let params = task.params();
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const STATE_FILE: &str = "state.json";
+
+/// Where training is, as the bytes of a checkpoint's three state files: parameters,
+/// optimizer state, `state.json`.
+fn snapshot<T: Task>(task: &T, trainer: &Trainer, best: f64) -> Result<[Vec<u8>; 3]> {
     let state = TrainState {
         step: trainer.step,
         best_score: finite(best),
@@ -318,16 +399,78 @@ fn save<T: Task>(
         },
         data: task.data_state(),
     };
+    Ok([
+        named_bytes(&task.params())?,
+        checkpoint::tensors_to_bytes(&trainer.optimizer.state())?,
+        serde_json::to_vec_pretty(&state).map_err(|e| Error::format(STATE_FILE, e))?,
+    ])
+}
+
+/// Put `task` and `trainer` where a snapshot says (each part named by the file it came from,
+/// for errors); returns the best score so far.
+fn restore<T: Task>(
+    task: &mut T,
+    trainer: &mut Trainer,
+    files: &[(PathBuf, Vec<u8>); 3],
+) -> Result<f64> {
+    let [(params_path, params), (opt_path, opt), (state_path, state)] = files;
+    let state: TrainState =
+        serde_json::from_slice(state).map_err(|e| Error::format(state_path, e))?;
+    checkpoint::load_params(params_path, params, &task.params())?;
+    trainer
+        .optimizer
+        .restore(opt_path, opt, &state.optimizer_steps)?;
+    trainer.schedule.set_plateau_state(state.plateau);
+    trainer.step = state.step;
+    task.restore_data_state(&state.data)?;
+    Ok(state.best_score)
+}
+
+/// Every process takes the first one's weights, optimizer state and position (a fresh run's
+/// initial weights, or what it resumed from), so all start identical.
+fn share_state<T: Task>(
+    task: &mut T,
+    trainer: &mut Trainer,
+    coll: &dyn Collective,
+    best: f64,
+) -> Result<f64> {
+    let mut parts = match coll.is_root() {
+        true => snapshot(task, trainer, best)?,
+        false => Default::default(),
+    };
+    for bytes in parts.iter_mut() {
+        coll.broadcast_bytes(bytes)?;
+    }
+    if coll.is_root() {
+        return Ok(best);
+    }
+    let [params, opt, state] = parts;
+    let from = |file: &str| PathBuf::from(format!("<{file} of the first process>"));
+    restore(
+        task,
+        trainer,
+        &[
+            (from(PARAMS_FILE), params),
+            (from(OPTIMIZER_FILE), opt),
+            (from(STATE_FILE), state),
+        ],
+    )
+}
+
+/// Save checkpoint `name`: the snapshot and the task's files (`replace` overriding some).
+fn save<T: Task>(
+    task: &T,
+    trainer: &Trainer,
+    dir: &RunDir,
+    name: &str,
+    best: f64,
+    replace: &[(String, Vec<u8>)],
+) -> Result<PathBuf> {
+    let [params, opt, state] = snapshot(task, trainer, best)?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (PARAMS_FILE, named_bytes(&params)?),
-        (
-            "optimizer.safetensors",
-            checkpoint::tensors_to_bytes(&trainer.optimizer.state())?,
-        ),
-        (
-            "state.json",
-            serde_json::to_vec_pretty(&state).map_err(|e| Error::format("state.json", e))?,
-        ),
+        (PARAMS_FILE, params),
+        (OPTIMIZER_FILE, opt),
+        (STATE_FILE, state),
     ];
     for (file, bytes) in task.checkpoint_files() {
         let chosen = replace
@@ -348,10 +491,22 @@ fn named_bytes(params: &[Tensor]) -> Result<Vec<u8>> {
     checkpoint::tensors_to_bytes(&named)
 }
 
-/// Ctrl-C or SIGTERM: save the current step (unless an evaluation just did) and stop.
-fn save_on_interrupt<T: Task>(task: &T, trainer: &Trainer, dir: &RunDir, best: f64) -> Error {
+/// Ctrl-C or SIGTERM (on any process): the first process saves the current step (unless an
+/// evaluation just did) and every process stops.
+fn save_on_interrupt<T: Task>(
+    task: &T,
+    trainer: &Trainer,
+    dir: Option<&RunDir>,
+    best: f64,
+) -> Error {
     let step = trainer.step;
     let name = format!("step-{step:07}");
+    let Some(dir) = dir else {
+        return Error::Interrupted {
+            step,
+            checkpoint: PathBuf::from(format!("{name} (saved by the first process)")),
+        };
+    };
     let path = dir.checkpoints.join(&name);
     if !path.exists() {
         if let Err(e) = save(task, trainer, dir, &name, best, &[]) {

@@ -7,6 +7,7 @@
 pub mod asr;
 pub mod asr_loss;
 pub mod clm;
+pub mod distributed;
 pub mod fit;
 pub mod interrupt;
 pub mod metrics;
@@ -18,6 +19,7 @@ pub mod schedule;
 pub mod task;
 pub mod trainer;
 
+pub use distributed::{Collective, Shard, SingleProcess};
 pub use fit::{fit, LoopConfig, RunOptions, RunReport};
 pub use schedule::{Decay, LrSchedule, Warmup};
 pub use task::{Evaluation, Task};

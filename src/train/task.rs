@@ -3,6 +3,7 @@
 //! the speech recognizer (`asr.rs`) are the two tasks; everything else (run directory,
 //! resume, Ctrl-C, logging, progress, checkpoints) is written once in `fit.rs`.
 
+use super::distributed::Shard;
 use crate::error::Result;
 use crate::nn::Ctx;
 use crate::tensor::Tensor;
@@ -36,15 +37,23 @@ pub trait Task {
     fn params(&self) -> Vec<Tensor>;
     /// Optimizer steps the run takes (the learning-rate schedule's horizon).
     fn total_steps(&self) -> usize;
-    /// The micro-batches of optimizer step `step` (one unless gradients accumulate). Called
-    /// for steps in increasing order, starting wherever a resumed run starts.
-    fn batches(&mut self, step: usize) -> Result<Vec<Self::Batch>>;
+    /// This process's part (`shard`) of the micro-batches of optimizer step `step` (one
+    /// micro-batch unless gradients accumulate). Called for steps in increasing order, starting
+    /// wherever a resumed run starts.
+    fn batches(&mut self, step: usize, shard: Shard) -> Result<Vec<Self::Batch>>;
     /// The mean training loss of one batch, recorded on the tape ([] tensor, not read back).
     fn loss(&self, batch: &Self::Batch, ctx: &Ctx) -> Result<Tensor>;
+    /// How many terms the batch's mean loss averages (its non-padding targets): how much its
+    /// loss weighs against other processes' shards.
+    fn loss_terms(&self, batch: &Self::Batch) -> f64;
     /// How much training data a batch holds, in the unit of `RATE` (tokens, seconds of audio).
     fn amount(&self, batch: &Self::Batch) -> f64;
-    /// Score the model now (validation).
-    fn evaluate(&mut self, step: usize) -> Result<Evaluation>;
+    /// Validation, first half: additive statistics (sums and counts) of this process's part
+    /// of the validation set, which the loop sums over processes.
+    fn validation_sums(&mut self, shard: Shard) -> Result<Vec<f64>>;
+    /// Validation, second half: the evaluation from the statistics of the whole set. `report`
+    /// says whether this process writes the report (the first process of a run does).
+    fn evaluation(&mut self, step: usize, sums: &[f64], report: bool) -> Result<Evaluation>;
     /// The final test, after training; `best` is the best checkpoint's directory, if any.
     fn test(&mut self, best: Option<&std::path::Path>) -> Result<Vec<(&'static str, f64)>>;
     /// Files every checkpoint carries besides the parameters, the optimizer state and the

@@ -3,6 +3,7 @@
 //! global gradient norm, apply the optimizer, zero the gradients. All of it is recorded into
 //! one GPU submission; the only readback is `[gradient norm, clip coefficient, loss]`.
 
+use super::distributed::{Collective, SingleProcess};
 use super::schedule::{Decay, LrSchedule, Warmup};
 use crate::config::{OptimizerConfig, OptimizerKind, SchedulerConfig, SchedulerKind, WarmupKind};
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub struct StepStats {
     pub grad_norm: f32,
     /// The loss or the gradient norm was not finite, so the GPU did not apply the update.
     pub skipped: bool,
+    /// Seconds spent summing gradients across processes (0 for one process).
+    pub sync_seconds: f64,
 }
 
 /// The learning-rate schedule a config's `optimizer.lr` and `scheduler` section describe.
@@ -101,9 +104,23 @@ impl Trainer {
     pub fn step(
         &mut self,
         micro_batches: usize,
+        loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
+    ) -> Result<StepStats> {
+        self.step_across(&SingleProcess, 1.0, micro_batches, loss)
+    }
+
+    /// `step` for one process of a data-parallel run: after the backward pass the processes
+    /// sum their gradients and losses, each weighted by `terms` (the loss terms of this
+    /// process's batches), so every process applies the update of the global batch.
+    pub fn step_across(
+        &mut self,
+        coll: &dyn Collective,
+        terms: f64,
+        micro_batches: usize,
         mut loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
     ) -> Result<StepStats> {
-        if micro_batches == 0 {
+        // A process of a data-parallel run may have no share of a small batch: it adds zeros.
+        if micro_batches == 0 && coll.shard().size == 1 {
             return Err(Error::shape("Trainer::step", "no batches"));
         }
         let lr = self.schedule.lr(self.step);
@@ -127,6 +144,12 @@ impl Trainer {
                 None => part,
             });
         }
+        let mut sync_seconds = 0.0;
+        if coll.shard().size > 1 {
+            let started = std::time::Instant::now();
+            total = Some(self.sum_gradients(coll, total, terms)?);
+            sync_seconds = started.elapsed().as_secs_f64();
+        }
         let report = self
             .optimizer
             .clip_step_zero(self.max_grad_norm, total.as_ref())?;
@@ -137,6 +160,57 @@ impl Trainer {
             lr,
             grad_norm: r.grad_norm,
             skipped: r.skipped,
+            sync_seconds,
         })
+    }
+
+    /// Replace every gradient and the loss by their sums over the processes, weighted by
+    /// each process's `terms`: one flat GPU -> host copy, one all-reduce, one upload. A
+    /// parameter without a gradient here contributes zeros (another process may have one).
+    fn sum_gradients(
+        &mut self,
+        coll: &dyn Collective,
+        loss: Option<Tensor>,
+        terms: f64,
+    ) -> Result<Tensor> {
+        let _g = crate::no_grad();
+        let params = self.optimizer.params().to_vec();
+        let gpu = params
+            .first()
+            .map(|p| p.gpu().clone())
+            .ok_or_else(|| Error::shape("Trainer::step", "no parameters"))?;
+        let loss = match loss {
+            Some(l) => l.reshape(&[1])?,
+            None => Tensor::zeros(&gpu, &[1])?,
+        };
+        let mut parts = Vec::with_capacity(params.len() + 1);
+        for p in &params {
+            let g = match p.grad() {
+                Some(g) => g,
+                None => Tensor::zeros(&gpu, p.shape())?,
+            };
+            parts.push(g.reshape(&[p.numel()])?);
+        }
+        parts.push(loss);
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        let mut flat = ops::concat(&refs, 0)?.to_vec()?;
+        // [weighted gradients..., weighted loss, terms]
+        let weight = terms as f32;
+        flat.iter_mut().for_each(|v| *v *= weight);
+        flat.push(weight);
+        coll.sum_f32(&mut flat)?;
+        let total_terms = flat.pop().unwrap_or(0.0);
+        if total_terms <= 0.0 {
+            return Err(Error::shape("Trainer::step", "no process had a loss term"));
+        }
+        flat.iter_mut().for_each(|v| *v /= total_terms);
+        let summed = Tensor::from_slice(&gpu, &flat, &[flat.len()])?;
+        let mut at = 0;
+        for p in &params {
+            let g = ops::slice(&summed, 0, at, p.numel())?.reshape(p.shape())?;
+            p.set_grad(Some(g));
+            at += p.numel();
+        }
+        ops::slice(&summed, 0, at, 1)?.reshape(&[])
     }
 }

@@ -31,6 +31,51 @@ pub struct AsrBatch {
     pub ids: Vec<String>,
 }
 
+impl AsrBatch {
+    /// The batch of rows `picked` only (a process's share of a data-parallel batch), padded
+    /// to its own longest utterance and transcript.
+    pub fn rows(&self, picked: &[usize]) -> AsrBatch {
+        let (bins, s) = (self.bins, self.labels);
+        let t_max = picked
+            .iter()
+            .map(|&r| self.feature_lens[r] as usize)
+            .max()
+            .unwrap_or(0);
+        let s_max = picked
+            .iter()
+            .map(|&r| self.target_lens[r] as usize)
+            .max()
+            .unwrap_or(0);
+        let b = picked.len();
+        let mut out = AsrBatch {
+            batch: b,
+            frames: t_max,
+            bins,
+            features: vec![0.0; b * t_max * bins],
+            feature_lens: picked.iter().map(|&r| self.feature_lens[r]).collect(),
+            labels: s_max,
+            decoder_input: vec![PAD; b * (s_max + 1)],
+            decoder_target: vec![PAD; b * (s_max + 1)],
+            ctc_targets: vec![PAD; b * s_max],
+            target_lens: picked.iter().map(|&r| self.target_lens[r]).collect(),
+            ids: picked.iter().map(|&r| self.ids[r].clone()).collect(),
+        };
+        for (i, &r) in picked.iter().enumerate() {
+            let frames = self.feature_lens[r] as usize * bins;
+            out.features[i * t_max * bins..][..frames]
+                .copy_from_slice(&self.features[r * self.frames * bins..][..frames]);
+            let n = self.target_lens[r] as usize + 1;
+            out.decoder_input[i * (s_max + 1)..][..n]
+                .copy_from_slice(&self.decoder_input[r * (s + 1)..][..n]);
+            out.decoder_target[i * (s_max + 1)..][..n]
+                .copy_from_slice(&self.decoder_target[r * (s + 1)..][..n]);
+            out.ctc_targets[i * s_max..][..n - 1]
+                .copy_from_slice(&self.ctc_targets[r * s..][..n - 1]);
+        }
+        out
+    }
+}
+
 pub struct AsrBatcher {
     utterances: Vec<Utterance>,
     /// Indices into `utterances`, ascending in frames within and across batches.
