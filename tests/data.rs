@@ -440,3 +440,123 @@ fn corpus_encoding_feeds_the_batcher_with_tokens_of_the_vocabulary() {
         .iter()
         .all(|&id| (id as usize) < tok.vocab_size()));
 }
+
+#[test]
+fn tokenizer_files_are_in_hugging_face_schema_with_the_specials_first() {
+    let tok = Tokenizer::train_bpe(&corpus()[..20_000], 120).unwrap();
+    let Tokenizer::Bpe(bpe) = &tok else {
+        unreachable!()
+    };
+    let path = scratch("hf-schema.json");
+    tok.save(&path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&read_text(&path).unwrap()).unwrap();
+    let model = &json["model"];
+    assert_eq!(model["type"], "BPE");
+    assert_eq!(model["unk_token"], "[UNK]");
+    for (id, name) in ["[PAD]", "[UNK]", "[SOS]", "[EOS]"].iter().enumerate() {
+        assert_eq!(model["vocab"][name], id);
+        assert_eq!(json["added_tokens"][id]["content"], *name);
+        assert_eq!(json["added_tokens"][id]["special"], *name != "[UNK]");
+    }
+    let vocab = model["vocab"].as_object().unwrap();
+    assert_eq!(vocab.len(), tok.vocab_size());
+    for (token, id) in vocab {
+        let id = id.as_u64().unwrap() as u32;
+        if id >= NUM_SPECIAL {
+            assert_eq!(tok.token_text(id), token);
+        }
+    }
+    let merges = model["merges"].as_array().unwrap();
+    assert_eq!(merges.len(), bpe.merges().len());
+    for (m, &(a, b)) in merges.iter().zip(bpe.merges()) {
+        assert_eq!(m[0], tok.token_text(a));
+        assert_eq!(m[1], tok.token_text(b));
+    }
+    assert_eq!(json["pre_tokenizer"]["type"], "Split");
+    assert_eq!(json["decoder"]["decoders"][1]["type"], "Fuse");
+}
+
+#[test]
+fn the_compact_tokenizer_schema_still_loads() {
+    // The shipped recognizer's tokenizer, as its checkpoints wrote it before it was converted.
+    let compact = Tokenizer::load("tests/fixtures/tokenizer/compact_char.json").unwrap();
+    let shipped = Tokenizer::load("models/asr/tokenizer.json").unwrap();
+    assert_eq!(compact, shipped);
+    let text = read_text("models/asr/tokenizer.json").unwrap();
+    assert!(
+        text.contains("\"model\""),
+        "the shipped file is in Hugging Face's schema"
+    );
+}
+
+/// A saved tokenizer file with `edit` applied to its JSON.
+fn edited_tokenizer_file(name: &str, edit: impl Fn(&mut serde_json::Value)) -> std::path::PathBuf {
+    let path = scratch(name);
+    Tokenizer::train_bpe("to be or not to be, that is the question", 40)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&read_text(&path).unwrap()).unwrap();
+    edit(&mut json);
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn hugging_face_files_this_crate_cannot_reproduce_are_refused_naming_the_field() {
+    use serde_json::json;
+    let cases: [(&str, fn(&mut serde_json::Value), &str); 6] = [
+        (
+            "wordpiece.json",
+            |j| j["model"]["type"] = json!("WordPiece"),
+            "model.type",
+        ),
+        (
+            "lowercase.json",
+            |j| j["normalizer"] = json!({"type": "Lowercase"}),
+            "normalizer",
+        ),
+        ("no-decoder.json", |j| j["decoder"] = json!(null), "decoder"),
+        (
+            "specials.json",
+            |j| j["added_tokens"][2]["content"] = json!("<s>"),
+            "added_tokens",
+        ),
+        (
+            "bytelevel.json",
+            |j| j["pre_tokenizer"] = json!({"type": "ByteLevel"}),
+            "pre_tokenizer",
+        ),
+        (
+            "merge.json",
+            |j| {
+                let m = j["model"]["merges"][0].clone();
+                j["model"]["merges"][0] = json!([m[1], m[0]]);
+            },
+            "model.merges[0]",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let path = edited_tokenizer_file(name, edit);
+        let err = Tokenizer::load(&path).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains(field), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_bpe_that_spells_one_string_twice_cannot_be_saved_in_hugging_face_schema() {
+    // ids 4..7 are a b c; merges: ab (7), bc (8), ab+c (9) and a+bc (10) both spell "abc".
+    let bpe = wgformer::data::BpeTokenizer::from_parts(
+        vec!['a', 'b', 'c'],
+        vec![(4, 5), (5, 6), (7, 6), (4, 8)],
+    )
+    .unwrap();
+    let err = Tokenizer::Bpe(bpe)
+        .save(scratch("twice.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("twice.json") && err.contains("ids 9 and 10") && err.contains("\"abc\""),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ mod bpe;
 mod char_tokenizer;
 mod corpus;
 mod tokenizer;
+mod tokenizer_file;
 
 pub use batches::{Batch, Batcher, Stream};
 pub use bpe::BpeTokenizer;
