@@ -301,9 +301,10 @@ fn stream_of(n: u32) -> Vec<u32> {
 }
 
 #[test]
-fn targets_are_inputs_shifted_by_one_token() {
+fn every_window_opens_with_sos_and_its_targets_are_the_inputs_shifted_by_one() {
     let tokens: Vec<u32> = (100..1100).collect();
     let b = Batcher::new(tokens.clone(), 16, 4, 3).unwrap();
+    let mut targeted = vec![0usize; tokens.len()];
     for batch in b.epoch(0) {
         assert_eq!(
             (batch.inputs.len(), batch.targets.len(), batch.lens.len()),
@@ -311,22 +312,27 @@ fn targets_are_inputs_shifted_by_one_token() {
         );
         for r in 0..4 {
             let len = batch.lens[r] as usize;
-            let row = &batch.inputs[r * 16..r * 16 + len];
-            let start = (row[0] - 100) as usize;
+            let targets = &batch.targets[r * 16..r * 16 + len];
+            let start = (targets[0] - 100) as usize;
             assert_eq!(start % 16, 0);
-            assert_eq!(len, 16.min(999 - start));
-            assert_eq!(row, &tokens[start..start + len]);
-            assert_eq!(
-                &batch.targets[r * 16..r * 16 + len],
-                &tokens[start + 1..start + 1 + len]
-            );
+            assert_eq!(len, 16.min(1000 - start));
+            assert_eq!(targets, &tokens[start..start + len]);
+            let inputs = &batch.inputs[r * 16..r * 16 + len];
+            assert_eq!(inputs[0], SOS, "row {r} starts with SOS");
+            assert_eq!(&inputs[1..], &tokens[start..start + len - 1]);
+            targeted[start..start + len]
+                .iter_mut()
+                .for_each(|n| *n += 1);
         }
     }
+    // 63 windows make 15 full batches of 4: all but 3 windows are visited, each once.
+    assert!(targeted.iter().all(|&n| n <= 1));
+    assert!(targeted.iter().sum::<usize>() >= 1000 - 3 * 16);
 }
 
 #[test]
 fn the_short_last_window_is_padded_with_pad_inputs_and_targets() {
-    // 23 tokens: windows of 10 inputs start at 0, 10 and 20; the last has 2 real positions.
+    // 23 tokens: windows of 10 targets start at 0, 10 and 20; the last has 3 real positions.
     let tokens: Vec<u32> = (10..33).collect();
     let b = Batcher::new(tokens, 10, 4, 0).unwrap();
     assert_eq!(b.num_windows(), 3);
@@ -334,16 +340,17 @@ fn the_short_last_window_is_padded_with_pad_inputs_and_targets() {
     assert_eq!(eval.len(), 1);
     let batch = &eval[0];
     assert_eq!(batch.batch_size, 3);
-    assert_eq!(batch.lens, [10, 10, 2]);
+    assert_eq!(batch.lens, [10, 10, 3]);
     assert_eq!(
         &batch.inputs[20..],
-        [30, 31, PAD, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
+        [SOS, 30, 31, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
     );
     assert_eq!(
         &batch.targets[20..],
-        [31, 32, PAD, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
+        [30, 31, 32, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
     );
-    assert_eq!(&batch.targets[..10], (11..21).collect::<Vec<u32>>());
+    assert_eq!(&batch.targets[..10], (10..20).collect::<Vec<u32>>());
+    assert_eq!(batch.inputs[10..12], [SOS, 20]);
 }
 
 #[test]
@@ -415,13 +422,14 @@ fn eval_batches_take_windows_in_order_and_stop_at_the_limit() {
     let b = Batcher::new(tokens.clone(), 10, 8, 1).unwrap();
     let two = b.eval_batches(2);
     assert_eq!(two.len(), 2);
-    assert_eq!(two[1].inputs[..10], tokens[80..90]);
+    assert_eq!(two[1].targets[..10], tokens[80..90]);
+    assert_eq!(two[1].inputs[1..10], tokens[80..89]);
     let all = b.eval_batches(usize::MAX);
     let rows: usize = all.iter().map(|x| x.batch_size).sum();
     assert_eq!(rows, b.num_windows());
     let counted: u32 = all.iter().flat_map(|x| x.lens.iter()).sum();
-    assert_eq!(counted, 999);
-    assert!(Batcher::new(vec![5], 10, 8, 1)
+    assert_eq!(counted, 1000, "every token is a target once");
+    assert!(Batcher::new(vec![], 10, 8, 1)
         .unwrap()
         .eval_batches(4)
         .is_empty());
