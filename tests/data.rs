@@ -513,7 +513,8 @@ fn edited_tokenizer_file(name: &str, edit: impl Fn(&mut serde_json::Value)) -> s
 #[test]
 fn hugging_face_files_this_crate_cannot_reproduce_are_refused_naming_the_field() {
     use serde_json::json;
-    let cases: [(&str, fn(&mut serde_json::Value), &str); 6] = [
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 6] = [
         (
             "wordpiece.json",
             |j| j["model"]["type"] = json!("WordPiece"),
