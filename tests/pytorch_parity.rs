@@ -463,6 +463,16 @@ fn write_json(path: &Path, value: &impl Serialize) {
     std::fs::write(path, serde_json::to_string(value).unwrap() + "\n").unwrap();
 }
 
+/// `tests/fixtures/parity/<name>/`: the model's checkpoint and the case's inputs.
+fn write_case(name: &str, model: &impl Module, case: &impl Serialize) {
+    let dir = fixtures().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    model
+        .save_safetensors(dir.join("model.safetensors"))
+        .unwrap();
+    write_json(&dir.join("inputs.json"), case);
+}
+
 /// A text for the tokenizer check: Shakespeare with whitespace runs longer than a BPE chunk,
 /// tabs, non-ASCII letters and characters no tokenizer has seen.
 fn tokenizer_sample(corpus: &str) -> String {
@@ -489,25 +499,15 @@ fn write_parity_fixtures() {
     }
     let g = gpu();
 
-    let dir = fixtures().join("clm");
-    std::fs::create_dir_all(&dir).unwrap();
     let case = clm_case();
     let model = DecoderOnlyTransformer::new(&g, case.config(), 5).unwrap();
     train_a_little(model.params(), || case.forward(&model).1);
-    model
-        .save_safetensors(dir.join("model.safetensors"))
-        .unwrap();
-    write_json(&dir.join("inputs.json"), &case);
+    write_case("clm", &model, &case);
 
-    let dir = fixtures().join("asr");
-    std::fs::create_dir_all(&dir).unwrap();
     let case = asr_case();
     let model = EncoderDecoderTransformer::new(&g, case.config(), 6).unwrap();
     train_a_little(model.params(), || case.forward(&model).2);
-    model
-        .save_safetensors(dir.join("model.safetensors"))
-        .unwrap();
-    write_json(&dir.join("inputs.json"), &case);
+    write_case("asr", &model, &case);
 
     let dir = fixtures().join("tokenizer");
     std::fs::create_dir_all(&dir).unwrap();
