@@ -170,3 +170,76 @@ fn checkpoint_round_trips_bit_exactly_and_refuses_mismatched_models() {
     assert!(err.contains("safetensors"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Safetensors bytes of `tensors` (name, shape, f32 values).
+fn safetensors_bytes(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let uploaded: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, shape, v)| (n.to_string(), Tensor::from_slice(&gpu(), v, shape).unwrap()))
+        .collect();
+    let named: Vec<(String, &Tensor)> = uploaded.iter().map(|(n, t)| (n.clone(), t)).collect();
+    checkpoint::tensors_to_bytes(&named).unwrap()
+}
+
+#[test]
+fn a_tied_model_accepts_lm_head_weight_only_as_an_exact_copy_of_the_embedding() {
+    let dir = std::env::temp_dir().join(format!("wgformer-tied-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny(true, 8);
+    let path = dir.join("tied.safetensors");
+    model.save_safetensors(&path).unwrap();
+    let saved = checkpoint::tensors_from_bytes(&path, &std::fs::read(&path).unwrap()).unwrap();
+    assert!(
+        !saved.contains_key("lm_head.weight"),
+        "a tied projection is stored once"
+    );
+
+    let mut tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = saved
+        .iter()
+        .map(|(n, (shape, v))| (n.as_str(), shape.clone(), v.clone()))
+        .collect();
+    let (shape, embedding) = saved["token_embedding.weight"].clone();
+    tensors.push(("lm_head.weight", shape, embedding));
+    let with_head = dir.join("with_head.safetensors");
+    std::fs::write(&with_head, safetensors_bytes(&tensors)).unwrap();
+    let other = tiny(true, 9);
+    other.load_safetensors(&with_head).unwrap();
+    assert_eq!(
+        other.token_embedding.weight.to_vec().unwrap(),
+        saved["token_embedding.weight"].1
+    );
+
+    tensors.last_mut().unwrap().2[3] += 1e-3;
+    let differing = dir.join("differing_head.safetensors");
+    std::fs::write(&differing, safetensors_bytes(&tensors)).unwrap();
+    let err = other.load_safetensors(&differing).unwrap_err().to_string();
+    assert!(
+        err.contains("differing_head.safetensors")
+            && err.contains("lm_head.weight")
+            && err.contains("differs from \"token_embedding.weight\""),
+        "{err}"
+    );
+    let untied = tiny(false, 10);
+    let err = untied.load_safetensors(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("missing parameter \"lm_head.weight\""),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn checkpoint_tensors_of_an_unsupported_dtype_are_refused_naming_file_and_tensor() {
+    use safetensors::{tensor::TensorView, Dtype};
+    let raw = [0u8; 16];
+    let view = TensorView::new(Dtype::I64, vec![2], &raw).unwrap();
+    let bytes = safetensors::serialize([("norm.weight", view)], None).unwrap();
+    let file = std::path::Path::new("int.safetensors");
+    let err = checkpoint::tensors_from_bytes(file, &bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("int.safetensors") && err.contains("\"norm.weight\"") && err.contains("I64"),
+        "{err}"
+    );
+}

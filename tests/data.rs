@@ -301,9 +301,10 @@ fn stream_of(n: u32) -> Vec<u32> {
 }
 
 #[test]
-fn targets_are_inputs_shifted_by_one_token() {
+fn every_window_opens_with_sos_and_its_targets_are_the_inputs_shifted_by_one() {
     let tokens: Vec<u32> = (100..1100).collect();
     let b = Batcher::new(tokens.clone(), 16, 4, 3).unwrap();
+    let mut targeted = vec![0usize; tokens.len()];
     for batch in b.epoch(0) {
         assert_eq!(
             (batch.inputs.len(), batch.targets.len(), batch.lens.len()),
@@ -311,22 +312,27 @@ fn targets_are_inputs_shifted_by_one_token() {
         );
         for r in 0..4 {
             let len = batch.lens[r] as usize;
-            let row = &batch.inputs[r * 16..r * 16 + len];
-            let start = (row[0] - 100) as usize;
+            let targets = &batch.targets[r * 16..r * 16 + len];
+            let start = (targets[0] - 100) as usize;
             assert_eq!(start % 16, 0);
-            assert_eq!(len, 16.min(999 - start));
-            assert_eq!(row, &tokens[start..start + len]);
-            assert_eq!(
-                &batch.targets[r * 16..r * 16 + len],
-                &tokens[start + 1..start + 1 + len]
-            );
+            assert_eq!(len, 16.min(1000 - start));
+            assert_eq!(targets, &tokens[start..start + len]);
+            let inputs = &batch.inputs[r * 16..r * 16 + len];
+            assert_eq!(inputs[0], SOS, "row {r} starts with SOS");
+            assert_eq!(&inputs[1..], &tokens[start..start + len - 1]);
+            targeted[start..start + len]
+                .iter_mut()
+                .for_each(|n| *n += 1);
         }
     }
+    // 63 windows make 15 full batches of 4: all but 3 windows are visited, each once.
+    assert!(targeted.iter().all(|&n| n <= 1));
+    assert!(targeted.iter().sum::<usize>() >= 1000 - 3 * 16);
 }
 
 #[test]
 fn the_short_last_window_is_padded_with_pad_inputs_and_targets() {
-    // 23 tokens: windows of 10 inputs start at 0, 10 and 20; the last has 2 real positions.
+    // 23 tokens: windows of 10 targets start at 0, 10 and 20; the last has 3 real positions.
     let tokens: Vec<u32> = (10..33).collect();
     let b = Batcher::new(tokens, 10, 4, 0).unwrap();
     assert_eq!(b.num_windows(), 3);
@@ -334,16 +340,17 @@ fn the_short_last_window_is_padded_with_pad_inputs_and_targets() {
     assert_eq!(eval.len(), 1);
     let batch = &eval[0];
     assert_eq!(batch.batch_size, 3);
-    assert_eq!(batch.lens, [10, 10, 2]);
+    assert_eq!(batch.lens, [10, 10, 3]);
     assert_eq!(
         &batch.inputs[20..],
-        [30, 31, PAD, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
+        [SOS, 30, 31, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
     );
     assert_eq!(
         &batch.targets[20..],
-        [31, 32, PAD, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
+        [30, 31, 32, PAD, PAD, PAD, PAD, PAD, PAD, PAD]
     );
-    assert_eq!(&batch.targets[..10], (11..21).collect::<Vec<u32>>());
+    assert_eq!(&batch.targets[..10], (10..20).collect::<Vec<u32>>());
+    assert_eq!(batch.inputs[10..12], [SOS, 20]);
 }
 
 #[test]
@@ -415,13 +422,14 @@ fn eval_batches_take_windows_in_order_and_stop_at_the_limit() {
     let b = Batcher::new(tokens.clone(), 10, 8, 1).unwrap();
     let two = b.eval_batches(2);
     assert_eq!(two.len(), 2);
-    assert_eq!(two[1].inputs[..10], tokens[80..90]);
+    assert_eq!(two[1].targets[..10], tokens[80..90]);
+    assert_eq!(two[1].inputs[1..10], tokens[80..89]);
     let all = b.eval_batches(usize::MAX);
     let rows: usize = all.iter().map(|x| x.batch_size).sum();
     assert_eq!(rows, b.num_windows());
     let counted: u32 = all.iter().flat_map(|x| x.lens.iter()).sum();
-    assert_eq!(counted, 999);
-    assert!(Batcher::new(vec![5], 10, 8, 1)
+    assert_eq!(counted, 1000, "every token is a target once");
+    assert!(Batcher::new(vec![], 10, 8, 1)
         .unwrap()
         .eval_batches(4)
         .is_empty());
@@ -439,4 +447,125 @@ fn corpus_encoding_feeds_the_batcher_with_tokens_of_the_vocabulary() {
         .inputs
         .iter()
         .all(|&id| (id as usize) < tok.vocab_size()));
+}
+
+#[test]
+fn tokenizer_files_are_in_hugging_face_schema_with_the_specials_first() {
+    let tok = Tokenizer::train_bpe(&corpus()[..20_000], 120).unwrap();
+    let Tokenizer::Bpe(bpe) = &tok else {
+        unreachable!()
+    };
+    let path = scratch("hf-schema.json");
+    tok.save(&path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&read_text(&path).unwrap()).unwrap();
+    let model = &json["model"];
+    assert_eq!(model["type"], "BPE");
+    assert_eq!(model["unk_token"], "[UNK]");
+    for (id, name) in ["[PAD]", "[UNK]", "[SOS]", "[EOS]"].iter().enumerate() {
+        assert_eq!(model["vocab"][name], id);
+        assert_eq!(json["added_tokens"][id]["content"], *name);
+        assert_eq!(json["added_tokens"][id]["special"], *name != "[UNK]");
+    }
+    let vocab = model["vocab"].as_object().unwrap();
+    assert_eq!(vocab.len(), tok.vocab_size());
+    for (token, id) in vocab {
+        let id = id.as_u64().unwrap() as u32;
+        if id >= NUM_SPECIAL {
+            assert_eq!(tok.token_text(id), token);
+        }
+    }
+    let merges = model["merges"].as_array().unwrap();
+    assert_eq!(merges.len(), bpe.merges().len());
+    for (m, &(a, b)) in merges.iter().zip(bpe.merges()) {
+        assert_eq!(m[0], tok.token_text(a));
+        assert_eq!(m[1], tok.token_text(b));
+    }
+    assert_eq!(json["pre_tokenizer"]["type"], "Split");
+    assert_eq!(json["decoder"]["decoders"][1]["type"], "Fuse");
+}
+
+#[test]
+fn the_compact_tokenizer_schema_still_loads() {
+    // The shipped recognizer's tokenizer, as its checkpoints wrote it before it was converted.
+    let compact = Tokenizer::load("tests/fixtures/tokenizer/compact_char.json").unwrap();
+    let shipped = Tokenizer::load("models/asr/tokenizer.json").unwrap();
+    assert_eq!(compact, shipped);
+    let text = read_text("models/asr/tokenizer.json").unwrap();
+    assert!(
+        text.contains("\"model\""),
+        "the shipped file is in Hugging Face's schema"
+    );
+}
+
+/// A saved tokenizer file with `edit` applied to its JSON.
+fn edited_tokenizer_file(name: &str, edit: impl Fn(&mut serde_json::Value)) -> std::path::PathBuf {
+    let path = scratch(name);
+    Tokenizer::train_bpe("to be or not to be, that is the question", 40)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&read_text(&path).unwrap()).unwrap();
+    edit(&mut json);
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn hugging_face_files_this_crate_cannot_reproduce_are_refused_naming_the_field() {
+    use serde_json::json;
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 6] = [
+        (
+            "wordpiece.json",
+            |j| j["model"]["type"] = json!("WordPiece"),
+            "model.type",
+        ),
+        (
+            "lowercase.json",
+            |j| j["normalizer"] = json!({"type": "Lowercase"}),
+            "normalizer",
+        ),
+        ("no-decoder.json", |j| j["decoder"] = json!(null), "decoder"),
+        (
+            "specials.json",
+            |j| j["added_tokens"][2]["content"] = json!("<s>"),
+            "added_tokens",
+        ),
+        (
+            "bytelevel.json",
+            |j| j["pre_tokenizer"] = json!({"type": "ByteLevel"}),
+            "pre_tokenizer",
+        ),
+        (
+            "merge.json",
+            |j| {
+                let m = j["model"]["merges"][0].clone();
+                j["model"]["merges"][0] = json!([m[1], m[0]]);
+            },
+            "model.merges[0]",
+        ),
+    ];
+    for (name, edit, field) in cases {
+        let path = edited_tokenizer_file(name, edit);
+        let err = Tokenizer::load(&path).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains(field), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_bpe_that_spells_one_string_twice_cannot_be_saved_in_hugging_face_schema() {
+    // ids 4..7 are a b c; merges: ab (7), bc (8), ab+c (9) and a+bc (10) both spell "abc".
+    let bpe = wgformer::data::BpeTokenizer::from_parts(
+        vec!['a', 'b', 'c'],
+        vec![(4, 5), (5, 6), (7, 6), (4, 8)],
+    )
+    .unwrap();
+    let err = Tokenizer::Bpe(bpe)
+        .save(scratch("twice.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("twice.json") && err.contains("ids 9 and 10") && err.contains("\"abc\""),
+        "{err}"
+    );
 }

@@ -17,15 +17,63 @@ pub use tensors::{tensors_from_bytes, tensors_to_bytes, NamedArrays};
 pub const PARAMS_FILE: &str = "model.safetensors";
 const LATEST: &str = "latest";
 
+/// A second name under which a PyTorch model may save one of our parameters. A model whose
+/// output projection is tied to its token embedding has no `lm_head.weight` of its own, while
+/// a PyTorch model tied the usual way (`lm_head.weight = token_embedding.weight`) saves both
+/// keys: `TiedName { alias: "lm_head.weight", param: "token_embedding.weight" }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TiedName {
+    pub alias: String,
+    pub param: String,
+}
+
 /// Copy saved values into `params` (matched by name), refusing any mismatch in names or shapes.
 pub fn load_params(file: &Path, bytes: &[u8], params: &[Tensor]) -> Result<()> {
+    load_params_tied(file, bytes, params, &[])
+}
+
+/// `load_params` that also accepts, for each of `tied`, a tensor saved under the alias when it
+/// equals the parameter exactly (same shape, same values); one that differs is refused,
+/// naming both.
+pub fn load_params_tied(
+    file: &Path,
+    bytes: &[u8],
+    params: &[Tensor],
+    tied: &[TiedName],
+) -> Result<()> {
     let saved = tensors_from_bytes(file, bytes)?;
     let names: Vec<&str> = params.iter().filter_map(|p| p.name()).collect();
-    if let Some(extra) = saved.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(Error::format(
-            file,
-            format!("holds tensor {extra:?}, which this model does not have"),
-        ));
+    let mut extras: Vec<&String> = saved
+        .keys()
+        .filter(|k| !names.contains(&k.as_str()))
+        .collect();
+    extras.sort();
+    for extra in extras {
+        let Some(tie) = tied.iter().find(|t| &t.alias == extra) else {
+            return Err(Error::format(
+                file,
+                format!("holds tensor {extra:?}, which this model does not have"),
+            ));
+        };
+        let param = saved.get(&tie.param).ok_or_else(|| {
+            Error::format(
+                file,
+                format!(
+                    "holds {extra:?} (tied to {:?} in this model) but not {:?} itself",
+                    tie.param, tie.param
+                ),
+            )
+        })?;
+        if saved[extra] != *param {
+            return Err(Error::format(
+                file,
+                format!(
+                    "holds {extra:?}, which differs from {:?}; this model ties the two, so a \
+                     checkpoint may only carry {extra:?} as an exact copy",
+                    tie.param
+                ),
+            ));
+        }
     }
     for p in params {
         let name = p.name().unwrap_or_default();
@@ -55,6 +103,22 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::File::create(path).map_err(|e| Error::io(path, e))?;
     f.write_all(bytes).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Write `bytes` to `path` through a temporary file renamed into place, so `path` holds either
+/// its old content or all of the new.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::format(path, "is not a file path"))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    write_file(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => Ok(()),
+    }
 }
 
 /// Make the renames inside `dir` durable: a rename is only on disk once its directory is

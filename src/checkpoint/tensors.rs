@@ -1,4 +1,5 @@
-//! Named tensors <-> safetensors bytes (f32, little-endian, PyTorch-compatible). Used by
+//! Named tensors <-> safetensors bytes (PyTorch-compatible). Written as f32, little-endian;
+//! read from f32, f16 or bf16 (half-precision values are widened to f32 exactly). Used by
 //! checkpoints and by optimizer state; reading back from the GPU happens here.
 
 use crate::error::{Error, Result};
@@ -32,23 +33,34 @@ pub fn tensors_to_bytes(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>> {
 /// Tensors read from a file: name -> (shape, values).
 pub type NamedArrays = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Read f32 tensors from safetensors bytes.
+/// Read the tensors of safetensors bytes as f32 (F16 and BF16 are converted; other dtypes
+/// are refused, naming the file and the tensor).
 pub fn tensors_from_bytes(file: &Path, bytes: &[u8]) -> Result<NamedArrays> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::format(file, format!("not a valid safetensors file: {e}")))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(Error::format(
-                file,
-                format!("tensor {name} is {:?}, expected F32", view.dtype()),
-            ));
-        }
-        let data: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(Error::format(
+                    file,
+                    format!("tensor {name:?} is {other:?}; this crate reads F32, F16 and BF16"),
+                ))
+            }
+        };
         out.insert(name, (view.shape().to_vec(), data));
     }
     Ok(out)

@@ -1,21 +1,24 @@
 //! Next-token batches from a token stream.
 //!
-//! The stream is cut into windows of `seq_len` inputs at stride `seq_len`: window `w` has
-//! inputs `tokens[w*T .. w*T+T]` and targets `tokens[w*T+1 .. w*T+T+1]`, so every token is a
-//! target exactly once per epoch. The last window may be short; it is padded with PAD in both
-//! inputs and targets (the loss ignores PAD targets) and its `lens` entry is the real length.
+//! Every window opens with SOS, as every generation does (`inference::clm::sample_text` feeds
+//! `[SOS] + prompt`), so position 0 always holds SOS in training and in generation alike. The
+//! stream is cut at stride `seq_len` (T): window `w` has targets `tokens[w*T .. w*T+T]` and
+//! inputs `[SOS] + tokens[w*T .. w*T+T-1]`, so every token, the first included, is a target
+//! exactly once per epoch; the first target of a window is predicted from SOS alone. The last
+//! window may be short; it is padded with PAD in both inputs and targets (the loss ignores PAD
+//! targets) and its `lens` entry is the real length.
 //! Training epochs visit the windows in an order shuffled from `(seed, epoch)` and drop the
 //! last incomplete batch, so every training batch has the same shape. Evaluation batches take
 //! the windows in file order and keep the last, smaller batch.
 
-use super::tokenizer::PAD;
+use super::tokenizer::{PAD, SOS};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
 
 /// `batch_size` windows of `seq_len` tokens, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
-    /// [batch_size * seq_len] input ids.
+    /// [batch_size * seq_len] input ids; each row opens with SOS.
     pub inputs: Vec<u32>,
     /// [batch_size * seq_len] the id following each input; PAD where the row is padding.
     pub targets: Vec<u32>,
@@ -63,9 +66,9 @@ impl Batcher {
         &self.tokens
     }
 
-    /// Windows in the stream: ceil((len - 1) / seq_len), 0 when there is no next token at all.
+    /// Windows in the stream: ceil(len / seq_len).
     pub fn num_windows(&self) -> usize {
-        self.tokens.len().saturating_sub(1).div_ceil(self.seq_len)
+        self.tokens.len().div_ceil(self.seq_len)
     }
 
     /// Full training batches per epoch (the incomplete last one is dropped).
@@ -134,9 +137,11 @@ impl Batcher {
         let mut lens = Vec::with_capacity(rows.len());
         for (r, &w) in rows.iter().enumerate() {
             let start = w * t;
-            let len = t.min(self.tokens.len() - 1 - start);
-            inputs[r * t..r * t + len].copy_from_slice(&self.tokens[start..start + len]);
-            targets[r * t..r * t + len].copy_from_slice(&self.tokens[start + 1..start + 1 + len]);
+            let len = t.min(self.tokens.len() - start);
+            let row = r * t;
+            inputs[row] = SOS;
+            inputs[row + 1..row + len].copy_from_slice(&self.tokens[start..start + len - 1]);
+            targets[row..row + len].copy_from_slice(&self.tokens[start..start + len]);
             lens.push(len as u32);
         }
         Batch {

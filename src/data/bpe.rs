@@ -20,7 +20,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 type Pair = (u32, u32);
 
 /// Longest chunk, in characters.
-const MAX_CHUNK: usize = 256;
+pub(super) const MAX_CHUNK: usize = 256;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct BpeTokenizer {

@@ -9,6 +9,7 @@ mod char_tokenizer;
 mod corpus;
 mod prepare;
 mod tokenizer;
+mod tokenizer_file;
 
 pub use batches::{Batch, Batcher, Stream};
 pub use bpe::BpeTokenizer;

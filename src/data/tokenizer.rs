@@ -1,4 +1,5 @@
-//! The `Tokenizer` front end: special ids, encode/decode dispatch, and the JSON file format.
+//! The `Tokenizer` front end: special ids and encode/decode dispatch (the file format is in
+//! `tokenizer_file.rs`).
 //!
 //! Every tokenizer reserves ids 0..4 for `[PAD] [UNK] [SOS] [EOS]`; text symbols start at 4.
 //! Decoding drops PAD/SOS/EOS and writes U+FFFD for UNK (and for ids outside the vocabulary),
@@ -7,7 +8,6 @@
 use super::bpe::BpeTokenizer;
 use super::char_tokenizer::CharTokenizer;
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const PAD: u32 = 0;
@@ -24,22 +24,6 @@ pub(super) const REPLACEMENT: &str = "\u{FFFD}";
 pub enum Tokenizer {
     Char(CharTokenizer),
     Bpe(BpeTokenizer),
-}
-
-/// On-disk form: `{"kind": "char"|"bpe", "special_tokens": [...], "chars": [...], "merges": [[a, b], ...]}`.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-enum TokenizerFile {
-    Char {
-        special_tokens: Vec<String>,
-        chars: Vec<char>,
-    },
-    Bpe {
-        special_tokens: Vec<String>,
-        chars: Vec<char>,
-        /// Merge `i` joins ids `a` and `b` into id `4 + chars.len() + i`.
-        merges: Vec<(u32, u32)>,
-    },
 }
 
 impl Tokenizer {
@@ -111,67 +95,31 @@ impl Tokenizer {
         text.chars().all(|c| chars.binary_search(&c).is_ok())
     }
 
+    /// Write `tokenizer.json` in Hugging Face's schema (see `tokenizer_file`).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let json = self.to_json_bytes()?;
-        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+        let json = super::tokenizer_file::to_json(self)
+            .map_err(|msg| Error::format(path, format!("cannot write this tokenizer: {msg}")))?;
+        std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))
     }
 
     /// The `tokenizer.json` text `save` writes.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>> {
-        let special_tokens = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
-        let file = match self {
-            Tokenizer::Char(t) => TokenizerFile::Char {
-                special_tokens,
-                chars: t.chars().to_vec(),
-            },
-            Tokenizer::Bpe(t) => TokenizerFile::Bpe {
-                special_tokens,
-                chars: t.chars().to_vec(),
-                merges: t.merges().to_vec(),
-            },
-        };
-        let json = serde_json::to_string_pretty(&file)
-            .map_err(|e| Error::format("tokenizer.json", format!("cannot serialise: {e}")))?;
+        let json = super::tokenizer_file::to_json(self).map_err(|msg| {
+            Error::format(
+                "tokenizer.json",
+                format!("cannot write this tokenizer: {msg}"),
+            )
+        })?;
         Ok((json + "\n").into_bytes())
     }
 
-    /// Read a tokenizer written by `save`; errors name the file and what is wrong in it.
+    /// Read a tokenizer file (Hugging Face's schema or the compact one); errors name the file
+    /// and what is wrong in it.
     pub fn load(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let file: TokenizerFile = serde_json::from_str(&text)
-            .map_err(|e| Error::format(path, format!("not a tokenizer JSON file: {e}")))?;
-        let check_specials = |names: &[String]| {
-            if names != SPECIAL_TOKENS {
-                return Err(Error::format(
-                    path,
-                    format!("special_tokens is {names:?}, expected {SPECIAL_TOKENS:?}"),
-                ));
-            }
-            Ok(())
-        };
-        match file {
-            TokenizerFile::Char {
-                special_tokens,
-                chars,
-            } => {
-                check_specials(&special_tokens)?;
-                CharTokenizer::from_chars(chars)
-                    .map(Tokenizer::Char)
-                    .map_err(|msg| Error::format(path, msg))
-            }
-            TokenizerFile::Bpe {
-                special_tokens,
-                chars,
-                merges,
-            } => {
-                check_specials(&special_tokens)?;
-                BpeTokenizer::from_parts(chars, merges)
-                    .map(Tokenizer::Bpe)
-                    .map_err(|msg| Error::format(path, msg))
-            }
-        }
+        super::tokenizer_file::from_json(path, &text)
     }
 }
 

@@ -121,10 +121,10 @@ impl<A: IncrementalDecoder, L: IncrementalDecoder> ShallowFusion<A, L> {
         })
     }
 
-    /// An LM trained on text never saw SOS or EOS: fed SOS it is lost, and it gives EOS next
-    /// to no probability, so fusion would keep every hypothesis running past its end. With a
-    /// boundary the LM reads SOS as `b.token`, and EOS is scored with the LM's probability of
-    /// `b.token`: a sentence can end where the LM would start another.
+    /// An LM trained on text never saw EOS and gives it next to no probability, so fusion
+    /// would keep every hypothesis running past its end. With a boundary the LM reads SOS as
+    /// `b.token` (the sentence reads as if it followed another), and EOS is scored with the
+    /// LM's probability of `b.token`: a sentence can end where the LM would start another.
     pub fn with_boundary(mut self, b: Boundary) -> Result<Self> {
         let v = self.vocab_size() as u32;
         if [b.token, b.sos, b.eos].iter().any(|&t| t >= v) {

@@ -38,7 +38,7 @@ pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(DecoderOnlyTransformer, Toke
         model_config(&config, tokenizer.vocab_size()),
         config.train.seed,
     )?;
-    checkpoint::load_params_from_dir(dir, &model.params())?;
+    model.load_safetensors(dir.join(checkpoint::PARAMS_FILE))?;
     Ok((model, tokenizer, config))
 }
 

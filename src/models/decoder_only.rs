@@ -2,6 +2,7 @@
 //! pre-LN decoder layers (causal self-attention + feed-forward, each a residual branch),
 //! a final LayerNorm and a projection to the vocabulary (optionally tied to the embedding).
 
+use crate::checkpoint::TiedName;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{
@@ -185,5 +186,17 @@ impl Module for DecoderOnlyTransformer {
             p.extend(h.params());
         }
         p
+    }
+
+    /// Tied, the output projection is `token_embedding.weight`; a PyTorch model tied the usual
+    /// way also saves it as `lm_head.weight`.
+    fn tied_names(&self) -> Vec<TiedName> {
+        match self.lm_head {
+            Some(_) => Vec::new(),
+            None => vec![TiedName {
+                alias: "lm_head.weight".into(),
+                param: "token_embedding.weight".into(),
+            }],
+        }
     }
 }

@@ -22,15 +22,48 @@ pub use positional::PositionalEncoding;
 pub use speech_embedding::SpeechEmbedding;
 pub use transformer_layer::{CrossAttentionLayer, CrossLayerCache, LayerSizes, SelfAttentionLayer};
 
+use crate::checkpoint::{self, TiedName};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::rng::SplitMix64;
 use crate::tensor::Tensor;
 use std::cell::RefCell;
+use std::path::Path;
 
 pub trait Module {
     /// Every trainable parameter, each named.
     fn params(&self) -> Vec<Tensor>;
+
+    /// Other names a PyTorch model may save one of `params()` under (a tied output
+    /// projection's `lm_head.weight`); loading accepts them when they equal the parameter.
+    fn tied_names(&self) -> Vec<TiedName> {
+        Vec::new()
+    }
+
+    /// Write every parameter under its name to a safetensors file (f32, PyTorch layouts; the
+    /// file is replaced atomically). Tied parameters are stored once, under their own name.
+    fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let params = self.params();
+        let named: Vec<(String, &Tensor)> = params
+            .iter()
+            .map(|p| (p.name().unwrap_or_default().to_string(), p))
+            .collect();
+        checkpoint::write_atomically(path.as_ref(), &checkpoint::tensors_to_bytes(&named)?)
+    }
+
+    /// Copy a safetensors file's tensors (f32, f16 or bf16) into the parameters, matched by
+    /// name; a missing, extra or misshapen tensor is an error naming the file and the tensor.
+    fn load_safetensors(&self, path: impl AsRef<Path>) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+        checkpoint::load_params_tied(path, &bytes, &self.params(), &self.tied_names())
+    }
 }
 
 /// Creates named parameters with seeded random values: the same seed gives the same model.

@@ -1,0 +1,197 @@
+//! Data-parallel training over MPI (built with `--features mpi`; `scripts/test` runs this file
+//! that way after installing MPICH): two processes under `mpiexec -n 2` train the same model as
+//! one process with the same global batch, loss for loss, and end with bit-identical weights;
+//! a process killed mid-run ends the whole job with an error instead of a hang.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wgformer::config::Config;
+use wgformer::train::clm::run;
+use wgformer::train::metrics::read_records;
+use wgformer::train::RunOptions;
+
+const STEPS: usize = 20;
+
+fn write_config(dir: &Path, steps: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let corpus = dir.join("corpus.txt");
+    let text: String = (0..80)
+        .map(|i| format!("line {i}: to be or not to be, that is the question.\n"))
+        .collect();
+    std::fs::write(&corpus, text).unwrap();
+    // No dropout: its masks depend on a row's place in the batch, which sharding changes.
+    let yaml = format!(
+        "tokenizer: {{kind: char}}\n\
+         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
+         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: 0.0, layer_drop_rate: 0.0, weight_tying: true, max_seq_len: 32}}\n\
+         train: {{seq_len: 32, batch_size: 4, max_steps: {steps}, eval_interval: 10, eval_batches: 2, seed: 3, out_dir: {}, log_interval: 1}}\n\
+         optimizer: {{kind: adamw, lr: 3e-3}}\n\
+         scheduler: {{kind: cosine, warmup_steps: 3, min_lr: 1e-4}}\n",
+        corpus.display(),
+        dir.join("run").display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// The `train_clm` example next to this test binary (`cargo test --features mpi` builds it
+/// with MPI).
+fn train_clm() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/train_clm");
+    assert!(
+        path.exists(),
+        "{} is missing: run cargo test --features mpi",
+        path.display()
+    );
+    path
+}
+
+fn mpiexec(n: usize, config: &Path) -> Command {
+    let mut cmd = Command::new("mpiexec");
+    cmd.args(["-n", &n.to_string()])
+        .arg(train_clm())
+        .arg("--config")
+        .arg(config)
+        // One llvmpipe thread per process on a small machine.
+        .env("LP_NUM_THREADS", "1");
+    cmd
+}
+
+fn losses(run_dir: &Path) -> Vec<f64> {
+    read_records(&run_dir.join("metrics.jsonl"), "train")
+        .unwrap()
+        .iter()
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn two_processes_train_like_one_with_the_same_global_batch_and_end_identical() {
+    let base = std::env::temp_dir().join(format!("wgformer-dp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let one = write_config(&base.join("one"), STEPS);
+    let quiet = RunOptions {
+        resume: false,
+        verbose: false,
+        stop_after: None,
+    };
+    run(&Config::load(&one).unwrap(), &quiet).unwrap();
+    let want = losses(&base.join("one/run"));
+    assert_eq!(want.len(), STEPS);
+
+    let two = write_config(&base.join("two"), STEPS);
+    let out = mpiexec(2, &two).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mpiexec -n 2 failed: {stderr}");
+    let got = losses(&base.join("two/run"));
+    assert_eq!(got.len(), STEPS);
+    for (step, (g, w)) in got.iter().zip(&want).enumerate() {
+        let rel = (g - w).abs() / w.abs();
+        assert!(
+            rel <= 1e-5,
+            "step {}: 2 processes {g}, 1 process {w} ({rel:.1e})",
+            step + 1
+        );
+    }
+    // Each process printed the checksum of its weights; they are equal.
+    let sums: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.split_once("weights checksum ").map(|(_, s)| s.trim()))
+        .collect();
+    assert_eq!(sums.len(), 2, "{stderr}");
+    assert_eq!(sums[0], sums[1], "{stderr}");
+    assert!(
+        stderr.contains("weights identical on all 2 processes"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The pid of the process `mpiexec` started as rank `rank` (MPICH sets PMI_RANK).
+fn rank_pid(config: &Path, rank: usize) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let has =
+            |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+        if has(&cmdline, &config.display().to_string())
+            && has(&cmdline, "examples/train_clm")
+            && has(&environ, &format!("PMI_RANK={rank}\0"))
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_killed_process_ends_the_job_with_an_error_instead_of_a_hang() {
+    let base = std::env::temp_dir().join(format!("wgformer-dp-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let config = write_config(&base, 100_000);
+    let log = base.join("job.log");
+    let mut job = mpiexec(2, &config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait for training to be under way (a first evaluation's checkpoint), then SIGKILL rank 1.
+    let start = Instant::now();
+    while wgformer::checkpoint::latest(&base.join("run/checkpoints"))
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint after 120 s"
+        );
+        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let victim = rank_pid(&config, 1).expect("rank 1's process");
+    let killed = Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // MPICH's launcher ends the whole job when one process dies: the survivor must not hang.
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job hung after a process died"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !status.success(),
+        "the job reported success after a process was killed"
+    );
+    assert!(
+        stderr.contains("KILLED BY SIGNAL: 9") || stderr.contains("BAD TERMINATION"),
+        "mpiexec says which process died: {stderr}"
+    );
+    // What the first process saved is intact.
+    let latest = wgformer::checkpoint::latest(&base.join("run/checkpoints"))
+        .unwrap()
+        .unwrap();
+    let gpu = wgformer::Gpu::shared().unwrap();
+    wgformer::inference::clm::load_model(&gpu, &latest).unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+}
