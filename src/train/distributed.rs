@@ -148,14 +148,31 @@ impl Collective for MpiWorld {
 }
 
 /// The transport of this process: MPI when the crate is built with the `mpi` feature (a run
-/// without `mpiexec` is then a world of one), else one process.
+/// without `mpiexec` is then a world of one), else one process. Started by a launcher for
+/// several processes (MPICH's `PMI_SIZE`, Open MPI's `OMPI_COMM_WORLD_SIZE`) it refuses to
+/// run as one process among several that would each think they are alone.
 pub fn world() -> Result<Box<dyn Collective>> {
+    let launched = ["PMI_SIZE", "OMPI_COMM_WORLD_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
     #[cfg(feature = "mpi")]
-    {
-        return Ok(Box::new(MpiWorld::init()?));
-    }
+    let world: Box<dyn Collective> = Box::new(MpiWorld::init()?);
     #[cfg(not(feature = "mpi"))]
-    Ok(Box::new(SingleProcess))
+    let world: Box<dyn Collective> = Box::new(SingleProcess);
+    if let Some(n) = launched.filter(|&n| n != world.shard().size) {
+        let why = match cfg!(feature = "mpi") {
+            true => "the MPI library it was built against is not the launcher's",
+            false => "it was built without the `mpi` feature (cargo build --features mpi)",
+        };
+        return Err(Error::format(
+            "distributed training",
+            format!(
+                "started as one of {n} processes, but this program sees {}: {why}",
+                world.shard().size
+            ),
+        ));
+    }
+    Ok(world)
 }
 
 /// Every rank agrees that start-up went well, or all stop: a rank whose start failed (a run
