@@ -3,7 +3,10 @@
 //! Default: the "best" adapter wgpu can see (discrete GPU > integrated > virtual > CPU, and
 //! Vulkan/Metal/DX12 before GL on a tie). `WGPU_BACKEND=vulkan|metal|dx12|gl` narrows the
 //! backends and `WGPU_ADAPTER_NAME=<substring>` picks an adapter by name, both as in wgpu's own
-//! examples.
+//! examples. `WGFORMER_ADAPTER=<n>` picks the n-th adapter of that ranking (0 = the best).
+//! Processes of a data-parallel run on one machine (`mpiexec`) spread over its best adapters
+//! by their local rank (MPICH's `MPI_LOCALRANKID`, Open MPI's `OMPI_COMM_WORLD_LOCAL_RANK`), so
+//! a machine with several GPUs runs one process per GPU.
 
 use crate::error::{Error, Result};
 
@@ -68,7 +71,30 @@ pub(crate) fn choose_adapter() -> Result<wgpu::Adapter> {
         None => adapters,
     };
     candidates.sort_by_key(|a| rank(&a.get_info()));
-    Ok(candidates.remove(0))
+    let listed = |c: &[wgpu::Adapter]| {
+        let names: Vec<String> = c
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}: {}", describe(&a.get_info())))
+            .collect();
+        names.join("; ")
+    };
+    if let Ok(index) = std::env::var("WGFORMER_ADAPTER") {
+        return match index.trim().parse::<usize>() {
+            Ok(i) if i < candidates.len() => Ok(candidates.remove(i)),
+            _ => Err(Error::AdapterNotFound {
+                wanted: format!("WGFORMER_ADAPTER={index}"),
+                available: listed(&candidates),
+            }),
+        };
+    }
+    let local_rank = ["MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
+    // The adapters as good as the best one (same kind and backend class) take turns.
+    let best = rank(&candidates[0].get_info());
+    let equals = candidates.iter().filter(|a| rank(&a.get_info()) == best).count();
+    Ok(candidates.remove(local_rank.unwrap_or(0) % equals))
 }
 
 /// Features we use when the adapter has them; none is required.
