@@ -37,22 +37,31 @@ fn write_config(dir: &Path, steps: usize) -> PathBuf {
     path
 }
 
-/// The `train_clm` example next to this test binary (`cargo test --features mpi` builds it
-/// with MPI).
+/// The `train_clm` example built with MPI: the executable cargo reports for that build (the
+/// copy in target/<profile>/examples/ may be a build without the feature, left by a plain
+/// `cargo test`, whose processes would each run as a world of their own).
 fn train_clm() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/train_clm");
-    assert!(
-        path.exists(),
-        "{} is missing: run cargo test --features mpi",
-        path.display()
-    );
-    path
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(env!("CARGO"))
+                .args(["build", "--features", "mpi", "--example", "train_clm"])
+                .args(["--message-format", "json"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cargo build --features mpi --example train_clm failed"
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|m| m["target"]["name"] == "train_clm")
+                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .expect("cargo names the train_clm executable")
+        })
+        .clone()
 }
 
 fn mpiexec(n: usize, config: &Path) -> Command {
@@ -139,6 +148,41 @@ fn rank_pid(config: &Path, rank: usize) -> Option<u32> {
     None
 }
 
+/// Once the job has saved a checkpoint (training is under way), send `signal` to its second
+/// process; the job's exit status, which must come within a minute.
+fn signal_second_process(
+    job: &mut std::process::Child,
+    config: &Path,
+    checkpoints: &Path,
+    signal: &str,
+) -> std::process::ExitStatus {
+    let start = Instant::now();
+    while wgformer::checkpoint::latest(checkpoints).unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint after 120 s"
+        );
+        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = rank_pid(config, 1).expect("rank 1's process");
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &second.to_string()])
+        .status();
+    assert!(sent.unwrap().success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job hung after SIG{signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_killed_process_ends_the_job_with_an_error_instead_of_a_hang() {
     let base = std::env::temp_dir().join(format!("wgformer-dp-kill-{}", std::process::id()));
@@ -152,36 +196,8 @@ fn a_killed_process_ends_the_job_with_an_error_instead_of_a_hang() {
         .spawn()
         .unwrap();
     // Wait for training to be under way (a first evaluation's checkpoint), then SIGKILL rank 1.
-    let start = Instant::now();
-    while wgformer::checkpoint::latest(&base.join("run/checkpoints"))
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint after 120 s"
-        );
-        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let victim = rank_pid(&config, 1).expect("rank 1's process");
-    let killed = Command::new("kill")
-        .args(["-KILL", &victim.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
     // MPICH's launcher ends the whole job when one process dies: the survivor must not hang.
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = job.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the job hung after a process died"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = signal_second_process(&mut job, &config, &base.join("run/checkpoints"), "KILL");
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let output = read(&out_log) + &read(&err_log);
     assert!(
@@ -227,31 +243,7 @@ fn sigterm_to_one_process_saves_once_and_stops_every_process() {
         .spawn()
         .unwrap();
     let root = base.join("run/checkpoints");
-    let start = Instant::now();
-    while wgformer::checkpoint::latest(&root).unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint after 120 s"
-        );
-        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let second = rank_pid(&config, 1).expect("rank 1's process");
-    let sent = Command::new("kill")
-        .args(["-TERM", &second.to_string()])
-        .status();
-    assert!(sent.unwrap().success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = job.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the job did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = signal_second_process(&mut job, &config, &root, "TERM");
     let err = std::fs::read_to_string(base.join("job.err")).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert_eq!(

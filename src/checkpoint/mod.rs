@@ -251,18 +251,7 @@ pub fn resume_point(root: &Path) -> Result<Option<(PathBuf, Option<String>)>> {
         Err(e) => return Err(e),
     }
     let named = fs::read_to_string(root.join(LATEST)).unwrap_or_default();
-    let mut steps: Vec<PathBuf> = fs::read_dir(root)
-        .map_err(|e| Error::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("step-"))
-        })
-        .collect();
-    steps.sort();
-    let fallback = steps
+    let fallback = checkpoints_named(root, "step-")?
         .pop()
         .or_else(|| Some(root.join("best")).filter(|b| b.is_dir()));
     Ok(fallback.map(|dir| {
@@ -282,8 +271,8 @@ pub fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
     fs::read(&path).map_err(|e| Error::io(&path, e))
 }
 
-/// Delete checkpoint directories named `prefix*` except the newest `keep` (by name order).
-pub fn prune(root: &Path, prefix: &str, keep: usize) -> Result<()> {
+/// The checkpoint directories under `root` named `prefix*`, in name order (oldest first).
+fn checkpoints_named(root: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
         .map_err(|e| Error::io(root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -295,6 +284,12 @@ pub fn prune(root: &Path, prefix: &str, keep: usize) -> Result<()> {
         })
         .collect();
     dirs.sort();
+    Ok(dirs)
+}
+
+/// Delete checkpoint directories named `prefix*` except the newest `keep` (by name order).
+pub fn prune(root: &Path, prefix: &str, keep: usize) -> Result<()> {
+    let dirs = checkpoints_named(root, prefix)?;
     let n = dirs.len().saturating_sub(keep);
     for d in &dirs[..n] {
         fs::remove_dir_all(d).map_err(|e| Error::io(d, e))?;

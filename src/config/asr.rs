@@ -3,7 +3,7 @@
 //! missing ones, errors that name the file and the key, `--set key.path=value` overrides.
 
 use super::yaml::{self, float};
-use super::{NonFinitePolicy, OptimizerConfig, SchedulerConfig};
+use super::{time_limit_problem, NonFinitePolicy, OptimizerConfig, SchedulerConfig};
 use crate::audio::Normalization;
 use crate::error::{Error, Result};
 use crate::ops::Activation;
@@ -403,14 +403,8 @@ impl AsrConfig {
                 ),
             ));
         }
-        if let Some(m) = t
-            .time_limit_minutes
-            .filter(|m| !(m.is_finite() && *m > 0.0))
-        {
-            return Some((
-                "train.time_limit_minutes",
-                format!("{m} must be a positive number of minutes (or null)"),
-            ));
+        if let Some(problem) = time_limit_problem(t.time_limit_minutes) {
+            return Some(problem);
         }
         if t.epochs.is_none() && t.max_steps.is_none() {
             return Some((

@@ -13,6 +13,15 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use yaml::float;
 
+/// `train.time_limit_minutes` must be a positive number of minutes when it is set.
+fn time_limit_problem(minutes: Option<f64>) -> Option<(&'static str, String)> {
+    let m = minutes.filter(|m| !(m.is_finite() && *m > 0.0))?;
+    Some((
+        "train.time_limit_minutes",
+        format!("{m} must be a positive number of minutes (or null)"),
+    ))
+}
+
 /// Ids every tokenizer reserves (`[PAD] [UNK] [SOS] [EOS]`, `data::NUM_SPECIAL`).
 const SPECIAL_TOKENS: usize = 4;
 
@@ -442,14 +451,8 @@ impl Config {
         {
             return Some((key, format!("{v} must be a number >= 0")));
         }
-        if let Some(m) = t
-            .time_limit_minutes
-            .filter(|m| !(m.is_finite() && *m > 0.0))
-        {
-            return Some((
-                "train.time_limit_minutes",
-                format!("{m} must be a positive number of minutes (or null)"),
-            ));
+        if let Some(problem) = time_limit_problem(t.time_limit_minutes) {
+            return Some(problem);
         }
         if tok.kind == TokenizerKind::Bpe && tok.vocab_size <= SPECIAL_TOKENS {
             return Some((

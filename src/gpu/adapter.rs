@@ -93,7 +93,10 @@ pub(crate) fn choose_adapter() -> Result<wgpu::Adapter> {
         .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok());
     // The adapters as good as the best one (same kind and backend class) take turns.
     let best = rank(&candidates[0].get_info());
-    let equals = candidates.iter().filter(|a| rank(&a.get_info()) == best).count();
+    let equals = candidates
+        .iter()
+        .filter(|a| rank(&a.get_info()) == best)
+        .count();
     Ok(candidates.remove(local_rank.unwrap_or(0) % equals))
 }
 
