@@ -5,12 +5,14 @@
 pub mod asr;
 mod batches;
 mod bpe;
+mod byte_bpe;
 mod char_tokenizer;
 mod corpus;
 mod tokenizer;
 
 pub use batches::{Batch, Batcher, Stream};
 pub use bpe::BpeTokenizer;
+pub use byte_bpe::ByteBpe;
 pub use char_tokenizer::CharTokenizer;
 pub use corpus::{read_text, Corpus, TokenSplits};
 pub use tokenizer::{Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, SPECIAL_TOKENS, UNK};
