@@ -2,9 +2,10 @@
 //! behind the Whisper figures in BENCHMARKS.md (`scripts/whisper_wer.py` scores the output).
 //!
 //!     cargo run --release --example whisper_eval -- --out FILE.tsv [--model DIR]
-//!         [--manifest data/asterisk/manifest.tsv] [--beam N] [--timestamps] [--limit N]
+//!         [--manifest data/asterisk/manifest.tsv] [--beam N] [--timestamps] [--limit N] [--profile]
 //!
-//! The manifest is `scripts/asterisk_clips`'s: "NAME<TAB>wav path<TAB>reference" per line; the
+//! `--profile` times every kernel (each dispatch submitted on its own: slower) and prints the
+//! table at the end. The manifest is `scripts/asterisk_clips`'s: "NAME<TAB>wav path<TAB>reference" per line; the
 //! output "NAME<TAB>transcript". The timing summary goes to stderr.
 
 use std::io::Write;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::inference::{WhisperOptions, WhisperRecognizer, WhisperTimings};
 
-const USAGE: &str = "usage: whisper_eval --out FILE.tsv [--model DIR] [--manifest FILE] [--beam N] [--timestamps] [--limit N]";
+const USAGE: &str = "usage: whisper_eval --out FILE.tsv [--model DIR] [--manifest FILE] [--beam N] [--timestamps] [--limit N] [--profile]";
 
 struct Args {
     model: PathBuf,
@@ -20,6 +21,7 @@ struct Args {
     out: PathBuf,
     opts: WhisperOptions,
     limit: usize,
+    profile: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -29,6 +31,7 @@ fn parse() -> Result<Args, String> {
         out: PathBuf::new(),
         opts: WhisperOptions::default(),
         limit: usize::MAX,
+        profile: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -44,6 +47,7 @@ fn parse() -> Result<Args, String> {
             "--beam" => a.opts.beam_width = number(value()?)?.max(1),
             "--limit" => a.limit = number(value()?)?,
             "--timestamps" => a.opts.timestamps = true,
+            "--profile" => a.profile = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -59,6 +63,7 @@ fn run(a: &Args) -> wgformer::Result<()> {
     let text =
         std::fs::read_to_string(&a.manifest).map_err(|e| wgformer::Error::io(&a.manifest, e))?;
     let mut out = std::fs::File::create(&a.out).map_err(|e| wgformer::Error::io(&a.out, e))?;
+    gpu.set_profiling(a.profile)?;
     let mut total = WhisperTimings::default();
     let started = std::time::Instant::now();
     for line in text.lines().take(a.limit) {
@@ -90,6 +95,9 @@ fn run(a: &Args) -> wgformer::Result<()> {
         a.opts.beam_width,
         started.elapsed().as_secs_f64()
     );
+    if a.profile {
+        eprintln!("{}", wgformer::gpu::format_profile(&gpu.profile()));
+    }
     Ok(())
 }
 
