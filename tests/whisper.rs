@@ -82,6 +82,16 @@ fn ctranslate2_layout_gives_the_same_logits() {
 }
 
 #[test]
+fn saved_weights_load_back_with_the_same_logits() {
+    let dir = std::env::temp_dir().join(format!("wgformer-whisper-saved-{}", std::process::id()));
+    fixture_model().save_hf(&dir).unwrap();
+    let (model, format) = load_whisper(&gpu(), &dir).unwrap();
+    assert_eq!(format, WhisperFormat::HuggingFace);
+    assert_logits_match_transformers(&model, "saved and loaded again");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn cached_decoding_matches_the_full_decoder_position_by_position() {
     let model = fixture_model();
     let (mel, ids_t, ids) = mel_and_ids(&model);

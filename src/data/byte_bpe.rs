@@ -126,6 +126,11 @@ impl ByteBpe {
         })
     }
 
+    /// The printable character that stands for byte `b` in the vocabulary (`Ġ` for a space).
+    pub fn byte_char(&self, b: u8) -> char {
+        self.byte_to_char[b as usize]
+    }
+
     /// One more than the largest id (vocabulary and added tokens).
     pub fn vocab_size(&self) -> usize {
         self.tokens.len()

@@ -21,7 +21,7 @@ use crate::data::ByteBpe;
 use crate::decode::{beam_search, BeamConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::whisper::{load_whisper, Whisper, WhisperFormat};
+use crate::models::whisper::{load_whisper, Whisper, WhisperExample, WhisperFormat};
 use crate::tensor::Tensor;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -157,6 +157,44 @@ impl WhisperRecognizer {
         }
         let text = self.tokenizer.decode(&text_tokens).trim().to_string();
         Ok((text, timings))
+    }
+
+    /// A fine-tuning example (`models::whisper::whisper_loss`) of 16 kHz `samples` (at most
+    /// one 30 s window) and their transcript: the window's mel, the start sequence without
+    /// timestamps, and the transcript's tokens (after a space, as Whisper writes text) then
+    /// end-of-text.
+    pub fn example(&self, samples: &[f32], transcript: &str) -> Result<WhisperExample> {
+        let c = &self.model.config;
+        let mel = whisper_log_mel(samples, c.n_mels);
+        let window = c.window_frames();
+        let content = mel.frames.saturating_sub(1);
+        if content > window {
+            return Err(Error::shape(
+                "WhisperRecognizer::example",
+                format!(
+                    "{:.1} s of audio is more than one 30 s window; cut it first",
+                    samples.len() as f64 / 16_000.0
+                ),
+            ));
+        }
+        let prompt = self.tokens.prompt(false);
+        let mut target = self.tokenizer.encode(&format!(" {}", transcript.trim()));
+        target.push(self.tokens.eot);
+        if prompt.len() + target.len() > c.max_target_positions {
+            return Err(Error::shape(
+                "WhisperRecognizer::example",
+                format!(
+                    "{} tokens of transcript exceed the decoder's {} positions",
+                    target.len(),
+                    c.max_target_positions - prompt.len()
+                ),
+            ));
+        }
+        Ok(WhisperExample {
+            mel: mel.window(0, content, window),
+            prompt,
+            target,
+        })
     }
 
     /// Decode one window with `len` real frames (the rest is padding).

@@ -138,3 +138,116 @@ impl WhisperTokens {
         p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECIALS: [&str; 10] = [
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        "<|en|>",
+        "<|de|>",
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>",
+        "<|notimestamps|>",
+    ];
+
+    /// A byte-level tokenizer: the 256 byte characters (ids 0-255, so a space is 32), the
+    /// merges " (" (256), " -" (257) and " '" (258), then Whisper's special tokens from 259.
+    fn tokenizer() -> ByteBpe {
+        let mut vocab: Vec<String> = byte_chars_json();
+        vocab.extend(
+            ["Ġ(", "Ġ-", "Ġ'"]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{}: {}", serde_json::json!(t), 256 + i)),
+        );
+        let added: Vec<String> = SPECIALS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    r#"{{"id": {}, "content": "{s}", "special": true}}"#,
+                    259 + i
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"model": {{"type": "BPE", "vocab": {{{}}}, "merges": ["Ġ (", "Ġ -", "Ġ '"]}},
+                "added_tokens": [{}]}}"#,
+            vocab.join(", "),
+            added.join(", ")
+        );
+        ByteBpe::from_json(Path::new("tokenizer.json"), &json).unwrap()
+    }
+
+    /// `"c": b` for every byte b, c its GPT-2 character.
+    fn byte_chars_json() -> Vec<String> {
+        let empty = r#"{"model": {"type": "BPE", "vocab": {}, "merges": []}}"#;
+        let probe = ByteBpe::from_json(Path::new("t.json"), empty).unwrap();
+        (0..=255u8)
+            .map(|b| format!("{}: {b}", serde_json::json!(probe.byte_char(b).to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn start_sequences_of_english_only_and_multilingual_models() {
+        let t = tokenizer();
+        let file = Path::new("tokenizer.json");
+        let id = |name: &str| t.token_id(name).unwrap();
+        let en = WhisperTokens::new(&t, file, false, "de").unwrap();
+        let (sot, no_ts) = (id("<|startoftranscript|>"), id("<|notimestamps|>"));
+        assert_eq!(en.prompt(false), [sot, no_ts]);
+        assert_eq!(en.prompt(true), [sot]);
+        assert_eq!(en.timestamp_begin, no_ts + 1);
+        assert!(en.languages.is_empty());
+        let multi = WhisperTokens::new(&t, file, true, "de").unwrap();
+        let (de, transcribe) = (id("<|de|>"), id("<|transcribe|>"));
+        assert_eq!(multi.prompt(false), [sot, de, transcribe, no_ts]);
+        assert_eq!(multi.languages, [id("<|en|>"), de]);
+        let err = WhisperTokens::new(&t, file, true, "xx")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("<|xx|>"), "{err}");
+    }
+
+    #[test]
+    fn suppression_covers_symbols_and_control_tokens_but_not_text() {
+        let tok = tokenizer();
+        let t = WhisperTokens::new(&tok, Path::new("tokenizer.json"), true, "en").unwrap();
+        let id = |name: &str| tok.token_id(name).unwrap();
+        // "(" (byte 40), " (" (256), " -" (257), " '" (258), "#" (35) and the control tokens.
+        let controls = ["<|startoftranscript|>", "<|translate|>", "<|transcribe|>"]
+            .into_iter()
+            .chain(["<|startoflm|>", "<|startofprev|>", "<|nospeech|>"])
+            .map(id);
+        for s in [40, 256, 257, 258, 35].into_iter().chain(controls) {
+            assert!(
+                t.suppress.contains(&s),
+                "{s} should be suppressed: {:?}",
+                t.suppress
+            );
+        }
+        // Letters, end-of-text, languages and <|notimestamps|> stay. (A lone space does not in
+        // this toy vocabulary, where " ♪" starts with it; tests/whisper_real.rs checks the
+        // whole list against faster-whisper's on Whisper's own vocabulary.)
+        for s in [
+            b'a' as u32,
+            id("<|endoftext|>"),
+            id("<|en|>"),
+            id("<|notimestamps|>"),
+        ] {
+            assert!(!t.suppress.contains(&s), "{s} must stay: {:?}", t.suppress);
+        }
+        assert_eq!(
+            t.blank,
+            [32, id("<|endoftext|>")],
+            "a space and end-of-text"
+        );
+    }
+}

@@ -7,16 +7,18 @@
 //!   matrix (and the cross-attention's k and v into one [2d, d]); sizes come from the shapes
 //!   and the stored `num_heads`.
 //!
-//! f16 and bf16 values become f32 on load.
+//! f16 and bf16 values become f32 on load. `Whisper::save_hf` writes the Hugging Face layout
+//! (f32), which `load_whisper` and `transformers` read back: where fine-tuned weights go.
 
 use super::{
     Whisper, WhisperConfig, WhisperConv, WhisperDecoderLayer, WhisperEncoderLayer,
     WhisperFeedForward,
 };
 use crate::checkpoint::ct2::{f16_to_f32, Ct2Dtype, Ct2Model};
-use crate::checkpoint::NamedArrays;
+use crate::checkpoint::{tensors_to_bytes, NamedArrays};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::Module;
 use crate::nn::{LayerNorm, Linear, MultiHeadAttention};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
@@ -465,5 +467,46 @@ impl Whisper {
             decoder_layers,
             decoder_layer_norm,
         })
+    }
+}
+
+impl Whisper {
+    /// Write `config.json` and `model.safetensors` (every parameter and the encoder's position
+    /// table, f32, Hugging Face names) into `dir`, creating it.
+    pub fn save_hf(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let c = &self.config;
+        let config = serde_json::json!({
+            "architectures": ["WhisperForConditionalGeneration"],
+            "model_type": "whisper",
+            "activation_function": "gelu",
+            "num_mel_bins": c.n_mels,
+            "d_model": c.d_model,
+            "encoder_layers": c.encoder_layers,
+            "encoder_attention_heads": c.encoder_heads,
+            "encoder_ffn_dim": c.encoder_ffn,
+            "decoder_layers": c.decoder_layers,
+            "decoder_attention_heads": c.decoder_heads,
+            "decoder_ffn_dim": c.decoder_ffn,
+            "vocab_size": c.vocab_size,
+            "max_source_positions": c.max_source_positions,
+            "max_target_positions": c.max_target_positions,
+            "scale_embedding": false,
+            "tie_word_embeddings": true,
+        });
+        let config_file = dir.join("config.json");
+        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+        std::fs::write(&config_file, text).map_err(|e| Error::io(&config_file, e))?;
+        let params = self.params();
+        let mut named: Vec<(String, &Tensor)> = params
+            .iter()
+            .map(|p| (p.name().unwrap_or_default().to_string(), p))
+            .collect();
+        named.push((
+            "model.encoder.embed_positions.weight".into(),
+            &self.encoder_positions,
+        ));
+        let file = dir.join("model.safetensors");
+        std::fs::write(&file, tensors_to_bytes(&named)?).map_err(|e| Error::io(&file, e))
     }
 }
