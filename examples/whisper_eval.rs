@@ -2,7 +2,7 @@
 //! behind the Whisper figures in BENCHMARKS.md (`scripts/whisper_wer.py` scores the output).
 //!
 //!     cargo run --release --example whisper_eval -- --out FILE.tsv [--model DIR]
-//!         [--manifest data/asterisk/manifest.tsv] [--beam N] [--timestamps] [--limit N] [--profile]
+//!         [--manifest data/asterisk/manifest.tsv] [--beam N] [--timestamps on|off|auto] [--limit N] [--profile]
 //!
 //! `--profile` times every kernel (each dispatch submitted on its own: slower) and prints the
 //! table at the end. The manifest is `scripts/asterisk_clips`'s: "NAME<TAB>wav path<TAB>reference" per line; the
@@ -11,9 +11,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wgformer::inference::{WhisperOptions, WhisperRecognizer, WhisperTimings};
+use wgformer::inference::{Timestamps, WhisperOptions, WhisperRecognizer, WhisperTimings};
 
-const USAGE: &str = "usage: whisper_eval --out FILE.tsv [--model DIR] [--manifest FILE] [--beam N] [--timestamps] [--limit N] [--profile]";
+const USAGE: &str = "usage: whisper_eval --out FILE.tsv [--model DIR] [--manifest FILE] [--beam N] [--timestamps on|off|auto] [--limit N] [--profile]";
 
 struct Args {
     model: PathBuf,
@@ -46,7 +46,14 @@ fn parse() -> Result<Args, String> {
             "--out" => a.out = value()?.into(),
             "--beam" => a.opts.beam_width = number(value()?)?.max(1),
             "--limit" => a.limit = number(value()?)?,
-            "--timestamps" => a.opts.timestamps = true,
+            "--timestamps" => {
+                a.opts.timestamps = match value()?.as_str() {
+                    "on" => Timestamps::On,
+                    "off" => Timestamps::Off,
+                    "auto" => Timestamps::Auto,
+                    other => return Err(format!("--timestamps {other:?}: on, off or auto")),
+                }
+            }
             "--profile" => a.profile = true,
             other => return Err(format!("unknown argument {other:?}")),
         }

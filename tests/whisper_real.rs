@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use wgformer::audio::load_16k;
 use wgformer::data::ByteBpe;
-use wgformer::inference::{WhisperOptions, WhisperRecognizer};
+use wgformer::inference::{Timestamps, WhisperOptions, WhisperRecognizer};
 
 const MODEL: &str = "models/whisper-tiny.en";
 const MANIFEST: &str = "data/asterisk/manifest.tsv";

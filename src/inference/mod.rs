@@ -13,4 +13,4 @@ pub mod whisper;
 pub use asr_eval::{evaluate_checkpoint, test_report, Rates, TestReport};
 pub use error_rate::ErrorRates;
 pub use recognizer::{Recognizer, TranscribeOptions};
-pub use whisper::{WhisperOptions, WhisperRecognizer, WhisperTimings};
+pub use whisper::{Timestamps, WhisperOptions, WhisperRecognizer, WhisperTimings};
