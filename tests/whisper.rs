@@ -60,6 +60,7 @@ fn assert_logits_match_transformers(model: &Whisper, what: &str) {
     let logits = model.decode(&ids, &memory).unwrap();
     assert_eq!(logits.shape(), &e["logits"].0[..]);
     let err = relative_error(&logits.to_vec().unwrap(), &e["logits"].1);
+    eprintln!("{what}: encoder output off by {enc_err:.1e}, logits by {err:.1e}");
     assert!(
         err <= 1e-4,
         "{what}: logits off by {err:.2e} (relative to the largest)"
