@@ -3,7 +3,9 @@
 many transcripts are identical (character for character) to a chosen system's:
 
     python3 scripts/whisper_wer.py [--manifest data/asterisk/manifest.tsv] \
-        [--same-as tests/fixtures/asterisk/faster_whisper_greedy.tsv] A.tsv [B.tsv ...]
+        [--same-as tests/fixtures/asterisk/faster_whisper_greedy.tsv] [--common] A.tsv [B.tsv ...]
+
+With --common every file is scored on the clips that all of them hold.
 
 Each file holds "NAME<TAB>transcript" lines. Scoring normalises both sides the same way:
 lower case, hyphens as spaces, punctuation other than inner apostrophes removed, digits left as
@@ -44,6 +46,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--manifest", default="data/asterisk/manifest.tsv")
     p.add_argument("--same-as", help="count transcripts identical to this file's")
+    p.add_argument("--common", action="store_true", help="score only clips every file holds")
     p.add_argument("files", nargs="+")
     a = p.parse_args()
     refs = {}
@@ -51,10 +54,13 @@ def main():
         name, _wav, text = line.rstrip("\n").split("\t")
         refs[name] = text
     same = read_tsv(a.same_as) if a.same_as else None
+    all_hyps = {path: read_tsv(path) for path in a.files}
+    if a.common:
+        refs = {n: t for n, t in refs.items() if all(n in h for h in all_hyps.values())}
     print(f"| transcripts | clips | WER % | CER % |" + (" identical to reference system |" if same else ""))
     print("|---|---|---|---|" + ("---|" if same else ""))
     for path in a.files:
-        hyps = read_tsv(path)
+        hyps = all_hyps[path]
         names = [n for n in refs if n in hyps]
         w_err = w_tot = c_err = c_tot = 0
         for n in names:
