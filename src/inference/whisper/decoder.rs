@@ -197,7 +197,14 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
         let _g = crate::no_grad();
         let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
         for c in state.caches.iter_mut() {
-            for kv in [&mut c.self_kv, &mut c.cross_kv] {
+            // Every row of a cross-attention cache holds the same window's keys and values, so
+            // it is gathered only when the number of sequences changes.
+            let cross_rows = c.cross_kv.k.as_ref().map_or(0, |k| k.shape()[0]);
+            let mut caches = vec![&mut c.self_kv];
+            if cross_rows != order.len() {
+                caches.push(&mut c.cross_kv);
+            }
+            for kv in caches {
                 for slot in [&mut kv.k, &mut kv.v] {
                     if let Some(t) = slot {
                         *slot = Some(gather_rows(t, &idx)?);
