@@ -10,6 +10,7 @@ mod normalize;
 mod pipeline;
 mod resample;
 mod wav;
+mod whisper_mel;
 
 pub use augment::{add_noise, spec_augment, speed_perturb, SpecAugmentConfig};
 pub use features::Features;
@@ -18,3 +19,4 @@ pub use normalize::{cepstral_mvn, MvnAccumulator, MvnStats, Normalization};
 pub use pipeline::FeaturePipeline;
 pub use resample::{load_16k, resample, TARGET_RATE};
 pub use wav::{read_wav, read_wav_limited, write_wav_16k, Waveform, MAX_SECONDS};
+pub use whisper_mel::{mel_filters, whisper_log_mel, WhisperMel, WINDOW_FRAMES};

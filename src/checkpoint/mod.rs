@@ -5,6 +5,7 @@
 //! atomically: a crash at any moment leaves the previous checkpoint intact and readable, and
 //! `recover` tidies up what the crash left behind when the next run starts.
 
+pub mod ct2;
 mod tensors;
 
 use crate::error::{Error, Result};

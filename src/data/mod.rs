@@ -5,6 +5,7 @@
 pub mod asr;
 mod batches;
 mod bpe;
+mod byte_bpe;
 mod char_tokenizer;
 mod corpus;
 mod prepare;
@@ -13,6 +14,7 @@ mod tokenizer_file;
 
 pub use batches::{Batch, Batcher, Stream};
 pub use bpe::BpeTokenizer;
+pub use byte_bpe::ByteBpe;
 pub use char_tokenizer::CharTokenizer;
 pub use corpus::{read_text, Corpus, TokenSplits};
 pub use prepare::{build_tokenizer, prepare_text};

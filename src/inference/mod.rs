@@ -8,7 +8,9 @@ pub mod clm;
 pub mod error_rate;
 pub mod recognizer;
 pub mod transcribe;
+pub mod whisper;
 
 pub use asr_eval::{evaluate_checkpoint, test_report, Rates, TestReport};
 pub use error_rate::ErrorRates;
 pub use recognizer::{Recognizer, TranscribeOptions};
+pub use whisper::{Timestamps, WhisperOptions, WhisperRecognizer, WhisperTimings};

@@ -5,6 +5,7 @@
 mod adamw;
 mod attention;
 mod autotune;
+mod conv1d;
 mod conv2d;
 mod cross_entropy;
 mod ctc;
@@ -28,6 +29,7 @@ pub use autotune::{
     autotune_enabled, cache_path as autotune_cache_path, enable_autotune_unless_disabled,
     reset_autotune_memory, set_autotune,
 };
+pub use conv1d::{conv1d, Conv1dConfig};
 pub use conv2d::{conv2d, conv2d_in_chunks, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
 pub use ctc::ctc_loss;
@@ -49,6 +51,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     let mut k = Vec::new();
     k.extend(adamw::kernels());
     k.extend(attention::kernels());
+    k.extend(conv1d::kernels());
     k.extend(conv2d::kernels());
     k.extend(cross_entropy::kernels());
     k.extend(ctc::kernels());

@@ -13,6 +13,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod conv1d;
 pub mod conv2d;
 pub mod cross_entropy;
 pub mod ctc;

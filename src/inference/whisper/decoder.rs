@@ -1,0 +1,259 @@
+//! Decoding one 30 s window: Whisper's decoder as an `IncrementalDecoder` over its KV caches
+//! (self-attention caches grow a position per step; cross-attention keys/values are computed
+//! from the encoder output on the first step and reused), with the logit rules faster-whisper
+//! (CTranslate2) applies before choosing a token:
+//!
+//! - suppressed tokens never come out (`WhisperTokens::suppress`);
+//! - `suppress_blank`: the first token is neither a space nor end-of-text;
+//! - with timestamps, openai-whisper's timestamp rules (`timestamp_rules`).
+//!
+//! `greedy` is faster-whisper's `beam_size=1, temperature=0` decoding and also returns the
+//! scores its no-speech check reads; beam search is `decode::beam_search` over the same rules.
+
+use super::tokens::WhisperTokens;
+use crate::decode::{argmax, gather_rows, log_softmax, IncrementalDecoder};
+use crate::error::{Error, Result};
+use crate::models::whisper::Whisper;
+use crate::nn::CrossLayerCache;
+use crate::ops;
+use crate::tensor::Tensor;
+use std::cell::Cell;
+
+/// Timestamps are at most this far into the window at the start (openai-whisper's
+/// `max_initial_timestamp` of 1 s, in 20 ms steps).
+const MAX_INITIAL_TIMESTAMP: u32 = 50;
+
+pub struct WhisperDecoder<'a> {
+    pub model: &'a Whisper,
+    /// The window's encoder output, [1, S, d].
+    pub memory: &'a Tensor,
+    pub tokens: &'a WhisperTokens,
+    pub timestamps: bool,
+    /// P(no speech) read at `<|startoftranscript|>` on the first step.
+    no_speech_prob: Cell<Option<f64>>,
+}
+
+/// The caches of every decoder layer and the tokens each sequence has generated so far.
+pub struct WhisperState {
+    caches: Vec<CrossLayerCache>,
+    generated: Vec<Vec<u32>>,
+    prompted: bool,
+}
+
+impl<'a> WhisperDecoder<'a> {
+    pub fn new(
+        model: &'a Whisper,
+        memory: &'a Tensor,
+        tokens: &'a WhisperTokens,
+        timestamps: bool,
+    ) -> Self {
+        WhisperDecoder {
+            model,
+            memory,
+            tokens,
+            timestamps,
+            no_speech_prob: Cell::new(None),
+        }
+    }
+
+    /// The probability of `<|nospeech|>` at the start of the last decoding (0 where the
+    /// vocabulary has no such token).
+    pub fn no_speech_prob(&self) -> f64 {
+        self.no_speech_prob.get().unwrap_or(0.0)
+    }
+
+    /// Set what the rules forbid in `logits` (one row) to -inf; `generated` are the tokens
+    /// this sequence has produced after the prompt.
+    fn apply_rules(&self, logits: &mut [f32], generated: &[u32]) {
+        let t = self.tokens;
+        for &s in &t.suppress {
+            if let Some(l) = logits.get_mut(s as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        if generated.is_empty() {
+            for &b in &t.blank {
+                logits[b as usize] = f32::NEG_INFINITY;
+            }
+        }
+        if self.timestamps {
+            timestamp_rules(logits, generated, t);
+        }
+    }
+}
+
+/// openai-whisper's `ApplyTimestampRules`: `<|notimestamps|>` never comes; timestamps come in
+/// pairs (after a lone timestamp, another timestamp or the end; after a pair, text); they never
+/// go back in time; the first token is a timestamp of at most 1 s; and where the timestamps
+/// together are more probable than the likeliest text token, a timestamp comes.
+fn timestamp_rules(logits: &mut [f32], generated: &[u32], t: &WhisperTokens) {
+    let begin = t.timestamp_begin as usize;
+    let is_ts = |tok: &u32| *tok >= t.timestamp_begin;
+    logits[t.no_timestamps as usize] = f32::NEG_INFINITY;
+    let n = generated.len();
+    let last_ts = n >= 1 && is_ts(&generated[n - 1]);
+    let penultimate_ts = n < 2 || is_ts(&generated[n - 2]);
+    if last_ts {
+        if penultimate_ts {
+            logits[begin..].fill(f32::NEG_INFINITY); // a pair closed: text follows
+        } else {
+            logits[..t.eot as usize].fill(f32::NEG_INFINITY); // a lone one: its partner or the end
+        }
+    }
+    if let Some(&latest) = generated.iter().rev().find(|tok| is_ts(tok)) {
+        // Never earlier than the latest timestamp; strictly later once a pair has closed.
+        let floor = if last_ts && !penultimate_ts {
+            latest
+        } else {
+            latest + 1
+        };
+        let end = (floor as usize).min(logits.len());
+        logits[begin..end].fill(f32::NEG_INFINITY);
+    }
+    if n == 0 {
+        logits[..begin].fill(f32::NEG_INFINITY);
+        let last_allowed = begin + MAX_INITIAL_TIMESTAMP as usize;
+        if last_allowed + 1 < logits.len() {
+            logits[last_allowed + 1..].fill(f32::NEG_INFINITY);
+        }
+    }
+    let lp = log_softmax(logits);
+    let ts_mass = lp[begin..].iter().map(|&x| x.exp()).sum::<f64>().ln();
+    let best_text = lp[..begin]
+        .iter()
+        .cloned()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if ts_mass > best_text {
+        logits[..begin].fill(f32::NEG_INFINITY);
+    }
+}
+
+impl IncrementalDecoder for WhisperDecoder<'_> {
+    type State = WhisperState;
+
+    fn start(&self, batch: usize) -> Result<WhisperState> {
+        if batch != 1 {
+            return Err(Error::shape(
+                "WhisperDecoder",
+                format!("decoding starts from one sequence per window, not {batch}"),
+            ));
+        }
+        Ok(WhisperState {
+            caches: self.model.new_caches(),
+            generated: vec![Vec::new()],
+            prompted: false,
+        })
+    }
+
+    /// The prompt first (one row), then one token per sequence per step.
+    fn step(&self, state: &mut WhisperState, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let _g = crate::no_grad();
+        if batch == 0 || ids.is_empty() || !ids.len().is_multiple_of(batch) {
+            return Err(Error::shape(
+                "WhisperDecoder",
+                format!("{} ids do not form {batch} rows", ids.len()),
+            ));
+        }
+        let t_new = ids.len() / batch;
+        if state.prompted {
+            for (seq, &id) in state.generated.iter_mut().zip(ids) {
+                seq.push(id);
+            }
+        }
+        let ids_t = Tensor::from_u32(self.model.gpu(), ids, &[batch, t_new])?;
+        let h = self
+            .model
+            .decode_cached(&ids_t, self.memory, &mut state.caches)?; // [B, T_new, d]
+        let v = self.model.config.vocab_size;
+        let mut logits = if state.prompted {
+            self.model.logits(&h)?.to_vec()? // [B, 1, V]
+        } else {
+            // The prompt: the no-speech probability is read where `<|startoftranscript|>` is
+            // (position 0), the next token at the last position.
+            state.prompted = true;
+            let sot_at = ids.iter().position(|&i| i == self.tokens.sot).unwrap_or(0);
+            let both = ops::concat(
+                &[
+                    &ops::slice(&h, 1, sot_at, 1)?,
+                    &ops::slice(&h, 1, t_new - 1, 1)?,
+                ],
+                1,
+            )?;
+            let rows = self.model.logits(&both)?.to_vec()?; // [1, 2, V]
+            let p = self
+                .tokens
+                .no_speech
+                .map_or(0.0, |ns| log_softmax(&rows[..v])[ns as usize].exp());
+            self.no_speech_prob.set(Some(p));
+            rows[v..].to_vec()
+        };
+        for (row, seq) in logits.chunks_mut(v).zip(&state.generated) {
+            self.apply_rules(row, seq);
+        }
+        Ok(logits)
+    }
+
+    fn reorder(&self, state: &mut WhisperState, order: &[u32]) -> Result<()> {
+        let _g = crate::no_grad();
+        let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
+        for c in state.caches.iter_mut() {
+            // Every row of a cross-attention cache holds the same window's keys and values, so
+            // it is gathered only when the number of sequences changes.
+            let cross_rows = c.cross_kv.k.as_ref().map_or(0, |k| k.shape()[0]);
+            let mut caches = vec![&mut c.self_kv];
+            if cross_rows != order.len() {
+                caches.push(&mut c.cross_kv);
+            }
+            for kv in caches {
+                for slot in [&mut kv.k, &mut kv.v] {
+                    if let Some(t) = slot {
+                        *slot = Some(gather_rows(t, &idx)?);
+                    }
+                }
+            }
+        }
+        state.generated = order
+            .iter()
+            .map(|&i| state.generated[i as usize].clone())
+            .collect();
+        Ok(())
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.model.config.vocab_size
+    }
+}
+
+/// Greedy decoding after `prompt`, at most `max_new` tokens: the tokens before end-of-text
+/// and the sum of the chosen tokens' log-probabilities, end-of-text included.
+pub fn greedy(dec: &WhisperDecoder, prompt: &[u32], max_new: usize) -> Result<(Vec<u32>, f64)> {
+    let mut state = dec.start(1)?;
+    let mut logits = dec.step(&mut state, prompt, 1)?;
+    let mut tokens = Vec::new();
+    let mut sum_logprob = 0.0;
+    while tokens.len() < max_new {
+        let next = argmax(&logits) as u32;
+        sum_logprob += log_softmax(&logits)[next as usize];
+        if next == dec.tokens.eot {
+            break;
+        }
+        tokens.push(next);
+        logits = dec.step(&mut state, &[next], 1)?;
+    }
+    Ok((tokens, sum_logprob))
+}
+
+/// The sum of log-probabilities of `tokens` then end-of-text after `prompt`, under the same
+/// rules (what a decoding that chose them scored).
+pub fn score(dec: &WhisperDecoder, prompt: &[u32], tokens: &[u32]) -> Result<f64> {
+    let mut state = dec.start(1)?;
+    let mut logits = dec.step(&mut state, prompt, 1)?;
+    let mut sum = 0.0;
+    for &t in tokens.iter().chain(std::iter::once(&dec.tokens.eot)) {
+        sum += log_softmax(&logits)[t as usize];
+        if t != dec.tokens.eot {
+            logits = dec.step(&mut state, &[t], 1)?;
+        }
+    }
+    Ok(sum)
+}
