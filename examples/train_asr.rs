@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Ok(s) => {
             if let Some(test) = &s.test {
                 println!(
-                    "done: {} steps in {:.0} s; best validation CER {:.2}%",
+                    "done: {} steps in {:.0} s; best validation score {:.2}% (CER; WER for Whisper)",
                     s.steps,
                     s.train_seconds,
                     100.0 * s.best_val_cer
@@ -99,10 +99,12 @@ fn print_report(t: &TestReport) {
         pct(&t.beam),
         opt(&t.ctc)
     );
-    println!(
-        "held-out voices:    greedy {} | beam {} | CTC {}",
-        pct(&t.voices_greedy),
-        pct(&t.voices_beam),
-        opt(&t.voices_ctc)
-    );
+    if t.voices_greedy.utterances > 0 {
+        println!(
+            "held-out voices:    greedy {} | beam {} | CTC {}",
+            pct(&t.voices_greedy),
+            pct(&t.voices_beam),
+            opt(&t.voices_ctc)
+        );
+    }
 }

@@ -123,6 +123,21 @@ impl Tensor {
     }
 
     /// Mark as a trainable leaf with a name (used by optimizers and checkpoints).
+    /// This tensor under a name but without a gradient: a constant a checkpoint stores beside
+    /// the parameters (a fixed position table).
+    pub fn into_named_constant(self, name: impl Into<String>) -> Tensor {
+        Tensor(Arc::new(Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shape: self.0.shape.clone(),
+            dtype: self.0.dtype,
+            storage: self.0.storage.clone(),
+            requires_grad: false,
+            name: Some(name.into()),
+            grad_fn: Mutex::new(None),
+            grad: Mutex::new(None),
+        }))
+    }
+
     pub fn into_param(self, name: impl Into<String>) -> Tensor {
         Tensor(Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

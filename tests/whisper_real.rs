@@ -112,3 +112,66 @@ fn greedy_transcripts_match_faster_whisper_on_asterisk_prompts() {
         assert_eq!(got, reference[name], "{name} ({wav})");
     }
 }
+
+/// `train_asr` fine-tunes a Whisper named by `model.init_from`: two steps on one clip each,
+/// then its best checkpoint is a Whisper directory that transcribes again.
+#[test]
+fn train_asr_fine_tunes_whisper_into_a_loadable_checkpoint() {
+    require(MODEL, "scripts/fetch_whisper tiny.en");
+    require("data/asterisk/train.tsv", "scripts/asterisk_clips");
+    let dir = std::env::temp_dir().join(format!("wgformer-whisper-ft-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/asterisk");
+    // Two short training clips, one validation and one test clip.
+    for (split, lines) in [("train", 2..4), ("val", 1..2), ("test", 1..2)] {
+        let text = std::fs::read_to_string(root.join(format!("{split}.tsv"))).unwrap();
+        let mut out = String::from("audio\tvoice\ttranscript\n");
+        for line in text.lines().skip(1).take(lines.end).skip(lines.start - 1) {
+            out.push_str(&format!("{}\n", root.join(line).display()));
+        }
+        std::fs::write(dir.join(format!("{split}.tsv")), out).unwrap();
+    }
+    let mut config = wgformer::config::AsrConfig::load_with_overrides(
+        "configs/whisper-finetune.yaml",
+        &[] as &[&str],
+    )
+    .unwrap();
+    config.data.corpus_dir = dir.clone();
+    config.model.init_from = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL));
+    config.train.max_batch = 1;
+    config.train.epochs = Some(1);
+    config.train.eval_interval = 2;
+    config.decode.beam_width = 1;
+    config.train.out_dir = dir.join("run");
+    let opts = wgformer::train::RunOptions::default();
+    let summary = wgformer::train::asr::run(&config, &opts).unwrap();
+    assert_eq!(summary.steps, 2);
+    let test = summary.test.expect("the run tested its best checkpoint");
+    assert_eq!(test.greedy.utterances, 1);
+    let best = dir.join("run/checkpoints/best");
+    assert!(
+        WhisperRecognizer::is_whisper_dir(&best),
+        "{}",
+        best.display()
+    );
+    let tuned = WhisperRecognizer::load(&gpu(), &best).unwrap();
+    let clip = std::fs::read_to_string(dir.join("test.tsv")).unwrap();
+    let wav = clip
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = tuned.transcribe(
+        &load_16k(Path::new(&wav)).unwrap(),
+        &WhisperOptions::default(),
+    );
+    assert!(
+        !text.unwrap().trim().is_empty(),
+        "the tuned model transcribes {wav}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,10 +12,11 @@
 
 use super::asr_loss::asr_loss;
 use super::distributed::{agree, Collective, Shard, SingleProcess};
-use super::fit::{fit, LoopConfig, RunOptions};
+use super::fit::{fit, LoopConfig, RunOptions, RunReport};
 use super::run_dir::RunDir;
 use super::task::{Evaluation, Task};
 use super::trainer::Trainer;
+use super::whisper::WhisperTask;
 use crate::audio::{self, FeaturePipeline, Normalization, SpecAugmentConfig};
 use crate::checkpoint;
 use crate::config::{AsrConfig, DecodeMode};
@@ -29,7 +30,7 @@ use crate::gpu::Gpu;
 use crate::inference::asr_eval::{score, test_report, Mode, TestReport};
 use crate::inference::clm;
 use crate::inference::recognizer::model_config;
-use crate::inference::ErrorRates;
+use crate::inference::{ErrorRates, WhisperRecognizer};
 use crate::models::EncoderDecoderTransformer;
 use crate::nn::{Ctx, Module};
 use crate::rng::SplitMix64;
@@ -41,6 +42,7 @@ use std::path::{Path, PathBuf};
 pub struct AsrSummary {
     pub steps: usize,
     pub train_utterances: usize,
+    /// The best validation score: CER for a recognizer trained here, WER for a Whisper.
     pub best_val_cer: f64,
     /// `None` when `--resume` found the run finished and nothing was tested again.
     pub test: Option<TestReport>,
@@ -73,16 +75,57 @@ pub fn run_with(
         );
     }
     let verbose = opts.verbose && coll.is_root();
-    // The first process builds a missing corpus; the others wait for it in `agree`.
-    let built = match coll.is_root() {
-        true => check_init_from(config).and_then(|()| ensure_corpus(config, verbose)),
-        false => Ok(()),
+    let whisper = config
+        .model
+        .init_from
+        .as_deref()
+        .filter(|d| WhisperRecognizer::is_whisper_dir(d));
+    let (r, train_utterances, test) = match whisper {
+        Some(from) => {
+            let recognizer = agree(coll, WhisperRecognizer::load(&gpu, from))?;
+            let mut task = agree(coll, WhisperTask::new(recognizer, config, verbose))?;
+            let r = train(&mut task, dir, config, opts, coll)?;
+            (r, task.train_len(), task.test_report.take())
+        }
+        None => {
+            // The first process builds a missing corpus; the others wait for it in `agree`.
+            let built = match coll.is_root() {
+                true => check_init_from(config).and_then(|()| ensure_corpus(config, verbose)),
+                false => Ok(()),
+            };
+            agree(coll, built)?;
+            let mut task = agree(coll, AsrTask::new(&gpu, config, verbose))?;
+            let r = train(&mut task, dir, config, opts, coll)?;
+            (r, task.train.len(), task.test_report.take())
+        }
     };
-    agree(coll, built)?;
-    let mut task = agree(coll, AsrTask::new(&gpu, config, verbose))?;
+    let summary = AsrSummary {
+        steps: r.steps,
+        train_utterances,
+        best_val_cer: r.best_score,
+        test,
+        train_seconds: r.train_seconds,
+        out_dir: r.out_dir,
+    };
+    if summary.test.is_some() {
+        let path = summary.out_dir.join("summary.json");
+        let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::format(&path, e))?;
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(summary)
+}
+
+/// The optimizer and loop the config's sections describe, then `fit`.
+fn train<T: Task>(
+    task: &mut T,
+    dir: Option<RunDir>,
+    config: &AsrConfig,
+    opts: &RunOptions,
+    coll: &dyn Collective,
+) -> Result<RunReport> {
     let t = &config.train;
     let mut trainer = Trainer::from_config(
-        task.model.params(),
+        task.params(),
         &config.optimizer,
         &config.scheduler,
         task.total_steps(),
@@ -96,21 +139,7 @@ pub fn run_with(
         on_non_finite: t.on_non_finite,
         max_skipped_steps: t.max_skipped_steps,
     };
-    let r = fit(&mut task, &mut trainer, dir, coll, &lc, opts)?;
-    let summary = AsrSummary {
-        steps: r.steps,
-        train_utterances: task.train.len(),
-        best_val_cer: r.best_score,
-        test: task.test_report.take(),
-        train_seconds: r.train_seconds,
-        out_dir: r.out_dir,
-    };
-    if summary.test.is_some() {
-        let path = summary.out_dir.join("summary.json");
-        let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::format(&path, e))?;
-        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
-    }
-    Ok(summary)
+    fit(task, &mut trainer, dir, coll, &lc, opts)
 }
 
 /// The recognizer as a `Task`: features of the training copies, the validation set, the model.

@@ -215,7 +215,7 @@ pub fn fit<T: Task>(
             log.write("train", &record)?;
         }
         let msg = format!(
-            "loss {:.3}, lr {:.2e}, {:.1} {}",
+            "loss {:.3}, lr {:.2e}, {:.3} {}",
             stats.loss,
             stats.lr,
             rate[0],
@@ -400,7 +400,7 @@ fn snapshot<T: Task>(task: &T, trainer: &Trainer, best: f64) -> Result<[Vec<u8>;
         data: task.data_state(),
     };
     Ok([
-        named_bytes(&task.params())?,
+        named_bytes(&task.saved_tensors())?,
         checkpoint::tensors_to_bytes(&trainer.optimizer.state())?,
         serde_json::to_vec_pretty(&state).map_err(|e| Error::format(STATE_FILE, e))?,
     ])
@@ -416,7 +416,7 @@ fn restore<T: Task>(
     let [(params_path, params), (opt_path, opt), (state_path, state)] = files;
     let state: TrainState =
         serde_json::from_slice(state).map_err(|e| Error::format(state_path, e))?;
-    checkpoint::load_params(params_path, params, &task.params())?;
+    checkpoint::load_params(params_path, params, &task.saved_tensors())?;
     trainer
         .optimizer
         .restore(opt_path, opt, &state.optimizer_steps)?;

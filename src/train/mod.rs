@@ -18,6 +18,7 @@ pub mod run_dir;
 pub mod schedule;
 pub mod task;
 pub mod trainer;
+pub mod whisper;
 
 pub use distributed::{Collective, Shard, SingleProcess};
 pub use fit::{fit, LoopConfig, RunOptions, RunReport};

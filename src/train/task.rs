@@ -35,6 +35,11 @@ pub trait Task {
 
     /// The trainable parameters, named (the optimizer's and every checkpoint's).
     fn params(&self) -> Vec<Tensor>;
+    /// Every tensor a checkpoint's `model.safetensors` holds, named: the parameters, and any
+    /// constant the model's file format stores beside them.
+    fn saved_tensors(&self) -> Vec<Tensor> {
+        self.params()
+    }
     /// Optimizer steps the run takes (the learning-rate schedule's horizon).
     fn total_steps(&self) -> usize;
     /// This process's part (`shard`) of the micro-batches of optimizer step `step` (one

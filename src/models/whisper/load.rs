@@ -408,10 +408,10 @@ impl Whisper {
         let mut l = Loader { gpu, file, arrays };
         let conv1 = l.conv("model.encoder.conv1", c.n_mels, d, 1)?;
         let conv2 = l.conv("model.encoder.conv2", d, d, 2)?;
-        let encoder_positions = l.constant(
-            "model.encoder.embed_positions.weight",
-            &[c.max_source_positions, d],
-        )?;
+        let name = "model.encoder.embed_positions.weight";
+        let encoder_positions = l
+            .constant(name, &[c.max_source_positions, d])?
+            .into_named_constant(name);
         let encoder_layers = (0..c.encoder_layers)
             .map(|i| {
                 let name = format!("model.encoder.layers.{i}");
@@ -471,10 +471,16 @@ impl Whisper {
 }
 
 impl Whisper {
-    /// Write `config.json` and `model.safetensors` (every parameter and the encoder's position
-    /// table, f32, Hugging Face names) into `dir`, creating it.
-    pub fn save_hf(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    /// Every tensor `model.safetensors` holds: the parameters and the encoder's position table
+    /// (a constant), under their Hugging Face names.
+    pub fn saved_tensors(&self) -> Vec<Tensor> {
+        let mut t = self.params();
+        t.push(self.encoder_positions.clone());
+        t
+    }
+
+    /// The Hugging Face `config.json` of this model.
+    pub fn config_json(&self) -> Vec<u8> {
         let c = &self.config;
         let config = serde_json::json!({
             "architectures": ["WhisperForConditionalGeneration"],
@@ -494,18 +500,20 @@ impl Whisper {
             "scale_embedding": false,
             "tie_word_embeddings": true,
         });
+        serde_json::to_vec_pretty(&config).unwrap_or_default()
+    }
+
+    /// Write `config.json` and `model.safetensors` (`saved_tensors`, f32, Hugging Face names)
+    /// into `dir`, creating it.
+    pub fn save_hf(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let config_file = dir.join("config.json");
-        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
-        std::fs::write(&config_file, text).map_err(|e| Error::io(&config_file, e))?;
-        let params = self.params();
-        let mut named: Vec<(String, &Tensor)> = params
+        std::fs::write(&config_file, self.config_json()).map_err(|e| Error::io(&config_file, e))?;
+        let tensors = self.saved_tensors();
+        let named: Vec<(String, &Tensor)> = tensors
             .iter()
-            .map(|p| (p.name().unwrap_or_default().to_string(), p))
+            .map(|t| (t.name().unwrap_or_default().to_string(), t))
             .collect();
-        named.push((
-            "model.encoder.embed_positions.weight".into(),
-            &self.encoder_positions,
-        ));
         let file = dir.join("model.safetensors");
         std::fs::write(&file, tensors_to_bytes(&named)?).map_err(|e| Error::io(&file, e))
     }
