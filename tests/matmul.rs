@@ -360,6 +360,15 @@ fn variant_names_round_trip() {
     assert_eq!(MatmulVariant::from_name("fastest"), None);
 }
 
+/// `struct Params` of benches/fma_peak.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FmaParams {
+    iters: u32,
+    mul: f32,
+    add: f32,
+}
+
 #[test]
 fn fma_peak_kernel_computes_its_recurrence() {
     // The bench's compute-ceiling kernel must really do its FMAs: compare with the same
@@ -367,7 +376,7 @@ fn fma_peak_kernel_computes_its_recurrence() {
     let gpu = gpu();
     let k = Kernel::new(
         "fma_peak.wgsl",
-        include_str!("../shaders/fma_peak.wgsl"),
+        include_str!("../benches/fma_peak.wgsl"),
         "fma_peak",
     )
     .define("WG", 64)
@@ -377,7 +386,7 @@ fn fma_peak_kernel_computes_its_recurrence() {
     let out = Tensor::zeros(&gpu, &[128]).unwrap();
     gpu.dispatch(
         &k,
-        &[iters, mul.to_bits(), add.to_bits()],
+        &FmaParams { iters, mul, add },
         &[out.storage()],
         wgformer::gpu::grid(2),
     )

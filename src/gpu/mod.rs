@@ -340,12 +340,13 @@ impl Gpu {
         Ok(())
     }
 
-    /// Record one dispatch of `kernel`. `params` are the 4-byte words of its uniform struct;
-    /// `buffers` bind in the order of `kernel.bindings`.
-    pub fn dispatch(
+    /// Record one dispatch of `kernel`. `params` is its uniform `struct Params` (a `#[repr(C)]`
+    /// Pod struct with the shader's fields in the shader's order); `buffers` bind in the order
+    /// of `kernel.bindings`.
+    pub fn dispatch<P: bytemuck::Pod>(
         &self,
         kernel: &Kernel,
-        params: &[u32],
+        params: &P,
         buffers: &[&Storage],
         groups: [u32; 3],
     ) -> Result<()> {
@@ -355,6 +356,13 @@ impl Gpu {
                 kernel.key(),
                 buffers.len(),
                 kernel.bindings.len()
+            )));
+        }
+        if std::mem::size_of::<P>() as u64 > PARAM_SLOT {
+            return Err(Error::Gpu(format!(
+                "{}: its Params of {} bytes exceed the {PARAM_SLOT}-byte uniform slot",
+                kernel.key(),
+                std::mem::size_of::<P>()
             )));
         }
         if groups.contains(&0) {
@@ -387,14 +395,9 @@ impl Gpu {
                 cpu: vec![0; (SLOTS_PER_CHUNK * self.0.slot_bytes) as usize],
             });
         }
-        let words: &[u8] = bytemuck::cast_slice(params);
-        assert!(
-            words.len() as u64 <= PARAM_SLOT,
-            "params of {} too long",
-            kernel.key()
-        );
+        let bytes = bytemuck::bytes_of(params);
         let at = offset as usize;
-        s.chunks[chunk_index].cpu[at..at + words.len()].copy_from_slice(words);
+        s.chunks[chunk_index].cpu[at..at + bytes.len()].copy_from_slice(bytes);
 
         // Bind group: cached by (pipeline, chunk, buffer ids); pooled buffers recur every step.
         let ids: Vec<u64> = buffers.iter().map(|st| st.pooled().id).collect();

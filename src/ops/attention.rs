@@ -247,6 +247,22 @@ pub(crate) fn kernels() -> Vec<Kernel> {
     k
 }
 
+/// `struct Params` of attention.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    heads: u32,
+    tq: u32,
+    tk: u32,
+    /// 1: the bottom-right aligned causal mask.
+    causal: u32,
+    /// 1: `key_lens` holds each batch item's valid key count (else it is not read).
+    has_lens: u32,
+    /// 1 / sqrt(D).
+    scale: f32,
+}
+
 /// The checked sizes of one attention call: q [b, h, tq, d], k and v [b, h, tk, d].
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -262,17 +278,16 @@ impl Dims {
         1.0 / (self.d as f32).sqrt()
     }
 
-    /// The shader's `Params`.
-    fn params(&self, mask: &AttentionMask) -> [u32; 7] {
-        [
-            self.b as u32,
-            self.h as u32,
-            self.tq as u32,
-            self.tk as u32,
-            mask.causal as u32,
-            mask.key_lens.is_some() as u32,
-            self.scale().to_bits(),
-        ]
+    fn params(&self, mask: &AttentionMask) -> Params {
+        Params {
+            batch: self.b as u32,
+            heads: self.h as u32,
+            tq: self.tq as u32,
+            tk: self.tk as u32,
+            causal: mask.causal as u32,
+            has_lens: mask.key_lens.is_some() as u32,
+            scale: self.scale(),
+        }
     }
 
     /// Workgroups of `variant` over `rows` rows per (b, h): a block of rows per workgroup

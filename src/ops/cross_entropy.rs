@@ -15,6 +15,16 @@ const ROW_WG: u32 = 64;
 /// Invocations of the single `finish` workgroup, and per workgroup in `backward`.
 const WG: u32 = 256;
 
+/// `struct Params` of cross_entropy.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    vocab: u32,
+    ignore_index: u32,
+    label_smoothing: f32,
+}
+
 /// Buffers: row_loss, lse, logits, targets.
 fn row_loss_kernel(wg: u32) -> Kernel {
     Kernel::new("cross_entropy.wgsl", SRC, "row_loss_forward")
@@ -112,12 +122,12 @@ pub fn cross_entropy(
     let lse = Tensor::empty(gpu, &[rows, 2])?;
     let loss = Tensor::empty(gpu, &[])?;
     let count = Tensor::empty(gpu, &[1])?;
-    let params = [
-        rows as u32,
-        vocab as u32,
+    let params = Params {
+        rows: rows as u32,
+        vocab: vocab as u32,
         ignore_index,
-        label_smoothing.to_bits(),
-    ];
+        label_smoothing,
+    };
     gpu.dispatch(
         &row_loss_kernel(super::row_workgroup(gpu, ROW_WG)),
         &params,

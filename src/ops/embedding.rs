@@ -11,6 +11,18 @@ use crate::tensor::{DType, Tensor};
 const SRC: &str = include_str!("../../shaders/embedding.wgsl");
 const WG: u32 = 256;
 
+/// `struct Params` of embedding.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// Ids (positions).
+    n: u32,
+    /// Rows of the table.
+    vocab: u32,
+    /// Columns of the table.
+    dim: u32,
+}
+
 fn gather_kernel() -> Kernel {
     Kernel::new("embedding.wgsl", SRC, "gather")
         .define("WG", WG)
@@ -59,7 +71,11 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let mut out_shape = ids.shape().to_vec();
     out_shape.push(dim);
     let out = Tensor::empty(table.gpu(), &out_shape)?; // [..., dim]
-    let params = [ids.numel() as u32, vocab as u32, dim as u32];
+    let params = Params {
+        n: ids.numel() as u32,
+        vocab: vocab as u32,
+        dim: dim as u32,
+    };
     let buffers = [out.storage(), table.storage(), ids.storage()];
     out.gpu().dispatch(
         &gather_kernel(),
@@ -78,7 +94,11 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
 fn embedding_backward(dout: &Tensor, ids: &Tensor, vocab: usize, dim: usize) -> Result<Tensor> {
     let gpu = dout.gpu();
     let n = ids.numel();
-    let params = [n as u32, vocab as u32, dim as u32];
+    let params = Params {
+        n: n as u32,
+        vocab: vocab as u32,
+        dim: dim as u32,
+    };
     // Scratch for the sort, read by `accumulate` later in the same batch: dropping them
     // returns them to the pool, whose later compute users run after these dispatches.
     let order = gpu.alloc(n)?; // [n] positions grouped by id

@@ -15,6 +15,17 @@ const WG: u32 = 64;
 /// Rows each `param_partials` invocation sums for its column.
 const ROWS_PER_BLOCK: u32 = 32;
 
+/// `struct Params` of layernorm.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    /// Row blocks of `param_partials`: ceil(rows / ROWS_PER_BLOCK).
+    blocks: u32,
+}
+
 /// `wg`: invocations per row (forward, backward_input) or per workgroup (param_partials).
 fn kernel(entry: &'static str, wg: u32) -> Kernel {
     Kernel::new("layernorm.wgsl", SRC, entry)
@@ -107,7 +118,12 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result
     let mean = Tensor::empty(gpu, &[rows])?;
     let rstd = Tensor::empty(gpu, &[rows])?;
     let blocks = rows.div_ceil(ROWS_PER_BLOCK as usize);
-    let params = [rows as u32, cols as u32, eps.to_bits(), blocks as u32];
+    let params = Params {
+        rows: rows as u32,
+        cols: cols as u32,
+        eps,
+        blocks: blocks as u32,
+    };
     let buffers = [
         y.storage(),
         mean.storage(),

@@ -140,19 +140,28 @@ impl Gemm {
             0
         }
     }
+}
 
-    fn params(&self) -> [u32; 8] {
-        [
-            self.batch as u32,
-            self.m as u32,
-            self.k as u32,
-            self.n as u32,
-            self.a_stride(),
-            self.b_stride(),
-            self.trans_a as u32,
-            self.trans_b as u32,
-        ]
-    }
+/// `struct Params` of matmul.wgsl, field for field (see there for what each means).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    m: u32,
+    k: u32,
+    n: u32,
+    a_stride: u32,
+    b_stride: u32,
+    trans_a: u32,
+    trans_b: u32,
+    m_pad: u32,
+    k_pad: u32,
+    n_pad: u32,
+    a_direct: u32,
+    has_bias: u32,
+    b_direct: u32,
+    k_split: u32,
+    k_slice: u32,
 }
 
 /// Invocations per workgroup of the naive and packing kernels.
@@ -462,17 +471,24 @@ pub(super) fn gemm_bias(
         1 => out,
         _ => Tensor::empty(gpu, &[slices, g.batch * g.m * g.n])?,
     };
-    let mut params = g.params().to_vec();
-    params.extend([
-        m_pad as u32,
-        k_pad as u32,
-        n_pad as u32,
-        a_direct as u32,
-        bias.is_some() as u32,
-        b_direct as u32,
-        slices as u32,
-        k_slice as u32,
-    ]);
+    let params = Params {
+        batch: g.batch as u32,
+        m: g.m as u32,
+        k: g.k as u32,
+        n: g.n as u32,
+        a_stride: g.a_stride(),
+        b_stride: g.b_stride(),
+        trans_a: g.trans_a as u32,
+        trans_b: g.trans_b as u32,
+        m_pad: m_pad as u32,
+        k_pad: k_pad as u32,
+        n_pad: n_pad as u32,
+        a_direct: a_direct as u32,
+        has_bias: bias.is_some() as u32,
+        b_direct: b_direct as u32,
+        k_split: slices as u32,
+        k_slice: k_slice as u32,
+    };
     // Without a bias the binding still needs a buffer: A's, never read.
     let bias = bias.unwrap_or(a).storage();
     let run =

@@ -11,6 +11,14 @@ const SRC: &str = include_str!("../../shaders/softmax.wgsl");
 /// Invocations per row (one workgroup per row); a power of two for the tree reduction.
 const WG: u32 = 64;
 
+/// `struct Params` of softmax.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+}
+
 fn forward_kernel() -> Kernel {
     Kernel::new("softmax.wgsl", SRC, "forward")
         .with_prelude(super::WORKGROUP_REDUCE)
@@ -49,7 +57,10 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
     let rows = x.numel() / cols;
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, x.shape())?;
-    let params = [rows as u32, cols as u32];
+    let params = Params {
+        rows: rows as u32,
+        cols: cols as u32,
+    };
     gpu.dispatch(
         &forward_kernel(),
         &params,
