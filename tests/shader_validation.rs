@@ -61,3 +61,64 @@ fn missing_entry_point_is_reported() {
     assert_eq!(file, "adamw.wgsl");
     assert!(msg.contains("no such entry point"), "{msg}");
 }
+
+/// The adamw kernel as the crate builds it: buffers param (rw), grad, m (rw), v (rw), clip.
+fn adamw_kernel() -> Kernel {
+    wgformer::ops::all_kernels()
+        .into_iter()
+        .find(|k| k.entry == "adamw")
+        .expect("the adamw kernel is listed")
+}
+
+#[test]
+fn a_launch_buffer_at_the_wrong_binding_number_is_caught() {
+    let mut k = adamw_kernel();
+    k.validate().unwrap();
+    // grad is @binding(2); bind the second buffer at 6, which the shader does not declare.
+    k.bindings[1] = (6, false);
+    let (file, entry, msg) = shader_error(&k);
+    assert_eq!((file, entry), ("adamw.wgsl", "adamw"));
+    assert!(msg.contains("@binding(6)"), "{msg}");
+    assert!(msg.contains("does not use"), "{msg}");
+}
+
+#[test]
+fn a_launch_buffer_with_the_wrong_access_mode_is_caught() {
+    let mut k = adamw_kernel();
+    // m (@binding(3)) is var<storage, read_write>; claim it is read-only.
+    k.bindings[2] = (3, false);
+    let (_, _, msg) = shader_error(&k);
+    assert!(msg.contains("@binding(3) `m`"), "{msg}");
+    assert!(msg.contains("read_write"), "{msg}");
+}
+
+#[test]
+fn a_binding_the_entry_point_uses_but_no_buffer_fills_is_caught() {
+    let mut k = adamw_kernel();
+    k.bindings.pop(); // clip, @binding(5)
+    let (_, _, msg) = shader_error(&k);
+    assert!(msg.contains("@binding(5) `clip`"), "{msg}");
+}
+
+/// The right bindings with a uniform struct of the wrong size: the dispatch is refused with
+/// the kernel named, and a wrong binding is refused before wgpu sees the pipeline.
+#[test]
+fn dispatch_refuses_wrong_params_and_wrong_bindings() {
+    let gpu = wgformer::Gpu::shared().expect("no GPU adapter");
+    let bufs: Vec<wgformer::gpu::Storage> = (0..5).map(|_| gpu.alloc(4).unwrap()).collect();
+    let refs: Vec<&wgformer::gpu::Storage> = bufs.iter().collect();
+    let too_short = [0u32; 4];
+    match gpu.dispatch(&adamw_kernel(), &too_short, &refs, [1, 1, 1]) {
+        Err(Error::Shader { file, msg, .. }) => {
+            assert_eq!(file, "adamw.wgsl");
+            assert!(msg.contains("16 bytes") && msg.contains("32"), "{msg}");
+        }
+        other => panic!("expected a shader error, got {other:?}"),
+    }
+    let mut k = adamw_kernel();
+    k.bindings[0] = (1, false);
+    match gpu.dispatch(&k, &[0u32; 8], &refs, [1, 1, 1]) {
+        Err(Error::Shader { msg, .. }) => assert!(msg.contains("@binding(1)"), "{msg}"),
+        other => panic!("expected a shader error, got {other:?}"),
+    }
+}

@@ -7,10 +7,12 @@
 //! compiled, and the `shader_validation` test compiles every one of them with naga.
 //!
 //! Binding convention shared by every shader in `shaders/`: everything is in `@group(0)`;
-//! `@binding(0)` is a `var<uniform>` struct of 4-byte scalars (the op's sizes); the storage
-//! arrays an entry point uses are listed by the kernel (`.read(n)` / `.write(n)`), in the
-//! order the launch passes its buffers. Entry points in one file use distinct binding numbers
-//! so each can keep readable names (`x`, `dy`, `mean`, ...).
+//! `@binding(0)` is a `var<uniform>` struct `Params` of 4-byte scalars (the op's sizes), which
+//! the launch fills from a Rust struct with the same fields; the storage arrays an entry point
+//! uses are listed by the kernel (`.read(n)` / `.write(n)`), in the order the launch passes its
+//! buffers. Entry points in one file use distinct binding numbers so each can keep readable
+//! names (`x`, `dy`, `mean`, ...). `validate` checks the list against what naga says the entry
+//! point uses, and every dispatch checks the size of its `Params` against the shader's.
 
 use crate::error::{Error, Result};
 
@@ -114,8 +116,15 @@ impl Kernel {
         format!("{}:{}[{}]{prelude}", self.file, self.entry, defs.join(","))
     }
 
-    /// Parse and validate with naga, reporting the line in the shader file itself.
+    /// Parse and validate with naga (reporting the line in the shader file itself), and check
+    /// that `bindings` are exactly the storage bindings the entry point uses, each with the
+    /// shader's access mode.
     pub fn validate(&self) -> Result<()> {
+        self.reflect().map(|_| ())
+    }
+
+    /// `validate`, returning what the pipeline needs to know of the shader.
+    pub(crate) fn reflect(&self) -> Result<Reflection> {
         let text = self.wgsl();
         let module = naga::front::wgsl::parse_str(&text)
             .map_err(|e| self.error_at(&text, e.location(&text), &e.emit_to_string(&text)))?;
@@ -123,18 +132,102 @@ impl Kernel {
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::all(),
         );
-        validator.validate(&module).map_err(|e| {
+        let info = validator.validate(&module).map_err(|e| {
             let loc = e.location(&text);
             self.error_at(&text, loc, &e.emit_to_string(&text))
         })?;
-        if !module.entry_points.iter().any(|ep| ep.name == self.entry) {
-            return Err(Error::Shader {
-                file: self.file,
-                entry: self.entry,
-                msg: "no such entry point".into(),
-            });
+        let Some(index) = module
+            .entry_points
+            .iter()
+            .position(|ep| ep.name == self.entry)
+        else {
+            return Err(self.error("no such entry point".into()));
+        };
+        // The globals this entry point (and every function it calls) touches.
+        let uses = info.get_entry_point(index);
+        let mut storage = Vec::new();
+        let mut params_bytes = None;
+        for (handle, var) in module.global_variables.iter() {
+            let Some(slot) = &var.binding else { continue };
+            if uses[handle].is_empty() {
+                continue;
+            }
+            let name = var.name.clone().unwrap_or_default();
+            if slot.group != 0 {
+                return Err(self.error(format!(
+                    "`{name}` is in @group({}); every binding is in @group(0)",
+                    slot.group
+                )));
+            }
+            match var.space {
+                naga::AddressSpace::Storage { access } => storage.push(UsedBinding {
+                    binding: slot.binding,
+                    writable: access.contains(naga::StorageAccess::STORE),
+                    name,
+                }),
+                naga::AddressSpace::Uniform if slot.binding == 0 => {
+                    params_bytes = match module.types[var.ty].inner {
+                        naga::TypeInner::Struct { span, .. } => Some(span),
+                        _ => None,
+                    }
+                }
+                _ => {
+                    return Err(self.error(format!(
+                        "`{name}` at @binding({}) is neither the uniform Params at @binding(0) \
+                         nor a storage buffer",
+                        slot.binding
+                    )))
+                }
+            }
+        }
+        self.check_bindings(&storage)?;
+        Ok(Reflection { params_bytes })
+    }
+
+    /// `bindings` against the storage bindings the entry point uses (`used`).
+    fn check_bindings(&self, used: &[UsedBinding]) -> Result<()> {
+        let mode = |writable: bool| if writable { "read_write" } else { "read" };
+        for (i, &(binding, writable)) in self.bindings.iter().enumerate() {
+            if self.bindings[..i].iter().any(|&(b, _)| b == binding) {
+                return Err(self.error(format!(
+                    "launch buffer {i} binds @binding({binding}) a second time"
+                )));
+            }
+            let Some(u) = used.iter().find(|u| u.binding == binding) else {
+                return Err(self.error(format!(
+                    "launch buffer {i} binds @binding({binding}), which the entry point does \
+                     not use (it uses {})",
+                    describe(used)
+                )));
+            };
+            if u.writable != writable {
+                return Err(self.error(format!(
+                    "launch buffer {i} binds @binding({binding}) `{}` as {}, the shader \
+                     declares it var<storage, {}>",
+                    u.name,
+                    mode(writable),
+                    mode(u.writable)
+                )));
+            }
+        }
+        if let Some(u) = used
+            .iter()
+            .find(|u| !self.bindings.iter().any(|&(b, _)| b == u.binding))
+        {
+            return Err(self.error(format!(
+                "the entry point uses @binding({}) `{}`, which no launch buffer binds",
+                u.binding, u.name
+            )));
         }
         Ok(())
+    }
+
+    fn error(&self, msg: String) -> Error {
+        Error::Shader {
+            file: self.file,
+            entry: self.entry,
+            msg,
+        }
     }
 
     fn error_at(&self, _text: &str, loc: Option<naga::SourceLocation>, msg: &str) -> Error {
@@ -142,11 +235,36 @@ impl Kernel {
             .map(|l| (l.line_number as usize).saturating_sub(self.header_lines()))
             .map(|l| format!("line {l}: "))
             .unwrap_or_default();
-        Error::Shader {
-            file: self.file,
-            entry: self.entry,
-            msg: format!("{line}{msg}"),
-        }
+        self.error(format!("{line}{msg}"))
+    }
+}
+
+/// What a pipeline needs to know of its shader beyond the text.
+pub(crate) struct Reflection {
+    /// Bytes of the uniform `Params` at @binding(0), where the entry point reads it.
+    pub params_bytes: Option<u32>,
+}
+
+/// A storage buffer the entry point touches, as the shader declares it.
+struct UsedBinding {
+    binding: u32,
+    writable: bool,
+    name: String,
+}
+
+/// "@binding(1) `c` (read_write), @binding(2) `a` (read)".
+fn describe(used: &[UsedBinding]) -> String {
+    let list: Vec<String> = used
+        .iter()
+        .map(|u| {
+            let mode = if u.writable { "read_write" } else { "read" };
+            format!("@binding({}) `{}` ({mode})", u.binding, u.name)
+        })
+        .collect();
+    if list.is_empty() {
+        "no storage buffer".into()
+    } else {
+        list.join(", ")
     }
 }
 

@@ -92,7 +92,12 @@ struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     index: usize,
+    /// Size of the shader's uniform `Params` (None: the entry point does not read it).
+    params_bytes: Option<u32>,
 }
+
+/// A kernel's `key()` and bindings (they make the bind group layout).
+type PipelineKey = (String, Vec<(u32, bool)>);
 
 struct Recorded {
     pipeline: usize,
@@ -109,7 +114,7 @@ struct ParamChunk {
 
 struct State {
     pool: BufferPool,
-    pipelines: HashMap<String, Arc<Pipeline>>,
+    pipelines: HashMap<PipelineKey, Arc<Pipeline>>,
     pipeline_list: Vec<Arc<Pipeline>>,
     bind_groups: HashMap<(usize, usize, Vec<u64>), wgpu::BindGroup>,
     chunks: Vec<ParamChunk>,
@@ -377,6 +382,21 @@ impl Gpu {
         }
         let mut s = self.state();
         let pipeline = self.pipeline(&mut s, kernel)?;
+        let bytes = bytemuck::bytes_of(params);
+        if pipeline
+            .params_bytes
+            .is_some_and(|want| want as usize != bytes.len())
+        {
+            return Err(Error::Shader {
+                file: kernel.file,
+                entry: kernel.entry,
+                msg: format!(
+                    "launched with {} bytes of parameters; the shader's struct Params has {}",
+                    bytes.len(),
+                    pipeline.params_bytes.unwrap_or_default()
+                ),
+            });
+        }
         let profile_start = s.profile.on.then(std::time::Instant::now);
 
         // Parameters: next free slot of the current chunk.
@@ -395,7 +415,6 @@ impl Gpu {
                 cpu: vec![0; (SLOTS_PER_CHUNK * self.0.slot_bytes) as usize],
             });
         }
-        let bytes = bytemuck::bytes_of(params);
         let at = offset as usize;
         s.chunks[chunk_index].cpu[at..at + bytes.len()].copy_from_slice(bytes);
 
@@ -463,7 +482,7 @@ impl Gpu {
 
     /// The compiled pipeline for `kernel`, compiling it on first use.
     fn pipeline(&self, s: &mut State, kernel: &Kernel) -> Result<Arc<Pipeline>> {
-        let key = kernel.key();
+        let key = (kernel.key(), kernel.bindings.clone());
         if let Some(p) = s.pipelines.get(&key) {
             return Ok(p.clone());
         }
@@ -474,6 +493,8 @@ impl Gpu {
                 msg: "needs subgroup support, which this adapter lacks".into(),
             });
         }
+        // The bindings and the Params size, checked against the shader before wgpu sees it.
+        let reflection = kernel.reflect()?;
         let device = &self.0.device;
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -536,6 +557,7 @@ impl Gpu {
             pipeline,
             layout,
             index: s.pipeline_list.len(),
+            params_bytes: reflection.params_bytes,
         });
         s.pipeline_list.push(p.clone());
         s.pipelines.insert(key, p.clone());
