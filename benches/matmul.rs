@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wgformer::gpu::{grid, Kernel};
+use wgformer::gpu::{grid, Kernel, ShaderFile};
 use wgformer::ops::{self, MatmulVariant};
 use wgformer::{Gpu, Tensor};
 
@@ -160,7 +160,11 @@ struct FmaParams {
 /// One FMA-ceiling dispatch over `out.numel() / FMA_WG` workgroups; returns its flop count.
 fn fma_peak(gpu: &Gpu, out: &Tensor) -> f64 {
     let groups = out.numel() as u32 / FMA_WG;
-    let k = Kernel::new("fma_peak.wgsl", include_str!("fma_peak.wgsl"), "fma_peak")
+    let file = ShaderFile {
+        path: "fma_peak.wgsl",
+        text: include_str!("fma_peak.wgsl"),
+    };
+    let k = Kernel::new(&[file], "fma_peak")
         .define("WG", FMA_WG)
         .write(1);
     let params = FmaParams {

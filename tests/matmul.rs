@@ -5,7 +5,7 @@
 //! FMA-ceiling kernel.
 mod common;
 use common::*;
-use wgformer::gpu::Kernel;
+use wgformer::gpu::{Kernel, ShaderFile};
 use wgformer::ops::{self, MatmulVariant};
 use wgformer::reference::matmul as reference;
 use wgformer::Tensor;
@@ -374,13 +374,11 @@ fn fma_peak_kernel_computes_its_recurrence() {
     // The bench's compute-ceiling kernel must really do its FMAs: compare with the same
     // recurrence on the CPU (f32 fused multiply-add, same summation order).
     let gpu = gpu();
-    let k = Kernel::new(
-        "fma_peak.wgsl",
-        include_str!("../benches/fma_peak.wgsl"),
-        "fma_peak",
-    )
-    .define("WG", 64)
-    .write(1);
+    let file = ShaderFile {
+        path: "fma_peak.wgsl",
+        text: include_str!("../benches/fma_peak.wgsl"),
+    };
+    let k = Kernel::new(&[file], "fma_peak").define("WG", 64).write(1);
     k.validate().unwrap();
     let (iters, mul, add) = (100u32, 0.99f32, 0.01f32);
     let out = Tensor::zeros(&gpu, &[128]).unwrap();

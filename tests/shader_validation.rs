@@ -1,6 +1,7 @@
-//! Every kernel variant the crate can launch parses and validates with naga, and a broken
-//! shader is reported with its file and its own line number (not shifted by the defines).
-use wgformer::gpu::Kernel;
+//! Every kernel variant the crate can launch parses and validates with naga, a broken shader
+//! is reported with its file and its own line number (not shifted by the defines or by the
+//! files compiled before it), and launch bindings that disagree with the shader are refused.
+use wgformer::gpu::{Kernel, ShaderFile};
 use wgformer::Error;
 
 #[test]
@@ -38,10 +39,21 @@ fn shader_error(k: &Kernel) -> (&'static str, &'static str, String) {
     }
 }
 
+const BROKEN_FILE: ShaderFile = ShaderFile {
+    path: "broken.wgsl",
+    text: BROKEN,
+};
+
+/// A correct three-line part compiled before the broken file.
+const SHARED: ShaderFile = ShaderFile {
+    path: "shared.wgsl",
+    text: "// Shared helpers.\nfn twice(x: f32) -> f32 {\n    return 2.0 * x;\n}\n",
+};
+
 #[test]
 fn broken_shader_is_reported_with_its_file_and_line() {
     // Two defines are prepended, so the compiler sees line 6; the report must say line 4.
-    let k = Kernel::new("broken.wgsl", BROKEN, "main")
+    let k = Kernel::new(&[BROKEN_FILE], "main")
         .define("WG", 64)
         .define("UNUSED", 1);
     let (file, entry, msg) = shader_error(&k);
@@ -50,13 +62,30 @@ fn broken_shader_is_reported_with_its_file_and_line() {
 }
 
 #[test]
+fn an_error_in_a_later_file_is_reported_in_that_file() {
+    // The compiler sees line 2 (define) + 4 (shared.wgsl) + 4 = 10.
+    let k = Kernel::new(&[SHARED, BROKEN_FILE], "main").define("WG", 64);
+    let (file, _, msg) = shader_error(&k);
+    assert_eq!(file, "broken.wgsl");
+    assert!(msg.starts_with("line 4:"), "wrong line in: {msg}");
+    // The same error in the shared file, before a correct one.
+    let broken_shared = ShaderFile {
+        path: "shared.wgsl",
+        text: "fn twice(x: f32) -> f32 {\n    let y: f32 = 1u;\n    return 2.0 * x;\n}\n",
+    };
+    let ok_main = ShaderFile {
+        path: "main.wgsl",
+        text: "@compute @workgroup_size(1)\nfn main() {}\n",
+    };
+    let (file, _, msg) = shader_error(&Kernel::new(&[broken_shared, ok_main], "main"));
+    assert_eq!(file, "shared.wgsl");
+    assert!(msg.starts_with("line 2:"), "wrong line in: {msg}");
+}
+
+#[test]
 fn missing_entry_point_is_reported() {
-    let k = Kernel::new(
-        "adamw.wgsl",
-        include_str!("../shaders/adamw.wgsl"),
-        "no_such_entry",
-    )
-    .define("WG", 64);
+    let mut k = adamw_kernel();
+    k.entry = "no_such_entry";
     let (file, _, msg) = shader_error(&k);
     assert_eq!(file, "adamw.wgsl");
     assert!(msg.contains("no such entry point"), "{msg}");

@@ -11,7 +11,8 @@ mod kernel;
 mod pool;
 mod profile;
 
-pub use kernel::{grid, Kernel};
+pub(crate) use kernel::shader_file;
+pub use kernel::{grid, Kernel, ShaderFile};
 pub use pool::size_class;
 pub use profile::{format_profile, KernelTime};
 
@@ -96,9 +97,6 @@ struct Pipeline {
     params_bytes: Option<u32>,
 }
 
-/// A kernel's `key()` and bindings (they make the bind group layout).
-type PipelineKey = (String, Vec<(u32, bool)>);
-
 struct Recorded {
     pipeline: usize,
     bind_group: wgpu::BindGroup,
@@ -114,7 +112,7 @@ struct ParamChunk {
 
 struct State {
     pool: BufferPool,
-    pipelines: HashMap<PipelineKey, Arc<Pipeline>>,
+    pipelines: HashMap<Kernel, Arc<Pipeline>>,
     pipeline_list: Vec<Arc<Pipeline>>,
     bind_groups: HashMap<(usize, usize, Vec<u64>), wgpu::BindGroup>,
     chunks: Vec<ParamChunk>,
@@ -388,7 +386,7 @@ impl Gpu {
             .is_some_and(|want| want as usize != bytes.len())
         {
             return Err(Error::Shader {
-                file: kernel.file,
+                file: kernel.file(),
                 entry: kernel.entry,
                 msg: format!(
                     "launched with {} bytes of parameters; the shader's struct Params has {}",
@@ -475,20 +473,19 @@ impl Gpu {
                 None => wall,
             };
             s.profile
-                .add(format!("{}:{}", kernel.file, kernel.entry), time);
+                .add(format!("{}:{}", kernel.file(), kernel.entry), time);
         }
         Ok(())
     }
 
     /// The compiled pipeline for `kernel`, compiling it on first use.
     fn pipeline(&self, s: &mut State, kernel: &Kernel) -> Result<Arc<Pipeline>> {
-        let key = (kernel.key(), kernel.bindings.clone());
-        if let Some(p) = s.pipelines.get(&key) {
+        if let Some(p) = s.pipelines.get(kernel) {
             return Ok(p.clone());
         }
         if kernel.subgroups && !self.has_subgroups() {
             return Err(Error::Shader {
-                file: kernel.file,
+                file: kernel.file(),
                 entry: kernel.entry,
                 msg: "needs subgroup support, which this adapter lacks".into(),
             });
@@ -530,7 +527,7 @@ impl Gpu {
             immediate_size: 0,
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(kernel.file),
+            label: Some(kernel.file()),
             source: wgpu::ShaderSource::Wgsl(kernel.wgsl().into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -547,7 +544,7 @@ impl Gpu {
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Shader {
-                file: kernel.file,
+                file: kernel.file(),
                 entry: kernel.entry,
                 msg: err.to_string(),
             });
@@ -560,7 +557,7 @@ impl Gpu {
             params_bytes: reflection.params_bytes,
         });
         s.pipeline_list.push(p.clone());
-        s.pipelines.insert(key, p.clone());
+        s.pipelines.insert(kernel.clone(), p.clone());
         Ok(p)
     }
 

@@ -3,10 +3,10 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/adamw.wgsl");
+const SHADER: ShaderFile = shader_file!("adamw.wgsl");
 const WG: u32 = 256;
 
 /// AdamW hyper-parameters; the defaults are PyTorch's.
@@ -50,7 +50,7 @@ struct Params {
 }
 
 fn kernel() -> Kernel {
-    Kernel::new("adamw.wgsl", SRC, "adamw")
+    Kernel::new(&[SHADER], "adamw")
         .define("WG", WG)
         .write(1)
         .read(2)

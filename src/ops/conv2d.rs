@@ -11,17 +11,17 @@
 //! product's M (whole 32-row tiles) and the many pixels on N: on lavapipe the three products of
 //! the 32 -> 32 speech conv took 1.1-1.7x longer with cols [N, K] and y = cols @ weight^T. A forward is 3-5 dispatches (im2col, the matmul's packing where it
 //! packs and product, channels_first); the whole product runs on the fastest matmul kernel of
-//! the adapter, which reads cols in place when C_out is small (`b_direct` in matmul.wgsl).
+//! the adapter, which reads cols in place when C_out is small (`b_direct` in matmul/rowblock.wgsl).
 //! The price is memory: cols and its gradient hold K x N floats each (110 MB apiece for the
 //! speech embedding's 32 -> 32 conv at B = 16, 75 x 80 outputs).
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
+const SHADER: ShaderFile = shader_file!("conv2d.wgsl");
 /// Invocations per workgroup; each invocation fills one row of the output image.
 const WG: u32 = 64;
 
@@ -47,7 +47,7 @@ struct Params {
 }
 
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("conv2d.wgsl", SRC, entry).define("WG", WG)
+    Kernel::new(&[SHADER], entry).define("WG", WG)
 }
 
 /// Buffers: cols, x.

@@ -4,11 +4,11 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/ctc.wgsl");
+const SHADER: ShaderFile = shader_file!("ctc.wgsl");
 /// Invocations per workgroup: per row in `log_softmax`, over the states in `alpha_beta`, per
 /// element in `backward`. A power of two (tree reductions).
 const WG: u32 = 128;
@@ -27,9 +27,7 @@ struct Params {
 }
 
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("ctc.wgsl", SRC, entry)
-        .with_prelude(super::WORKGROUP_REDUCE)
-        .define("WG", WG)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], entry).define("WG", WG)
 }
 
 /// Buffers: lp, logits.

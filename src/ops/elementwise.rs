@@ -3,11 +3,11 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
+const SHADER: ShaderFile = shader_file!("elementwise.wgsl");
 const WG: u32 = 256;
 
 /// `struct Params` of elementwise.wgsl, field for field.
@@ -28,13 +28,13 @@ struct Params {
 /// elementwise.wgsl).
 fn kernel(entry: &'static str, inputs: u32, width: usize) -> Kernel {
     let val = match width {
-        4 => "alias Val = vec4<f32>;",
-        _ => "alias Val = f32;",
+        4 => "vec4<f32>",
+        _ => "f32",
     };
-    let k = Kernel::new("elementwise.wgsl", SRC, entry)
+    let k = Kernel::new(&[SHADER], entry)
         .define("WG", WG)
         .define("WIDTH", width as u32)
-        .with_prelude(val)
+        .alias("Val", val)
         .write(1);
     (0..inputs).fold(k, |k, i| k.read(2 + i))
 }

@@ -4,11 +4,11 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/embedding.wgsl");
+const SHADER: ShaderFile = shader_file!("embedding.wgsl");
 const WG: u32 = 256;
 
 /// `struct Params` of embedding.wgsl, field for field.
@@ -24,7 +24,7 @@ struct Params {
 }
 
 fn gather_kernel() -> Kernel {
-    Kernel::new("embedding.wgsl", SRC, "gather")
+    Kernel::new(&[SHADER], "gather")
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -32,7 +32,7 @@ fn gather_kernel() -> Kernel {
 }
 
 fn sort_kernel() -> Kernel {
-    Kernel::new("embedding.wgsl", SRC, "sort_positions")
+    Kernel::new(&[SHADER], "sort_positions")
         .define("WG", WG)
         .read(3)
         .write(4)
@@ -40,7 +40,7 @@ fn sort_kernel() -> Kernel {
 }
 
 fn accumulate_kernel() -> Kernel {
-    Kernel::new("embedding.wgsl", SRC, "accumulate")
+    Kernel::new(&[SHADER], "accumulate")
         .define("WG", WG)
         .write(6)
         .read(7)

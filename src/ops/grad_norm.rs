@@ -3,10 +3,10 @@
 //! it is bookkeeping for the optimizer.
 
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tensor::Tensor;
 
-const SRC: &str = include_str!("../../shaders/grad_norm.wgsl");
+const SHADER: ShaderFile = shader_file!("grad_norm.wgsl");
 const WG: u32 = 256;
 
 /// `struct Params` of grad_norm.wgsl, field for field.
@@ -23,16 +23,14 @@ struct Params {
 }
 
 fn sum_squares_kernel() -> Kernel {
-    Kernel::new("grad_norm.wgsl", SRC, "sum_squares")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "sum_squares")
         .define("WG", WG)
         .write(1)
         .read(2)
 }
 
 fn finish_kernel() -> Kernel {
-    Kernel::new("grad_norm.wgsl", SRC, "finish")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "finish")
         .define("WG", WG)
         .write(1)
         .write(3)

@@ -4,11 +4,11 @@
 
 use super::{groups_for, sum_axis};
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/layernorm.wgsl");
+const SHADER: ShaderFile = shader_file!("layernorm.wgsl");
 /// Invocations per row in the row kernels (and per workgroup in `param_partials`); a power
 /// of two for the tree reduction.
 const WG: u32 = 64;
@@ -28,8 +28,7 @@ struct Params {
 
 /// `wg`: invocations per row (forward, backward_input) or per workgroup (param_partials).
 fn kernel(entry: &'static str, wg: u32) -> Kernel {
-    Kernel::new("layernorm.wgsl", SRC, entry)
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], entry)
         .define("WG", wg)
         .define("ROWS_PER_BLOCK", ROWS_PER_BLOCK)
 }

@@ -5,12 +5,12 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, Storage};
+use crate::gpu::{shader_file, Kernel, ShaderFile, Storage};
 use crate::tape::record;
 use crate::tensor::{numel, DType, Tensor};
 use std::sync::Arc;
 
-const SRC: &str = include_str!("../../shaders/layout.wgsl");
+const SHADER: ShaderFile = shader_file!("layout.wgsl");
 const WG: u32 = 256;
 /// Axes the permute kernel indexes, after size-1 axes are dropped and adjacent ones merged.
 const MAX_RANK: usize = 6;
@@ -18,13 +18,13 @@ const MAX_RANK: usize = 6;
 /// `entry` moving `width` (1 or 4) elements per invocation (see `Word` in layout.wgsl).
 fn kernel(entry: &'static str, width: usize) -> Kernel {
     let word = match width {
-        4 => "alias Word = vec4<u32>;",
-        _ => "alias Word = u32;",
+        4 => "vec4<u32>",
+        _ => "u32",
     };
-    let k = Kernel::new("layout.wgsl", SRC, entry)
+    let k = Kernel::new(&[SHADER], entry)
         .define("WG", WG)
         .define("WIDTH", width as u32)
-        .with_prelude(word)
+        .alias("Word", word)
         .write(1)
         .read(2);
     match entry {

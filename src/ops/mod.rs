@@ -42,7 +42,7 @@ pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};
 pub use sgd::sgd_update;
 pub use softmax::softmax;
 
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 
 /// Every kernel variant the crate can launch.
 pub fn all_kernels() -> Vec<Kernel> {
@@ -64,8 +64,8 @@ pub fn all_kernels() -> Vec<Kernel> {
     k
 }
 
-/// Workgroup-wide sum / max helpers shared by the row kernels (`Kernel::with_prelude`).
-pub(crate) const WORKGROUP_REDUCE: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
+/// Workgroup-wide sum / max helpers shared by the row kernels (compiled before their file).
+pub(crate) const WORKGROUP_REDUCE: ShaderFile = shader_file!("workgroup_reduce.wgsl");
 
 /// Invocations per row for the row kernels (layer norm, cross-entropy's row loss): a GPU
 /// wants a wide workgroup per row; on a CPU adapter (lavapipe) barriers cost a context switch

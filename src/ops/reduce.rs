@@ -3,11 +3,11 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::Tensor;
 
-const SRC: &str = include_str!("../../shaders/reduce.wgsl");
+const SHADER: ShaderFile = shader_file!("reduce.wgsl");
 const WG: u32 = 256;
 /// Below this many outputs, a long reduction is split into chunks of rows summed in parallel
 /// first (see reduce.wgsl); the partial sums then number about this many.
@@ -29,7 +29,7 @@ struct Params {
 }
 
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("reduce.wgsl", SRC, entry)
+    Kernel::new(&[SHADER], entry)
         .define("WG", WG)
         .write(1)
         .read(2)

@@ -2,10 +2,10 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/sgd.wgsl");
+const SHADER: ShaderFile = shader_file!("sgd.wgsl");
 const WG: u32 = 256;
 
 /// `struct Params` of sgd.wgsl, field for field.
@@ -19,7 +19,7 @@ struct Params {
 }
 
 fn kernel() -> Kernel {
-    Kernel::new("sgd.wgsl", SRC, "sgd")
+    Kernel::new(&[SHADER], "sgd")
         .define("WG", WG)
         .write(1)
         .read(2)

@@ -2,12 +2,12 @@
 //! `dx = y * (dy - sum(dy * y))` per row.
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
-const SRC: &str = include_str!("../../shaders/softmax.wgsl");
+const SHADER: ShaderFile = shader_file!("softmax.wgsl");
 /// Invocations per row (one workgroup per row); a power of two for the tree reduction.
 const WG: u32 = 64;
 
@@ -20,16 +20,14 @@ struct Params {
 }
 
 fn forward_kernel() -> Kernel {
-    Kernel::new("softmax.wgsl", SRC, "forward")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "forward")
         .define("WG", WG)
         .write(1)
         .read(2)
 }
 
 fn backward_kernel() -> Kernel {
-    Kernel::new("softmax.wgsl", SRC, "backward")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "backward")
         .define("WG", WG)
         .write(3)
         .read(4)
