@@ -16,7 +16,6 @@ use wgformer::train::{Decay, LmTrainer, LrSchedule, Warmup};
 use wgformer::{AdamW, Gpu};
 
 fn main() -> wgformer::Result<()> {
-    wgformer::ops::enable_autotune_unless_disabled();
     let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok();
     let gpu = Gpu::shared()?;
     let (batch, seq, vocab) = (16usize, 128usize, 1024usize);

@@ -67,8 +67,9 @@ const WIDTHS: [RowWidth; 2] = [RowWidth::Narrow, RowWidth::Wide];
 
 #[test]
 fn layernorm_forward_matches_reference_on_odd_shapes() {
+    let devices = row_width_devices();
     for ((rows, cols), width) in SHAPES.into_iter().flat_map(|s| WIDTHS.map(|w| (s, w))) {
-        RowWidth::force(Some(width));
+        let _on = use_device(of_width(&devices, width));
         let c = Case::new(rows, cols, 10 + cols as u64);
         let y = ops::layer_norm(
             &tensor(&c.x, &[rows, cols]),
@@ -128,8 +129,9 @@ fn layernorm_is_accurate_for_rows_with_a_large_offset() {
 
 #[test]
 fn layernorm_backward_matches_reference_on_odd_shapes() {
+    let devices = row_width_devices();
     for ((rows, cols), width) in SHAPES.into_iter().flat_map(|s| WIDTHS.map(|w| (s, w))) {
-        RowWidth::force(Some(width));
+        let _on = use_device(of_width(&devices, width));
         let c = Case::new(rows, cols, 20 + cols as u64);
         let wv = values(rows * cols, 5);
         let (x, gamma, beta) = (

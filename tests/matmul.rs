@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use wgformer::gpu::{Kernel, ShaderFile};
-use wgformer::ops::{self, MatmulVariant};
+use wgformer::ops::{self, KernelPolicy, MatmulVariant};
 use wgformer::reference::matmul as reference;
 use wgformer::Tensor;
 
@@ -258,16 +258,19 @@ fn backward_matches_reference_for_every_transpose_batched_and_shared() {
 
 #[test]
 fn every_forced_variant_gives_the_reference_forward_and_backward() {
-    // set_matmul_variant is process-wide: tests running beside this one briefly use the
-    // forced variant too, which is harmless because every variant is correct.
+    // On a device of its own: the tests running beside this one keep their choices.
+    let device = device_with(KernelPolicy::default());
     for v in variants() {
-        ops::set_matmul_variant(Some(v));
+        device.set_policy(KernelPolicy {
+            matmul: Some(v),
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
         for (ta, tb) in TRANSPOSES {
             check_backward(3, 20, 36, 44, ta, tb, true, 51);
         }
         println!("forced {v:?}: ok");
     }
-    ops::set_matmul_variant(None);
 }
 
 #[test]

@@ -8,11 +8,15 @@
 
 mod adapter;
 mod kernel;
+mod policy;
 mod pool;
 mod profile;
 
 pub(crate) use kernel::shader_file;
 pub use kernel::{grid, Kernel, ShaderFile};
+pub use policy::{
+    default_tune_cache, AttentionPath, KernelPolicy, MatmulVariant, RowWidth, Tuning,
+};
 pub use pool::size_class;
 pub use profile::{format_profile, KernelTime};
 
@@ -129,6 +133,8 @@ pub struct GpuInner {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     slot_bytes: u64,
+    /// Which kernels the ops launch here (see `policy.rs`).
+    policy: Mutex<KernelPolicy>,
     state: Mutex<State>,
     /// The first error wgpu reported outside an error scope, or the device's loss: surfaced
     /// as `Error::Gpu` by the next `synchronize` or `read` instead of wgpu's default panic.
@@ -142,18 +148,25 @@ pub struct Gpu(Arc<GpuInner>);
 static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 
 impl Gpu {
-    /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides).
+    /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides),
+    /// with the kernel policy the environment asks for (`KernelPolicy::from_env`).
     pub fn new() -> Result<Gpu> {
-        Gpu::open(None)
+        Gpu::open(None, KernelPolicy::from_env()?)
+    }
+
+    /// A device of its own with `policy`, whatever the environment says: how tests and
+    /// benchmarks run a chosen kernel without changing the choice for anyone else.
+    pub fn with_policy(policy: KernelPolicy) -> Result<Gpu> {
+        Gpu::open(None, policy)
     }
 
     /// `new`, with buffers refused above `max_bytes` instead of the adapter's storage-binding
     /// limit: how tests exercise both sides of the limit without gigabyte tensors.
     pub fn with_binding_limit(max_bytes: u64) -> Result<Gpu> {
-        Gpu::open(Some(max_bytes))
+        Gpu::open(Some(max_bytes), KernelPolicy::from_env()?)
     }
 
-    fn open(binding_cap: Option<u64>) -> Result<Gpu> {
+    fn open(binding_cap: Option<u64>, policy: KernelPolicy) -> Result<Gpu> {
         let adapter = adapter::choose_adapter()?;
         let info = adapter.get_info();
         let (device, queue) = adapter::open_device(&adapter)?;
@@ -193,6 +206,7 @@ impl Gpu {
             limits,
             slot_bytes,
             fault,
+            policy: Mutex::new(policy),
             state: Mutex::new(State {
                 pool: BufferPool::default(),
                 pipelines: HashMap::new(),
@@ -222,6 +236,25 @@ impl Gpu {
     /// "name (backend, type) [driver]" of the adapter in use.
     pub fn adapter_name(&self) -> String {
         adapter::describe_adapter(&self.0.info)
+    }
+
+    /// Whether the adapter is a CPU (lavapipe): the ops pick CPU-shaped kernels there.
+    pub fn is_cpu(&self) -> bool {
+        self.0.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The kernel policy of this device.
+    pub fn policy(&self) -> KernelPolicy {
+        self.0
+            .policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the kernel policy of this device (every handle to it) from now on.
+    pub fn set_policy(&self, policy: KernelPolicy) {
+        *self.0.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;
     }
 
     pub fn has_subgroups(&self) -> bool {

@@ -18,7 +18,7 @@ pub use fused::{attention, attention_with};
 pub use unfused::attention_unfused;
 
 use crate::error::{Error, Result};
-use crate::gpu::{shader_file, Kernel, ShaderFile, Storage};
+use crate::gpu::{shader_file, AttentionPath, Kernel, ShaderFile, Storage};
 use crate::tensor::{DType, Tensor};
 
 /// Params, masks and the shared helpers of every attention kernel.
@@ -66,7 +66,7 @@ impl AttentionKernel {
     /// lanes own 64 rows: with fewer, lanes idle, and one decoding query ran 1.5-1.8x slower
     /// than `Rows`) where it is available, else `Rows`.
     pub fn for_adapter(gpu: &crate::gpu::Gpu, d: usize, tq: usize) -> AttentionKernel {
-        if gpu.inner().info.device_type != wgpu::DeviceType::Cpu {
+        if !gpu.is_cpu() {
             AttentionKernel::Tiled
         } else if tq >= 64 && AttentionKernel::RowsSubgroup.available(gpu, d) {
             AttentionKernel::RowsSubgroup
@@ -106,6 +106,34 @@ impl AttentionMask {
             key_lens: Some(lens),
             ..self
         }
+    }
+}
+
+/// softmax(q k^T / sqrt(D), masked) v through the path the device's policy picks
+/// (`KernelPolicy::attention`): [`attention`] (fused) or [`attention_unfused`]. `Auto` takes
+/// the fused kernels where they measured faster: on GPUs; on CPU adapters where `RowsSubgroup`
+/// runs the head dim (1.9-3.3x forward, 1.07-2.2x forward + backward on lavapipe, T = 64 to
+/// 1024, BENCHMARKS.md), and for one query (a decoding step: one dispatch instead of three,
+/// 184 vs 177 tokens/s on lavapipe). Without subgroups or at D = 128 the CPU-shaped `Rows`
+/// kernel loses to the unfused path for more than one query. A head dim the fused kernels are
+/// not compiled for runs unfused whatever the policy.
+pub fn attention_auto(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+    // Shapes are checked by the path taken; here a malformed q just picks some path.
+    let dim = |i: usize| q.shape().get(i).copied().unwrap_or(0);
+    let (tq, d) = (dim(2), dim(3));
+    let gpu = q.gpu();
+    let fused = ATTENTION_HEAD_DIMS.contains(&d)
+        && match gpu.policy().attention {
+            AttentionPath::Fused => true,
+            AttentionPath::Unfused => false,
+            AttentionPath::Auto => {
+                !gpu.is_cpu() || tq == 1 || AttentionKernel::RowsSubgroup.available(gpu, d)
+            }
+        };
+    if fused {
+        attention(q, k, v, mask)
+    } else {
+        Ok(attention_unfused(q, k, v, mask, false)?.0)
     }
 }
 

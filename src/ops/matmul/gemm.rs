@@ -2,9 +2,9 @@
 //! their launch (`gemm_bias`), packing of the operands, and the K split of the
 //! register-blocked kernel. Which kernel runs is `variant.rs`'s choice.
 
-use super::variant::{resolve, MatmulVariant};
+use super::variant::resolve;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, shader_file, Kernel, ShaderFile, Storage};
+use crate::gpu::{grid, shader_file, Kernel, MatmulVariant, ShaderFile, Storage};
 use crate::ops::groups_for;
 use crate::tensor::{DType, Tensor};
 

@@ -12,8 +12,8 @@
 mod gemm;
 mod variant;
 
+use crate::gpu::MatmulVariant;
 pub(crate) use gemm::{gemm_bias, kernels, plan, Gemm};
-pub use variant::{set_matmul_variant, MatmulVariant};
 
 use crate::error::Result;
 use crate::tape::record;

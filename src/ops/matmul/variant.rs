@@ -1,92 +1,11 @@
-//! Which kernel computes a product: a variant forced for the whole process
-//! (`set_matmul_variant`, `WGFORMER_MATMUL`), the fastest measured for its shape class
-//! (autotuning), or the built-in rule for the adapter (`default_variant`).
+//! Which kernel computes a product, by the device's `KernelPolicy`: the variant it forces,
+//! else the one the tuning cache holds for the product's shape class, else the built-in rule
+//! for the adapter (`default_variant`). The variants themselves are named by
+//! `MatmulVariant` (in `gpu::policy`, so that a device can hold the choice).
 
 use super::gemm::{gemm, round_up, Gemm, PACK_ROWS, RB_WG, REGISTER_TILE, WG};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, MatmulVariant};
 use crate::tensor::Tensor;
-use std::sync::{Mutex, OnceLock};
-
-/// The kernels that can compute a matmul. All give the same result (up to f32 rounding);
-/// they differ in speed on different adapters (benches/matmul.rs measures them). Every one
-/// handles every transpose combination, batches, a shared B and any shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulVariant {
-    /// One output per invocation, operands read where they are.
-    Naive,
-    /// 16x16 tiles staged through workgroup memory, operands read where they are.
-    Tiled,
-    /// GPU style (the GPU default): operands packed first, 128x128 tiles staged through
-    /// workgroup memory, 8x8 outputs per invocation; K split into slices summed afterwards
-    /// where there are few output tiles.
-    RegisterBlocked,
-    /// CPU style (lavapipe): operands packed first, no workgroup memory and no barriers,
-    /// 32 rows x 8 columns per invocation in registers.
-    RowBlock,
-    /// RowBlock with the rows of A shared across a subgroup by `subgroupBroadcast`. Needs
-    /// subgroups of at least 8 lanes; elsewhere it runs as RowBlock.
-    RowBlockSubgroup,
-    /// One output per invocation as a vec4 dot product of contiguous rows: row-major A
-    /// against a transposed B (a Linear layer's [out, in] weight) with K a multiple of 4.
-    /// For skinny products (one token at a time); elsewhere it runs as Naive.
-    Dot4,
-    /// Dot4 with the row of A shared across a subgroup by `subgroupBroadcast`. Needs N and
-    /// the workgroup to be whole subgroups of at least 8 lanes; elsewhere it runs as Dot4.
-    Dot4Subgroup,
-}
-
-impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 7] = [
-        MatmulVariant::Naive,
-        MatmulVariant::Dot4,
-        MatmulVariant::Dot4Subgroup,
-        MatmulVariant::Tiled,
-        MatmulVariant::RegisterBlocked,
-        MatmulVariant::RowBlock,
-        MatmulVariant::RowBlockSubgroup,
-    ];
-
-    /// The name used by `WGFORMER_MATMUL`.
-    pub fn name(self) -> &'static str {
-        match self {
-            MatmulVariant::Naive => "naive",
-            MatmulVariant::Tiled => "tiled",
-            MatmulVariant::RegisterBlocked => "register",
-            MatmulVariant::RowBlock => "rowblock",
-            MatmulVariant::RowBlockSubgroup => "rowblock_subgroup",
-            MatmulVariant::Dot4 => "dot4",
-            MatmulVariant::Dot4Subgroup => "dot4_subgroup",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<MatmulVariant> {
-        Self::ALL.into_iter().find(|v| v.name() == name)
-    }
-}
-
-/// The process-wide override; starts as `WGFORMER_MATMUL` (read once).
-fn override_slot() -> &'static Mutex<Option<MatmulVariant>> {
-    static SLOT: OnceLock<Mutex<Option<MatmulVariant>>> = OnceLock::new();
-    SLOT.get_or_init(|| {
-        let from_env = std::env::var("WGFORMER_MATMUL").ok().and_then(|name| {
-            let v = MatmulVariant::from_name(name.trim());
-            if v.is_none() {
-                log::warn!("WGFORMER_MATMUL={name:?} is not a matmul variant; using the default");
-            }
-            v
-        });
-        Mutex::new(from_env)
-    })
-}
-
-/// Force every matmul in this process onto one variant (`None`: choose per adapter and shape).
-pub fn set_matmul_variant(v: Option<MatmulVariant>) {
-    *override_slot().lock().unwrap_or_else(|p| p.into_inner()) = v;
-}
-
-fn current_override() -> Option<MatmulVariant> {
-    *override_slot().lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Whether `gpu` can run the subgroup kernel: it broadcasts from 8 lanes.
 fn subgroup_kernel_fits(gpu: &Gpu) -> bool {
@@ -110,8 +29,7 @@ const MIN_USEFUL: f64 = 0.25;
 ///   instead where its layout fits (a Linear layer's weight), with subgroups where they fit:
 ///   1.6-1.9x Dot4 on lavapipe's one-token products (benches/matmul.rs, `lm_head`).
 fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
-    let cpu = gpu.inner().info.device_type == wgpu::DeviceType::Cpu;
-    let (fast, (m_tile, n_tile)) = if !cpu {
+    let (fast, (m_tile, n_tile)) = if !gpu.is_cpu() {
         (
             MatmulVariant::RegisterBlocked,
             (REGISTER_TILE, REGISTER_TILE),
@@ -139,13 +57,14 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     }
 }
 
-/// `default_variant`, or with autotuning on the fastest variant measured for `g`'s shape
-/// class (sizes rounded up to powers of two, transposes and batching kept).
+/// The tuning cache's variant for `g`'s shape class (sizes rounded up to powers of two,
+/// transposes and batching kept), timed now if the policy asks for trials, else
+/// `default_variant`.
 fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let fallback = default_variant(gpu, g);
     // Small products take about as long as a submit: their timings are noise, so trials
     // would pick at random (measured: generation 30% slower). They keep the built-in rule.
-    if !crate::ops::autotune_enabled() || g.batch * g.m * g.n * g.k < TUNE_MIN_WORK {
+    if g.batch * g.m * g.n * g.k < TUNE_MIN_WORK {
         return fallback;
     }
     let p2 = |x: usize| x.next_power_of_two();
@@ -205,10 +124,11 @@ fn dot4_subgroup_fits(gpu: &Gpu, g: &Gemm) -> bool {
 /// Multiply-adds below which a product is not worth timing (~4 ms of naive work on lavapipe).
 const TUNE_MIN_WORK: usize = 1 << 22;
 
-/// The variant that runs `g`: `asked` (a caller's explicit choice), else the forced one, else
-/// the tuned or built-in choice; then the nearest variant that can run `g` on this adapter.
+/// The variant that runs `g`: `asked` (a caller's explicit choice), else the one the policy
+/// forces, else the tuned or built-in choice; then the nearest variant that can run `g` on
+/// this adapter.
 pub(super) fn resolve(gpu: &Gpu, g: &Gemm, asked: Option<MatmulVariant>) -> MatmulVariant {
-    let mut v = match asked.or_else(current_override) {
+    let mut v = match asked.or(gpu.policy().matmul) {
         Some(v) => v,
         None => tuned_variant(gpu, g),
     };
