@@ -114,3 +114,39 @@ fn trials_run_only_when_asked_and_their_choice_is_read_back_from_the_cache() {
     assert!(retuned > 3 * plain);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn attention_trials_store_the_faster_path_for_the_shape_class() {
+    let dir = std::env::temp_dir().join(format!("wgformer-autotune-att-{}", std::process::id()));
+    let cache = dir.join("autotune.json");
+    let device = device_with(KernelPolicy {
+        tuning: Tuning::Trials,
+        tune_cache: Some(cache.clone()),
+        ..KernelPolicy::default()
+    });
+    let _on = use_device(&device);
+    // q [1, 2, 40, 16] against 40 keys, causal.
+    let (q, k, v) = (
+        tensor(&values(1280, 1), &[1, 2, 40, 16]),
+        tensor(&values(1280, 2), &[1, 2, 40, 16]),
+        tensor(&values(1280, 3), &[1, 2, 40, 16]),
+    );
+    let mask = ops::AttentionMask::causal();
+    let tuned = ops::attention_auto(&q, &k, &v, &mask)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let (unfused, _) = ops::attention_unfused(&q, &k, &v, &mask, false).unwrap();
+    assert_close(
+        "tuned attention",
+        &tuned,
+        &f64s(&unfused.to_vec().unwrap()),
+        1e-5,
+    );
+    let text = std::fs::read_to_string(&cache).expect("the cache file was written");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let classes = json.as_object().unwrap().values().next().unwrap();
+    let path = classes["attention d16 q64 k64 causal"].as_str().unwrap();
+    assert!(path == "fused" || path == "unfused", "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -107,8 +107,7 @@ pub fn choose<V: Copy>(
     if policy.tuning != Tuning::Trials {
         return fallback;
     }
-    // Trials run outside the lock (they record GPU work) and off the tape.
-    let _g = crate::tape::no_grad();
+    // Trials run outside the lock: they record GPU work.
     let mut best: Option<(f64, V, &'static str)> = None;
     for &(v, name) in candidates {
         let mut time = || -> Result<f64> {

@@ -18,7 +18,7 @@ pub use fused::{attention, attention_with};
 pub use unfused::attention_unfused;
 
 use crate::error::{Error, Result};
-use crate::gpu::{shader_file, AttentionPath, Kernel, ShaderFile, Storage};
+use crate::gpu::{shader_file, AttentionPath, Gpu, Kernel, ShaderFile, Storage};
 use crate::tensor::{DType, Tensor};
 
 /// Params, masks and the shared helpers of every attention kernel.
@@ -111,30 +111,73 @@ impl AttentionMask {
 
 /// softmax(q k^T / sqrt(D), masked) v through the path the device's policy picks
 /// (`KernelPolicy::attention`): [`attention`] (fused) or [`attention_unfused`]. `Auto` takes
-/// the fused kernels where they measured faster: on GPUs; on CPU adapters where `RowsSubgroup`
-/// runs the head dim (1.9-3.3x forward, 1.07-2.2x forward + backward on lavapipe, T = 64 to
-/// 1024, BENCHMARKS.md), and for one query (a decoding step: one dispatch instead of three,
-/// 184 vs 177 tokens/s on lavapipe). Without subgroups or at D = 128 the CPU-shaped `Rows`
-/// kernel loses to the unfused path for more than one query. A head dim the fused kernels are
-/// not compiled for runs unfused whatever the policy.
+/// the tuning cache's choice for the shape class where it has one (`examples/tune.rs` times
+/// both paths, forward and backward), else the built-in rule, `default_path`. A head dim the
+/// fused kernels are not compiled for runs unfused whatever the policy.
 pub fn attention_auto(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
     // Shapes are checked by the path taken; here a malformed q just picks some path.
-    let dim = |i: usize| q.shape().get(i).copied().unwrap_or(0);
-    let (tq, d) = (dim(2), dim(3));
-    let gpu = q.gpu();
-    let fused = ATTENTION_HEAD_DIMS.contains(&d)
-        && match gpu.policy().attention {
-            AttentionPath::Fused => true,
-            AttentionPath::Unfused => false,
-            AttentionPath::Auto => {
-                !gpu.is_cpu() || tq == 1 || AttentionKernel::RowsSubgroup.available(gpu, d)
-            }
-        };
-    if fused {
-        attention(q, k, v, mask)
-    } else {
-        Ok(attention_unfused(q, k, v, mask, false)?.0)
+    let dim = |t: &Tensor, i: usize| t.shape().get(i).copied().unwrap_or(0);
+    let d = dim(q, 3);
+    let path = match q.gpu().policy().attention {
+        _ if !ATTENTION_HEAD_DIMS.contains(&d) => AttentionPath::Unfused,
+        AttentionPath::Auto => tuned_path(q, dim(k, 2), mask),
+        forced => forced,
+    };
+    match path {
+        AttentionPath::Unfused => Ok(attention_unfused(q, k, v, mask, false)?.0),
+        _ => attention(q, k, v, mask),
     }
+}
+
+/// The built-in choice between the fused kernels and the unfused path, from measurements:
+/// - GPUs: fused (the tiled kernels; 0.93-1.36x unfused on an H200, and O(T) memory).
+/// - CPU adapters (lavapipe), one query (a decoding step): fused, one dispatch instead of
+///   three (184 vs 177 generated tokens/s).
+/// - CPU adapters, more queries: unfused. The fused kernel that wins there, `RowsSubgroup`
+///   (1.07-2.2x unfused forward + backward, T = 64 to 1024), takes lavapipe 18 s (D = 32) to
+///   70 s (D = 64) to compile, once per machine, which a first run should not wait for; the
+///   tuning step compiles and times it, and its cache then picks it (BENCHMARKS.md).
+fn default_path(gpu: &Gpu, tq: usize) -> AttentionPath {
+    if !gpu.is_cpu() || tq == 1 {
+        AttentionPath::Fused
+    } else {
+        AttentionPath::Unfused
+    }
+}
+
+/// The tuning cache's path for the shape class of q [B, H, Tq, D] against `tk` keys (lengths
+/// rounded up to powers of two, the mask's kind kept), timed now if the policy asks for
+/// trials, else `default_path`.
+fn tuned_path(q: &Tensor, tk: usize, mask: &AttentionMask) -> AttentionPath {
+    let gpu = q.gpu();
+    let shape = q.shape().to_vec();
+    let (tq, d) = (shape[2], shape[3]);
+    let fallback = default_path(gpu, tq);
+    if tq == 1 {
+        return fallback;
+    }
+    let class = format!(
+        "d{d} q{} k{} {}{}",
+        tq.next_power_of_two(),
+        tk.next_power_of_two(),
+        if mask.causal { "causal" } else { "full" },
+        if mask.key_lens.is_some() { " lens" } else { "" }
+    );
+    let candidates = [
+        (AttentionPath::Fused, "fused"),
+        (AttentionPath::Unfused, "unfused"),
+    ];
+    crate::ops::autotune::choose(gpu, "attention", &class, &candidates, fallback, |path| {
+        // Forward and backward on scratch data of the call's shape: what a training step runs.
+        let leaf = |s: &[usize]| Ok::<_, Error>(Tensor::zeros(gpu, s)?.requires_grad());
+        let kv = [shape[0], shape[1], tk, d];
+        let (q, k, v) = (leaf(&shape)?, leaf(&kv)?, leaf(&kv)?);
+        let out = match path {
+            AttentionPath::Unfused => attention_unfused(&q, &k, &v, mask, false)?.0,
+            _ => attention(&q, &k, &v, mask)?,
+        };
+        out.backward_with(Tensor::ones(gpu, out.shape())?)
+    })
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
