@@ -1,9 +1,10 @@
 //! wgformer: transformers trained and run entirely on GPU compute shaders through wgpu.
 //!
-//! Layers, lowest first (nothing imports a layer above it):
-//! `gpu` (device, buffer pool, pipeline cache, batched recording) -> `tensor` + `tape`
-//! (autograd) -> `ops` (one WGSL kernel family each, forward and backward) . `reference` is the
-//! same math in plain Rust, the oracle the tests check every kernel against.
+//! Layers, lowest first: `gpu` (device, kernel policy, buffer pool, pipeline cache, batched
+//! recording) imports nothing above it; `tensor`, `tape` and `ops` (kernel families, forward
+//! and backward) form the autograd core and call each other (a tensor fills itself with
+//! `ops::fill`, the tape sums gradients with `ops::add`). `reference` is the same math in plain
+//! Rust, the oracle the tests check every kernel against, and imports nothing of the crate.
 
 pub mod audio;
 pub mod checkpoint;

@@ -151,3 +151,41 @@ fn dispatch_refuses_wrong_params_and_wrong_bindings() {
         other => panic!("expected a shader error, got {other:?}"),
     }
 }
+
+/// Every `.wgsl` file under `dir`, as a path relative to `root` with `/` separators.
+fn wgsl_files(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            wgsl_files(root, &path, out);
+        } else if path.extension().is_some_and(|e| e == "wgsl") {
+            let rel = path.strip_prefix(root).unwrap();
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+}
+
+#[test]
+fn every_shader_file_is_compiled_by_some_kernel() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files = Vec::new();
+    wgsl_files(&root, &root, &mut files);
+    assert!(files.len() > 10, "found {files:?}");
+    let kernels = wgformer::ops::all_kernels();
+    let used: std::collections::HashSet<&str> = kernels
+        .iter()
+        .flat_map(|k| k.sources.iter().map(|s| s.path))
+        .collect();
+    let unused: Vec<&String> = files
+        .iter()
+        .filter(|f| !used.contains(f.as_str()))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "no kernel in ops::all_kernels() compiles {unused:?}: list the kernel there"
+    );
+}

@@ -1,6 +1,15 @@
-//! Ops: each file pairs a WGSL kernel in `shaders/` with its launch, its forward and its
-//! backward (recorded on the tape), side by side. `all_kernels` lists every compiled variant so
-//! a test can validate each with naga.
+//! Ops: the operations a model is built from, and the optimizer updates, run on the GPU.
+//! A file per op family pairs its kernels in `shaders/` (same stem) with their launch, the
+//! forward and, for differentiable ops, the backward recorded on the tape, side by side; the
+//! same op in plain Rust is in `reference/` (same stem, same names). Exceptions: `linear.rs`
+//! is a matmul with a fused bias and has no kernel of its own; `adamw.rs`, `sgd.rs` and
+//! `grad_norm.rs` update or measure parameters off the tape, so have no backward;
+//! `autotune.rs` keeps the kernel choices measured on this machine.
+//!
+//! `tensor`, `tape` and `ops` are one autograd core and call each other: a tensor fills itself
+//! with `ops::fill`, the tape sums gradients with `ops::add`, and every op records its backward
+//! on the tape. `all_kernels` lists every compiled kernel variant, so a test can validate each
+//! with naga and check that every shader file is used.
 
 mod adamw;
 mod attention;
@@ -11,7 +20,7 @@ mod ctc;
 mod elementwise;
 mod embedding;
 mod grad_norm;
-mod layernorm;
+mod layer_norm;
 mod layout;
 mod linear;
 mod matmul;
@@ -31,7 +40,7 @@ pub use ctc::ctc_loss;
 pub use elementwise::{add, dropout, fill, gelu, gelu_tanh, mul, relu, scale, Activation};
 pub use embedding::embedding;
 pub use grad_norm::grad_norm_and_clip;
-pub use layernorm::layer_norm;
+pub use layer_norm::layer_norm;
 pub use layout::{concat, permute, slice, transpose};
 pub use linear::linear;
 pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant};
@@ -55,7 +64,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     k.extend(elementwise::kernels());
     k.extend(embedding::kernels());
     k.extend(grad_norm::kernels());
-    k.extend(layernorm::kernels());
+    k.extend(layer_norm::kernels());
     k.extend(layout::kernels());
     k.extend(matmul::kernels());
     k.extend(reduce::kernels());

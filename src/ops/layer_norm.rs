@@ -1,4 +1,4 @@
-//! LayerNorm over the last dim (`shaders/layernorm.wgsl`). The forward saves each row's mean
+//! LayerNorm over the last dim (`shaders/layer_norm.wgsl`). The forward saves each row's mean
 //! and rstd; the backward computes dx per row, and dgamma / dbeta as per-block partial sums
 //! over rows followed by a deterministic sum over the blocks (no float atomics).
 
@@ -8,14 +8,14 @@ use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SHADER: ShaderFile = shader_file!("layernorm.wgsl");
+const SHADER: ShaderFile = shader_file!("layer_norm.wgsl");
 /// Invocations per row in the row kernels (and per workgroup in `param_partials`); a power
 /// of two for the tree reduction.
 const WG: u32 = 64;
 /// Rows each `param_partials` invocation sums for its column.
 const ROWS_PER_BLOCK: u32 = 32;
 
-/// `struct Params` of layernorm.wgsl, field for field.
+/// `struct Params` of layer_norm.wgsl, field for field.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
