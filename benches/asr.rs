@@ -99,7 +99,6 @@ fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
 }
 
 fn main() -> wgformer::Result<()> {
-    wgformer::ops::enable_autotune_unless_disabled();
     let gpu = Gpu::shared()?;
     println!("adapter: {}", gpu.adapter_name());
     let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok();

@@ -1,12 +1,18 @@
-//! Causal-LM throughput of the reference CLM config that BENCHMARKS.md reports
-//! (vocab 1024, d_model 256, 4 layers, 4 heads, d_ff 1024, seq 128, batch 16, AdamW):
+//! Causal-LM throughput on the reference CLM (vocab 1024, d_model 256, 4 layers, 4 heads,
+//! d_ff 1024, seq 128, batch 16, AdamW), or on the model and batch shape of a CLM config:
+//! the time to the first two training steps (wall and CPU, pipeline compilation included),
 //! training tokens/s with dispatches, submits and readbacks per step, and greedy generation
 //! tokens/s with and without the KV cache, measured side by side in one run.
 //!
-//!     cargo bench --bench clm            (WGFORMER_BENCH_QUICK=1 for a shorter run;
-//!                                         WGFORMER_PROFILE=1 adds per-kernel times)
+//!     cargo bench --bench clm     WGFORMER_BENCH_QUICK=1: a shorter run;
+//!                                 WGFORMER_BENCH_CONFIG=configs/clm.yaml: that config's model;
+//!                                 WGFORMER_PROFILE=1: per-kernel times of the first step
+//!                                 (compilation included) and of a later one
+//!
+//! For the cold start, empty Mesa's shader cache first (`MESA_SHADER_CACHE_DIR=$(mktemp -d)`).
 
 use std::time::Instant;
+use wgformer::config::{Config, TokenizerKind};
 use wgformer::data::Batch;
 use wgformer::decode::{greedy, CausalLmDecoder, Recompute};
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
@@ -16,23 +22,56 @@ use wgformer::train::clm::lm_loss;
 use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
 use wgformer::{AdamW, Gpu};
 
-fn main() -> wgformer::Result<()> {
-    wgformer::ops::enable_autotune_unless_disabled();
-    let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok();
-    let gpu = Gpu::shared()?;
-    let (batch, seq, vocab) = (16usize, 128usize, 1024usize);
-    let config = DecoderOnlyConfig {
-        vocab_size: vocab,
-        d_model: 256,
-        d_ff: 1024,
-        num_layers: 4,
-        num_heads: 4,
-        dropout: 0.0,
-        layer_drop_rate: 0.0,
-        weight_tying: true,
-        max_seq_len: 512,
-        activation: wgformer::ops::Activation::Gelu,
+/// CPU seconds this process has used, every thread (lavapipe's) included; Linux only.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name; utime and stime are the 12th and 13th, in ticks.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The model and (batch, seq) of the reference CLM, or of `WGFORMER_BENCH_CONFIG`'s config.
+fn model_and_batch() -> wgformer::Result<(DecoderOnlyConfig, usize, usize)> {
+    let Ok(path) = std::env::var("WGFORMER_BENCH_CONFIG") else {
+        let config = DecoderOnlyConfig {
+            vocab_size: 1024,
+            d_model: 256,
+            d_ff: 1024,
+            num_layers: 4,
+            num_heads: 4,
+            dropout: 0.0,
+            layer_drop_rate: 0.0,
+            weight_tying: true,
+            max_seq_len: 512,
+            activation: wgformer::ops::Activation::Gelu,
+        };
+        return Ok((config, 16, 128));
     };
+    let config = Config::load(&path)?;
+    let vocab = match config.tokenizer.kind {
+        TokenizerKind::Bpe => config.tokenizer.vocab_size,
+        _ => {
+            let text = std::fs::read_to_string(&config.data.path)
+                .map_err(|e| wgformer::Error::io(&config.data.path, e))?;
+            let text = wgformer::data::prepare_text(&config.tokenizer, &text);
+            wgformer::data::build_tokenizer(&config.tokenizer, &text)?.vocab_size()
+        }
+    };
+    let model = wgformer::inference::clm::model_config(&config, vocab);
+    Ok((model, config.train.batch_size, config.train.seq_len))
+}
+
+fn main() -> wgformer::Result<()> {
+    let quick = std::env::var("WGFORMER_BENCH_QUICK").is_ok();
+    let profile = std::env::var("WGFORMER_PROFILE").is_ok_and(|v| v == "1");
+    let gpu = Gpu::shared()?;
+    let (config, batch, seq) = model_and_batch()?;
+    let vocab = config.vocab_size;
+    let shape = format!(
+        "d_model {}, {} layers, {} heads, vocab {vocab}; batch {batch} x {seq}",
+        config.d_model, config.num_layers, config.num_heads
+    );
     let model = DecoderOnlyTransformer::new(&gpu, config, 1)?;
     let optimizer = AdamW::new(model.params(), AdamWParams::default())?;
     let mut trainer = Trainer {
@@ -58,12 +97,29 @@ fn main() -> wgformer::Result<()> {
         b.targets.extend_from_slice(&row[1..]);
     }
     println!("adapter: {}", gpu.adapter_name());
-    let warm = Instant::now();
+    println!("model: {shape}");
+    let (warm, cpu) = (Instant::now(), cpu_seconds());
+    if profile {
+        // Each kernel's first dispatch waits for its compilation (lavapipe compiles a
+        // pipeline when it first runs): this table is what the cold start costs, per kernel.
+        gpu.set_profiling(true)?;
+        trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
+        gpu.set_profiling(false)?;
+        println!(
+            "first training step, per kernel (compilation included):\n{}",
+            wgformer::gpu::format_profile(&gpu.profile())
+        );
+        gpu.reset_profile();
+    } else {
+        trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
+    }
     trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
-    trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
+    let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
     println!(
-        "first two steps (pipeline compilation, pool warm-up): {:.1} s",
-        warm.elapsed().as_secs_f64()
+        "first two steps (pipeline compilation, pool warm-up): {:.1} s wall, {} CPU, {} pipelines",
+        warm.elapsed().as_secs_f64(),
+        cpu.map_or("?".to_string(), |c| format!("{c:.1} s")),
+        gpu.counters().pipelines_compiled
     );
     let steps = if quick { 2 } else { 5 };
     let before = gpu.counters();
@@ -87,7 +143,6 @@ fn main() -> wgformer::Result<()> {
 
     // WGFORMER_PROFILE=1: where one training step's time goes, per kernel (each dispatch then
     // runs on its own, so the step is slower and small kernels are overstated).
-    let profile = std::env::var("WGFORMER_PROFILE").is_ok_and(|v| v == "1");
     if profile {
         gpu.set_profiling(true)?;
         trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;

@@ -8,7 +8,7 @@
 //! scale, the naive one. `WGFORMER_BENCH_QUICK=1` takes 2 timed runs instead of 5.
 
 use std::time::Instant;
-use wgformer::ops::{self, Conv2dConfig, MatmulVariant};
+use wgformer::ops::{self, Conv2dConfig, KernelPolicy, MatmulVariant};
 use wgformer::{Gpu, Tensor};
 
 const B: usize = 16;
@@ -53,13 +53,17 @@ fn main() {
     let layers = [layer(1, 2), layer(C, 3)];
     let dout = Tensor::randn(&gpu, &[B, C, T / 4, MELS], 1.0, 4).unwrap();
 
+    let default_policy = gpu.policy();
     println!("adapter: {}", gpu.adapter_name());
     println!("conv2d x2, B={B} T={T} W={MELS} C=1->{C}->{C}, forward + backward:");
     for (name, variant) in [
         ("default matmul", None),
         ("naive matmul", Some(MatmulVariant::Naive)),
     ] {
-        ops::set_matmul_variant(variant);
+        gpu.set_policy(KernelPolicy {
+            matmul: variant,
+            ..default_policy.clone()
+        });
         step(&gpu, &x, &layers, &dout); // compile pipelines, fill the buffer pool
         let before = gpu.counters();
         let start = Instant::now();
@@ -70,5 +74,5 @@ fn main() {
         let dispatches = (gpu.counters() - before).dispatches / runs as u64;
         println!("  {name:>15}: {ms:8.1} ms per step, {dispatches} dispatches");
     }
-    ops::set_matmul_variant(None);
+    gpu.set_policy(default_policy);
 }

@@ -1,5 +1,5 @@
 //! Matmul variants on square and transformer shapes, next to the adapter's FMA ceiling
-//! (`shaders/fma_peak.wgsl`) measured in the same run.
+//! (`benches/fma_peak.wgsl`) measured in the same run.
 //!
 //! Each timing records N products (packing dispatches included) and then waits once with
 //! `gpu.synchronize()`, so per-dispatch overhead is amortised as in a training step. After the
@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wgformer::gpu::{grid, Kernel};
+use wgformer::gpu::{grid, Kernel, ShaderFile};
 use wgformer::ops::{self, MatmulVariant};
 use wgformer::{Gpu, Tensor};
 
@@ -148,17 +148,30 @@ const FMA_GROUPS_CPU: u32 = 256;
 const FMA_GROUPS_GPU: u32 = 16384;
 const FMA_ITERS: u32 = 4096;
 
+/// `struct Params` of fma_peak.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FmaParams {
+    iters: u32,
+    mul: f32,
+    add: f32,
+}
+
 /// One FMA-ceiling dispatch over `out.numel() / FMA_WG` workgroups; returns its flop count.
 fn fma_peak(gpu: &Gpu, out: &Tensor) -> f64 {
     let groups = out.numel() as u32 / FMA_WG;
-    let k = Kernel::new(
-        "fma_peak.wgsl",
-        include_str!("../shaders/fma_peak.wgsl"),
-        "fma_peak",
-    )
-    .define("WG", FMA_WG)
-    .write(1);
-    let params = [FMA_ITERS, 0.999f32.to_bits(), 0.001f32.to_bits()];
+    let file = ShaderFile {
+        path: "fma_peak.wgsl",
+        text: include_str!("fma_peak.wgsl"),
+    };
+    let k = Kernel::new(&[file], "fma_peak")
+        .define("WG", FMA_WG)
+        .write(1);
+    let params = FmaParams {
+        iters: FMA_ITERS,
+        mul: 0.999,
+        add: 0.001,
+    };
     gpu.dispatch(&k, &params, &[out.storage()], grid(groups))
         .unwrap();
     (groups * FMA_WG) as f64 * FMA_ITERS as f64 * FMA_CHAINS as f64 * 8.0

@@ -10,7 +10,7 @@
 //! timing records REPS calls and waits once, best of 3.
 
 use std::time::Instant;
-use wgformer::ops::{self, AdamWParams, RowWidth};
+use wgformer::ops::{self, AdamWParams, KernelPolicy, RowWidth};
 use wgformer::{no_grad, Gpu, Tensor};
 
 fn time(
@@ -67,7 +67,7 @@ fn main() -> wgformer::Result<()> {
         (
             "layer_norm forward [2048x256], 8 lanes/row",
             8 * n,
-            with_width(RowWidth::Narrow, || {
+            with_width(&gpu, RowWidth::Narrow, || {
                 time(&gpu, reps, || {
                     ops::layer_norm(&x, &gamma, &beta, 1e-5).map(|_| ())
                 })
@@ -77,7 +77,7 @@ fn main() -> wgformer::Result<()> {
         (
             "layer_norm forward [2048x256], 64 lanes/row",
             8 * n,
-            with_width(RowWidth::Wide, || {
+            with_width(&gpu, RowWidth::Wide, || {
                 time(&gpu, reps, || {
                     ops::layer_norm(&x, &gamma, &beta, 1e-5).map(|_| ())
                 })
@@ -93,7 +93,7 @@ fn main() -> wgformer::Result<()> {
         (
             "softmax + CE forward [2048x1024], 8 lanes/row",
             4 * rows * vocab,
-            with_width(RowWidth::Narrow, || {
+            with_width(&gpu, RowWidth::Narrow, || {
                 time(&gpu, reps, || {
                     ops::cross_entropy(&logits, &targets, 0, 0.0).map(|_| ())
                 })
@@ -103,7 +103,7 @@ fn main() -> wgformer::Result<()> {
         (
             "softmax + CE forward [2048x1024], 64 lanes/row",
             4 * rows * vocab,
-            with_width(RowWidth::Wide, || {
+            with_width(&gpu, RowWidth::Wide, || {
                 time(&gpu, reps, || {
                     ops::cross_entropy(&logits, &targets, 0, 0.0).map(|_| ())
                 })
@@ -140,11 +140,15 @@ fn main() -> wgformer::Result<()> {
     Ok(())
 }
 
-/// `f` with every row kernel forced to `width` (both row-kernel shapes, side by side).
-fn with_width<T>(width: RowWidth, f: impl FnOnce() -> T) -> T {
-    RowWidth::force(Some(width));
+/// `f` with every row kernel of `gpu` forced to `width` (both row-kernel shapes, side by side).
+fn with_width<T>(gpu: &Gpu, width: RowWidth, f: impl FnOnce() -> T) -> T {
+    let before = gpu.policy();
+    gpu.set_policy(KernelPolicy {
+        row_width: Some(width),
+        ..before.clone()
+    });
     let out = f();
-    RowWidth::force(None);
+    gpu.set_policy(before);
     out
 }
 

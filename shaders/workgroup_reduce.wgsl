@@ -1,6 +1,6 @@
-// Workgroup-wide reductions shared by the one-row-per-workgroup kernels (layernorm.wgsl,
-// softmax.wgsl, cross_entropy.wgsl). `Kernel::with_prelude` (src/gpu/kernel.rs) puts this text
-// in front of those files. A tree reduction in workgroup memory: log2(WG) barrier steps, so WG
+// Workgroup-wide reductions shared by the one-row-per-workgroup kernels (layer_norm.wgsl,
+// softmax.wgsl, cross_entropy.wgsl, ctc.wgsl, grad_norm.wgsl): their kernels compile this file
+// before their own (`Kernel::new`, src/gpu/kernel.rs). A tree reduction in workgroup memory: log2(WG) barrier steps, so WG
 // must be a power of two. Every invocation of the workgroup must call these (they contain
 // barriers) and every invocation gets the result.
 

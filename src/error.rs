@@ -14,6 +14,13 @@ pub enum Error {
     #[error("WGPU_ADAPTER_NAME={wanted:?} matches no adapter; available: {available}")]
     AdapterNotFound { wanted: String, available: String },
 
+    #[error("{var}={value:?} is not one of: {expected}")]
+    Environment {
+        var: &'static str,
+        value: String,
+        expected: String,
+    },
+
     #[error("could not open a device on adapter {adapter:?}: {reason}")]
     Device { adapter: String, reason: String },
 

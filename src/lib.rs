@@ -2,7 +2,7 @@
 //!
 //! Layers, lowest first; a module imports only from layers below it, except inside the
 //! autograd core:
-//! - `gpu`: device, buffer pool, pipeline cache, batched recording.
+//! - `gpu`: device, kernel policy, buffer pool, pipeline cache, batched recording.
 //! - the autograd core, `tensor` + `tape` + `ops`: one WGSL kernel family per op file, forward
 //!   and backward side by side. The three call each other (a tensor is filled by `ops::fill`,
 //!   the tape accumulates gradients with `ops::add`), so they are one layer.

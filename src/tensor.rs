@@ -1,5 +1,7 @@
 //! `Tensor`: a shape and a GPU buffer, plus (from `tape.rs`) how to send a gradient back
-//! through the op that made it. No math lives here: ops are in `ops/`.
+//! through the op that made it. The arithmetic is in `ops/`, but `tensor`, `tape` and `ops`
+//! are one autograd core that call each other: `Tensor::full` fills through `ops::fill`, and
+//! `reshape` (a view) records its own backward on the tape.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Storage};

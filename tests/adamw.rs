@@ -1,10 +1,10 @@
-//! The fused AdamW kernel vs the CPU reference (`reference::adamw::adamw_step`) over several
+//! The fused AdamW kernel vs the CPU reference (`reference::adamw::adamw_update`) over several
 //! steps, and the `AdamW` optimizer's bookkeeping (skipping parameters without a gradient,
 //! clearing gradients).
 mod common;
 use common::*;
 use wgformer::ops::{self, AdamWParams};
-use wgformer::reference::adamw::{adamw_step, AdamW as RefAdamW};
+use wgformer::reference::adamw::{adamw_update, AdamWParams as RefAdamW};
 use wgformer::{AdamW, Tensor};
 
 fn reference_hyper(h: &AdamWParams) -> RefAdamW {
@@ -37,7 +37,7 @@ fn adamw_kernel_matches_reference_over_several_steps_on_odd_lengths() {
             for step in 1..=5u32 {
                 let gv = values(n, 100 + step as u64);
                 ops::adamw_update(&p, &tensor(&gv, &[n]), &m, &v, &h, step, None).unwrap();
-                adamw_step(&mut rp, &f64s(&gv), &mut rm, &mut rv, step, &rh);
+                adamw_update(&mut rp, &f64s(&gv), &mut rm, &mut rv, step, &rh);
             }
             let what = format!("n {n} weight decay {weight_decay}");
             assert_close(&format!("{what}: param"), &p.to_vec().unwrap(), &rp, 1e-5);
@@ -109,7 +109,7 @@ fn optimizer_steps_parameters_with_gradients_and_skips_the_rest() {
         opt.step().unwrap();
         opt.zero_grad();
         assert!(a.grad().is_none(), "zero_grad clears the gradient");
-        adamw_step(
+        adamw_update(
             &mut rp,
             &f64s(&wv),
             &mut rm,
@@ -208,14 +208,14 @@ fn clipped_adamw_step_equals_the_reference_step_on_the_scaled_gradient() {
     let mut rp = f64s(&pv);
     let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
     let scaled: Vec<f64> = gv.iter().map(|&x| x as f64 * coef).collect();
-    let rh = wgformer::reference::adamw::AdamW {
+    let rh = wgformer::reference::adamw::AdamWParams {
         lr: 0.01,
         beta1: 0.9,
         beta2: 0.999,
         eps: 1e-8,
         weight_decay: 0.1,
     };
-    wgformer::reference::adamw::adamw_step(&mut rp, &scaled, &mut rm, &mut rv, 1, &rh);
+    wgformer::reference::adamw::adamw_update(&mut rp, &scaled, &mut rm, &mut rv, 1, &rh);
     assert_close("clipped param", &p.to_vec().unwrap(), &rp, 1e-5);
 }
 
@@ -271,7 +271,7 @@ fn adam_with_coupled_weight_decay_equals_adamw_without_decay_on_the_l2_gradient(
         eps: 1e-8,
         weight_decay: 0.0,
     };
-    adamw_step(&mut rp, &g_l2, &mut rm, &mut rv, 1, &h);
+    adamw_update(&mut rp, &g_l2, &mut rm, &mut rv, 1, &h);
     assert_close("adam param", &p.to_vec().unwrap(), &rp, 1e-5);
 }
 

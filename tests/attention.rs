@@ -6,7 +6,7 @@
 //! tiny case; determinism; errors for unsupported head dims and mismatched shapes.
 mod common;
 use common::*;
-use wgformer::ops::{self, AttentionKernel, AttentionMask};
+use wgformer::ops::{self, AttentionKernel, AttentionMask, AttentionPath, KernelPolicy};
 use wgformer::reference::attention as reference;
 use wgformer::{Error, Tensor};
 
@@ -468,4 +468,37 @@ fn unsupported_head_dims_and_mismatched_shapes_are_errors() {
         let msg = shape_error(ops::attention(&q, &k, &k, &mask));
         assert!(msg.contains("key_lens"), "{what}: {msg}");
     }
+}
+
+#[test]
+fn attention_auto_runs_the_path_the_policy_names() {
+    // One query over 20 keys at D = 16: the fused forward is one dispatch, the unfused path
+    // three (scores, masked softmax, weighted values); both give the reference.
+    let c = Case::new(2, 2, 1, 20, 16);
+    let x = Inputs::new(&c);
+    let want = want(&c, &x);
+    let forward_dispatches = |path: AttentionPath| {
+        let device = device_with(KernelPolicy {
+            attention: path,
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
+        let (q, k, v) = (
+            tensor(&x.q, &c.q_shape()),
+            tensor(&x.k, &c.kv_shape()),
+            tensor(&x.v, &c.kv_shape()),
+        );
+        let before = device.counters().dispatches;
+        let out = ops::attention_auto(&q, &k, &v, &c.mask()).unwrap();
+        let dispatches = device.counters().dispatches - before;
+        assert_close(
+            &format!("{path:?}"),
+            &out.to_vec().unwrap(),
+            &want.out,
+            2e-5,
+        );
+        dispatches
+    };
+    assert_eq!(forward_dispatches(AttentionPath::Fused), 1);
+    assert!(forward_dispatches(AttentionPath::Unfused) >= 3);
 }

@@ -65,6 +65,7 @@ fn run(x: &[f32], t: &[u32], rows: usize, vocab: usize, ls: f32, dloss: f32) -> 
 
 #[test]
 fn cross_entropy_loss_matches_reference_with_smoothing_and_ignored_rows() {
+    let devices = row_width_devices();
     for (rows, vocab) in SHAPES {
         let x = logits(rows * vocab, vocab as u64);
         let t = targets(rows, vocab, rows as u64);
@@ -74,7 +75,7 @@ fn cross_entropy_loss_matches_reference_with_smoothing_and_ignored_rows() {
             (0.1, RowWidth::Narrow),
             (0.1, RowWidth::Wide),
         ] {
-            RowWidth::force(Some(width));
+            let _on = use_device(of_width(&devices, width));
             let (loss, _) = run(&x, &t, rows, vocab, ls, 1.0);
             let want = reference::cross_entropy(
                 &f64s(&x),
@@ -96,6 +97,7 @@ fn cross_entropy_loss_matches_reference_with_smoothing_and_ignored_rows() {
 
 #[test]
 fn cross_entropy_gradient_matches_reference_with_smoothing_and_ignored_rows() {
+    let devices = row_width_devices();
     for (rows, vocab) in SHAPES {
         let x = logits(rows * vocab, 100 + vocab as u64);
         let t = targets(rows, vocab, 100 + rows as u64);
@@ -104,7 +106,7 @@ fn cross_entropy_gradient_matches_reference_with_smoothing_and_ignored_rows() {
             (0.2, RowWidth::Narrow),
             (0.2, RowWidth::Wide),
         ] {
-            RowWidth::force(Some(width));
+            let _on = use_device(of_width(&devices, width));
             let (_, g) = run(&x, &t, rows, vocab, ls, 1.7);
             let want = reference::cross_entropy_backward(
                 &f64s(&x),

@@ -20,11 +20,11 @@ fn add_with_broadcast_bias_matches_reference_forward_and_backward() {
         assert_close(
             "add forward",
             &y.to_vec().unwrap(),
-            &reference::add_broadcast(&f64s(&xv), &f64s(&bv)),
+            &reference::add(&f64s(&xv), &f64s(&bv)),
             1e-6,
         );
         y.backward_with(tensor(&wv, &[rows, cols])).unwrap();
-        let (dx, db) = reference::add_broadcast_backward(&f64s(&wv), cols);
+        let (dx, db) = reference::add_backward(&f64s(&wv), cols);
         assert_close("add dx", &grad_of(&x), &dx, 1e-6);
         assert_close("add dbias", &grad_of(&b), &db, 1e-5);
     }
@@ -45,11 +45,11 @@ fn mul_with_broadcast_matches_reference_and_finite_differences() {
         assert_close(
             "mul forward",
             &out.to_vec().unwrap(),
-            &reference::mul_broadcast(&f64s(&xv), &f64s(&yv)),
+            &reference::mul(&f64s(&xv), &f64s(&yv)),
             1e-6,
         );
         out.backward_with(tensor(&wv, &[rows, cols])).unwrap();
-        let (dx, dy) = reference::mul_broadcast_backward(&f64s(&xv), &f64s(&yv), &f64s(&wv));
+        let (dx, dy) = reference::mul_backward(&f64s(&xv), &f64s(&yv), &f64s(&wv));
         assert_close("mul dx", &grad_of(&x), &dx, 1e-5);
         assert_close("mul dy", &grad_of(&y), &dy, 1e-5);
         let yf = f64s(&yv);
@@ -58,7 +58,7 @@ fn mul_with_broadcast_matches_reference_and_finite_differences() {
             &grad_of(&x),
             &f64s(&xv),
             &f64s(&wv),
-            |x| reference::mul_broadcast(x, &yf),
+            |x| reference::mul(x, &yf),
             1e-4,
         );
     }

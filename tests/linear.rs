@@ -3,7 +3,7 @@
 //! skinny (one token), tiny and tiled paths; finite differences on a small case.
 mod common;
 use common::*;
-use wgformer::ops::{self, MatmulVariant};
+use wgformer::ops::{self, KernelPolicy, MatmulVariant};
 use wgformer::reference::finite_diff::{dot, numerical_grad};
 use wgformer::reference::matmul::{matmul, matmul_backward};
 
@@ -68,16 +68,17 @@ fn linear_matches_the_reference_for_every_variant_and_path() {
     for (i, &(rows, k, n)) in shapes.iter().enumerate() {
         check(rows, k, n, 10 + i as u64, "default");
     }
+    let device = device_with(KernelPolicy::default());
     for v in MatmulVariant::ALL {
-        if v == MatmulVariant::RowBlockSubgroup && !gpu().has_subgroups() {
-            continue;
-        }
-        ops::set_matmul_variant(Some(v));
+        device.set_policy(KernelPolicy {
+            matmul: Some(v),
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
         for (i, &(rows, k, n)) in shapes.iter().enumerate() {
             check(rows, k, n, 20 + i as u64, v.name());
         }
     }
-    ops::set_matmul_variant(None);
 }
 
 #[test]

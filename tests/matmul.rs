@@ -5,8 +5,8 @@
 //! FMA-ceiling kernel.
 mod common;
 use common::*;
-use wgformer::gpu::Kernel;
-use wgformer::ops::{self, MatmulVariant};
+use wgformer::gpu::{Kernel, ShaderFile};
+use wgformer::ops::{self, KernelPolicy, MatmulVariant};
 use wgformer::reference::matmul as reference;
 use wgformer::Tensor;
 
@@ -258,16 +258,19 @@ fn backward_matches_reference_for_every_transpose_batched_and_shared() {
 
 #[test]
 fn every_forced_variant_gives_the_reference_forward_and_backward() {
-    // set_matmul_variant is process-wide: tests running beside this one briefly use the
-    // forced variant too, which is harmless because every variant is correct.
+    // On a device of its own: the tests running beside this one keep their choices.
+    let device = device_with(KernelPolicy::default());
     for v in variants() {
-        ops::set_matmul_variant(Some(v));
+        device.set_policy(KernelPolicy {
+            matmul: Some(v),
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
         for (ta, tb) in TRANSPOSES {
             check_backward(3, 20, 36, 44, ta, tb, true, 51);
         }
         println!("forced {v:?}: ok");
     }
-    ops::set_matmul_variant(None);
 }
 
 #[test]
@@ -360,24 +363,31 @@ fn variant_names_round_trip() {
     assert_eq!(MatmulVariant::from_name("fastest"), None);
 }
 
+/// `struct Params` of benches/fma_peak.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FmaParams {
+    iters: u32,
+    mul: f32,
+    add: f32,
+}
+
 #[test]
 fn fma_peak_kernel_computes_its_recurrence() {
     // The bench's compute-ceiling kernel must really do its FMAs: compare with the same
     // recurrence on the CPU (f32 fused multiply-add, same summation order).
     let gpu = gpu();
-    let k = Kernel::new(
-        "fma_peak.wgsl",
-        include_str!("../shaders/fma_peak.wgsl"),
-        "fma_peak",
-    )
-    .define("WG", 64)
-    .write(1);
+    let file = ShaderFile {
+        path: "fma_peak.wgsl",
+        text: include_str!("../benches/fma_peak.wgsl"),
+    };
+    let k = Kernel::new(&[file], "fma_peak").define("WG", 64).write(1);
     k.validate().unwrap();
     let (iters, mul, add) = (100u32, 0.99f32, 0.01f32);
     let out = Tensor::zeros(&gpu, &[128]).unwrap();
     gpu.dispatch(
         &k,
-        &[iters, mul.to_bits(), add.to_bits()],
+        &FmaParams { iters, mul, add },
         &[out.storage()],
         wgformer::gpu::grid(2),
     )

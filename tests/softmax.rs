@@ -28,7 +28,7 @@ fn softmax_forward_matches_reference_on_odd_shapes() {
         let xv = logits(rows * cols, 1 + cols as u64);
         let y = ops::softmax(&tensor(&xv, &[rows, cols])).unwrap();
         assert_eq!(y.shape(), &[rows, cols]);
-        let want = reference::softmax_rows(&f64s(&xv), rows, cols);
+        let want = reference::softmax(&f64s(&xv), rows, cols);
         assert_close(
             &format!("softmax forward {rows}x{cols}"),
             &y.to_vec().unwrap(),
@@ -44,7 +44,7 @@ fn softmax_runs_over_the_last_dim_of_a_3d_tensor() {
     let xv = logits(2 * 5 * 33, 2);
     let y = ops::softmax(&tensor(&xv, &shape)).unwrap();
     assert_eq!(y.shape(), &shape);
-    let want = reference::softmax_rows(&f64s(&xv), 10, 33);
+    let want = reference::softmax(&f64s(&xv), 10, 33);
     assert_close("softmax 3-D", &y.to_vec().unwrap(), &want, 1e-5);
 }
 
@@ -57,8 +57,8 @@ fn softmax_backward_matches_reference_and_finite_differences() {
         let y = ops::softmax(&x).unwrap();
         y.backward_with(tensor(&wv, &[rows, cols])).unwrap();
         let g = grad_of(&x);
-        let y_ref = reference::softmax_rows(&f64s(&xv), rows, cols);
-        let want = reference::softmax_rows_backward(&y_ref, &f64s(&wv), rows, cols);
+        let y_ref = reference::softmax(&f64s(&xv), rows, cols);
+        let want = reference::softmax_backward(&y_ref, &f64s(&wv), rows, cols);
         assert_close(&format!("softmax backward {rows}x{cols}"), &g, &want, 1e-5);
         if rows * cols <= 1000 {
             assert_matches_finite_differences(
@@ -66,7 +66,7 @@ fn softmax_backward_matches_reference_and_finite_differences() {
                 &g,
                 &f64s(&xv),
                 &f64s(&wv),
-                |x| reference::softmax_rows(x, rows, cols),
+                |x| reference::softmax(x, rows, cols),
                 1e-4,
             );
         }
@@ -89,7 +89,7 @@ fn softmax_of_huge_logits_is_finite_and_matches_reference() {
         got.iter().all(|v| v.is_finite()),
         "non-finite softmax: {got:?}"
     );
-    let want = reference::softmax_rows(&f64s(&xv), 3, cols);
+    let want = reference::softmax(&f64s(&xv), 3, cols);
     assert_close("softmax huge", &got, &want, 1e-6);
     assert!((got[cols] - 0.5).abs() < 1e-6 && (got[cols + 32] - 0.5).abs() < 1e-6);
 
@@ -103,7 +103,7 @@ fn softmax_of_huge_logits_is_finite_and_matches_reference() {
     assert_close(
         "softmax huge backward",
         &g,
-        &reference::softmax_rows_backward(&want, &f64s(&wv), 3, cols),
+        &reference::softmax_backward(&want, &f64s(&wv), 3, cols),
         1e-5,
     );
 }

@@ -8,10 +8,15 @@
 
 mod adapter;
 mod kernel;
+mod policy;
 mod pool;
 mod profile;
 
-pub use kernel::{grid, Kernel};
+pub(crate) use kernel::shader_file;
+pub use kernel::{grid, Kernel, ShaderFile};
+pub use policy::{
+    default_tune_cache, AttentionPath, KernelPolicy, MatmulVariant, RowWidth, Tuning,
+};
 pub use pool::size_class;
 pub use profile::{format_profile, KernelTime};
 
@@ -92,6 +97,8 @@ struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     index: usize,
+    /// Size of the shader's uniform `Params` (None: the entry point does not read it).
+    params_bytes: Option<u32>,
 }
 
 struct Recorded {
@@ -109,7 +116,7 @@ struct ParamChunk {
 
 struct State {
     pool: BufferPool,
-    pipelines: HashMap<String, Arc<Pipeline>>,
+    pipelines: HashMap<Kernel, Arc<Pipeline>>,
     pipeline_list: Vec<Arc<Pipeline>>,
     bind_groups: HashMap<(usize, usize, Vec<u64>), wgpu::BindGroup>,
     chunks: Vec<ParamChunk>,
@@ -126,6 +133,8 @@ pub struct GpuInner {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     slot_bytes: u64,
+    /// Which kernels the ops launch here (see `policy.rs`).
+    policy: Mutex<KernelPolicy>,
     state: Mutex<State>,
     /// The first error wgpu reported outside an error scope, or the device's loss: surfaced
     /// as `Error::Gpu` by the next `synchronize` or `read` instead of wgpu's default panic.
@@ -139,18 +148,25 @@ pub struct Gpu(Arc<GpuInner>);
 static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 
 impl Gpu {
-    /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides).
+    /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides),
+    /// with the kernel policy the environment asks for (`KernelPolicy::from_env`).
     pub fn new() -> Result<Gpu> {
-        Gpu::open(None)
+        Gpu::open(None, KernelPolicy::from_env()?)
+    }
+
+    /// A device of its own with `policy`, whatever the environment says: how tests and
+    /// benchmarks run a chosen kernel without changing the choice for anyone else.
+    pub fn with_policy(policy: KernelPolicy) -> Result<Gpu> {
+        Gpu::open(None, policy)
     }
 
     /// `new`, with buffers refused above `max_bytes` instead of the adapter's storage-binding
     /// limit: how tests exercise both sides of the limit without gigabyte tensors.
     pub fn with_binding_limit(max_bytes: u64) -> Result<Gpu> {
-        Gpu::open(Some(max_bytes))
+        Gpu::open(Some(max_bytes), KernelPolicy::from_env()?)
     }
 
-    fn open(binding_cap: Option<u64>) -> Result<Gpu> {
+    fn open(binding_cap: Option<u64>, policy: KernelPolicy) -> Result<Gpu> {
         let adapter = adapter::choose_adapter()?;
         let info = adapter.get_info();
         let (device, queue) = adapter::open_device(&adapter)?;
@@ -190,6 +206,7 @@ impl Gpu {
             limits,
             slot_bytes,
             fault,
+            policy: Mutex::new(policy),
             state: Mutex::new(State {
                 pool: BufferPool::default(),
                 pipelines: HashMap::new(),
@@ -219,6 +236,25 @@ impl Gpu {
     /// "name (backend, type) [driver]" of the adapter in use.
     pub fn adapter_name(&self) -> String {
         adapter::describe_adapter(&self.0.info)
+    }
+
+    /// Whether the adapter is a CPU (lavapipe): the ops pick CPU-shaped kernels there.
+    pub fn is_cpu(&self) -> bool {
+        self.0.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The kernel policy of this device.
+    pub fn policy(&self) -> KernelPolicy {
+        self.0
+            .policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the kernel policy of this device (every handle to it) from now on.
+    pub fn set_policy(&self, policy: KernelPolicy) {
+        *self.0.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;
     }
 
     pub fn has_subgroups(&self) -> bool {
@@ -340,12 +376,13 @@ impl Gpu {
         Ok(())
     }
 
-    /// Record one dispatch of `kernel`. `params` are the 4-byte words of its uniform struct;
-    /// `buffers` bind in the order of `kernel.bindings`.
-    pub fn dispatch(
+    /// Record one dispatch of `kernel`. `params` is its uniform `struct Params` (a `#[repr(C)]`
+    /// Pod struct with the shader's fields in the shader's order); `buffers` bind in the order
+    /// of `kernel.bindings`.
+    pub fn dispatch<P: bytemuck::Pod>(
         &self,
         kernel: &Kernel,
-        params: &[u32],
+        params: &P,
         buffers: &[&Storage],
         groups: [u32; 3],
     ) -> Result<()> {
@@ -355,6 +392,13 @@ impl Gpu {
                 kernel.key(),
                 buffers.len(),
                 kernel.bindings.len()
+            )));
+        }
+        if std::mem::size_of::<P>() as u64 > PARAM_SLOT {
+            return Err(Error::Gpu(format!(
+                "{}: its Params of {} bytes exceed the {PARAM_SLOT}-byte uniform slot",
+                kernel.key(),
+                std::mem::size_of::<P>()
             )));
         }
         if groups.contains(&0) {
@@ -369,6 +413,21 @@ impl Gpu {
         }
         let mut s = self.state();
         let pipeline = self.pipeline(&mut s, kernel)?;
+        let bytes = bytemuck::bytes_of(params);
+        if pipeline
+            .params_bytes
+            .is_some_and(|want| want as usize != bytes.len())
+        {
+            return Err(Error::Shader {
+                file: kernel.file(),
+                entry: kernel.entry,
+                msg: format!(
+                    "launched with {} bytes of parameters; the shader's struct Params has {}",
+                    bytes.len(),
+                    pipeline.params_bytes.unwrap_or_default()
+                ),
+            });
+        }
         let profile_start = s.profile.on.then(std::time::Instant::now);
 
         // Parameters: next free slot of the current chunk.
@@ -387,14 +446,8 @@ impl Gpu {
                 cpu: vec![0; (SLOTS_PER_CHUNK * self.0.slot_bytes) as usize],
             });
         }
-        let words: &[u8] = bytemuck::cast_slice(params);
-        assert!(
-            words.len() as u64 <= PARAM_SLOT,
-            "params of {} too long",
-            kernel.key()
-        );
         let at = offset as usize;
-        s.chunks[chunk_index].cpu[at..at + words.len()].copy_from_slice(words);
+        s.chunks[chunk_index].cpu[at..at + bytes.len()].copy_from_slice(bytes);
 
         // Bind group: cached by (pipeline, chunk, buffer ids); pooled buffers recur every step.
         let ids: Vec<u64> = buffers.iter().map(|st| st.pooled().id).collect();
@@ -453,24 +506,25 @@ impl Gpu {
                 None => wall,
             };
             s.profile
-                .add(format!("{}:{}", kernel.file, kernel.entry), time);
+                .add(format!("{}:{}", kernel.file(), kernel.entry), time);
         }
         Ok(())
     }
 
     /// The compiled pipeline for `kernel`, compiling it on first use.
     fn pipeline(&self, s: &mut State, kernel: &Kernel) -> Result<Arc<Pipeline>> {
-        let key = kernel.key();
-        if let Some(p) = s.pipelines.get(&key) {
+        if let Some(p) = s.pipelines.get(kernel) {
             return Ok(p.clone());
         }
         if kernel.subgroups && !self.has_subgroups() {
             return Err(Error::Shader {
-                file: kernel.file,
+                file: kernel.file(),
                 entry: kernel.entry,
                 msg: "needs subgroup support, which this adapter lacks".into(),
             });
         }
+        // The bindings and the Params size, checked against the shader before wgpu sees it.
+        let reflection = kernel.reflect()?;
         let device = &self.0.device;
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -506,7 +560,7 @@ impl Gpu {
             immediate_size: 0,
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(kernel.file),
+            label: Some(kernel.file()),
             source: wgpu::ShaderSource::Wgsl(kernel.wgsl().into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -523,7 +577,7 @@ impl Gpu {
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Shader {
-                file: kernel.file,
+                file: kernel.file(),
                 entry: kernel.entry,
                 msg: err.to_string(),
             });
@@ -533,9 +587,10 @@ impl Gpu {
             pipeline,
             layout,
             index: s.pipeline_list.len(),
+            params_bytes: reflection.params_bytes,
         });
         s.pipeline_list.push(p.clone());
-        s.pipelines.insert(key, p.clone());
+        s.pipelines.insert(kernel.clone(), p.clone());
         Ok(p)
     }
 

@@ -1,7 +1,6 @@
 //! Multi-head attention (self or cross) with an optional key/value cache for incremental
-//! decoding. The attention itself is `ops::attention` (the fused kernel), or
-//! `ops::attention_unfused` where that measured faster (see `fused_attention_wanted`).
-//! `WGFORMER_ATTENTION=fused|unfused` forces one.
+//! decoding. The attention itself is `ops::attention_auto`: the fused kernels or the unfused
+//! path, as the device's kernel policy picks.
 
 use super::{join, Init, Linear, Module};
 use crate::error::{Error, Result};
@@ -32,39 +31,6 @@ impl KvCache {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// The fused kernel (unless `WGFORMER_ATTENTION` says otherwise, or the head dim has no
-/// compiled kernel). On lavapipe, once `RowsSubgroup` existed, it measured faster than the
-/// unfused path at every length from 64 to 1024: 1.9-3.3x forward, 1.07-2.2x forward +
-/// backward (BENCHMARKS.md; shorter sequences, with `Rows`, too). Without subgroups or at
-/// D = 128 the CPU-shaped `Rows` kernel loses to the unfused path for more than one query, so
-/// the unfused path is kept there.
-fn fused_attention_wanted(q: &Tensor) -> bool {
-    static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let forced = *CHOICE.get_or_init(|| match std::env::var("WGFORMER_ATTENTION").as_deref() {
-        Ok("fused") => Some(true),
-        Ok("unfused") => Some(false),
-        _ => None,
-    });
-    let (tq, d) = (q.shape()[2], q.shape()[3]);
-    let head_dim_compiled = ops::ATTENTION_HEAD_DIMS.contains(&d);
-    let gpu = q.gpu();
-    // One query (a decoding step): the fused kernel is one dispatch instead of three, and
-    // measured slightly faster on lavapipe too (184 vs 177 generated tokens/s).
-    let fused_fast_here = gpu.inner().info.device_type != wgpu::DeviceType::Cpu
-        || tq == 1
-        || ops::AttentionKernel::RowsSubgroup.available(gpu, d);
-    head_dim_compiled && forced.unwrap_or(fused_fast_here)
-}
-
-/// softmax(q k^T / sqrt(D) + mask) v through the kernel `fused_attention_wanted` picks.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
-    if fused_attention_wanted(q) {
-        ops::attention(q, k, v, mask)
-    } else {
-        Ok(ops::attention_unfused(q, k, v, mask, false)?.0)
     }
 }
 
@@ -105,7 +71,7 @@ impl MultiHeadAttention {
         let q = self.split_heads(&self.q_proj.forward(x_q)?)?;
         let k = self.split_heads(&self.k_proj.forward(x_kv)?)?;
         let v = self.split_heads(&self.v_proj.forward(x_kv)?)?;
-        let o = attend(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
+        let o = ops::attention_auto(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
         self.out_proj.forward(&self.merge_heads(&o)?)
     }
 
@@ -126,7 +92,7 @@ impl MultiHeadAttention {
         };
         cache.k = Some(k.clone());
         cache.v = Some(v.clone());
-        let o = attend(&q, &k, &v, mask)?;
+        let o = ops::attention_auto(&q, &k, &v, mask)?;
         self.out_proj.forward(&self.merge_heads(&o)?)
     }
 
@@ -149,7 +115,7 @@ impl MultiHeadAttention {
             ));
         };
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
-        let o = attend(&q, k, v, mask)?;
+        let o = ops::attention_auto(&q, k, v, mask)?;
         self.out_proj.forward(&self.merge_heads(&o)?)
     }
 }

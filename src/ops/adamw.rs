@@ -3,10 +3,10 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/adamw.wgsl");
+const SHADER: ShaderFile = shader_file!("adamw.wgsl");
 const WG: u32 = 256;
 
 /// AdamW hyper-parameters; the defaults are PyTorch's.
@@ -35,8 +35,22 @@ impl Default for AdamWParams {
     }
 }
 
+/// `struct Params` of adamw.wgsl, field for field: the step's scalars, folded on the CPU.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    l2: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    decay: f32,
+    step_size: f32,
+    inv_bc2: f32,
+}
+
 fn kernel() -> Kernel {
-    Kernel::new("adamw.wgsl", SRC, "adamw")
+    Kernel::new(&[SHADER], "adamw")
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -119,16 +133,16 @@ pub fn adamw_update(
     };
     let step_size = lr / bc1;
     let inv_bc2 = 1.0 / bc2.sqrt();
-    let params = [
-        n as u32,
-        l2.to_bits(),
-        h.beta1.to_bits(),
-        h.beta2.to_bits(),
-        h.eps.to_bits(),
-        (decay as f32).to_bits(),
-        (step_size as f32).to_bits(),
-        (inv_bc2 as f32).to_bits(),
-    ];
+    let params = Params {
+        n: n as u32,
+        l2,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        eps: h.eps,
+        decay: decay as f32,
+        step_size: step_size as f32,
+        inv_bc2: inv_bc2 as f32,
+    };
     param
         .gpu()
         .dispatch(&kernel(), &params, &bufs, groups_for(n, WG))

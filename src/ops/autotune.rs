@@ -1,75 +1,38 @@
-//! Automatic kernel-variant choice: the first time a shape class is seen, time every
-//! candidate variant on scratch data of that shape and keep the fastest, in memory and in a
-//! JSON file keyed by adapter and driver, so the next process on the same machine starts tuned.
+//! Kernel choices measured on this machine: a JSON file of adapter -> shape class -> variant,
+//! filled by an explicit tuning step (`examples/tune.rs`, which runs with
+//! `Tuning::Trials`) and read by every later process (`Tuning::Cached`, the default).
 //!
-//! Off unless asked for (`set_autotune(true)` or `WGFORMER_AUTOTUNE=1`): tests and one-off
-//! calls use each op's built-in rule instead of paying for trials. The cache file is
-//! `WGFORMER_AUTOTUNE_CACHE`, else `$XDG_CACHE_HOME/wgformer/autotune.json`, else
-//! `~/.cache/wgformer/autotune.json`. A forced variant (`WGFORMER_MATMUL`) always wins.
+//! A trial times every candidate variant on scratch data of the class's shape and keeps the
+//! fastest. Trials never run unless the device's `KernelPolicy` asks for them: a one-shot
+//! command or the first steps of a training run must not pause to time kernels. The file is
+//! `KernelPolicy::tune_cache` (from `WGFORMER_AUTOTUNE_CACHE`, else
+//! `$XDG_CACHE_HOME/wgformer/autotune.json`, else `~/.cache/wgformer/autotune.json`). A forced
+//! variant (`KernelPolicy::matmul`) always wins.
 
 use crate::error::Result;
-use crate::gpu::Gpu;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use crate::gpu::{Gpu, Tuning};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 /// Timed repetitions of each candidate after one warm-up run; the best of them counts.
 const REPS: usize = 3;
 
-struct Tuner {
-    enabled: bool,
-    /// adapter key -> shape-class key -> variant name.
-    choices: BTreeMap<String, BTreeMap<String, String>>,
-    loaded: bool,
+/// adapter key -> "op shape class" -> variant name: the file's layout.
+type Choices = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The cache files read so far, by path (None: choices made without a file), so that each is
+/// read once per process.
+fn memory() -> MutexGuard<'static, HashMap<Option<PathBuf>, Choices>> {
+    static MEMORY: OnceLock<Mutex<HashMap<Option<PathBuf>, Choices>>> = OnceLock::new();
+    let memory = MEMORY.get_or_init(Mutex::default);
+    memory.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn tuner() -> &'static Mutex<Tuner> {
-    static T: OnceLock<Mutex<Tuner>> = OnceLock::new();
-    T.get_or_init(|| {
-        let enabled = matches!(
-            std::env::var("WGFORMER_AUTOTUNE").as_deref(),
-            Ok("1" | "true")
-        );
-        Mutex::new(Tuner {
-            enabled,
-            choices: BTreeMap::new(),
-            loaded: false,
-        })
-    })
-}
-
-fn lock() -> std::sync::MutexGuard<'static, Tuner> {
-    tuner().lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Autotuning for applications (the examples and benches): on unless `WGFORMER_AUTOTUNE=0`.
-pub fn enable_autotune_unless_disabled() {
-    let off = matches!(
-        std::env::var("WGFORMER_AUTOTUNE").as_deref(),
-        Ok("0" | "false")
-    );
-    set_autotune(!off);
-}
-
-/// Turn trials on or off for this process.
-pub fn set_autotune(on: bool) {
-    lock().enabled = on;
-}
-
-pub fn autotune_enabled() -> bool {
-    lock().enabled
-}
-
-/// Where choices are stored between runs.
-pub fn cache_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WGFORMER_AUTOTUNE_CACHE") {
-        return Some(PathBuf::from(p));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wgformer").join("autotune.json"))
+/// Forget the cache files read so far; the next lookup reads them again (tests).
+pub fn reset_autotune_memory() {
+    memory().clear();
 }
 
 /// Choices differ between adapters, drivers and versions of the kernels.
@@ -81,40 +44,35 @@ fn adapter_key(gpu: &Gpu) -> String {
     )
 }
 
-fn load(t: &mut Tuner) {
-    if t.loaded {
-        return;
-    }
-    t.loaded = true;
-    let Some(path) = cache_path() else { return };
-    let Ok(bytes) = std::fs::read(&path) else {
-        return;
+fn load(path: &Path) -> Choices {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Choices::new();
     };
-    match serde_json::from_slice(&bytes) {
-        Ok(choices) => t.choices = choices,
-        // A damaged cache only costs new trials; say so and start afresh.
-        Err(e) => log::warn!("ignoring the autotune cache {}: {e}", path.display()),
-    }
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        // A damaged cache only costs the built-in choices (or new trials); say so.
+        log::warn!("ignoring the autotune cache {}: {e}", path.display());
+        Choices::new()
+    })
 }
 
-fn save(t: &Tuner) {
-    let Some(path) = cache_path() else { return };
+fn save(path: &Path, choices: &Choices) {
     let write = || -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&t.choices)?)?;
-        std::fs::rename(&tmp, &path)
+        std::fs::write(&tmp, serde_json::to_vec_pretty(choices)?)?;
+        std::fs::rename(&tmp, path)
     };
     if let Err(e) = write() {
         log::warn!("could not write the autotune cache {}: {e}", path.display());
     }
 }
 
-/// The variant for shape class `class` of operation `op`: a remembered choice, else (with
-/// autotuning on) the fastest of `candidates` timed by `run`, else `fallback`.
-/// `run(v)` records one computation with variant `v`; it is timed to completion.
+/// The variant for shape class `class` of operation `op`: the choice stored for this adapter
+/// (unless the policy's tuning is off), else, with `Tuning::Trials`, the fastest of
+/// `candidates` timed by `run` (and stored), else `fallback`. `run(v)` records one
+/// computation with variant `v`; it is timed to completion.
 pub fn choose<V: Copy>(
     gpu: &Gpu,
     op: &str,
@@ -123,22 +81,28 @@ pub fn choose<V: Copy>(
     fallback: V,
     mut run: impl FnMut(V) -> Result<()>,
 ) -> V {
+    let policy = gpu.policy();
+    if policy.tuning == Tuning::Off {
+        return fallback;
+    }
     let key = format!("{op} {class}");
     let adapter = adapter_key(gpu);
+    let path = policy.tune_cache;
     {
-        let mut t = lock();
-        if !t.enabled {
-            return fallback;
-        }
-        load(&mut t);
-        if let Some(name) = t.choices.get(&adapter).and_then(|m| m.get(&key)) {
+        let mut memory = memory();
+        let choices = memory
+            .entry(path.clone())
+            .or_insert_with(|| path.as_deref().map(load).unwrap_or_default());
+        if let Some(name) = choices.get(&adapter).and_then(|m| m.get(&key)) {
             if let Some(&(v, _)) = candidates.iter().find(|(_, n)| n == name) {
                 return v;
             }
         }
     }
-    // Trials run outside the lock (they record GPU work) and off the tape.
-    let _g = crate::no_grad();
+    if policy.tuning != Tuning::Trials {
+        return fallback;
+    }
+    // Trials run outside the lock: they record GPU work.
     let mut best: Option<(f64, V, &'static str)> = None;
     for &(v, name) in candidates {
         let mut time = || -> Result<f64> {
@@ -160,18 +124,22 @@ pub fn choose<V: Copy>(
         return fallback;
     };
     log::info!("autotune: {op} {class} -> {name} ({:.3} ms)", secs * 1e3);
-    let mut t = lock();
-    t.choices
+    let mut memory = memory();
+    let choices = memory.entry(path.clone()).or_default();
+    // Another process may have tuned other classes meanwhile: merge into the file's latest.
+    if let Some(path) = &path {
+        let mut on_disk = load(path);
+        for (adapter, classes) in std::mem::take(choices) {
+            on_disk.entry(adapter).or_default().extend(classes);
+        }
+        *choices = on_disk;
+    }
+    choices
         .entry(adapter)
         .or_default()
         .insert(key, name.to_string());
-    save(&t);
+    if let Some(path) = &path {
+        save(path, choices);
+    }
     v
-}
-
-/// Forget the in-memory choices and re-read the cache file at the next lookup (tests).
-pub fn reset_autotune_memory() {
-    let mut t = lock();
-    t.choices.clear();
-    t.loaded = false;
 }

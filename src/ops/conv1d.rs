@@ -16,16 +16,16 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/conv1d.wgsl");
+const SHADER: ShaderFile = shader_file!("conv1d.wgsl");
 /// Invocations per workgroup.
 const WG: u32 = 64;
 
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("conv1d.wgsl", SRC, entry).define("WG", WG)
+    Kernel::new(&[SHADER], entry).define("WG", WG)
 }
 
 /// Buffers: cols, x.
@@ -62,7 +62,20 @@ impl Conv1dConfig {
     }
 }
 
-/// The sizes of one convolution, in the order of the shader's `Params`.
+/// `struct Params` of conv1d.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    t_in: u32,
+    c_in: u32,
+    k: u32,
+    t_out: u32,
+    stride: u32,
+    pad: u32,
+}
+
+/// The sizes of one convolution.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
     batch: usize,
@@ -75,17 +88,16 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn params(&self) -> [u32; 7] {
-        [
-            self.batch,
-            self.t_in,
-            self.c_in,
-            self.k,
-            self.t_out,
-            self.stride,
-            self.pad,
-        ]
-        .map(|v| v as u32)
+    fn params(&self) -> Params {
+        Params {
+            batch: self.batch as u32,
+            t_in: self.t_in as u32,
+            c_in: self.c_in as u32,
+            k: self.k as u32,
+            t_out: self.t_out as u32,
+            stride: self.stride as u32,
+            pad: self.pad as u32,
+        }
     }
 }
 

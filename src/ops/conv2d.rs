@@ -11,22 +11,43 @@
 //! product's M (whole 32-row tiles) and the many pixels on N: on lavapipe the three products of
 //! the 32 -> 32 speech conv took 1.1-1.7x longer with cols [N, K] and y = cols @ weight^T. A forward is 3-5 dispatches (im2col, the matmul's packing where it
 //! packs and product, channels_first); the whole product runs on the fastest matmul kernel of
-//! the adapter, which reads cols in place when C_out is small (`b_direct` in matmul.wgsl).
+//! the adapter, which reads cols in place when C_out is small (`b_direct` in matmul/rowblock.wgsl).
 //! The price is memory: cols and its gradient hold K x N floats each (110 MB apiece for the
 //! speech embedding's 32 -> 32 conv at B = 16, 75 x 80 outputs).
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
+const SHADER: ShaderFile = shader_file!("conv2d.wgsl");
 /// Invocations per workgroup; each invocation fills one row of the output image.
 const WG: u32 = 64;
 
+/// `struct Params` of conv2d.wgsl, field for field: the geometry, strides (sh, sw) and
+/// paddings (ph, pw) as [time, frequency].
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    kh: u32,
+    kw: u32,
+    oh: u32,
+    ow: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    has_bias: u32,
+}
+
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("conv2d.wgsl", SRC, entry).define("WG", WG)
+    Kernel::new(&[SHADER], entry).define("WG", WG)
 }
 
 /// Buffers: cols, x.
@@ -96,25 +117,24 @@ impl Geometry {
         self.batch * self.oh * self.ow
     }
 
-    fn params(&self, has_bias: bool) -> [u32; 14] {
+    fn params(&self, has_bias: bool) -> Params {
         let (s, p) = (self.cfg.stride, self.cfg.padding);
-        [
-            self.batch,
-            self.c_in,
-            self.h,
-            self.w,
-            self.c_out,
-            self.kh,
-            self.kw,
-            self.oh,
-            self.ow,
-            s[0],
-            s[1],
-            p[0],
-            p[1],
-            has_bias as usize,
-        ]
-        .map(|v| v as u32)
+        Params {
+            batch: self.batch as u32,
+            c_in: self.c_in as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            c_out: self.c_out as u32,
+            kh: self.kh as u32,
+            kw: self.kw as u32,
+            oh: self.oh as u32,
+            ow: self.ow as u32,
+            sh: s[0] as u32,
+            sw: s[1] as u32,
+            ph: p[0] as u32,
+            pw: p[1] as u32,
+            has_bias: has_bias as u32,
+        }
     }
 }
 

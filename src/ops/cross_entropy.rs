@@ -5,20 +5,29 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/cross_entropy.wgsl");
+const SHADER: ShaderFile = shader_file!("cross_entropy.wgsl");
 /// Invocations per row in `row_loss_forward` (one workgroup per row); a power of two.
 const ROW_WG: u32 = 64;
 /// Invocations of the single `finish` workgroup, and per workgroup in `backward`.
 const WG: u32 = 256;
 
+/// `struct Params` of cross_entropy.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    vocab: u32,
+    ignore_index: u32,
+    label_smoothing: f32,
+}
+
 /// Buffers: row_loss, lse, logits, targets.
 fn row_loss_kernel(wg: u32) -> Kernel {
-    Kernel::new("cross_entropy.wgsl", SRC, "row_loss_forward")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "row_loss_forward")
         .define("WG", wg)
         .write(1)
         .write(2)
@@ -28,8 +37,7 @@ fn row_loss_kernel(wg: u32) -> Kernel {
 
 /// Buffers: loss, count, row_loss, targets.
 fn finish_kernel() -> Kernel {
-    Kernel::new("cross_entropy.wgsl", SRC, "finish")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "finish")
         .define("WG", WG)
         .write(5)
         .write(6)
@@ -39,8 +47,7 @@ fn finish_kernel() -> Kernel {
 
 /// Buffers: dlogits, logits, targets, lse, count, dloss.
 fn backward_kernel() -> Kernel {
-    Kernel::new("cross_entropy.wgsl", SRC, "backward")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "backward")
         .define("WG", WG)
         .write(8)
         .read(3)
@@ -112,12 +119,12 @@ pub fn cross_entropy(
     let lse = Tensor::empty(gpu, &[rows, 2])?;
     let loss = Tensor::empty(gpu, &[])?;
     let count = Tensor::empty(gpu, &[1])?;
-    let params = [
-        rows as u32,
-        vocab as u32,
+    let params = Params {
+        rows: rows as u32,
+        vocab: vocab as u32,
         ignore_index,
-        label_smoothing.to_bits(),
-    ];
+        label_smoothing,
+    };
     gpu.dispatch(
         &row_loss_kernel(super::row_workgroup(gpu, ROW_WG)),
         &params,

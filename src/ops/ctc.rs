@@ -4,19 +4,30 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/ctc.wgsl");
+const SHADER: ShaderFile = shader_file!("ctc.wgsl");
 /// Invocations per workgroup: per row in `log_softmax`, over the states in `alpha_beta`, per
 /// element in `backward`. A power of two (tree reductions).
 const WG: u32 = 128;
 
+/// `struct Params` of ctc.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    time: u32,
+    vocab: u32,
+    max_target: u32,
+    blank: u32,
+    /// Lattice states per utterance: 2 * max_target + 1.
+    states: u32,
+}
+
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("ctc.wgsl", SRC, entry)
-        .with_prelude(super::WORKGROUP_REDUCE)
-        .define("WG", WG)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], entry).define("WG", WG)
 }
 
 /// Buffers: lp, logits.
@@ -120,7 +131,14 @@ pub fn ctc_loss(
 
     let gpu = logits.gpu();
     let states = 2 * max_target + 1;
-    let params = [batch, time, vocab, max_target, blank as usize, states].map(|v| v as u32);
+    let params = Params {
+        batch: batch as u32,
+        time: time as u32,
+        vocab: vocab as u32,
+        max_target: max_target as u32,
+        blank,
+        states: states as u32,
+    };
     let lp = Tensor::empty(gpu, &[batch, time, vocab])?;
     let lattice = Tensor::empty(gpu, &[2, batch, time, states])?;
     let log_p = Tensor::empty(gpu, &[batch])?;

@@ -3,24 +3,38 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/elementwise.wgsl");
+const SHADER: ShaderFile = shader_file!("elementwise.wgsl");
 const WG: u32 = 256;
+
+/// `struct Params` of elementwise.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// Elements (of `Val`) of the output.
+    n: u32,
+    /// Elements of b, the broadcast period.
+    m: u32,
+    /// Fill value, scale factor or dropout probability.
+    alpha: f32,
+    /// Dropout seed.
+    seed: u32,
+}
 
 /// `entry` with `inputs` input buffers, on `width` (1 or 4) values per invocation (`Val` in
 /// elementwise.wgsl).
 fn kernel(entry: &'static str, inputs: u32, width: usize) -> Kernel {
     let val = match width {
-        4 => "alias Val = vec4<f32>;",
-        _ => "alias Val = f32;",
+        4 => "vec4<f32>",
+        _ => "f32",
     };
-    let k = Kernel::new("elementwise.wgsl", SRC, entry)
+    let k = Kernel::new(&[SHADER], entry)
         .define("WG", WG)
         .define("WIDTH", width as u32)
-        .with_prelude(val)
+        .alias("Val", val)
         .write(1);
     (0..inputs).fold(k, |k, i| k.read(2 + i))
 }
@@ -66,7 +80,12 @@ fn launch(
     let mut bufs = vec![out.storage()];
     bufs.extend(inputs.iter().map(|t| t.storage()));
     let m = if broadcast { m / width } else { m };
-    let params = [(n / width) as u32, m as u32, alpha.to_bits(), seed];
+    let params = Params {
+        n: (n / width) as u32,
+        m: m as u32,
+        alpha,
+        seed,
+    };
     out.gpu()
         .dispatch(&k, &params, &bufs, groups_for(n / width, WG))
 }

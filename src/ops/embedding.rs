@@ -4,15 +4,27 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/embedding.wgsl");
+const SHADER: ShaderFile = shader_file!("embedding.wgsl");
 const WG: u32 = 256;
 
+/// `struct Params` of embedding.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// Ids (positions).
+    n: u32,
+    /// Rows of the table.
+    vocab: u32,
+    /// Columns of the table.
+    dim: u32,
+}
+
 fn gather_kernel() -> Kernel {
-    Kernel::new("embedding.wgsl", SRC, "gather")
+    Kernel::new(&[SHADER], "gather")
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -20,7 +32,7 @@ fn gather_kernel() -> Kernel {
 }
 
 fn sort_kernel() -> Kernel {
-    Kernel::new("embedding.wgsl", SRC, "sort_positions")
+    Kernel::new(&[SHADER], "sort_positions")
         .define("WG", WG)
         .read(3)
         .write(4)
@@ -28,7 +40,7 @@ fn sort_kernel() -> Kernel {
 }
 
 fn accumulate_kernel() -> Kernel {
-    Kernel::new("embedding.wgsl", SRC, "accumulate")
+    Kernel::new(&[SHADER], "accumulate")
         .define("WG", WG)
         .write(6)
         .read(7)
@@ -59,7 +71,11 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let mut out_shape = ids.shape().to_vec();
     out_shape.push(dim);
     let out = Tensor::empty(table.gpu(), &out_shape)?; // [..., dim]
-    let params = [ids.numel() as u32, vocab as u32, dim as u32];
+    let params = Params {
+        n: ids.numel() as u32,
+        vocab: vocab as u32,
+        dim: dim as u32,
+    };
     let buffers = [out.storage(), table.storage(), ids.storage()];
     out.gpu().dispatch(
         &gather_kernel(),
@@ -78,7 +94,11 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
 fn embedding_backward(dout: &Tensor, ids: &Tensor, vocab: usize, dim: usize) -> Result<Tensor> {
     let gpu = dout.gpu();
     let n = ids.numel();
-    let params = [n as u32, vocab as u32, dim as u32];
+    let params = Params {
+        n: n as u32,
+        vocab: vocab as u32,
+        dim: dim as u32,
+    };
     // Scratch for the sort, read by `accumulate` later in the same batch: dropping them
     // returns them to the pool, whose later compute users run after these dispatches.
     let order = gpu.alloc(n)?; // [n] positions grouped by id

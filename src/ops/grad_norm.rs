@@ -3,23 +3,34 @@
 //! it is bookkeeping for the optimizer.
 
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tensor::Tensor;
 
-const SRC: &str = include_str!("../../shaders/grad_norm.wgsl");
+const SHADER: ShaderFile = shader_file!("grad_norm.wgsl");
 const WG: u32 = 256;
 
+/// `struct Params` of grad_norm.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// Elements of x (`sum_squares`) or number of partials (`finish`).
+    n: u32,
+    /// Where `sum_squares` writes its partial.
+    slot: u32,
+    /// `finish`: the clipping threshold (<= 0: no clipping).
+    max_norm: f32,
+    pad: u32,
+}
+
 fn sum_squares_kernel() -> Kernel {
-    Kernel::new("grad_norm.wgsl", SRC, "sum_squares")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "sum_squares")
         .define("WG", WG)
         .write(1)
         .read(2)
 }
 
 fn finish_kernel() -> Kernel {
-    Kernel::new("grad_norm.wgsl", SRC, "finish")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "finish")
         .define("WG", WG)
         .write(1)
         .write(3)
@@ -60,7 +71,12 @@ pub fn grad_norm_and_clip(
     let partials = Tensor::empty(gpu, &[grads.len()])?;
     let out = Tensor::empty(gpu, &[3])?;
     for (slot, g) in grads.iter().enumerate() {
-        let params = [g.numel() as u32, slot as u32, 0, 0];
+        let params = Params {
+            n: g.numel() as u32,
+            slot: slot as u32,
+            max_norm: 0.0,
+            pad: 0,
+        };
         gpu.dispatch(
             &sum_squares_kernel(),
             &params,
@@ -68,7 +84,12 @@ pub fn grad_norm_and_clip(
             [1, 1, 1],
         )?;
     }
-    let params = [grads.len() as u32, 0, max_norm.to_bits(), 0];
+    let params = Params {
+        n: grads.len() as u32,
+        slot: 0,
+        max_norm,
+        pad: 0,
+    };
     gpu.dispatch(
         &finish_kernel(),
         &params,

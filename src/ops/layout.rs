@@ -5,12 +5,12 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, Storage};
+use crate::gpu::{shader_file, Kernel, ShaderFile, Storage};
 use crate::tape::record;
 use crate::tensor::{numel, DType, Tensor};
 use std::sync::Arc;
 
-const SRC: &str = include_str!("../../shaders/layout.wgsl");
+const SHADER: ShaderFile = shader_file!("layout.wgsl");
 const WG: u32 = 256;
 /// Axes the permute kernel indexes, after size-1 axes are dropped and adjacent ones merged.
 const MAX_RANK: usize = 6;
@@ -18,13 +18,13 @@ const MAX_RANK: usize = 6;
 /// `entry` moving `width` (1 or 4) elements per invocation (see `Word` in layout.wgsl).
 fn kernel(entry: &'static str, width: usize) -> Kernel {
     let word = match width {
-        4 => "alias Word = vec4<u32>;",
-        _ => "alias Word = u32;",
+        4 => "vec4<u32>",
+        _ => "u32",
     };
-    let k = Kernel::new("layout.wgsl", SRC, entry)
+    let k = Kernel::new(&[SHADER], entry)
         .define("WG", WG)
         .define("WIDTH", width as u32)
-        .with_prelude(word)
+        .alias("Word", word)
         .write(1)
         .read(2);
     match entry {
@@ -47,32 +47,38 @@ pub(crate) fn kernels() -> Vec<Kernel> {
         .collect()
 }
 
-/// The uniform struct of layout.wgsl, in field order.
-#[derive(Clone, Default)]
+/// `struct Params` of layout.wgsl, field for field: `shape` is its s0 .. s5, `steps` its
+/// t0 .. t5, `window` its last four fields.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    n: usize,
-    shape: [usize; MAX_RANK],
-    steps: [usize; MAX_RANK],
+    /// Elements (of `Word`) written by the dispatch.
+    n: u32,
+    /// permute: the output shape, outermost first.
+    shape: [u32; MAX_RANK],
+    /// permute: the input stride of a step along each output axis.
+    steps: [u32; MAX_RANK],
     window: Window,
 }
 
 /// A window along one axis: the big tensor is [outer, full, inner], the window
 /// [outer, len, inner] starting at `start`.
-#[derive(Clone, Copy, Default)]
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Window {
-    full: usize,
-    len: usize,
-    inner: usize,
-    start: usize,
+    full: u32,
+    len: u32,
+    inner: u32,
+    start: u32,
 }
 
 impl Window {
     fn new(shape: &[usize], axis: usize, start: usize, len: usize) -> Window {
         Window {
-            full: shape[axis],
-            len,
-            inner: shape[axis + 1..].iter().product(),
-            start,
+            full: shape[axis] as u32,
+            len: len as u32,
+            inner: shape[axis + 1..].iter().product::<usize>() as u32,
+            start: start as u32,
         }
     }
 }
@@ -88,7 +94,7 @@ fn launch(entry: &'static str, out: &Tensor, x: &Tensor, p: &Params) -> Result<(
 fn widened(p: &Params) -> (Params, usize) {
     let w = p.window;
     if !w.inner.is_multiple_of(4) || !p.n.is_multiple_of(4) {
-        return (p.clone(), 1);
+        return (*p, 1);
     }
     let p = Params {
         n: p.n / 4,
@@ -96,23 +102,15 @@ fn widened(p: &Params) -> (Params, usize) {
             inner: w.inner / 4,
             ..w
         },
-        ..p.clone()
+        ..*p
     };
     (p, 4)
 }
 
 fn dispatch(k: &Kernel, buffers: &[&Storage], p: &Params) -> Result<()> {
-    let w = p.window;
-    let words: Vec<u32> = [p.n]
-        .iter()
-        .chain(&p.shape)
-        .chain(&p.steps)
-        .chain(&[w.full, w.len, w.inner, w.start])
-        .map(|&v| v as u32)
-        .collect();
     buffers[0]
         .gpu()
-        .dispatch(k, &words, buffers, groups_for(p.n, WG))
+        .dispatch(k, p, buffers, groups_for(p.n as usize, WG))
 }
 
 /// Uninitialised output of `dtype` (the kernels write every element).
@@ -207,13 +205,15 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
         false => (dims, steps, 1),
     };
     let mut p = Params {
-        n: x.numel() / width,
+        n: (x.numel() / width) as u32,
         shape: [1; MAX_RANK],
         ..Params::default()
     };
     let pad = MAX_RANK - dims.len();
-    p.shape[pad..].copy_from_slice(&dims);
-    p.steps[pad..].copy_from_slice(&steps);
+    for (i, (&d, &s)) in dims.iter().zip(&steps).enumerate() {
+        p.shape[pad + i] = d as u32;
+        p.steps[pad + i] = s as u32;
+    }
     let out = output(x, &out_shape, x.dtype())?;
     dispatch(&kernel("permute", width), &[out.storage(), x.storage()], &p)?;
     let mut inverse = vec![0; perm.len()];
@@ -270,18 +270,18 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
         let window = Window::new(&out_shape, axis, start, len);
         if parts.len() != 2 {
             let p = Params {
-                n: part.numel(),
+                n: part.numel() as u32,
                 window,
                 ..Params::default()
             };
             launch("concat_part", &out, part, &p)?;
         }
-        windows.push((window.start, len, part.is_requires_grad()));
+        windows.push((start, len, part.is_requires_grad()));
         start += len;
     }
     if let [x, y] = parts {
         let p = Params {
-            n: out.numel(),
+            n: out.numel() as u32,
             window: Window::new(&out_shape, axis, 0, x.shape()[axis]),
             ..Params::default()
         };
@@ -320,7 +320,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
     let window = Window::new(&shape, axis, start, len);
     let out = output(x, &out_shape, x.dtype())?;
     let p = Params {
-        n: out.numel(),
+        n: out.numel() as u32,
         window,
         ..Params::default()
     };
@@ -329,7 +329,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
         // d x = the gradient in the window, zero elsewhere: one dispatch writes all of it.
         let dx = output(g, &shape, g.dtype())?;
         let p = Params {
-            n: dx.numel(),
+            n: dx.numel() as u32,
             window,
             ..Params::default()
         };

@@ -1,5 +1,5 @@
 //! A Linear layer as one op: y = x W^T + b, W stored [out, in] (PyTorch's layout). The
-//! forward is one matmul whose epilogue adds the bias (`shaders/matmul.wgsl`, `has_bias`),
+//! forward is one matmul whose epilogue adds the bias (`shaders/matmul/common.wgsl`, `has_bias`),
 //! so the bias costs no extra pass over y; the backward is the matmul's (dx, dW) plus
 //! db = dy summed over every row.
 

@@ -1,6 +1,15 @@
-//! Ops: each file pairs a WGSL kernel in `shaders/` with its launch, its forward and its
-//! backward (recorded on the tape), side by side. `all_kernels` lists every compiled variant so
-//! a test can validate each with naga.
+//! Ops: the operations a model is built from, and the optimizer updates, run on the GPU.
+//! A file per op family pairs its kernels in `shaders/` (same stem) with their launch, the
+//! forward and, for differentiable ops, the backward recorded on the tape, side by side; the
+//! same op in plain Rust is in `reference/` (same stem, same names). Exceptions: `linear.rs`
+//! is a matmul with a fused bias and has no kernel of its own; `adamw.rs`, `sgd.rs` and
+//! `grad_norm.rs` update or measure parameters off the tape, so have no backward;
+//! `autotune.rs` keeps the kernel choices measured on this machine.
+//!
+//! `tensor`, `tape` and `ops` are one autograd core and call each other: a tensor fills itself
+//! with `ops::fill`, the tape sums gradients with `ops::add`, and every op records its backward
+//! on the tape. `all_kernels` lists every compiled kernel variant, so a test can validate each
+//! with naga and check that every shader file is used.
 
 mod adamw;
 mod attention;
@@ -12,7 +21,7 @@ mod ctc;
 mod elementwise;
 mod embedding;
 mod grad_norm;
-mod layernorm;
+mod layer_norm;
 mod layout;
 mod linear;
 mod matmul;
@@ -22,13 +31,10 @@ mod softmax;
 
 pub use adamw::{adamw_update, AdamWParams};
 pub use attention::{
-    attention, attention_unfused, attention_with, AttentionKernel, AttentionMask,
+    attention, attention_auto, attention_unfused, attention_with, AttentionKernel, AttentionMask,
     ATTENTION_HEAD_DIMS,
 };
-pub use autotune::{
-    autotune_enabled, cache_path as autotune_cache_path, enable_autotune_unless_disabled,
-    reset_autotune_memory, set_autotune,
-};
+pub use autotune::reset_autotune_memory;
 pub use conv1d::{conv1d, Conv1dConfig};
 pub use conv2d::{conv2d, conv2d_in_chunks, Conv2dConfig};
 pub use cross_entropy::cross_entropy;
@@ -36,15 +42,18 @@ pub use ctc::ctc_loss;
 pub use elementwise::{add, dropout, fill, gelu, gelu_tanh, mul, relu, scale, Activation};
 pub use embedding::embedding;
 pub use grad_norm::grad_norm_and_clip;
-pub use layernorm::layer_norm;
+pub use layer_norm::layer_norm;
 pub use layout::{concat, permute, slice, transpose};
 pub use linear::linear;
-pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant, set_matmul_variant, MatmulVariant};
+pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant};
 pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};
 pub use sgd::sgd_update;
 pub use softmax::softmax;
 
-use crate::gpu::{grid, Kernel};
+// The names of the kernel choices, which a device's `KernelPolicy` holds.
+pub use crate::gpu::{AttentionPath, KernelPolicy, MatmulVariant, RowWidth, Tuning};
+
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 
 /// Every kernel variant the crate can launch.
 pub fn all_kernels() -> Vec<Kernel> {
@@ -58,7 +67,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     k.extend(elementwise::kernels());
     k.extend(embedding::kernels());
     k.extend(grad_norm::kernels());
-    k.extend(layernorm::kernels());
+    k.extend(layer_norm::kernels());
     k.extend(layout::kernels());
     k.extend(matmul::kernels());
     k.extend(reduce::kernels());
@@ -67,55 +76,25 @@ pub fn all_kernels() -> Vec<Kernel> {
     k
 }
 
-/// Workgroup-wide sum / max helpers shared by the row kernels (`Kernel::with_prelude`).
-pub(crate) const WORKGROUP_REDUCE: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
+/// Workgroup-wide sum / max helpers shared by the row kernels (compiled before their file).
+pub(crate) const WORKGROUP_REDUCE: ShaderFile = shader_file!("workgroup_reduce.wgsl");
 
 /// Invocations per row for the row kernels (layer norm, cross-entropy's row loss): a GPU
 /// wants a wide workgroup per row; on a CPU adapter (lavapipe) barriers cost a context switch
 /// per SIMD chunk, so one 8-lane chunk per row was 3.4x faster for layer norm (BENCHMARKS.md).
-/// `RowWidth::force` overrides the choice (the memory-bound benchmark times both).
+/// The policy's `row_width` overrides the choice (the memory-bound benchmark times both).
 pub(crate) fn row_workgroup(gpu: &crate::gpu::Gpu, gpu_width: u32) -> u32 {
-    match ROW_WIDTH.with(std::cell::Cell::get) {
-        1 => return ROW_WG_CPU,
-        2 => return gpu_width,
-        _ => {}
-    }
-    if gpu.inner().info.device_type == wgpu::DeviceType::Cpu {
-        ROW_WG_CPU
-    } else {
-        gpu_width
+    let width = gpu.policy().row_width.unwrap_or(match gpu.is_cpu() {
+        true => RowWidth::Narrow,
+        false => RowWidth::Wide,
+    });
+    match width {
+        RowWidth::Narrow => ROW_WG_CPU,
+        RowWidth::Wide => gpu_width,
     }
 }
 
 pub(crate) const ROW_WG_CPU: u32 = 8;
-
-/// The two shapes of the row kernels (layer norm, cross-entropy's row loss).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RowWidth {
-    /// One 8-lane SIMD chunk per row: the CPU-adapter default.
-    Narrow,
-    /// A wide workgroup per row (64 lanes) reduced in workgroup memory: the GPU default.
-    Wide,
-}
-
-impl RowWidth {
-    /// Use `width` for every row kernel launched from now on by this thread; `None` goes
-    /// back to the per-adapter default. For benchmarks that compare the two side by side,
-    /// and tests that check both on one adapter (per thread, so parallel tests don't mix).
-    pub fn force(width: Option<RowWidth>) {
-        let code = match width {
-            None => 0,
-            Some(RowWidth::Narrow) => 1,
-            Some(RowWidth::Wide) => 2,
-        };
-        ROW_WIDTH.with(|w| w.set(code));
-    }
-}
-
-thread_local! {
-    /// 0: by adapter, 1: Narrow, 2: Wide.
-    static ROW_WIDTH: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
-}
 
 /// Workgroups for `n` invocations, `wg` per workgroup, on a 2-D grid.
 pub(crate) fn groups_for(n: usize, wg: u32) -> [u32; 3] {

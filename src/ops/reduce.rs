@@ -3,11 +3,11 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::Tensor;
 
-const SRC: &str = include_str!("../../shaders/reduce.wgsl");
+const SHADER: ShaderFile = shader_file!("reduce.wgsl");
 const WG: u32 = 256;
 /// Below this many outputs, a long reduction is split into chunks of rows summed in parallel
 /// first (see reduce.wgsl); the partial sums then number about this many.
@@ -15,8 +15,21 @@ const PARALLEL_OUTPUTS: usize = 1 << 16;
 /// Shortest chunk worth a partial sum.
 const MIN_CHUNK: usize = 32;
 
+/// `struct Params` of reduce.wgsl, field for field: x seen as [outer, len, inner].
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    /// Factor applied to every output (1 / len for a mean).
+    alpha: f32,
+    /// Rows of `len` summed per output (`len` in one pass, fewer for partial sums).
+    chunk: u32,
+}
+
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new("reduce.wgsl", SRC, entry)
+    Kernel::new(&[SHADER], entry)
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -42,13 +55,13 @@ fn launch(
     chunk: usize,
 ) -> Result<()> {
     let (outer, len, inner) = dims;
-    let params = [
-        outer as u32,
-        len as u32,
-        inner as u32,
-        alpha.to_bits(),
-        chunk.max(1) as u32,
-    ];
+    let params = Params {
+        outer: outer as u32,
+        len: len as u32,
+        inner: inner as u32,
+        alpha,
+        chunk: chunk.max(1) as u32,
+    };
     out.gpu().dispatch(
         &kernel(entry),
         &params,

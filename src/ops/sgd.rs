@@ -2,14 +2,24 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::Kernel;
+use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/sgd.wgsl");
+const SHADER: ShaderFile = shader_file!("sgd.wgsl");
 const WG: u32 = 256;
 
+/// `struct Params` of sgd.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+}
+
 fn kernel() -> Kernel {
-    Kernel::new("sgd.wgsl", SRC, "sgd")
+    Kernel::new(&[SHADER], "sgd")
         .define("WG", WG)
         .write(1)
         .read(2)
@@ -50,12 +60,12 @@ pub fn sgd_update(
             &ones
         }
     };
-    let params = [
-        n as u32,
-        lr.to_bits(),
-        momentum.to_bits(),
-        weight_decay.to_bits(),
-    ];
+    let params = Params {
+        n: n as u32,
+        lr,
+        momentum,
+        weight_decay,
+    };
     let bufs = [
         param.storage(),
         grad.storage(),

@@ -2,26 +2,32 @@
 //! `dx = y * (dy - sum(dy * y))` per row.
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
-const SRC: &str = include_str!("../../shaders/softmax.wgsl");
+const SHADER: ShaderFile = shader_file!("softmax.wgsl");
 /// Invocations per row (one workgroup per row); a power of two for the tree reduction.
 const WG: u32 = 64;
 
+/// `struct Params` of softmax.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+}
+
 fn forward_kernel() -> Kernel {
-    Kernel::new("softmax.wgsl", SRC, "forward")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "forward")
         .define("WG", WG)
         .write(1)
         .read(2)
 }
 
 fn backward_kernel() -> Kernel {
-    Kernel::new("softmax.wgsl", SRC, "backward")
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "backward")
         .define("WG", WG)
         .write(3)
         .read(4)
@@ -49,7 +55,10 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
     let rows = x.numel() / cols;
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, x.shape())?;
-    let params = [rows as u32, cols as u32];
+    let params = Params {
+        rows: rows as u32,
+        cols: cols as u32,
+    };
     gpu.dispatch(
         &forward_kernel(),
         &params,

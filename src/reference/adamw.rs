@@ -1,8 +1,8 @@
-//! AdamW optimizer step (decoupled weight decay, as PyTorch `torch.optim.AdamW`).
+//! The AdamW optimizer step (decoupled weight decay, as PyTorch `torch.optim.AdamW`).
 
 /// AdamW hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamW {
+pub struct AdamWParams {
     /// Learning rate.
     pub lr: f64,
     /// Decay rate of the first-moment (mean) estimate.
@@ -26,13 +26,20 @@ pub struct AdamW {
 /// mhat  = m / (1 - b1^t),  vhat = v / (1 - b2^t)   (bias correction)
 /// p    -= lr * mhat / (sqrt(vhat) + eps)
 /// ```
-pub fn adamw_step(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], step: u32, h: &AdamW) {
+pub fn adamw_update(
+    p: &mut [f64],
+    g: &[f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    step: u32,
+    h: &AdamWParams,
+) {
     let n = p.len();
     assert!(
         g.len() == n && m.len() == n && v.len() == n,
-        "adamw_step: length mismatch"
+        "adamw_update: length mismatch"
     );
-    assert!(step >= 1, "adamw_step: step is 1-based");
+    assert!(step >= 1, "adamw_update: step is 1-based");
     let t = f64::from(step);
     let correction1 = 1.0 - h.beta1.powf(t);
     let correction2 = 1.0 - h.beta2.powf(t);
@@ -50,7 +57,7 @@ pub fn adamw_step(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], step: 
 mod tests {
     use super::*;
 
-    const H: AdamW = AdamW {
+    const H: AdamWParams = AdamWParams {
         lr: 0.1,
         beta1: 0.9,
         beta2: 0.999,
@@ -64,7 +71,7 @@ mod tests {
         // parameter by about lr * sign(g), after decay p *= (1 - lr * wd).
         let mut p = vec![1.0, -2.0];
         let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-        adamw_step(&mut p, &[0.5, -3.0], &mut m, &mut v, 1, &H);
+        adamw_update(&mut p, &[0.5, -3.0], &mut m, &mut v, 1, &H);
         let decay = 1.0 - 0.1 * 0.01;
         assert!((p[0] - (1.0 * decay - 0.1)).abs() < 1e-7);
         assert!((p[1] - (-2.0 * decay + 0.1)).abs() < 1e-7);
@@ -75,8 +82,8 @@ mod tests {
     fn second_step_matches_hand_computation() {
         let mut p = vec![0.5];
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
-        adamw_step(&mut p, &[0.2], &mut m, &mut v, 1, &H);
-        adamw_step(&mut p, &[-0.4], &mut m, &mut v, 2, &H);
+        adamw_update(&mut p, &[0.2], &mut m, &mut v, 1, &H);
+        adamw_update(&mut p, &[-0.4], &mut m, &mut v, 2, &H);
         // Hand-expanded second step.
         let p1 = 0.5 * (1.0 - 0.001) - 0.1 * 0.2 / (0.2 + 1e-8);
         let m2 = 0.9 * (0.1 * 0.2) + 0.1 * -0.4;

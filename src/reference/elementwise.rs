@@ -4,7 +4,7 @@
 ///
 /// `x` is viewed as `[rows, cols]` with `cols = y.len()`, `rows = x.len() / cols`;
 /// `out[r, c] = x[r, c] + y[c]`. Typical use: adding a bias.
-pub fn add_broadcast(x: &[f64], y: &[f64]) -> Vec<f64> {
+pub fn add(x: &[f64], y: &[f64]) -> Vec<f64> {
     check_broadcast(x.len(), y.len());
     x.iter()
         .enumerate()
@@ -12,16 +12,16 @@ pub fn add_broadcast(x: &[f64], y: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Gradients of [`add_broadcast`]: `dx = dout`, and `dy[c] = sum_r dout[r, c]`
+/// Gradients of [`add`]: `dx = dout`, and `dy[c] = sum_r dout[r, c]`
 /// because every row used the same `y`.
-pub fn add_broadcast_backward(dout: &[f64], y_len: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn add_backward(dout: &[f64], y_len: usize) -> (Vec<f64>, Vec<f64>) {
     check_broadcast(dout.len(), y_len);
     (dout.to_vec(), sum_rows(dout, y_len))
 }
 
-/// `out = x * y` with `y` broadcast like in [`add_broadcast`]:
+/// `out = x * y` with `y` broadcast like in [`add`]:
 /// `out[r, c] = x[r, c] * y[c]`.
-pub fn mul_broadcast(x: &[f64], y: &[f64]) -> Vec<f64> {
+pub fn mul(x: &[f64], y: &[f64]) -> Vec<f64> {
     check_broadcast(x.len(), y.len());
     x.iter()
         .enumerate()
@@ -29,12 +29,12 @@ pub fn mul_broadcast(x: &[f64], y: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Gradients of [`mul_broadcast`]: `dx[r, c] = dout[r, c] * y[c]` and
+/// Gradients of [`mul`]: `dx[r, c] = dout[r, c] * y[c]` and
 /// `dy[c] = sum_r dout[r, c] * x[r, c]`.
-pub fn mul_broadcast_backward(x: &[f64], y: &[f64], dout: &[f64]) -> (Vec<f64>, Vec<f64>) {
+pub fn mul_backward(x: &[f64], y: &[f64], dout: &[f64]) -> (Vec<f64>, Vec<f64>) {
     check_broadcast(x.len(), y.len());
-    assert_eq!(x.len(), dout.len(), "mul_broadcast_backward: dout size");
-    let dx = mul_broadcast(dout, y);
+    assert_eq!(x.len(), dout.len(), "mul_backward: dout size");
+    let dx = mul(dout, y);
     let dout_x: Vec<f64> = dout.iter().zip(x).map(|(g, xv)| g * xv).collect();
     (dx, sum_rows(&dout_x, y.len()))
 }
@@ -179,14 +179,8 @@ mod tests {
     fn add_and_mul_known_values() {
         let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // [2, 3]
         let y = [10.0, 20.0, 30.0];
-        assert_eq!(
-            add_broadcast(&x, &y),
-            vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]
-        );
-        assert_eq!(
-            mul_broadcast(&x, &y),
-            vec![10.0, 40.0, 90.0, 40.0, 100.0, 180.0]
-        );
+        assert_eq!(add(&x, &y), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+        assert_eq!(mul(&x, &y), vec![10.0, 40.0, 90.0, 40.0, 100.0, 180.0]);
     }
 
     #[test]
@@ -194,15 +188,15 @@ mod tests {
         let x = test_values(12, 1);
         let y = test_values(4, 2);
         let w = test_values(12, 3);
-        let (dx, dy) = add_broadcast_backward(&w, 4);
+        let (dx, dy) = add_backward(&w, 4);
         assert_close(
             &dx,
-            &numerical_grad(|x| dot(&w, &add_broadcast(x, &y)), &x, 1e-5),
+            &numerical_grad(|x| dot(&w, &add(x, &y)), &x, 1e-5),
             1e-6,
         );
         assert_close(
             &dy,
-            &numerical_grad(|y| dot(&w, &add_broadcast(&x, y)), &y, 1e-5),
+            &numerical_grad(|y| dot(&w, &add(&x, y)), &y, 1e-5),
             1e-6,
         );
     }
@@ -212,15 +206,15 @@ mod tests {
         let x = test_values(12, 4);
         let y = test_values(3, 5);
         let w = test_values(12, 6);
-        let (dx, dy) = mul_broadcast_backward(&x, &y, &w);
+        let (dx, dy) = mul_backward(&x, &y, &w);
         assert_close(
             &dx,
-            &numerical_grad(|x| dot(&w, &mul_broadcast(x, &y)), &x, 1e-5),
+            &numerical_grad(|x| dot(&w, &mul(x, &y)), &x, 1e-5),
             1e-6,
         );
         assert_close(
             &dy,
-            &numerical_grad(|y| dot(&w, &mul_broadcast(&x, y)), &y, 1e-5),
+            &numerical_grad(|y| dot(&w, &mul(&x, y)), &y, 1e-5),
             1e-6,
         );
     }
@@ -238,7 +232,11 @@ mod tests {
         // x Phi(x): gelu(1) = Phi(1) = 0.8413447461, gelu(-1) = -Phi(-1) = -0.1586552539
         // (torch.nn.functional.gelu gives the same).
         let y = gelu(&[0.0, 1.0, -1.0, 10.0]);
+        // Exact GELU, x Phi(x): gelu(1) = Phi(1) = 0.8413447461, gelu(-1) = -Phi(-1).
         assert_close(&y, &[0.0, 0.841_344_746_1, -0.158_655_253_9, 10.0], 1e-9);
+        // The tanh approximation: 0.8411919906 and -0.1588080094.
+        let t = gelu_tanh(&[1.0, -1.0]);
+        assert_close(&t, &[0.841_191_990_6, -0.158_808_009_4], 1e-9);
         let x: Vec<f64> = test_values(9, 9).iter().map(|v| 3.0 * v).collect();
         let w = test_values(9, 10);
         let num = numerical_grad(|x| dot(&w, &gelu(x)), &x, 1e-5);

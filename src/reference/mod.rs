@@ -20,7 +20,7 @@ pub mod ctc;
 pub mod elementwise;
 pub mod embedding;
 pub mod finite_diff;
-pub mod layernorm;
+pub mod layer_norm;
 pub mod layout;
 pub mod matmul;
 pub mod reduce;

@@ -2,10 +2,64 @@
 //! print the worst element on failure.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+use wgformer::gpu::{KernelPolicy, RowWidth};
 use wgformer::{Gpu, Tensor};
 
+thread_local! {
+    /// The device `gpu()` returns on this thread while `on_device` runs.
+    static DEVICE: RefCell<Option<Gpu>> = const { RefCell::new(None) };
+}
+
+/// The device the helpers below use: the process's shared one, or `on_device`'s.
 pub fn gpu() -> Gpu {
+    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
+        return device;
+    }
     Gpu::shared().expect("no GPU adapter: install mesa-vulkan-drivers (see README)")
+}
+
+/// A device of the test's own with `policy`: set its policy to force a kernel without
+/// changing the choice for the tests running beside it.
+pub fn device_with(policy: KernelPolicy) -> Gpu {
+    Gpu::with_policy(policy).expect("no GPU adapter: install mesa-vulkan-drivers (see README)")
+}
+
+/// Until the guard drops, `gpu()` (so `tensor`, `leaf`, ...) returns `device` on this thread.
+pub fn use_device(device: &Gpu) -> DeviceGuard {
+    DeviceGuard(DEVICE.with(|d| d.replace(Some(device.clone()))))
+}
+
+/// Puts back the device `gpu()` returned before `use_device`.
+pub struct DeviceGuard(Option<Gpu>);
+
+impl Drop for DeviceGuard {
+    fn drop(&mut self) {
+        DEVICE.with(|d| *d.borrow_mut() = self.0.take());
+    }
+}
+
+/// Devices of the test's own, one per row-kernel width, for `use_device`.
+pub fn row_width_devices() -> Vec<(RowWidth, Gpu)> {
+    [RowWidth::Narrow, RowWidth::Wide]
+        .into_iter()
+        .map(|w| {
+            let policy = KernelPolicy {
+                row_width: Some(w),
+                ..KernelPolicy::default()
+            };
+            (w, device_with(policy))
+        })
+        .collect()
+}
+
+/// The device of `devices` whose row kernels have `width`.
+pub fn of_width(devices: &[(RowWidth, Gpu)], width: RowWidth) -> &Gpu {
+    &devices
+        .iter()
+        .find(|(w, _)| *w == width)
+        .expect("both widths")
+        .1
 }
 
 /// Deterministic values in [-1, 1).

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use wgformer::ops::{self, RowWidth};
-use wgformer::reference::layernorm as reference;
+use wgformer::reference::layer_norm as reference;
 use wgformer::Tensor;
 
 const EPS: f32 = 1e-5;
@@ -50,7 +50,7 @@ impl Case {
     }
 
     fn reference(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        reference::layernorm(
+        reference::layer_norm(
             &f64s(&self.x),
             &f64s(&self.gamma),
             &f64s(&self.beta),
@@ -66,9 +66,10 @@ impl Case {
 const WIDTHS: [RowWidth; 2] = [RowWidth::Narrow, RowWidth::Wide];
 
 #[test]
-fn layernorm_forward_matches_reference_on_odd_shapes() {
+fn layer_norm_forward_matches_reference_on_odd_shapes() {
+    let devices = row_width_devices();
     for ((rows, cols), width) in SHAPES.into_iter().flat_map(|s| WIDTHS.map(|w| (s, w))) {
-        RowWidth::force(Some(width));
+        let _on = use_device(of_width(&devices, width));
         let c = Case::new(rows, cols, 10 + cols as u64);
         let y = ops::layer_norm(
             &tensor(&c.x, &[rows, cols]),
@@ -79,7 +80,7 @@ fn layernorm_forward_matches_reference_on_odd_shapes() {
         .unwrap();
         assert_eq!(y.shape(), &[rows, cols]);
         assert_close(
-            &format!("layernorm forward {rows}x{cols} {width:?}"),
+            &format!("layer_norm forward {rows}x{cols} {width:?}"),
             &y.to_vec().unwrap(),
             &c.reference().0,
             1e-5,
@@ -88,7 +89,7 @@ fn layernorm_forward_matches_reference_on_odd_shapes() {
 }
 
 #[test]
-fn layernorm_normalizes_the_last_dim_of_a_3d_tensor() {
+fn layer_norm_normalizes_the_last_dim_of_a_3d_tensor() {
     let c = Case::new(2 * 5, 33, 3);
     let y = ops::layer_norm(
         &tensor(&c.x, &[2, 5, 33]),
@@ -99,7 +100,7 @@ fn layernorm_normalizes_the_last_dim_of_a_3d_tensor() {
     .unwrap();
     assert_eq!(y.shape(), &[2, 5, 33]);
     assert_close(
-        "layernorm 3-D",
+        "layer_norm 3-D",
         &y.to_vec().unwrap(),
         &c.reference().0,
         1e-5,
@@ -107,7 +108,7 @@ fn layernorm_normalizes_the_last_dim_of_a_3d_tensor() {
 }
 
 #[test]
-fn layernorm_is_accurate_for_rows_with_a_large_offset() {
+fn layer_norm_is_accurate_for_rows_with_a_large_offset() {
     // Mean 1000, spread 1: E[x^2] - mean^2 in f32 would lose the variance entirely.
     let mut c = Case::new(4, 130, 4);
     c.x.iter_mut().for_each(|v| *v += 1000.0);
@@ -119,7 +120,7 @@ fn layernorm_is_accurate_for_rows_with_a_large_offset() {
     )
     .unwrap();
     assert_close(
-        "layernorm offset",
+        "layer_norm offset",
         &y.to_vec().unwrap(),
         &c.reference().0,
         2e-3,
@@ -127,9 +128,10 @@ fn layernorm_is_accurate_for_rows_with_a_large_offset() {
 }
 
 #[test]
-fn layernorm_backward_matches_reference_on_odd_shapes() {
+fn layer_norm_backward_matches_reference_on_odd_shapes() {
+    let devices = row_width_devices();
     for ((rows, cols), width) in SHAPES.into_iter().flat_map(|s| WIDTHS.map(|w| (s, w))) {
-        RowWidth::force(Some(width));
+        let _on = use_device(of_width(&devices, width));
         let c = Case::new(rows, cols, 20 + cols as u64);
         let wv = values(rows * cols, 5);
         let (x, gamma, beta) = (
@@ -140,7 +142,7 @@ fn layernorm_backward_matches_reference_on_odd_shapes() {
         let y = ops::layer_norm(&x, &gamma, &beta, EPS).unwrap();
         y.backward_with(tensor(&wv, &[rows, cols])).unwrap();
         let (_, mean, rstd) = c.reference();
-        let (dx, dgamma, dbeta) = reference::layernorm_backward(
+        let (dx, dgamma, dbeta) = reference::layer_norm_backward(
             &f64s(&c.x),
             &f64s(&c.gamma),
             &mean,
@@ -150,15 +152,15 @@ fn layernorm_backward_matches_reference_on_odd_shapes() {
             cols,
         );
         let what = format!("{rows}x{cols} {width:?}");
-        assert_close(&format!("layernorm dx {what}"), &grad_of(&x), &dx, 1e-4);
+        assert_close(&format!("layer_norm dx {what}"), &grad_of(&x), &dx, 1e-4);
         assert_close(
-            &format!("layernorm dgamma {what}"),
+            &format!("layer_norm dgamma {what}"),
             &grad_of(&gamma),
             &dgamma,
             1e-4,
         );
         assert_close(
-            &format!("layernorm dbeta {what}"),
+            &format!("layer_norm dbeta {what}"),
             &grad_of(&beta),
             &dbeta,
             1e-5,
@@ -168,7 +170,7 @@ fn layernorm_backward_matches_reference_on_odd_shapes() {
 }
 
 #[test]
-fn layernorm_backward_matches_finite_differences() {
+fn layer_norm_backward_matches_finite_differences() {
     for (rows, cols) in [(3, 7), (7, 33), (35, 5)] {
         let c = Case::new(rows, cols, 30 + cols as u64);
         let wv = values(rows * cols, 6);
@@ -189,7 +191,7 @@ fn layernorm_backward_matches_finite_differences() {
             &grad_of(&x),
             &xf,
             &wf,
-            |x| reference::layernorm(x, &gf, &bf, rows, cols, eps).0,
+            |x| reference::layer_norm(x, &gf, &bf, rows, cols, eps).0,
             1e-3,
         );
         assert_matches_finite_differences(
@@ -197,7 +199,7 @@ fn layernorm_backward_matches_finite_differences() {
             &grad_of(&gamma),
             &gf,
             &wf,
-            |g| reference::layernorm(&xf, g, &bf, rows, cols, eps).0,
+            |g| reference::layer_norm(&xf, g, &bf, rows, cols, eps).0,
             1e-3,
         );
         assert_matches_finite_differences(
@@ -205,21 +207,21 @@ fn layernorm_backward_matches_finite_differences() {
             &grad_of(&beta),
             &bf,
             &wf,
-            |b| reference::layernorm(&xf, &gf, b, rows, cols, eps).0,
+            |b| reference::layer_norm(&xf, &gf, b, rows, cols, eps).0,
             1e-3,
         );
     }
 }
 
 #[test]
-fn layernorm_without_trainable_gamma_and_beta_still_gives_dx() {
+fn layer_norm_without_trainable_gamma_and_beta_still_gives_dx() {
     let c = Case::new(7, 33, 7);
     let wv = values(7 * 33, 8);
     let x = leaf(&c.x, &[7, 33]);
     let y = ops::layer_norm(&x, &tensor(&c.gamma, &[33]), &tensor(&c.beta, &[33]), EPS).unwrap();
     y.backward_with(tensor(&wv, &[7, 33])).unwrap();
     let (_, mean, rstd) = c.reference();
-    let (dx, _, _) = reference::layernorm_backward(
+    let (dx, _, _) = reference::layer_norm_backward(
         &f64s(&c.x),
         &f64s(&c.gamma),
         &mean,
@@ -228,11 +230,11 @@ fn layernorm_without_trainable_gamma_and_beta_still_gives_dx() {
         7,
         33,
     );
-    assert_close("layernorm dx only", &grad_of(&x), &dx, 1e-4);
+    assert_close("layer_norm dx only", &grad_of(&x), &dx, 1e-4);
 }
 
 #[test]
-fn layernorm_rejects_mismatched_gamma_beta_and_non_f32_input() {
+fn layer_norm_rejects_mismatched_gamma_beta_and_non_f32_input() {
     let x = tensor(&values(21, 9), &[3, 7]);
     let ok = tensor(&values(7, 10), &[7]);
     let short = tensor(&values(6, 11), &[6]);

@@ -1,4 +1,4 @@
-// LayerNorm over the last dim, forward and backward. Launched by src/ops/layernorm.rs.
+// LayerNorm over the last dim, forward and backward. Launched by src/ops/layer_norm.rs.
 //
 // Layout: x, y, dy, dx are row-major [rows, cols]; gamma, beta [cols]; mean, rstd [rows].
 //

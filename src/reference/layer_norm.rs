@@ -8,7 +8,7 @@
 ///
 /// Returns `(y [rows, cols], mean [rows], rstd [rows])`; the backward pass
 /// reuses `mean` and `rstd`.
-pub fn layernorm(
+pub fn layer_norm(
     x: &[f64],
     gamma: &[f64],
     beta: &[f64],
@@ -16,9 +16,9 @@ pub fn layernorm(
     cols: usize,
     eps: f64,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    assert_eq!(x.len(), rows * cols, "layernorm: x size");
-    assert_eq!(gamma.len(), cols, "layernorm: gamma size");
-    assert_eq!(beta.len(), cols, "layernorm: beta size");
+    assert_eq!(x.len(), rows * cols, "layer_norm: x size");
+    assert_eq!(gamma.len(), cols, "layer_norm: gamma size");
+    assert_eq!(beta.len(), cols, "layer_norm: beta size");
     let mut y = vec![0.0; rows * cols];
     let mut means = vec![0.0; rows];
     let mut rstds = vec![0.0; rows];
@@ -37,14 +37,14 @@ pub fn layernorm(
     (y, means, rstds)
 }
 
-/// Gradients of [`layernorm`] given `dy` (`[rows, cols]`).
+/// Gradients of [`layer_norm`] given `dy` (`[rows, cols]`).
 ///
 /// With `g = dy * gamma` (gradient w.r.t. `xhat`), per row:
 /// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`;
 /// summed over rows: `dgamma = sum dy * xhat`, `dbeta = sum dy`.
 ///
 /// Returns `(dx [rows, cols], dgamma [cols], dbeta [cols])`.
-pub fn layernorm_backward(
+pub fn layer_norm_backward(
     x: &[f64],
     gamma: &[f64],
     mean: &[f64],
@@ -53,11 +53,11 @@ pub fn layernorm_backward(
     rows: usize,
     cols: usize,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    assert_eq!(x.len(), rows * cols, "layernorm_backward: x size");
-    assert_eq!(dy.len(), rows * cols, "layernorm_backward: dy size");
-    assert_eq!(gamma.len(), cols, "layernorm_backward: gamma size");
-    assert_eq!(mean.len(), rows, "layernorm_backward: mean size");
-    assert_eq!(rstd.len(), rows, "layernorm_backward: rstd size");
+    assert_eq!(x.len(), rows * cols, "layer_norm_backward: x size");
+    assert_eq!(dy.len(), rows * cols, "layer_norm_backward: dy size");
+    assert_eq!(gamma.len(), cols, "layer_norm_backward: gamma size");
+    assert_eq!(mean.len(), rows, "layer_norm_backward: mean size");
+    assert_eq!(rstd.len(), rows, "layer_norm_backward: rstd size");
     let mut dx = vec![0.0; rows * cols];
     let mut dgamma = vec![0.0; cols];
     let mut dbeta = vec![0.0; cols];
@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn normalizes_rows() {
         let x = test_values(12, 1);
-        let (y, mean, rstd) = layernorm(&x, &[1.0; 4], &[0.0; 4], 3, 4, 0.0);
+        let (y, mean, rstd) = layer_norm(&x, &[1.0; 4], &[0.0; 4], 3, 4, 0.0);
         for r in 0..3 {
             let row = &y[r * 4..(r + 1) * 4];
             let m = row.iter().sum::<f64>() / 4.0;
@@ -95,7 +95,7 @@ mod tests {
             assert!(rstd[r] > 0.0 && mean[r].is_finite());
         }
         // gamma and beta apply per column.
-        let (y2, _, _) = layernorm(&x, &[2.0; 4], &[1.0; 4], 3, 4, 0.0);
+        let (y2, _, _) = layer_norm(&x, &[2.0; 4], &[1.0; 4], 3, 4, 0.0);
         let expected: Vec<f64> = y.iter().map(|v| 2.0 * v + 1.0).collect();
         assert_close(&y2, &expected, 1e-12);
     }
@@ -107,10 +107,10 @@ mod tests {
         let gamma = test_values(cols, 3);
         let beta = test_values(cols, 4);
         let w = test_values(rows * cols, 5);
-        let (_, mean, rstd) = layernorm(&x, &gamma, &beta, rows, cols, eps);
-        let (dx, dgamma, dbeta) = layernorm_backward(&x, &gamma, &mean, &rstd, &w, rows, cols);
+        let (_, mean, rstd) = layer_norm(&x, &gamma, &beta, rows, cols, eps);
+        let (dx, dgamma, dbeta) = layer_norm_backward(&x, &gamma, &mean, &rstd, &w, rows, cols);
         let loss =
-            |x: &[f64], g: &[f64], b: &[f64]| dot(&w, &layernorm(x, g, b, rows, cols, eps).0);
+            |x: &[f64], g: &[f64], b: &[f64]| dot(&w, &layer_norm(x, g, b, rows, cols, eps).0);
         assert_close(
             &dx,
             &numerical_grad(|x| loss(x, &gamma, &beta), &x, 1e-5),

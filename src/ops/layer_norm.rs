@@ -1,24 +1,34 @@
-//! LayerNorm over the last dim (`shaders/layernorm.wgsl`). The forward saves each row's mean
+//! LayerNorm over the last dim (`shaders/layer_norm.wgsl`). The forward saves each row's mean
 //! and rstd; the backward computes dx per row, and dgamma / dbeta as per-block partial sums
 //! over rows followed by a deterministic sum over the blocks (no float atomics).
 
 use super::{groups_for, sum_axis};
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Kernel};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tape::record;
 use crate::tensor::{DType, Tensor};
 
-const SRC: &str = include_str!("../../shaders/layernorm.wgsl");
+const SHADER: ShaderFile = shader_file!("layer_norm.wgsl");
 /// Invocations per row in the row kernels (and per workgroup in `param_partials`); a power
 /// of two for the tree reduction.
 const WG: u32 = 64;
 /// Rows each `param_partials` invocation sums for its column.
 const ROWS_PER_BLOCK: u32 = 32;
 
+/// `struct Params` of layer_norm.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    /// Row blocks of `param_partials`: ceil(rows / ROWS_PER_BLOCK).
+    blocks: u32,
+}
+
 /// `wg`: invocations per row (forward, backward_input) or per workgroup (param_partials).
 fn kernel(entry: &'static str, wg: u32) -> Kernel {
-    Kernel::new("layernorm.wgsl", SRC, entry)
-        .with_prelude(super::WORKGROUP_REDUCE)
+    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], entry)
         .define("WG", wg)
         .define("ROWS_PER_BLOCK", ROWS_PER_BLOCK)
 }
@@ -107,7 +117,12 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result
     let mean = Tensor::empty(gpu, &[rows])?;
     let rstd = Tensor::empty(gpu, &[rows])?;
     let blocks = rows.div_ceil(ROWS_PER_BLOCK as usize);
-    let params = [rows as u32, cols as u32, eps.to_bits(), blocks as u32];
+    let params = Params {
+        rows: rows as u32,
+        cols: cols as u32,
+        eps,
+        blocks: blocks as u32,
+    };
     let buffers = [
         y.storage(),
         mean.storage(),

@@ -1,0 +1,96 @@
+// The matmul kernel `register_blocked` (needs common.wgsl and packed.wgsl).
+//
+// Register-blocked (GPU style): a 16x16 workgroup computes a 128x128 tile of C, each
+// invocation 8x8 outputs held in registers (four 4x4 quadrants, 64 rows / 16 column quads
+// apart, so that neighbouring invocations read neighbouring workgroup memory). Per step of
+// RB_K along K the workgroup stages [128 x RB_K] of A (transposed: k-major) and [RB_K x 128]
+// of B through workgroup memory, one vec4 of each per invocation; every staged value is then
+// used 8 times from registers. The next step's vec4 are loaded while this step computes.
+// The accumulators are four mat4x4 updated by straight-line code: a private array indexed in
+// a loop can end up in memory rather than registers (it did on lavapipe, and this kernel ran
+// at 3% of the H200's peak when it had one). Needs m_pad, n_pad multiples of 128 and k_pad
+// of RB_K. With k_split > 1 (a weight gradient: few output tiles, long K) each workgroup
+// computes one tile over one slice of K, so that the slices keep the device busy.
+const RB_TILE: u32 = 128u;
+const RB_K: u32 = 8u;
+var<workgroup> stage_a: array<array<vec4<f32>, 32>, RB_K>;
+var<workgroup> stage_b: array<array<vec4<f32>, 32>, RB_K>;
+
+// acc + a (x) b: row r of the 4x4 block gains a[r] * b.
+fn outer4(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(fma(vec4(a.x), b, acc[0]), fma(vec4(a.y), b, acc[1]),
+                       fma(vec4(a.z), b, acc[2]), fma(vec4(a.w), b, acc[3]));
+}
+
+// Rows i .. i + 4 of a 4x4 block of outputs, column quad j.
+fn store_block(bi: u32, i: u32, j: u32, c: mat4x4<f32>) {
+    store4(bi, i, j, c[0]);
+    store4(bi, i + 1u, j, c[1]);
+    store4(bi, i + 2u, j, c[2]);
+    store4(bi, i + 3u, j, c[3]);
+}
+
+@compute @workgroup_size(16, 16)
+fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) local: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let tiles_m = p.m_pad / RB_TILE;
+    let tiles_n = p.n_pad / RB_TILE;
+    let t = wid.x + wid.y * nwg.x;
+    let tiles = p.batch * tiles_m * tiles_n;
+    if (t >= p.k_split * tiles) { return; }
+    let slice = t / tiles;
+    let bi = t % tiles / (tiles_m * tiles_n);
+    let row0 = (t / tiles_n) % tiles_m * RB_TILE;
+    let quad0 = t % tiles_n * (RB_TILE / 4u);
+    let b0 = bp_batch(bi);
+    let k_begin = slice * p.k_slice;
+    let k_end = min(p.k_pad, k_begin + p.k_slice);
+    // What this invocation stages: one vec4 of A (row `lid % 128`, k-quad `lid / 128`) and
+    // one vec4 of B (k `lid / 32`, column quad `lid % 32`).
+    let sa_row = lid % RB_TILE;
+    let sa_q = lid / RB_TILE;
+    let sb_k = lid / 32u;
+    let sb_j = lid % 32u;
+    var c_ll = mat4x4<f32>();
+    var c_lh = mat4x4<f32>();
+    var c_hl = mat4x4<f32>();
+    var c_hh = mat4x4<f32>();
+    var va = ap[a_at_quad(bi, row0 + sa_row, k_begin / 4u + sa_q)];
+    var vb = bp[b0 + bp_index(k_begin + sb_k, quad0 + sb_j)];
+    for (var k0 = k_begin; k0 < k_end; k0 += RB_K) {
+        // stage_a[k][row / 4][row % 4]: four rows of one k side by side as a vec4.
+        let ka = sa_q * 4u;
+        let ra = sa_row / 4u;
+        let xa = sa_row % 4u;
+        stage_a[ka][ra][xa] = va.x;
+        stage_a[ka + 1u][ra][xa] = va.y;
+        stage_a[ka + 2u][ra][xa] = va.z;
+        stage_a[ka + 3u][ra][xa] = va.w;
+        stage_b[sb_k][sb_j] = vb;
+        workgroupBarrier();
+        let k1 = k0 + RB_K;
+        if (k1 < k_end) {
+            va = ap[a_at_quad(bi, row0 + sa_row, k1 / 4u + sa_q)];
+            vb = bp[b0 + bp_index(k1 + sb_k, quad0 + sb_j)];
+        }
+        for (var kk = 0u; kk < RB_K; kk++) {
+            let a_lo = stage_a[kk][local.y];
+            let a_hi = stage_a[kk][local.y + 16u];
+            let b_lo = stage_b[kk][local.x];
+            let b_hi = stage_b[kk][local.x + 16u];
+            c_ll = outer4(c_ll, a_lo, b_lo);
+            c_lh = outer4(c_lh, a_lo, b_hi);
+            c_hl = outer4(c_hl, a_hi, b_lo);
+            c_hh = outer4(c_hh, a_hi, b_hi);
+        }
+        workgroupBarrier();
+    }
+    let lo = row0 + local.y * 4u;
+    let j = quad0 + local.x;
+    let ci = slice * p.batch + bi;
+    store_block(ci, lo, j, c_ll);
+    store_block(ci, lo, j + 16u, c_lh);
+    store_block(ci, lo + 64u, j, c_hl);
+    store_block(ci, lo + 64u, j + 16u, c_hh);
+}

@@ -1,0 +1,249 @@
+//! Which kernels the ops launch on a device: one `KernelPolicy` per `Gpu`, read from the
+//! environment when the device opens (`Gpu::new`) and replaced with `Gpu::set_policy` (tests
+//! and benchmarks that compare kernels) or chosen up front with `Gpu::with_policy`.
+//!
+//! This module only names the choices; the ops say what each means and how they choose when
+//! nobody forced a kernel (`ops::matmul`'s built-in rules and tuning cache, `ops::attention`,
+//! the row kernels). It sits in `gpu` so that a device carries its policy without the device
+//! layer importing `ops`.
+
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+/// The choices behind every kernel launch that has more than one kernel to pick from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelPolicy {
+    /// Every matmul runs this variant (where it can run the product; see
+    /// `ops::MatmulVariant`). None: the tuning cache or the built-in rule choose per shape.
+    pub matmul: Option<MatmulVariant>,
+    /// The attention `ops::attention_auto` runs (what `nn::MultiHeadAttention` calls).
+    pub attention: AttentionPath,
+    /// The shape of the row kernels (layer norm, cross-entropy's row loss). None: per adapter.
+    pub row_width: Option<RowWidth>,
+    /// Whether the tuning cache is read, and whether missing shape classes are timed.
+    pub tuning: Tuning,
+    /// The tuning cache file. None: no cache (the built-in rules, and trials kept in memory).
+    pub tune_cache: Option<PathBuf>,
+}
+
+impl KernelPolicy {
+    /// The policy the environment asks for, as `Gpu::new` opens a device with it:
+    /// - `WGFORMER_MATMUL=<variant>` (`MatmulVariant::name`) forces a matmul kernel;
+    /// - `WGFORMER_ATTENTION=fused|unfused|auto` picks the attention path;
+    /// - `WGFORMER_ROW_WIDTH=narrow|wide` forces the row kernels' shape;
+    /// - `WGFORMER_AUTOTUNE=off|cached|trials` (`0` = off, `1` = trials; default `cached`);
+    /// - `WGFORMER_AUTOTUNE_CACHE=<file>` moves the tuning cache from its default
+    ///   `$XDG_CACHE_HOME/wgformer/autotune.json` (else `~/.cache/wgformer/autotune.json`).
+    ///
+    /// A value that names nothing is an error that lists what it may be.
+    pub fn from_env() -> Result<KernelPolicy> {
+        let variants = MatmulVariant::ALL.map(MatmulVariant::name).join(", ");
+        Ok(KernelPolicy {
+            matmul: parse_env("WGFORMER_MATMUL", &variants, MatmulVariant::from_name)?,
+            attention: parse_env("WGFORMER_ATTENTION", "auto, fused, unfused", |v| {
+                AttentionPath::from_name(v)
+            })?
+            .unwrap_or_default(),
+            row_width: parse_env("WGFORMER_ROW_WIDTH", "narrow, wide", RowWidth::from_name)?,
+            tuning: parse_env("WGFORMER_AUTOTUNE", "off (0), cached, trials (1)", |v| {
+                Tuning::from_name(v)
+            })?
+            .unwrap_or_default(),
+            tune_cache: std::env::var_os("WGFORMER_AUTOTUNE_CACHE")
+                .map(PathBuf::from)
+                .or_else(default_tune_cache),
+        })
+    }
+}
+
+/// `$XDG_CACHE_HOME/wgformer/autotune.json`, else `~/.cache/wgformer/autotune.json`.
+pub fn default_tune_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wgformer").join("autotune.json"))
+}
+
+/// `var` parsed by `parse` (None when unset or empty); a value it does not know is an error
+/// naming the `expected` ones.
+fn parse_env<T>(
+    var: &'static str,
+    expected: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    let Ok(value) = std::env::var(var) else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match parse(value) {
+        Some(v) => Ok(Some(v)),
+        None => Err(Error::Environment {
+            var,
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }),
+    }
+}
+
+/// The kernels that can compute a matmul. All give the same result (up to f32 rounding);
+/// they differ in speed on different adapters (benches/matmul.rs measures them). Every one
+/// handles every transpose combination, batches, a shared B and any shape. The shaders are in
+/// `shaders/matmul/`, the choice between them in `ops/matmul/variant.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    /// One output per invocation, operands read where they are.
+    Naive,
+    /// 16x16 tiles staged through workgroup memory, operands read where they are.
+    Tiled,
+    /// GPU style (the GPU default): operands packed first, 128x128 tiles staged through
+    /// workgroup memory, 8x8 outputs per invocation; K split into slices summed afterwards
+    /// where there are few output tiles.
+    RegisterBlocked,
+    /// CPU style (lavapipe): operands packed first, no workgroup memory and no barriers,
+    /// 32 rows x 8 columns per invocation in registers.
+    RowBlock,
+    /// RowBlock with the rows of A shared across a subgroup by `subgroupBroadcast`. Needs
+    /// subgroups of at least 8 lanes; elsewhere it runs as RowBlock.
+    RowBlockSubgroup,
+    /// One output per invocation as a vec4 dot product of contiguous rows: row-major A
+    /// against a transposed B (a Linear layer's [out, in] weight) with K a multiple of 4.
+    /// For skinny products (one token at a time); elsewhere it runs as Naive.
+    Dot4,
+    /// Dot4 with the row of A shared across a subgroup by `subgroupBroadcast`. Needs N and
+    /// the workgroup to be whole subgroups of at least 8 lanes; elsewhere it runs as Dot4.
+    Dot4Subgroup,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 7] = [
+        MatmulVariant::Naive,
+        MatmulVariant::Dot4,
+        MatmulVariant::Dot4Subgroup,
+        MatmulVariant::Tiled,
+        MatmulVariant::RegisterBlocked,
+        MatmulVariant::RowBlock,
+        MatmulVariant::RowBlockSubgroup,
+    ];
+
+    /// The name used by `WGFORMER_MATMUL` and the tuning cache.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Naive => "naive",
+            MatmulVariant::Tiled => "tiled",
+            MatmulVariant::RegisterBlocked => "register",
+            MatmulVariant::RowBlock => "rowblock",
+            MatmulVariant::RowBlockSubgroup => "rowblock_subgroup",
+            MatmulVariant::Dot4 => "dot4",
+            MatmulVariant::Dot4Subgroup => "dot4_subgroup",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<MatmulVariant> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// Which attention `ops::attention_auto` runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AttentionPath {
+    /// The faster of the two measured on this kind of adapter for the head dim and length
+    /// (see `ops::attention_auto`).
+    #[default]
+    Auto,
+    /// The fused kernels (`ops::attention`) wherever the head dim is compiled.
+    Fused,
+    /// The unfused path (`ops::attention_unfused`).
+    Unfused,
+}
+
+impl AttentionPath {
+    pub fn from_name(name: &str) -> Option<AttentionPath> {
+        match name {
+            "auto" => Some(AttentionPath::Auto),
+            "fused" => Some(AttentionPath::Fused),
+            "unfused" => Some(AttentionPath::Unfused),
+            _ => None,
+        }
+    }
+}
+
+/// The two shapes of the row kernels (layer norm, cross-entropy's row loss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowWidth {
+    /// One 8-lane SIMD chunk per row: the CPU-adapter default.
+    Narrow,
+    /// A wide workgroup per row (64 lanes) reduced in workgroup memory: the GPU default.
+    Wide,
+}
+
+impl RowWidth {
+    pub fn from_name(name: &str) -> Option<RowWidth> {
+        match name {
+            "narrow" => Some(RowWidth::Narrow),
+            "wide" => Some(RowWidth::Wide),
+            _ => None,
+        }
+    }
+}
+
+/// How kernel choices use the tuning cache (`examples/tune.rs` fills it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Tuning {
+    /// The built-in rules only; the cache is not read.
+    Off,
+    /// A choice stored in the cache for this adapter and shape class where there is one,
+    /// else the built-in rule. Never times anything.
+    #[default]
+    Cached,
+    /// As `Cached`, and a shape class missing from the cache is timed on the spot (every
+    /// candidate kernel, on scratch data) and the fastest stored: the explicit tuning step.
+    Trials,
+}
+
+impl Tuning {
+    pub fn from_name(name: &str) -> Option<Tuning> {
+        match name {
+            "off" | "0" | "false" => Some(Tuning::Off),
+            "cached" => Some(Tuning::Cached),
+            "trials" | "1" | "true" => Some(Tuning::Trials),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_matmul_variant_name_reads_back() {
+        for v in MatmulVariant::ALL {
+            assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
+        }
+        assert_eq!(MatmulVariant::from_name("fastest"), None);
+    }
+
+    #[test]
+    fn an_unknown_environment_value_names_what_it_may_be() {
+        let unset = parse_env(
+            "WGFORMER_POLICY_TEST_UNSET",
+            "narrow, wide",
+            RowWidth::from_name,
+        );
+        assert_eq!(unset.unwrap(), None);
+        std::env::set_var("WGFORMER_POLICY_TEST_WIDTH", "medium");
+        let e = parse_env(
+            "WGFORMER_POLICY_TEST_WIDTH",
+            "narrow, wide",
+            RowWidth::from_name,
+        );
+        let msg = e.unwrap_err().to_string();
+        assert!(
+            msg.contains("medium") && msg.contains("narrow, wide"),
+            "{msg}"
+        );
+    }
+}

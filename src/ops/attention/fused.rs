@@ -1,0 +1,273 @@
+//! The fused attention kernels: forward, then for the backward `backward_delta` and the dK/dV
+//! and dQ passes, in one of three kernel families (`AttentionKernel`), each compiled per head
+//! dim.
+
+use super::{check, lens_storage, AttentionKernel, AttentionMask, Dims, COMMON, WG};
+use crate::error::{Error, Result};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
+use crate::ops::groups_for;
+use crate::tape::record;
+use crate::tensor::{DType, Tensor};
+use std::sync::Arc;
+
+use super::ATTENTION_HEAD_DIMS;
+
+const TILED: ShaderFile = shader_file!("attention/tiled.wgsl");
+const DELTA: ShaderFile = shader_file!("attention/delta.wgsl");
+const ROWS: ShaderFile = shader_file!("attention/rows.wgsl");
+const ROWS_FETCH_PORTABLE: ShaderFile = shader_file!("attention/rows_fetch_portable.wgsl");
+const ROWS_FETCH_SUBGROUP: ShaderFile = shader_file!("attention/rows_fetch_subgroup.wgsl");
+
+/// Invocations per workgroup of the CPU-shaped kernels, and rows each invocation owns.
+const ROWS_WG: u32 = 8;
+const ROWS_PER_INVOCATION: usize = 8;
+
+/// Rows of one block of the fused kernels (see the tiling comment in attention/tiled.wgsl): two
+/// staged tiles of BLOCK x D floats fit in 16 KiB of workgroup memory.
+fn block_rows(d: usize) -> u32 {
+    (2048 / d).min(64) as u32
+}
+
+/// One pass of `variant` for head dim `d`: entry `tiled` of tiled.wgsl, or `rows` of
+/// rows.wgsl with the portable row fetch, or `rows` + `_subgroup` with the subgroup one.
+fn pass_kernel(d: usize, variant: AttentionKernel, entries: [&'static str; 3]) -> Kernel {
+    let dv = (d / 4) as u32;
+    match variant {
+        AttentionKernel::Tiled => Kernel::new(&[COMMON, TILED], entries[0])
+            .define("DV", dv)
+            .define("BLOCK", block_rows(d)),
+        AttentionKernel::Rows => Kernel::new(&[COMMON, ROWS, ROWS_FETCH_PORTABLE], entries[1])
+            .define("DV", dv)
+            .define("ROWS_WG", ROWS_WG),
+        AttentionKernel::RowsSubgroup => {
+            Kernel::new(&[COMMON, ROWS, ROWS_FETCH_SUBGROUP], entries[2])
+                .define("DV", dv)
+                .define("ROWS_WG", ROWS_WG)
+                .with_subgroups()
+        }
+    }
+}
+
+/// Buffers: o, lse, q, k, v, key_lens.
+fn forward_kernel(d: usize, variant: AttentionKernel) -> Kernel {
+    let entries = ["forward", "forward_rows", "forward_rows_subgroup"];
+    pass_kernel(d, variant, entries)
+        .write(1)
+        .write(2)
+        .read(3)
+        .read(4)
+        .read(5)
+        .read(6)
+}
+
+/// Buffers: delta, o, dO.
+fn delta_kernel(d: usize) -> Kernel {
+    Kernel::new(&[COMMON, DELTA], "backward_delta")
+        .define("DV", (d / 4) as u32)
+        .define("WG", WG)
+        .write(7)
+        .read(8)
+        .read(9)
+}
+
+/// Buffers: dk, dv, then the backward's inputs q, k, v, key_lens, dO, lse, delta.
+fn dkdv_kernel(d: usize, variant: AttentionKernel) -> Kernel {
+    let entries = [
+        "backward_dkdv",
+        "backward_dkdv_rows",
+        "backward_dkdv_rows_subgroup",
+    ];
+    pass_kernel(d, variant, entries)
+        .write(13)
+        .write(14)
+        .read(3)
+        .read(4)
+        .read(5)
+        .read(6)
+        .read(9)
+        .read(10)
+        .read(11)
+}
+
+/// Buffers: dq, then the backward's inputs q, k, v, key_lens, dO, lse, delta.
+fn dq_kernel(d: usize, variant: AttentionKernel) -> Kernel {
+    let entries = [
+        "backward_dq",
+        "backward_dq_rows",
+        "backward_dq_rows_subgroup",
+    ];
+    pass_kernel(d, variant, entries)
+        .write(12)
+        .read(3)
+        .read(4)
+        .read(5)
+        .read(6)
+        .read(9)
+        .read(10)
+        .read(11)
+}
+
+pub(super) fn kernels() -> Vec<Kernel> {
+    let mut k: Vec<Kernel> = ATTENTION_HEAD_DIMS
+        .iter()
+        .flat_map(|&d| {
+            AttentionKernel::ALL
+                .into_iter()
+                .flat_map(move |v| [forward_kernel(d, v), dkdv_kernel(d, v), dq_kernel(d, v)])
+        })
+        .collect();
+    k.extend(ATTENTION_HEAD_DIMS.iter().map(|&d| delta_kernel(d)));
+    k
+}
+
+impl Dims {
+    /// Workgroups of `variant` over `rows` rows per (b, h): a block of rows per workgroup
+    /// (`Tiled`) or per invocation (`Rows`).
+    fn blocks(&self, rows: usize, variant: AttentionKernel) -> [u32; 3] {
+        match variant {
+            AttentionKernel::Tiled => {
+                let per_head = rows.div_ceil(block_rows(self.d) as usize);
+                grid((self.b * self.h * per_head) as u32)
+            }
+            AttentionKernel::Rows => {
+                let per_head = rows.div_ceil(ROWS_PER_INVOCATION);
+                groups_for(self.b * self.h * per_head, ROWS_WG)
+            }
+            AttentionKernel::RowsSubgroup => {
+                let per_head = rows.div_ceil(ROWS_PER_INVOCATION * ROWS_WG as usize);
+                grid((self.b * self.h * per_head) as u32)
+            }
+        }
+    }
+}
+
+/// Fused attention: softmax(q k^T / sqrt(D), masked) v.
+///
+/// q: [B, H, Tq, D], k and v: [B, H, Tk, D] -> [B, H, Tq, D]; D in [`ATTENTION_HEAD_DIMS`].
+/// A query that sees no key (every key masked) gets a zero output and zero gradients.
+/// Gradients to q, k and v are recorded on the tape.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+    // Shapes are checked by attention_with; here a malformed q just picks some variant.
+    let dim = |i: usize| q.shape().get(i).copied().unwrap_or(0);
+    let (tq, d) = (dim(2), dim(3));
+    attention_with(q, k, v, mask, AttentionKernel::for_adapter(q.gpu(), d, tq))
+}
+
+/// [`attention`] through a chosen kernel variant (for tests and benchmarks).
+pub fn attention_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    variant: AttentionKernel,
+) -> Result<Tensor> {
+    let dims = check("attention", q, k, v, mask, true)?;
+    let gpu = q.gpu();
+    let out = Tensor::empty(gpu, q.shape())?;
+    let lse = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
+    gpu.dispatch(
+        &forward_kernel(dims.d, variant),
+        &dims.params(mask),
+        &[
+            out.storage(),
+            lse.storage(),
+            q.storage(),
+            k.storage(),
+            v.storage(),
+            lens_storage(mask, q),
+        ],
+        dims.blocks(dims.tq, variant),
+    )?;
+    let saved = Saved {
+        dims,
+        variant,
+        mask: mask.clone(),
+        q: q.clone(),
+        k: k.clone(),
+        v: v.clone(),
+        // A second node over the output's storage, not `out` itself: `out` owning a closure
+        // that owns `out` would be a reference cycle.
+        o: Tensor::from_storage(Arc::clone(&out.0.storage), out.shape().to_vec(), DType::F32),
+        lse,
+    };
+    Ok(record(out, &[q, k, v], move |d_o| saved.backward(d_o)))
+}
+
+/// What the fused backward needs from the forward.
+struct Saved {
+    dims: Dims,
+    variant: AttentionKernel,
+    mask: AttentionMask,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    /// [B, H, Tq] logsumexp of each query's visible scores (0 for a fully masked query).
+    lse: Tensor,
+}
+
+impl Saved {
+    /// [dq, dk, dv] from dO: delta = rowsum(dO * O), then one dispatch for dK and dV (a
+    /// workgroup per key block) and one for dQ (a workgroup per query block); each is skipped
+    /// when no input it produces needs a gradient.
+    fn backward(&self, d_o: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let Saved {
+            dims,
+            variant,
+            mask,
+            q,
+            k,
+            v,
+            o,
+            lse,
+        } = self;
+        if d_o.shape() != o.shape() || d_o.dtype() != DType::F32 {
+            return Err(Error::shape(
+                "attention backward",
+                format!("gradient {d_o:?} does not match output {o:?}"),
+            ));
+        }
+        let gpu = d_o.gpu();
+        let params = dims.params(mask);
+        let lens = lens_storage(mask, q);
+        let delta = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
+        gpu.dispatch(
+            &delta_kernel(dims.d),
+            &params,
+            &[delta.storage(), o.storage(), d_o.storage()],
+            groups_for(delta.numel(), WG),
+        )?;
+        let saved_inputs = [
+            q.storage(),
+            k.storage(),
+            v.storage(),
+            lens,
+            d_o.storage(),
+            lse.storage(),
+            delta.storage(),
+        ];
+
+        let (mut dk, mut dv) = (None, None);
+        if k.is_requires_grad() || v.is_requires_grad() {
+            let (gk, gv) = (
+                Tensor::empty(gpu, k.shape())?,
+                Tensor::empty(gpu, v.shape())?,
+            );
+            let mut bufs = vec![gk.storage(), gv.storage()];
+            bufs.extend(saved_inputs);
+            let groups = dims.blocks(dims.tk, *variant);
+            gpu.dispatch(&dkdv_kernel(dims.d, *variant), &params, &bufs, groups)?;
+            (dk, dv) = (Some(gk), Some(gv));
+        }
+        let mut dq = None;
+        if q.is_requires_grad() {
+            let gq = Tensor::empty(gpu, q.shape())?;
+            let mut bufs = vec![gq.storage()];
+            bufs.extend(saved_inputs);
+            let groups = dims.blocks(dims.tq, *variant);
+            gpu.dispatch(&dq_kernel(dims.d, *variant), &params, &bufs, groups)?;
+            dq = Some(gq);
+        }
+        Ok(vec![dq, dk, dv])
+    }
+}

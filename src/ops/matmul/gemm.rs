@@ -1,0 +1,391 @@
+//! Planning and running one batched product: the checked shapes (`plan`), the kernels and
+//! their launch (`gemm_bias`), packing of the operands, and the K split of the
+//! register-blocked kernel. Which kernel runs is `variant.rs`'s choice.
+
+use super::variant::resolve;
+use crate::error::{Error, Result};
+use crate::gpu::{grid, shader_file, Kernel, MatmulVariant, ShaderFile, Storage};
+use crate::ops::groups_for;
+use crate::tensor::{DType, Tensor};
+
+/// One batched product: C[bi] = op(A[bi]) @ op(B[bi]), C is [batch, m, n].
+/// An operand that is not `batched` is one matrix shared by every batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gemm {
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub a_batched: bool,
+    pub b_batched: bool,
+}
+
+impl Gemm {
+    /// The same product with the batch folded into M where the layout allows it: a batch of
+    /// row-major A against one shared B is a single taller product.
+    fn folded(self) -> Gemm {
+        if self.batch > 1 && self.a_batched && !self.b_batched && !self.trans_a {
+            return Gemm {
+                batch: 1,
+                m: self.batch * self.m,
+                ..self
+            };
+        }
+        self
+    }
+
+    fn a_stride(&self) -> u32 {
+        if self.a_batched {
+            (self.m * self.k) as u32
+        } else {
+            0
+        }
+    }
+
+    fn b_stride(&self) -> u32 {
+        if self.b_batched {
+            (self.k * self.n) as u32
+        } else {
+            0
+        }
+    }
+}
+
+/// `struct Params` of matmul/common.wgsl, field for field (see there for what each means).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    m: u32,
+    k: u32,
+    n: u32,
+    a_stride: u32,
+    b_stride: u32,
+    trans_a: u32,
+    trans_b: u32,
+    m_pad: u32,
+    k_pad: u32,
+    n_pad: u32,
+    a_direct: u32,
+    has_bias: u32,
+    b_direct: u32,
+    k_split: u32,
+    k_slice: u32,
+}
+
+/// Invocations per workgroup of the naive and packing kernels.
+pub(super) const WG: u32 = 64;
+/// Invocations per workgroup of the row-block kernels.
+pub(super) const RB_WG: u32 = 16;
+/// Tiles of the packed operands (see the layout comment in matmul/packed.wgsl).
+pub(super) const PACK_ROWS: usize = 32;
+const PANEL_COLS: usize = 32;
+pub(super) const REGISTER_TILE: usize = 128;
+const REGISTER_K: usize = 8;
+/// The register-blocked kernel splits K when it has fewer output tiles than this (a GPU has
+/// ~100 multiprocessors to fill; the H200 has 132), into slices of at least SPLIT_MIN_K.
+const SPLIT_TILES: usize = 128;
+const SPLIT_MIN_K: usize = 256;
+
+/// (slices, k per slice) of a register-blocked product with `tiles` output tiles and padded
+/// inner size `k_pad`: one slice when there are tiles enough or K is short.
+fn k_split(tiles: usize, k_pad: usize) -> (usize, usize) {
+    let slices = (SPLIT_TILES / tiles.max(1)).min(k_pad / SPLIT_MIN_K);
+    if slices < 2 {
+        return (1, k_pad);
+    }
+    let slice = round_up(k_pad.div_ceil(slices), REGISTER_K);
+    (k_pad.div_ceil(slice), slice)
+}
+
+const COMMON: ShaderFile = shader_file!("matmul/common.wgsl");
+const SIMPLE: ShaderFile = shader_file!("matmul/simple.wgsl");
+const DOT4_SUBGROUP: ShaderFile = shader_file!("matmul/dot4_subgroup.wgsl");
+const PACKED: ShaderFile = shader_file!("matmul/packed.wgsl");
+const PACK: ShaderFile = shader_file!("matmul/pack.wgsl");
+const REGISTER_BLOCKED: ShaderFile = shader_file!("matmul/register_blocked.wgsl");
+const ROWBLOCK: ShaderFile = shader_file!("matmul/rowblock.wgsl");
+const ROWBLOCK_FETCH_PORTABLE: ShaderFile = shader_file!("matmul/rowblock_fetch_portable.wgsl");
+const ROWBLOCK_FETCH_SUBGROUP: ShaderFile = shader_file!("matmul/rowblock_fetch_subgroup.wgsl");
+
+/// The kernel that computes the product with `v`. `b_stored_t`: the row-block kernels read a
+/// transposed B in place (see `b_at_quad` in matmul/rowblock.wgsl). Every compute kernel binds
+/// C, its A, its B and the bias; the simple kernels read A and B as stored (as vec4 rows for
+/// Dot4), the others packed A and packed B.
+fn compute_kernel(v: MatmulVariant, b_stored_t: bool) -> Kernel {
+    let row_block = |fetch, entry| {
+        Kernel::new(&[COMMON, PACKED, ROWBLOCK, fetch], entry)
+            .define("RB_WG", RB_WG)
+            .define("B_STORED_T", b_stored_t as u32)
+    };
+    let (kernel, a, b) = match v {
+        MatmulVariant::Naive => (
+            Kernel::new(&[COMMON, SIMPLE], "naive").define("WG", WG),
+            2,
+            3,
+        ),
+        MatmulVariant::Tiled => (
+            Kernel::new(&[COMMON, SIMPLE], "tiled").define("WG", WG),
+            2,
+            3,
+        ),
+        MatmulVariant::Dot4 => (
+            Kernel::new(&[COMMON, SIMPLE], "dot4").define("WG", WG),
+            7,
+            8,
+        ),
+        MatmulVariant::Dot4Subgroup => {
+            let k = Kernel::new(&[COMMON, DOT4_SUBGROUP], "dot4_subgroup");
+            (k.define("WG", WG).with_subgroups(), 7, 8)
+        }
+        MatmulVariant::RegisterBlocked => {
+            let files = [COMMON, PACKED, REGISTER_BLOCKED];
+            (Kernel::new(&files, "register_blocked"), 5, 6)
+        }
+        MatmulVariant::RowBlock => (row_block(ROWBLOCK_FETCH_PORTABLE, "rowblock"), 5, 6),
+        MatmulVariant::RowBlockSubgroup => {
+            let k = row_block(ROWBLOCK_FETCH_SUBGROUP, "rowblock_subgroup");
+            (k.with_subgroups(), 5, 6)
+        }
+    };
+    kernel.write(1).read(a).read(b).read(9)
+}
+
+/// Packing kernels bind their source twice: as scalars and as vec4.
+fn pack_a_kernel() -> Kernel {
+    Kernel::new(&[COMMON, PACKED, PACK], "pack_a")
+        .write(4)
+        .read(2)
+        .read(7)
+}
+
+fn pack_b_kernel() -> Kernel {
+    Kernel::new(&[COMMON, PACKED, PACK], "pack_b")
+        .write(4)
+        .read(3)
+        .read(8)
+}
+
+pub(crate) fn kernels() -> Vec<Kernel> {
+    let mut k: Vec<Kernel> = MatmulVariant::ALL
+        .into_iter()
+        .map(|v| compute_kernel(v, false))
+        .collect();
+    k.extend(
+        [MatmulVariant::RowBlock, MatmulVariant::RowBlockSubgroup].map(|v| compute_kernel(v, true)),
+    );
+    k.extend([pack_a_kernel(), pack_b_kernel()]);
+    k
+}
+
+/// The row-block kernels read B in place (no packing pass) up to this many rows of A, where a
+/// pass over B costs about as much as the product itself. On lavapipe the speech
+/// convolution's forward product (32 x 288 x 60,160) ran 1.5x faster (38 vs 58 ms), and its
+/// weight gradient (B = the im2col matrix read transposed) took an ASR step 2.46 -> 2.34 s; for
+/// products with hundreds of rows (the transformer's weight gradients, the convolution's
+/// input gradient with 288) the side-by-side timings were within this VM's noise either way,
+/// so they keep the packed panels.
+const B_DIRECT_MAX_M: usize = 64;
+
+pub(super) fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// Run `g` on the storage of `a` and `b` with variant `v` (or the default); returns C as
+/// [batch * m * n] values.
+pub(super) fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Tensor> {
+    gemm_bias(a, b, None, g, v)
+}
+
+/// `gemm` plus `bias` ([N]) added to every row of C in the kernels' epilogue.
+pub(crate) fn gemm_bias(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    g: Gemm,
+    v: Option<MatmulVariant>,
+) -> Result<Tensor> {
+    let g = g.folded();
+    let gpu = a.gpu();
+    let out = Tensor::empty(gpu, &[g.batch * g.m * g.n])?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    if g.k == 0 {
+        crate::ops::fill(&out, 0.0)?;
+        return match bias {
+            Some(bias) => {
+                crate::ops::add(&out.reshape(&[g.batch * g.m, g.n])?, bias)?.reshape(&[out.numel()])
+            }
+            None => Ok(out),
+        };
+    }
+    let v = resolve(gpu, &g, v);
+    let (m_tile, k_tile, n_tile) = match v {
+        MatmulVariant::RegisterBlocked => (REGISTER_TILE, REGISTER_K, REGISTER_TILE),
+        _ => (PACK_ROWS, 4, PANEL_COLS),
+    };
+    let (m_pad, k_pad, n_pad) = (
+        round_up(g.m, m_tile),
+        round_up(g.k, k_tile),
+        round_up(g.n, n_tile),
+    );
+    // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
+    let a_direct = !g.trans_a && k_pad == g.k;
+    // So is B (row-major or stored transposed) with rows of whole vec4 and whole column quads,
+    // by the row-block kernels, where A has too few rows to repay packing B (see
+    // `b_at_quad` in matmul/rowblock.wgsl).
+    let row_block = matches!(v, MatmulVariant::RowBlock | MatmulVariant::RowBlockSubgroup);
+    let b_direct = row_block && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
+    // A split K writes one product per slice, summed below; a bias would be added per slice.
+    let tiles = g.batch * (m_pad / m_tile) * (n_pad / n_tile);
+    let (slices, k_slice) = match v {
+        MatmulVariant::RegisterBlocked if bias.is_none() => k_split(tiles, k_pad),
+        _ => (1, k_pad),
+    };
+    let out = match slices {
+        1 => out,
+        _ => Tensor::empty(gpu, &[slices, g.batch * g.m * g.n])?,
+    };
+    let params = Params {
+        batch: g.batch as u32,
+        m: g.m as u32,
+        k: g.k as u32,
+        n: g.n as u32,
+        a_stride: g.a_stride(),
+        b_stride: g.b_stride(),
+        trans_a: g.trans_a as u32,
+        trans_b: g.trans_b as u32,
+        m_pad: m_pad as u32,
+        k_pad: k_pad as u32,
+        n_pad: n_pad as u32,
+        a_direct: a_direct as u32,
+        has_bias: bias.is_some() as u32,
+        b_direct: b_direct as u32,
+        k_split: slices as u32,
+        k_slice: k_slice as u32,
+    };
+    // Without a bias the binding still needs a buffer: A's, never read.
+    let bias = bias.unwrap_or(a).storage();
+    let run =
+        |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
+    match v {
+        MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
+            compute_kernel(v, false),
+            &[out.storage(), a.storage(), b.storage(), bias],
+            groups_for(out.numel(), WG),
+        )?,
+        MatmulVariant::Tiled => {
+            let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
+            run(
+                compute_kernel(v, false),
+                &[out.storage(), a.storage(), b.storage(), bias],
+                grid(tiles as u32),
+            )?
+        }
+        _ => {
+            let batches = |batched: bool| if batched { g.batch } else { 1 };
+            // Packing workgroups: 2 k-quads of 4 panels of B; 2 k-quads of 128 rows of A.
+            let pb = if b_direct {
+                None
+            } else {
+                let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
+                let b_groups = [
+                    k_pad.div_ceil(8) as u32,
+                    n_pad.div_ceil(4 * PANEL_COLS) as u32,
+                    batches(g.b_batched) as u32,
+                ];
+                run(pack_b_kernel(), &[&pb, b.storage(), b.storage()], b_groups)?;
+                Some(pb)
+            };
+            let pb = pb.as_ref().unwrap_or(b.storage());
+            let pa = if a_direct {
+                None
+            } else {
+                let pa = gpu.alloc(batches(g.a_batched) * m_pad * k_pad)?;
+                let a_groups = [
+                    k_pad.div_ceil(8) as u32,
+                    m_pad.div_ceil(128) as u32,
+                    batches(g.a_batched) as u32,
+                ];
+                run(pack_a_kernel(), &[&pa, a.storage(), a.storage()], a_groups)?;
+                Some(pa)
+            };
+            let pa = pa.as_ref().unwrap_or(a.storage());
+            let workgroups = match v {
+                MatmulVariant::RegisterBlocked => slices * tiles,
+                // Each invocation owns two column quads.
+                _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
+            };
+            run(
+                compute_kernel(v, b_direct && g.trans_b),
+                &[out.storage(), pa, pb, bias],
+                grid(workgroups as u32),
+            )?
+        }
+    }
+    match slices {
+        1 => Ok(out),
+        _ => crate::ops::sum_axis(&out, 0),
+    }
+}
+
+/// The checked shapes of one call: the product, the output shape.
+pub(crate) fn plan(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(Gemm, Vec<usize>)> {
+    for (name, t) in [("a", a), ("b", b)] {
+        if t.dtype() != DType::F32 {
+            return Err(Error::shape(op, format!("{name} must be f32, got {t:?}")));
+        }
+        if t.dims() < 2 {
+            return Err(Error::shape(
+                op,
+                format!("{name} must have at least 2 dims, got {:?}", t.shape()),
+            ));
+        }
+    }
+    let (sa, sb) = (a.shape(), b.shape());
+    let batch_dims = &sa[..sa.len() - 2];
+    let (ra, ca) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (m, k) = if trans_a { (ca, ra) } else { (ra, ca) };
+    let b_batched = sb.len() > 2;
+    if b_batched && sb[..sb.len() - 2] != *batch_dims {
+        return Err(Error::shape(
+            op,
+            format!(
+                "b {sb:?} must be 2-D (shared) or have the batch dims {batch_dims:?} of a {sa:?}"
+            ),
+        ));
+    }
+    let (rb, cb) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    let (kb, n) = if trans_b { (cb, rb) } else { (rb, cb) };
+    if kb != k {
+        let a_form = if trans_a { "[.., K, M]" } else { "[.., M, K]" };
+        let b_form = if trans_b { "[.., N, K]" } else { "[.., K, N]" };
+        return Err(Error::shape(
+            op,
+            format!("inner dims differ: a {sa:?} is {a_form} with K = {k}, b {sb:?} is {b_form} with K = {kb}"),
+        ));
+    }
+    let batch = batch_dims.iter().product();
+    let g = Gemm {
+        batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        a_batched: true,
+        b_batched,
+    };
+    let mut out_shape = batch_dims.to_vec();
+    out_shape.extend([m, n]);
+    Ok((g, out_shape))
+}

@@ -1,0 +1,168 @@
+//! Batched matrix multiply with transpose flags and a shared right operand, its backward, and
+//! the kernel variants that compute it (`shaders/matmul/`).
+//!
+//! Shapes: `a` is `[..batch, M, K]` (`[..batch, K, M]` when `trans_a`), `b` is `[K, N]` shared by
+//! every batch (a weight) or `[..batch, K, N]` (`[N, K]` / `[..batch, N, K]` when `trans_b`); the
+//! result is `[..batch, M, N]`. Backward: dA = dC @ op(B)^T and dB = op(A)^T @ dC, each laid
+//! out like its input, written with the transpose flags instead of explicit transposes.
+//!
+//! - `gemm.rs`: one product planned and launched (packing, split K, the kernels' bindings);
+//! - `variant.rs`: which kernel computes it (per adapter, tuned, or forced).
+
+mod gemm;
+mod variant;
+
+use crate::gpu::MatmulVariant;
+pub(crate) use gemm::{gemm_bias, kernels, plan, Gemm};
+
+use crate::error::Result;
+use crate::tape::record;
+use crate::tensor::Tensor;
+use gemm::gemm;
+
+/// `a @ b`: a is [..batch, M, K], b is [K, N] (shared) or [..batch, K, N]. Output [..batch, M, N].
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    forward("matmul", a, b, false, false)
+}
+
+/// `a @ b^T`: b stored as [N, K] (a PyTorch Linear weight) or [..batch, N, K].
+pub fn matmul_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    forward("matmul_nt", a, b, false, true)
+}
+
+/// `op(a) @ op(b)`, where `trans_a` means a is stored [..batch, K, M] and `trans_b` means b is
+/// stored [N, K] / [..batch, N, K].
+pub fn matmul_ex(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    forward("matmul_ex", a, b, trans_a, trans_b)
+}
+
+/// The forward with an explicit kernel variant, no gradient recorded (tests and benchmarks).
+pub fn matmul_variant(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+    v: MatmulVariant,
+) -> Result<Tensor> {
+    let (g, out_shape) = plan("matmul_variant", a, b, trans_a, trans_b)?;
+    gemm(a, b, g, Some(v))?.reshape(&out_shape)
+}
+
+fn forward(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Tensor> {
+    let (g, out_shape) = plan(op, a, b, trans_a, trans_b)?;
+    let out = gemm(a, b, g, None)?.reshape(&out_shape)?;
+    let (a2, b2) = (a.clone(), b.clone());
+    Ok(record(out, &[a, b], move |dc| {
+        let da = if a2.is_requires_grad() {
+            Some(grad_a(&a2, &b2, dc, g)?)
+        } else {
+            None
+        };
+        let db = if b2.is_requires_grad() {
+            Some(grad_b(&a2, &b2, dc, g)?)
+        } else {
+            None
+        };
+        Ok(vec![da, db])
+    }))
+}
+
+/// dA in the layout of A: dC @ op(B)^T, or its transpose op(B) @ dC^T when A is stored [K, M].
+pub(crate) fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+    let Gemm {
+        batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        b_batched,
+        ..
+    } = g;
+    let da = if trans_a {
+        // [K, M] = op(B) [K, N] @ dC^T [N, M]; dC is [M, N] stored, read transposed.
+        let g = Gemm {
+            batch,
+            m: k,
+            k: n,
+            n: m,
+            trans_a: trans_b,
+            trans_b: true,
+            a_batched: b_batched,
+            b_batched: true,
+        };
+        gemm(b, dc, g, None)?
+    } else {
+        // [M, K] = dC [M, N] @ op(B)^T [N, K]; op(B)^T is B read with the opposite flag.
+        let g = Gemm {
+            batch,
+            m,
+            k: n,
+            n: k,
+            trans_a: false,
+            trans_b: !trans_b,
+            a_batched: true,
+            b_batched,
+        };
+        gemm(dc, b, g, None)?
+    };
+    da.reshape(a.shape())
+}
+
+/// dB in the layout of B: op(A)^T @ dC, or its transpose dC^T @ op(A) when B is stored [N, K];
+/// summed over the batch when B is shared.
+pub(crate) fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+    let Gemm {
+        batch,
+        m,
+        k,
+        n,
+        trans_a,
+        trans_b,
+        b_batched,
+        ..
+    } = g;
+    // A shared B sees every batch; when A is row-major the batch folds into the reduced dim:
+    // A is then one [batch * M, K] matrix and dC one [batch * M, N].
+    let fold = !b_batched && !trans_a;
+    let (batch, m) = if fold { (1, batch * m) } else { (batch, m) };
+    let db = if trans_b {
+        // [N, K] = dC^T [N, M] @ op(A) [M, K].
+        let g = Gemm {
+            batch,
+            m: n,
+            k: m,
+            n: k,
+            trans_a: true,
+            trans_b: trans_a,
+            a_batched: true,
+            b_batched: true,
+        };
+        gemm(dc, a, g, None)?
+    } else {
+        // [K, N] = op(A)^T [K, M] @ dC [M, N].
+        let g = Gemm {
+            batch,
+            m: k,
+            k: m,
+            n,
+            trans_a: !trans_a,
+            trans_b: false,
+            a_batched: true,
+            b_batched: true,
+        };
+        gemm(a, dc, g, None)?
+    };
+    if !b_batched && batch > 1 {
+        // A stored [K, M] per batch cannot fold: sum the per-batch gradients.
+        let per_batch = db.reshape(&[batch, b.numel()])?;
+        return crate::ops::sum_axis(&per_batch, 0)?.reshape(b.shape());
+    }
+    db.reshape(b.shape())
+}
