@@ -25,9 +25,10 @@ use crate::data::asr::{
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::inference::asr_eval::{score, test_report, Mode, TestReport};
+use crate::inference::asr_eval::{score, test_report, TestReport};
 use crate::inference::clm;
 use crate::inference::recognizer::model_config;
+use crate::inference::Decoding;
 use crate::models::EncoderDecoderTransformer;
 use crate::nn::{Ctx, Module};
 use crate::rng::SplitMix64;
@@ -324,10 +325,10 @@ impl Task for AsrTask {
 
     fn evaluate(&mut self, _step: usize) -> Result<Evaluation> {
         let (config, val) = (&self.config, &self.val);
-        let scored = |mode| score(&self.model, &self.tokenizer, val, config, mode);
-        let greedy = scored(Mode::Beam(1))?;
+        let scored = |d: Decoding| score(&self.model, &self.tokenizer, val, config, &d, None);
+        let greedy = scored(Decoding::attention_greedy())?;
         let ctc_cer = match self.model.ctc_head {
-            Some(_) => scored(Mode::Ctc)?.cer(),
+            Some(_) => scored(Decoding::ctc_best_path())?.cer(),
             None => f64::NAN,
         };
         // The best checkpoint is the best under the configured decoding (`auto`: the better
@@ -361,7 +362,15 @@ impl Task for AsrTask {
         if let Some(dir) = best {
             checkpoint::load_params_from_dir(dir, &self.model.params())?;
         }
-        let r = test_report(&self.model, &self.tokenizer, &self.pipeline, &self.config)?;
+        let decoding = Decoding::from_config(&self.config.decode);
+        let r = test_report(
+            &self.model,
+            &self.tokenizer,
+            &self.pipeline,
+            &self.config,
+            &decoding,
+            None,
+        )?;
         let nan = f64::NAN;
         let metrics = vec![
             ("test_greedy_cer", r.greedy.cer),
