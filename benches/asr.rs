@@ -18,7 +18,7 @@ use wgformer::config::AsrConfig;
 use wgformer::data::asr::{read_manifest, AsrBatch};
 use wgformer::data::{EOS, PAD, SOS};
 use wgformer::inference::recognizer::model_config;
-use wgformer::inference::{Recognizer, TranscribeOptions};
+use wgformer::inference::{Decoding, Recognizer};
 use wgformer::models::EncoderDecoderTransformer;
 use wgformer::nn::Module;
 use wgformer::train::asr_loss::asr_loss;
@@ -119,22 +119,20 @@ fn main() -> wgformer::Result<()> {
         Err(_) => vec![load_16k(Path::new("tests/fixtures/audio/held_out_sentence.wav"))?; 4],
     };
     let audio_seconds: f64 = clips.iter().map(|c| c.len() as f64 / 16_000.0).sum();
-    recognizer.transcribe(&clips[0], &TranscribeOptions::default())?; // warm-up
-    use wgformer::config::DecodeMode::{Attention, Ctc};
+    recognizer.transcribe(&clips[0], &recognizer.decoding)?; // warm-up
     let modes = [
-        ("CTC best path", Ctc, 1usize),
-        ("attention greedy", Attention, 1),
-        ("attention beam 4", Attention, 4),
+        ("CTC best path", Decoding::ctc_best_path()),
+        ("attention greedy", Decoding::attention_greedy()),
+        (
+            "attention beam 4",
+            Decoding::attention_greedy().with_beam(4),
+        ),
+        ("the checkpoint's decoding", recognizer.decoding.clone()),
     ];
-    for (name, mode, beam_width) in modes {
-        let opts = TranscribeOptions {
-            mode: Some(mode),
-            beam_width,
-            ..Default::default()
-        };
+    for (name, decoding) in modes {
         let t = Instant::now();
         for clip in &clips {
-            recognizer.transcribe(clip, &opts)?;
+            recognizer.transcribe(clip, &decoding)?;
         }
         let secs = t.elapsed().as_secs_f64();
         println!(

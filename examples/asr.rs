@@ -1,25 +1,27 @@
 //! Transcribe a WAV file.
 //!
-//!     cargo run --release --example asr -- clip.wav [--checkpoint DIR] [--beam N] [--ctc | --attention] [--lm CLM_DIR]
+//!     cargo run --release --example asr -- clip.wav [--checkpoint DIR] [--beam N]
+//!         [--ctc | --attention] [--ctc-weight W] [--lm CLM_DIR [--lm-weight W]] [--timestamps auto|on|off]
 //!
 //! The checkpoint is a pretrained Whisper (a Hugging Face or CTranslate2 directory, e.g. from
 //! `scripts/fetch_whisper tiny.en`) or a recognizer trained by `train_asr`; the format is
 //! recognised from the files. Without `--checkpoint`: `models/whisper-tiny.en` when it is there
 //! (it transcribes real speech), else the course model shipped in `models/asr` (trained on
-//! synthetic voices only). The transcript alone goes to stdout; logs and errors go to stderr.
+//! synthetic voices only). The transcript alone goes to stdout; logs and errors go to stderr, so
+//! scripts can use it. For a trained recognizer, audio without speech (silence, noise) prints an
+//! empty line with a note on stderr, and without options it decodes as its config says.
 
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use wgformer::config::DecodeMode;
 use wgformer::inference::{
-    Recognizer, Timestamps, TranscribeOptions, WhisperOptions, WhisperRecognizer,
+    Decoding, Method, Recognizer, Timestamps, WhisperOptions, WhisperRecognizer,
 };
 
 const WHISPER: &str = "models/whisper-tiny.en";
 const COURSE_MODEL: &str = "models/asr";
 
-/// Transcribe a WAV file (any sample rate, channel count and PCM / float encoding).
+/// Transcribe a WAV file (any sample rate, channel count and PCM / float encoding, any length).
 #[derive(Parser, Debug)]
 #[command(name = "asr")]
 struct Args {
@@ -34,11 +36,15 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     beam: Option<u64>,
     /// Trained recognizer: decode with the CTC head's best path.
-    #[arg(long, conflicts_with_all = ["attention", "beam"])]
+    #[arg(long, conflicts_with_all = ["attention", "beam", "ctc_weight", "lm"])]
     ctc: bool,
     /// Trained recognizer: decode with the attention decoder.
     #[arg(long)]
     attention: bool,
+    /// Trained recognizer: weight of the CTC prefix scores in the attention decoder's search
+    /// (0: the decoder alone).
+    #[arg(long, value_parser = unit_interval)]
+    ctc_weight: Option<f32>,
     /// Whisper: timestamp tokens (and windows seeking by them): on, off, or auto (on for
     /// clips longer than 20 s).
     #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
@@ -55,6 +61,13 @@ fn finite(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
         _ => Err(format!("{s:?} is not a finite number")),
+    }
+}
+
+fn unit_interval(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number in [0, 1]")),
     }
 }
 
@@ -86,11 +99,11 @@ fn transcribe(args: &Args) -> wgformer::Result<String> {
     };
     let gpu = wgformer::Gpu::shared()?;
     if WhisperRecognizer::is_whisper_dir(&dir) {
-        if args.ctc || args.attention || args.lm.is_some() {
+        if args.ctc || args.attention || args.ctc_weight.is_some() || args.lm.is_some() {
             return Err(wgformer::Error::format(
                 &dir,
-                "is a Whisper model: --ctc, --attention and --lm are for recognizers trained by \
-                 train_asr",
+                "is a Whisper model: --ctc, --attention, --ctc-weight and --lm are for \
+                 recognizers trained by train_asr",
             ));
         }
         let opts = WhisperOptions {
@@ -105,18 +118,34 @@ fn transcribe(args: &Args) -> wgformer::Result<String> {
         return WhisperRecognizer::load(&gpu, &dir)?.transcribe_file(&args.wav, &opts);
     }
     let recognizer = Recognizer::load(&gpu, &dir, args.lm.as_deref())?;
-    let mode = if args.ctc {
-        Some(DecodeMode::Ctc)
-    } else if args.attention || args.beam.is_some() {
-        Some(DecodeMode::Attention)
-    } else {
-        None
-    };
-    let opts = TranscribeOptions {
-        mode,
-        beam_width: args.beam.map_or(recognizer.beam_width, |b| b as usize),
-        lm_weight: args.lm_weight,
-        ..TranscribeOptions::default()
-    };
-    recognizer.transcribe_file(&args.wav, &opts)
+    let mut decoding = recognizer.decoding.clone();
+    if args.ctc {
+        decoding = Decoding::ctc_best_path();
+    } else if args.attention
+        || args.beam.is_some()
+        || args.ctc_weight.is_some()
+        || args.lm.is_some()
+    {
+        decoding.method = Method::Attention;
+    }
+    if let Some(b) = args.beam {
+        decoding.beam_width = b as usize;
+    }
+    if let Some(w) = args.ctc_weight {
+        decoding.ctc_weight = w;
+    }
+    if args.lm.is_some() {
+        decoding.lm_weight = args.lm_weight;
+    }
+    let heard = recognizer.transcribe_file(&args.wav, &decoding)?;
+    if heard.no_speech {
+        eprintln!("asr: no speech found in {}", args.wav.display());
+    } else if heard.windows.len() > 1 {
+        eprintln!(
+            "asr: decoded in {} windows of up to {:.1} s, cut at pauses",
+            heard.windows.len(),
+            recognizer.window_seconds()
+        );
+    }
+    Ok(heard.text)
 }

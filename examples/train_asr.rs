@@ -4,6 +4,7 @@
 //!     cargo run --release --example train_asr -- [--config configs/asr.yaml] [--set key=value]... [--resume]
 //!     cargo run --release --example train_asr -- --evaluate runs/asr/checkpoints/best   # test sets only
 //!     cargo run --release --example train_asr -- --evaluate models/asr --lm runs/clm-asr/checkpoints/best [--lm-weight 0.3]
+//!     cargo run --release --example train_asr -- --evaluate models/asr --beam 8 --ctc-weight 0.5
 
 mod common;
 
@@ -11,7 +12,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::config::AsrConfig;
-use wgformer::inference::{evaluate_checkpoint, Rates, TestReport};
+use wgformer::inference::{evaluate_checkpoint, Decoding, Rates, TestReport};
 use wgformer::train::asr::run_with;
 use wgformer::train::distributed;
 use wgformer::train::RunOptions;
@@ -32,6 +33,16 @@ struct Args {
     /// Shallow-fusion weight of --lm.
     #[arg(long, default_value_t = 0.3, value_parser = finite, requires = "lm")]
     lm_weight: f32,
+    /// With --evaluate: beams of the attention decoder (default: the checkpoint's).
+    #[arg(long, requires = "evaluate", value_parser = clap::value_parser!(u64).range(1..))]
+    beam: Option<u64>,
+    /// With --evaluate: weight of the CTC prefix scores in the beam search (default: the
+    /// checkpoint's `decode.ctc_weight`).
+    #[arg(long, requires = "evaluate", value_parser = finite)]
+    ctc_weight: Option<f32>,
+    /// With --evaluate: length normalisation of finished hypotheses (default: the checkpoint's).
+    #[arg(long, requires = "evaluate", value_parser = finite)]
+    length_penalty: Option<f32>,
 }
 
 fn finite(s: &str) -> Result<f32, String> {
@@ -44,8 +55,17 @@ fn finite(s: &str) -> Result<f32, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.evaluate {
-        let lm = args.lm.as_deref().map(|p| (p, args.lm_weight));
-        return match wgformer::Gpu::shared().and_then(|gpu| evaluate_checkpoint(&gpu, dir, lm)) {
+        let evaluate = |gpu: &wgformer::Gpu| {
+            let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
+            let mut decoding = Decoding::from_config(&config.decode);
+            decoding.lm_weight = args.lm.as_ref().map_or(0.0, |_| args.lm_weight);
+            decoding.beam_width = args.beam.map_or(decoding.beam_width, |b| b as usize);
+            decoding.ctc_weight = args.ctc_weight.unwrap_or(decoding.ctc_weight);
+            decoding.length_penalty = args.length_penalty.unwrap_or(decoding.length_penalty);
+            println!("decoding: {decoding:?}");
+            evaluate_checkpoint(gpu, dir, args.lm.as_deref(), &decoding)
+        };
+        return match wgformer::Gpu::shared().and_then(|gpu| evaluate(&gpu)) {
             Ok(t) => {
                 print_report(&t);
                 ExitCode::SUCCESS

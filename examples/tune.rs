@@ -20,7 +20,7 @@ use wgformer::config::{AsrConfig, Config, TokenizerKind};
 use wgformer::data::asr::AsrBatch;
 use wgformer::data::{Batch, EOS, PAD, SOS};
 use wgformer::decode::{greedy, CausalLmDecoder};
-use wgformer::inference::{clm, recognizer, Recognizer, TranscribeOptions};
+use wgformer::inference::{clm, recognizer, Recognizer};
 use wgformer::models::{DecoderOnlyTransformer, EncoderDecoderTransformer};
 use wgformer::nn::Module;
 use wgformer::ops::{KernelPolicy, Tuning};
@@ -245,11 +245,7 @@ fn recognizer_job(gpu: &Gpu, dir: &Path) -> Result<()> {
             })
             .collect();
         for beam_width in [1, 4] {
-            let opts = TranscribeOptions {
-                beam_width,
-                ..Default::default()
-            };
-            recognizer.transcribe(&clip, &opts)?;
+            recognizer.transcribe(&clip, &recognizer.decoding.with_beam(beam_width))?;
         }
     }
     Ok(())

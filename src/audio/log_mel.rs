@@ -38,6 +38,16 @@ impl Default for LogMelConfig {
     }
 }
 
+impl LogMelConfig {
+    /// The centre frequency of each mel filter, in Hz.
+    pub fn centre_frequencies(&self) -> Vec<f64> {
+        let (lo, hi) = (hz_to_mel(self.f_min as f64), hz_to_mel(self.f_max as f64));
+        (1..=self.n_mels)
+            .map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (self.n_mels + 1) as f64))
+            .collect()
+    }
+}
+
 fn hz_to_mel(f: f64) -> f64 {
     2595.0 * (1.0 + f / 700.0).log10()
 }

@@ -37,6 +37,31 @@ impl FeaturePipeline {
         Ok(f)
     }
 
+    /// Normalised features of a 16 kHz waveform that holds nothing above `bandwidth_hz` (half
+    /// the rate it was recorded at, e.g. 4 kHz for telephone audio). The mel filters above the
+    /// band would read silence the model never saw under speech; they read the training mean
+    /// instead (0 after normalisation), which halves the error rate of 8 kHz copies of the test
+    /// sentences. Without normalisation the features are left as they are.
+    pub fn features_band_limited(&self, samples: &[f32], bandwidth_hz: f64) -> Result<Features> {
+        let mut f = self.features(samples)?;
+        if self.normalization == Normalization::None {
+            return Ok(f);
+        }
+        // The resampler's transition band ends a little below the new Nyquist frequency.
+        let edge = 0.92 * bandwidth_hz;
+        let missing: Vec<usize> = (self.log_mel.centre_frequencies().iter())
+            .enumerate()
+            .filter(|(_, &hz)| hz > edge)
+            .map(|(bin, _)| bin)
+            .collect();
+        for row in f.data.chunks_mut(f.bins) {
+            for &bin in &missing {
+                row[bin] = 0.0;
+            }
+        }
+        Ok(f)
+    }
+
     /// Seconds of audio per feature frame (the hop).
     pub fn frame_seconds(&self) -> f64 {
         self.log_mel.hop_ms as f64 / 1000.0

@@ -1,7 +1,6 @@
 //! Sample-rate conversion with `rubato`'s FFT resampler (band-limited, synchronous): the
 //! whole signal is fed in whole chunks, the resampler's delay trimmed off, and the output cut
-//! to round(n * to / from) samples. (The chunk rule and the integer length come from an
-//! alternative front end written on the `audio` branch.)
+//! to round(n * to / from) samples.
 
 use super::wav::read_wav;
 use crate::error::{Error, Result};

@@ -1,9 +1,16 @@
 //! WAV input (via `hound`): PCM 8/16/24/32-bit integer and 32-bit float, any channel count
 //! (averaged to mono), any sample rate. Every failure is an error naming the file; the
-//! length in the header is checked against a limit before anything is allocated.
+//! length in the header is checked against a limit before anything is allocated. Other
+//! encodings (64-bit float, ADPCM, mu-law, A-law, GSM, MP3 in WAV) are refused with the
+//! encodings that are read and a command that converts the file.
 
 use crate::error::{Error, Result};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+/// What a refusal tells the user to do.
+const SUPPORTED: &str = "WAV files of 8, 16, 24 or 32-bit integer PCM or 32-bit float are \
+     read; convert it with `sox in.wav -b 16 out.wav` or `ffmpeg -i in.wav -c:a pcm_s16le out.wav`";
 
 /// Longest audio accepted by default (a clip, not a recording session).
 pub const MAX_SECONDS: f64 = 600.0;
@@ -32,8 +39,11 @@ pub fn read_wav_limited(path: &Path, max_seconds: f64) -> Result<Waveform> {
     if meta.len() == 0 {
         return Err(bad("the file is empty; expected a WAV file".into()));
     }
-    let reader =
-        hound::WavReader::open(path).map_err(|e| bad(format!("not a readable WAV file: {e}")))?;
+    if let Some(encoding) = unsupported_encoding(path) {
+        return Err(bad(format!("{encoding} is not supported: {SUPPORTED}")));
+    }
+    let reader = hound::WavReader::open(path)
+        .map_err(|e| bad(format!("not a readable WAV file ({e}): {SUPPORTED}")))?;
     let spec = reader.spec();
     if spec.channels == 0 {
         return Err(bad("the header declares 0 channels".into()));
@@ -55,11 +65,13 @@ pub fn read_wav_limited(path: &Path, max_seconds: f64) -> Result<Waveform> {
         (hound::SampleFormat::Float, 32) => collect(path, reader.into_samples::<f32>(), |x| x)?,
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            collect(path, reader.into_samples::<i32>(), |x| (x as f64 * scale) as f32)?
+            collect(path, reader.into_samples::<i32>(), |x| {
+                (x as f64 * scale) as f32
+            })?
         }
         (format, bits) => {
             return Err(bad(format!(
-                "unsupported sample format {format:?} with {bits} bits; expected PCM 8/16/24/32-bit or 32-bit float"
+                "{format:?} samples of {bits} bits are not supported: {SUPPORTED}"
             )))
         }
     };
@@ -77,6 +89,50 @@ pub fn read_wav_limited(path: &Path, max_seconds: f64) -> Result<Waveform> {
         samples,
         sample_rate: spec.sample_rate,
     })
+}
+
+/// The encoding named by the fmt chunk of a RIFF/WAVE file when it is one this reader refuses
+/// (None: readable, or not a WAV file at all, which `hound` then reports).
+fn unsupported_encoding(path: &Path) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut header = [0u8; 12];
+    f.read_exact(&mut header).ok()?;
+    if &header[0..4] != b"RIFF" || &header[8..12] != b"WAVE" {
+        return None;
+    }
+    // Chunks until "fmt " (a few at most: LIST, JUNK, bext come first in some files).
+    for _ in 0..64 {
+        let mut chunk = [0u8; 8];
+        f.read_exact(&mut chunk).ok()?;
+        let size = u32::from_le_bytes(chunk[4..8].try_into().ok()?) as u64;
+        if &chunk[0..4] != b"fmt " {
+            f.seek(SeekFrom::Current((size + size % 2) as i64)).ok()?;
+            continue;
+        }
+        let mut fmt = vec![0u8; size.min(40) as usize];
+        f.read_exact(&mut fmt).ok()?;
+        let u16_at = |i: usize| fmt.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let mut tag = u16_at(0)?;
+        let bits = u16_at(14)?;
+        if tag == 0xFFFE {
+            // WAVE_FORMAT_EXTENSIBLE: the sub-format GUID starts with the real tag.
+            tag = u16_at(24)?;
+        }
+        let name = match (tag, bits) {
+            (1, 8 | 16 | 24 | 32) | (3, 32) => return None,
+            (1, b) => format!("{b}-bit integer PCM"),
+            (3, b) => format!("{b}-bit float PCM"),
+            (2, _) => "Microsoft ADPCM audio".into(),
+            (6, _) => "A-law audio".into(),
+            (7, _) => "mu-law audio".into(),
+            (0x11, _) => "IMA ADPCM audio".into(),
+            (0x31, _) => "GSM 6.10 audio".into(),
+            (0x55, _) => "MP3 audio".into(),
+            (t, _) => format!("audio of WAV format tag {t:#06x}"),
+        };
+        return Some(name);
+    }
+    None
 }
 
 fn collect<S, R: std::io::Read>(

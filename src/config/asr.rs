@@ -164,6 +164,11 @@ pub struct DecodeConfig {
     /// path) or `auto` (whichever is better at each evaluation; the best checkpoint records it).
     pub mode: DecodeMode,
     pub beam_width: usize,
+    /// Weight in [0, 1] of the CTC prefix scores in the attention decoder's beam search (joint
+    /// CTC/attention decoding, as ESPnet's decoding `ctc_weight`; 0: the decoder alone). Needs
+    /// a CTC head.
+    #[serde(deserialize_with = "float::f64")]
+    pub ctc_weight: f64,
     #[serde(deserialize_with = "float::f64")]
     pub length_penalty: f64,
     /// Shallow fusion weight of a CLM's log-probabilities (0: none).
@@ -291,6 +296,7 @@ impl Default for DecodeConfig {
         DecodeConfig {
             mode: DecodeMode::Attention,
             beam_width: 4,
+            ctc_weight: 0.0,
             length_penalty: 1.0,
             lm_weight: 0.0,
         }
@@ -389,6 +395,19 @@ impl AsrConfig {
             return Some((
                 "decode.mode",
                 "ctc needs a CTC head: set model.ctc_weight above 0".to_string(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.decode.ctc_weight) {
+            return Some((
+                "decode.ctc_weight",
+                format!("{} is outside [0, 1]", self.decode.ctc_weight),
+            ));
+        }
+        if self.decode.ctc_weight > 0.0 && m.ctc_weight == 0.0 {
+            return Some((
+                "decode.ctc_weight",
+                "joint CTC/attention decoding needs a CTC head: set model.ctc_weight above 0"
+                    .to_string(),
             ));
         }
         if !(m.ctc_weight.is_finite() && m.ctc_weight >= 0.0) {

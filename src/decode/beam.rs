@@ -1,7 +1,15 @@
-//! Beam search: keep the `beam_width` best partial sequences by total log-probability;
-//! finished hypotheses (ending in EOS, or at the length limit) are ranked by
+//! Beam search: keep the `beam_width` best partial sequences by total score; finished
+//! hypotheses (ending in EOS, or at the length limit) are ranked by
 //! score / length^length_penalty (GNMT-style normalisation with alpha = length_penalty).
+//!
+//! A token's score is the model's log-probability. In joint CTC/attention decoding
+//! (`joint_beam_search`) it is (1 - w) * log p_model(c | g) + w * (psi(g + c) - psi(g)), where
+//! psi is the CTC prefix score (`CtcPrefixScorer`) and w the CTC weight: ESPnet's decoding with
+//! `ctc_weight` = w, except that every token of the (small) vocabulary is scored by CTC where
+//! ESPnet pre-selects 1.5 x beam_width of them by the decoder's scores, and that finished
+//! hypotheses are length-normalised as above where ESPnet adds a per-token bonus.
 
+use super::ctc_prefix::{CtcPrefixScorer, PrefixState};
 use super::{log_softmax, IncrementalDecoder};
 use crate::error::{Error, Result};
 
@@ -16,6 +24,8 @@ pub struct BeamConfig {
 struct Hyp {
     tokens: Vec<u32>,
     score: f64,
+    /// The CTC prefix state of `tokens` (joint decoding only).
+    ctc: Option<PrefixState>,
 }
 
 fn normalised(h: &Hyp, alpha: f32) -> f64 {
@@ -28,6 +38,38 @@ pub fn beam_search<D: IncrementalDecoder>(
     prompt: &[u32],
     cfg: &BeamConfig,
 ) -> Result<Vec<u32>> {
+    search(model, prompt, cfg, None)
+}
+
+/// The best continuation of `prompt` under the model's scores joined with CTC prefix scores
+/// of weight `ctc_weight` in [0, 1] (module doc). `prompt` is the start token alone.
+pub fn joint_beam_search<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    cfg: &BeamConfig,
+    ctc: &CtcPrefixScorer,
+    ctc_weight: f32,
+) -> Result<Vec<u32>> {
+    if !(0.0..=1.0).contains(&ctc_weight) || ctc.vocab_size() != model.vocab_size() {
+        return Err(Error::shape(
+            "joint_beam_search",
+            format!(
+                "needs a CTC weight in [0, 1] (got {ctc_weight}) and the decoder's vocabulary \
+                 ({}) in the CTC head (got {})",
+                model.vocab_size(),
+                ctc.vocab_size()
+            ),
+        ));
+    }
+    search(model, prompt, cfg, Some((ctc, ctc_weight as f64)))
+}
+
+fn search<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    cfg: &BeamConfig,
+    ctc: Option<(&CtcPrefixScorer, f64)>,
+) -> Result<Vec<u32>> {
     if prompt.is_empty() || cfg.beam_width == 0 {
         return Err(Error::shape(
             "beam_search",
@@ -35,23 +77,38 @@ pub fn beam_search<D: IncrementalDecoder>(
         ));
     }
     let v = model.vocab_size();
+    let model_weight = 1.0 - ctc.map_or(0.0, |(_, w)| w);
     let mut state = model.start(1)?;
     let mut logits = model.step(&mut state, prompt, 1)?;
     let mut beams = vec![Hyp {
         tokens: Vec::new(),
         score: 0.0,
+        ctc: ctc.map(|(scorer, _)| scorer.start()),
     }];
     let mut finished: Vec<Hyp> = Vec::new();
     for step in 0..cfg.max_new_tokens {
-        // Every (beam, token) extension, best first.
+        // Every (beam, token) extension, best first; with CTC, the extended prefix states.
         let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(beams.len() * v);
+        let mut extended: Vec<Vec<PrefixState>> = Vec::with_capacity(beams.len());
         for (b, hyp) in beams.iter().enumerate() {
-            for (t, lp) in log_softmax(&logits[b * v..(b + 1) * v])
-                .into_iter()
-                .enumerate()
-            {
-                cands.push((hyp.score + lp, b, t as u32));
+            let lp = log_softmax(&logits[b * v..(b + 1) * v]);
+            let ext: Vec<PrefixState> = match (ctc, &hyp.ctc) {
+                (Some((scorer, _)), Some(g)) => {
+                    (0..v as u32).map(|c| scorer.extend(g, c)).collect()
+                }
+                _ => Vec::new(),
+            };
+            for (t, lp) in lp.into_iter().enumerate() {
+                let mut score = hyp.score + model_weight * lp;
+                if let (Some((_, w)), Some(g)) = (ctc, &hyp.ctc) {
+                    score += w * (ext[t].score() - g.score());
+                }
+                // Tokens CTC rules out (blank, start, more labels than frames) are no candidates.
+                if score > f64::NEG_INFINITY {
+                    cands.push((score, b, t as u32));
+                }
             }
+            extended.push(ext);
         }
         cands.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut next = Vec::new();
@@ -59,7 +116,8 @@ pub fn beam_search<D: IncrementalDecoder>(
         for (score, b, t) in cands {
             let mut tokens = beams[b].tokens.clone();
             tokens.push(t);
-            let hyp = Hyp { tokens, score };
+            let ctc = extended[b].get(t as usize).cloned();
+            let hyp = Hyp { tokens, score, ctc };
             if Some(t) == cfg.eos || step + 1 == cfg.max_new_tokens {
                 finished.push(hyp);
             } else {

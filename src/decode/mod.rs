@@ -4,12 +4,14 @@
 
 mod beam;
 mod ctc;
+mod ctc_prefix;
 mod lm;
 mod sampling;
 mod speech;
 
-pub use beam::{beam_search, BeamConfig};
+pub use beam::{beam_search, joint_beam_search, BeamConfig};
 pub use ctc::ctc_greedy;
+pub use ctc_prefix::{CtcPrefixScorer, PrefixState};
 pub use lm::{CausalLmDecoder, Recompute};
 pub use sampling::{greedy, greedy_batch, sample, SamplingConfig};
 pub use speech::{Boundary, ShallowFusion, SpeechDecoder, SpeechState};

@@ -1,18 +1,19 @@
-//! Scoring a recognizer: CER / WER / mean word edit distance on a set of utterances with
-//! attention greedy, attention beam or CTC best-path decoding, and the report on both test
-//! sets (held-out sentences, held-out voices) that training ends with.
+//! Scoring a recognizer: CER / WER / mean word edit distance on a set of utterances under a
+//! `Decoding`, and the report on both test sets (held-out sentences, held-out voices) that
+//! training ends with.
 
+use super::decoding::{Decoding, Method};
 use super::error_rate::ErrorRates;
-use super::recognizer::{Recognizer, TranscribeOptions};
-use super::transcribe::{evaluate, DecodeOptions};
+use super::recognizer::Recognizer;
+use super::transcribe::evaluate;
 use crate::audio::FeaturePipeline;
-use crate::config::{AsrConfig, DecodeMode};
+use crate::config::AsrConfig;
 use crate::data::asr::{load_eval, manifest};
 use crate::data::asr::{AsrBatch, AsrBatcher, Utterance};
 use crate::data::Tokenizer;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::models::EncoderDecoderTransformer;
+use crate::models::{DecoderOnlyTransformer, EncoderDecoderTransformer};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -52,41 +53,29 @@ fn references(utts: &[Utterance]) -> HashMap<String, String> {
         .collect()
 }
 
-/// How `score` decodes: attention greedy (beam 1), attention beam search, or CTC best path.
-#[derive(Clone, Copy)]
-pub enum Mode {
-    Beam(usize),
-    Ctc,
-}
-
+/// CER / WER of `model` on `utts` decoded with `decoding` (and `lm`, when given and weighted).
 pub fn score(
     model: &EncoderDecoderTransformer,
     tokenizer: &Tokenizer,
     utts: &[Utterance],
     config: &AsrConfig,
-    mode: Mode,
+    decoding: &Decoding,
+    lm: Option<&DecoderOnlyTransformer>,
 ) -> Result<ErrorRates> {
     let refs = references(utts);
-    let opts = DecodeOptions {
-        ctc: matches!(mode, Mode::Ctc),
-        beam_width: match mode {
-            Mode::Beam(w) => w,
-            Mode::Ctc => 1,
-        },
-        length_penalty: config.decode.length_penalty as f32,
-        max_len: config.model.max_target_len,
-    };
     let batches = eval_batches(utts, config)?;
     evaluate(
         model,
         tokenizer,
         &batches,
         &|id| refs.get(id).cloned(),
-        &opts,
+        decoding,
+        lm,
     )
 }
 
-/// Error rates on both test sets with every decoding.
+/// Error rates on both test sets: the decoding asked for, the same with one beam, and CTC
+/// best path.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TestReport {
     /// Held-out sentences, training voices: attention greedy, attention beam, CTC best path.
@@ -99,66 +88,61 @@ pub struct TestReport {
     pub voices_ctc: Option<Rates>,
 }
 
-/// Score `model` on the config's test and test_voices manifests.
+/// Score `model` on the config's test and test_voices manifests: the attention decoder as
+/// `decoding` says (the `beam` figures) and with one beam (`greedy`), and the CTC head's best
+/// path.
 pub fn test_report(
     model: &EncoderDecoderTransformer,
     tokenizer: &Tokenizer,
     pipeline: &FeaturePipeline,
     config: &AsrConfig,
+    decoding: &Decoding,
+    lm: Option<&DecoderOnlyTransformer>,
 ) -> Result<TestReport> {
     let split = |file: &str| load_eval(&manifest(config, file, None)?, pipeline, tokenizer);
     let (test, voices) = (split(&config.data.test)?, split(&config.data.test_voices)?);
-    let rates = |utts: &[Utterance], mode| -> Result<Rates> {
-        Ok((&score(model, tokenizer, utts, config, mode)?).into())
+    let rates = |utts: &[Utterance], decoding: &Decoding| -> Result<Rates> {
+        Ok((&score(model, tokenizer, utts, config, decoding, lm)?).into())
     };
     let ctc = |utts: &[Utterance]| -> Result<Option<Rates>> {
         model
             .ctc_head
             .as_ref()
-            .map(|_| rates(utts, Mode::Ctc))
+            .map(|_| rates(utts, &Decoding::ctc_best_path()))
             .transpose()
     };
-    let beam = Mode::Beam(config.decode.beam_width);
+    let beam = Decoding {
+        method: Method::Attention,
+        ..decoding.clone()
+    };
+    let greedy = beam.with_beam(1);
     Ok(TestReport {
-        greedy: rates(&test, Mode::Beam(1))?,
-        beam: rates(&test, beam)?,
+        greedy: rates(&test, &greedy)?,
+        beam: rates(&test, &beam)?,
         ctc: ctc(&test)?,
-        voices_greedy: rates(&voices, Mode::Beam(1))?,
-        voices_beam: rates(&voices, beam)?,
+        voices_greedy: rates(&voices, &greedy)?,
+        voices_beam: rates(&voices, &beam)?,
         voices_ctc: ctc(&voices)?,
     })
 }
 
-/// `test_report` of the checkpoint in `dir`, on the test sets its own config names. With
-/// `lm` (a CLM checkpoint and its shallow-fusion weight) the attention decoder's scores are
-/// fused with the LM's, greedy and beam, clip by clip through `Recognizer::transcribe`
-/// (the batched decoder has no LM); CTC is then not scored.
-pub fn evaluate_checkpoint(gpu: &Gpu, dir: &Path, lm: Option<(&Path, f32)>) -> Result<TestReport> {
+/// `test_report` of the checkpoint in `dir` under `decoding` (its default:
+/// `Decoding::from_config` of its config), on the test sets its config names. `lm_dir`: a
+/// causal-LM checkpoint fused into the attention decoder with `decoding.lm_weight`.
+pub fn evaluate_checkpoint(
+    gpu: &Gpu,
+    dir: &Path,
+    lm_dir: Option<&Path>,
+    decoding: &Decoding,
+) -> Result<TestReport> {
     let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
-    let r = Recognizer::load(gpu, dir, lm.map(|(path, _)| path))?;
-    let Some((_, lm_weight)) = lm else {
-        return test_report(&r.model, &r.tokenizer, &r.pipeline, &config);
-    };
-    let rates = |file: &str, beam_width: usize| -> Result<Rates> {
-        let opts = TranscribeOptions {
-            mode: Some(DecodeMode::Attention),
-            beam_width,
-            length_penalty: config.decode.length_penalty as f32,
-            lm_weight,
-        };
-        let mut rates = ErrorRates::default();
-        for e in manifest(&config, file, None)? {
-            rates.add(&e.transcript, &r.transcribe_file(&e.audio, &opts)?);
-        }
-        Ok((&rates).into())
-    };
-    let (test, voices, beam) = (&config.data.test, &config.data.test_voices, r.beam_width);
-    Ok(TestReport {
-        greedy: rates(test, 1)?,
-        beam: rates(test, beam)?,
-        ctc: None,
-        voices_greedy: rates(voices, 1)?,
-        voices_beam: rates(voices, beam)?,
-        voices_ctc: None,
-    })
+    let r = Recognizer::load(gpu, dir, lm_dir)?;
+    test_report(
+        &r.model,
+        &r.tokenizer,
+        &r.pipeline,
+        &config,
+        decoding,
+        r.lm.as_ref(),
+    )
 }

@@ -1,22 +1,29 @@
-//! A trained recognizer loaded from a checkpoint directory, transcribing audio: features on
-//! the CPU, the encoder on the GPU, then CTC best path or the attention decoder (greedy or
-//! beam search over its KV caches, optionally fused with a causal LM). What `examples/asr.rs`
-//! runs.
+//! A trained recognizer loaded from a checkpoint directory, transcribing audio of any length:
+//! cut into windows at pauses when long, each window's features on the CPU, the encoder on the
+//! GPU, a check that the window holds speech at all, then `decoding::transcribe_encoded`
+//! (CTC best path, or the attention decoder's beam search joined with CTC prefix scores and
+//! optionally a causal LM). What `examples/asr.rs` runs.
 
 use super::clm;
-use crate::audio::{self, FeaturePipeline};
+use super::decoding::{transcribe_encoded, Decoding};
+use super::speech_presence::SpeechEvidence;
+use crate::audio::{self, FeaturePipeline, Waveform, TARGET_RATE};
 use crate::checkpoint;
-use crate::config::{conv_strides, AsrConfig, DecodeMode};
-use crate::data::{Tokenizer, SOS};
-use crate::decode::{
-    beam_search, ctc_greedy, BeamConfig, Boundary, CausalLmDecoder, ShallowFusion, SpeechDecoder,
-};
+use crate::config::{conv_strides, AsrConfig};
+use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::{DecoderOnlyTransformer, EncoderDecoderConfig, EncoderDecoderTransformer};
 use crate::nn::{Ctx, Module};
 use crate::tensor::Tensor;
+use std::ops::Range;
 use std::path::Path;
+
+/// Audio longer than this (or than the model's encoder window, if shorter) is cut into windows
+/// at pauses (`audio::windows`), each decoded on its own and the transcripts joined with
+/// spaces. The shipped model learnt from single sentences of 1 to 5 s; its encoder's positions
+/// end at 40.96 s.
+pub const WINDOW_SECONDS: f64 = 5.0;
 
 /// The model an ASR config describes, for a tokenizer of `vocab_size` ids.
 pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConfig {
@@ -39,40 +46,37 @@ pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConf
     }
 }
 
-/// How `Recognizer::transcribe` decodes.
-#[derive(Clone, Debug)]
-pub struct TranscribeOptions {
-    /// Attention decoder or CTC best path; None: the checkpoint's `decode.mode`.
-    pub mode: Option<DecodeMode>,
-    /// 1: greedy.
-    pub beam_width: usize,
-    pub length_penalty: f32,
-    /// Shallow-fusion weight of the LM given to `Recognizer::load` (0: the LM is unused).
-    pub lm_weight: f32,
-}
-
-impl Default for TranscribeOptions {
-    fn default() -> Self {
-        TranscribeOptions {
-            mode: None,
-            beam_width: 1,
-            length_penalty: 1.0,
-            lm_weight: 0.3,
-        }
-    }
-}
-
 /// A trained recognizer: model, tokenizer and feature pipeline from one checkpoint.
 pub struct Recognizer {
-    /// The decoding the checkpoint was selected with (`decode.mode` of its config).
-    pub mode: DecodeMode,
-    /// Its config's `decode.beam_width`: what a command-line user gets for the attention
-    /// decoder unless they ask for another width.
-    pub beam_width: usize,
+    /// How it decodes unless told otherwise: its config's `decode` section.
+    pub decoding: Decoding,
     pub model: EncoderDecoderTransformer,
     pub tokenizer: Tokenizer,
     pub pipeline: FeaturePipeline,
     pub lm: Option<DecoderOnlyTransformer>,
+}
+
+/// What the recognizer heard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    /// The windows' transcripts joined by spaces; empty when `no_speech`.
+    pub text: String,
+    /// No window held speech (silence, noise): `text` is empty because there was nothing to
+    /// transcribe, not because the model failed.
+    pub no_speech: bool,
+    /// The windows the audio was decoded in, in order (one for audio of up to
+    /// `WINDOW_SECONDS`; none for audio too short to make a feature frame).
+    pub windows: Vec<Window>,
+}
+
+/// One window of the audio and what was heard in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// Seconds from the start of the audio.
+    pub seconds: Range<f64>,
+    pub evidence: SpeechEvidence,
+    /// Empty where `evidence` shows no speech.
+    pub text: String,
 }
 
 impl Recognizer {
@@ -109,8 +113,7 @@ impl Recognizer {
             None => None,
         };
         Ok(Recognizer {
-            mode: config.decode.mode,
-            beam_width: config.decode.beam_width.max(1),
+            decoding: Decoding::from_config(&config.decode),
             model,
             tokenizer,
             pipeline,
@@ -119,28 +122,81 @@ impl Recognizer {
     }
 
     /// Transcript of a WAV file (any sample rate, any channel count).
-    pub fn transcribe_file(&self, path: &Path, opts: &TranscribeOptions) -> Result<String> {
-        self.transcribe(&audio::load_16k(path)?, opts)
+    pub fn transcribe_file(&self, path: &Path, decoding: &Decoding) -> Result<Transcript> {
+        self.transcribe_waveform(&audio::read_wav(path)?, decoding)
     }
 
-    /// Transcript of 16 kHz mono samples.
-    pub fn transcribe(&self, samples: &[f32], opts: &TranscribeOptions) -> Result<String> {
+    /// Transcript of mono audio at any sample rate. Audio recorded below 16 kHz lacks the top
+    /// of the model's band; its features there read the training mean
+    /// (`FeaturePipeline::features_band_limited`).
+    pub fn transcribe_waveform(&self, wave: &Waveform, decoding: &Decoding) -> Result<Transcript> {
+        let samples = audio::resample(&wave.samples, wave.sample_rate, TARGET_RATE)?;
+        let bandwidth = (wave.sample_rate.min(TARGET_RATE) / 2) as f64;
+        self.transcribe_band_limited(&samples, bandwidth, decoding)
+    }
+
+    /// Transcript of 16 kHz mono samples of any length.
+    pub fn transcribe(&self, samples: &[f32], decoding: &Decoding) -> Result<Transcript> {
+        self.transcribe_band_limited(samples, (TARGET_RATE / 2) as f64, decoding)
+    }
+
+    fn transcribe_band_limited(
+        &self,
+        samples: &[f32],
+        bandwidth_hz: f64,
+        decoding: &Decoding,
+    ) -> Result<Transcript> {
         let _g = crate::no_grad();
-        let features = self.pipeline.features(samples)?;
-        let c = &self.model.config;
-        let enc_len = self.model.encoded_len(features.frames.max(1));
-        if features.frames == 0 {
-            return Ok(String::new());
+        decoding.check(&self.model)?;
+        let mut windows = Vec::new();
+        for range in audio::windows(samples, self.window_seconds()) {
+            let seconds = range.start as f64 / 16_000.0..range.end as f64 / 16_000.0;
+            let window = &samples[range];
+            if let Some((evidence, text)) =
+                self.transcribe_window(window, bandwidth_hz, decoding)?
+            {
+                windows.push(Window {
+                    seconds,
+                    evidence,
+                    text,
+                });
+            }
         }
-        if enc_len > c.max_source_len {
-            return Err(Error::shape(
-                "transcribe",
-                format!(
-                    "{:.1} s of audio is longer than the model's {:.1} s",
-                    features.frames as f64 * 0.01,
-                    c.max_source_len as f64 * 0.01 * (c.conv_strides[0] * c.conv_strides[1]) as f64
-                ),
-            ));
+        let heard: Vec<&str> = windows
+            .iter()
+            .filter(|w| w.evidence.is_speech() && !w.text.is_empty())
+            .map(|w| w.text.as_str())
+            .collect();
+        Ok(Transcript {
+            text: heard.join(" "),
+            no_speech: windows.iter().all(|w| !w.evidence.is_speech()),
+            windows,
+        })
+    }
+
+    /// The longest window decoded whole: `WINDOW_SECONDS`, or the encoder's positions if
+    /// they end sooner.
+    pub fn window_seconds(&self) -> f64 {
+        let c = &self.model.config;
+        let frames = c.max_source_len * c.conv_strides.iter().product::<usize>();
+        WINDOW_SECONDS.min(0.98 * frames as f64 * self.pipeline.frame_seconds())
+    }
+
+    /// The evidence of speech in one window and its transcript (empty without speech); None
+    /// for a window too short to make a feature frame.
+    fn transcribe_window(
+        &self,
+        samples: &[f32],
+        bandwidth_hz: f64,
+        decoding: &Decoding,
+    ) -> Result<Option<(SpeechEvidence, String)>> {
+        let features = if bandwidth_hz < (TARGET_RATE / 2) as f64 {
+            self.pipeline.features_band_limited(samples, bandwidth_hz)?
+        } else {
+            self.pipeline.features(samples)?
+        };
+        if features.frames == 0 {
+            return Ok(None);
         }
         let x = Tensor::from_slice(
             self.model.gpu(),
@@ -148,44 +204,41 @@ impl Recognizer {
             &[1, features.frames, features.bins],
         )?;
         let encoded = self.model.encode(&x, &[features.frames], &Ctx::eval())?;
-        if opts.mode.unwrap_or(self.mode) == DecodeMode::Ctc {
-            // (A checkpoint saved by `auto` names the decoding that won.)
-            let logits = self.model.ctc_logits(&encoded)?;
-            let (frames, vocab) = (logits.shape()[1], logits.shape()[2]);
-            let paths = ctc_greedy(
-                &logits.to_vec()?,
-                &encoded.lens,
-                frames,
-                vocab,
-                crate::data::PAD,
-            );
-            return Ok(self.tokenizer.decode(&paths[0]));
+        let evidence = self.evidence(samples, &encoded)?;
+        if !evidence.is_speech() {
+            return Ok(Some((evidence, String::new())));
         }
-        let asr = SpeechDecoder {
-            model: &self.model,
-            encoded: &encoded,
+        let text = transcribe_encoded(
+            &self.model,
+            &self.tokenizer,
+            &encoded,
+            decoding,
+            self.lm.as_ref(),
+        )?;
+        Ok(Some((evidence, text.concat())))
+    }
+
+    /// Loudness and CTC evidence of speech; a model without a CTC head has only loudness.
+    fn evidence(
+        &self,
+        samples: &[f32],
+        encoded: &crate::models::Encoded,
+    ) -> Result<SpeechEvidence> {
+        let vocab = self.model.config.vocab_size;
+        let is_letter: Vec<bool> = (0..vocab as u32)
+            .map(|id| {
+                let text = self.tokenizer.token_text(id);
+                !text.is_empty() && text.chars().all(char::is_alphanumeric)
+            })
+            .collect();
+        let logits = match &self.model.ctc_head {
+            Some(_) => self.model.ctc_logits(encoded)?.to_vec()?,
+            None => Vec::new(),
         };
-        let cfg = BeamConfig {
-            beam_width: opts.beam_width.max(1),
-            max_new_tokens: (c.max_target_len - 1).min(enc_len + 10),
-            length_penalty: opts.length_penalty,
-            eos: Some(crate::data::EOS),
-        };
-        let mut tokens = match &self.lm {
-            Some(lm) if opts.lm_weight != 0.0 => {
-                // The LM read the transcripts' text, lines joined by spaces.
-                let boundary = Boundary {
-                    token: self.tokenizer.encode(" ").first().copied().unwrap_or(SOS),
-                    sos: SOS,
-                    eos: crate::data::EOS,
-                };
-                let fused = ShallowFusion::new(asr, CausalLmDecoder(lm), opts.lm_weight)?
-                    .with_boundary(boundary)?;
-                beam_search(&fused, &[SOS], &cfg)?
-            }
-            _ => beam_search(&asr, &[SOS], &cfg)?,
-        };
-        tokens.retain(|&t| t != crate::data::EOS);
-        Ok(self.tokenizer.decode(&tokens))
+        let mut evidence = SpeechEvidence::of(samples, &logits, vocab, &is_letter);
+        if self.model.ctc_head.is_none() {
+            evidence.letters = f32::INFINITY;
+        }
+        Ok(evidence)
     }
 }

@@ -27,10 +27,10 @@ use crate::data::asr::{
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::inference::asr_eval::{score, test_report, Mode, TestReport};
+use crate::inference::asr_eval::{score, test_report, TestReport};
 use crate::inference::clm;
 use crate::inference::recognizer::model_config;
-use crate::inference::{ErrorRates, WhisperRecognizer};
+use crate::inference::{Decoding, ErrorRates, WhisperRecognizer};
 use crate::models::EncoderDecoderTransformer;
 use crate::nn::{Ctx, Module};
 use crate::rng::SplitMix64;
@@ -394,10 +394,11 @@ impl Task for AsrTask {
 
     fn validation_sums(&mut self, shard: Shard) -> Result<Vec<f64>> {
         let val = shard.take(&self.val);
-        let scored = |mode| score(&self.model, &self.tokenizer, &val, &self.config, mode);
-        let mut sums = scored(Mode::Beam(1))?.counts().to_vec();
+        let scored =
+            |d: Decoding| score(&self.model, &self.tokenizer, &val, &self.config, &d, None);
+        let mut sums = scored(Decoding::attention_greedy())?.counts().to_vec();
         if self.model.ctc_head.is_some() {
-            sums.extend(scored(Mode::Ctc)?.counts());
+            sums.extend(scored(Decoding::ctc_best_path())?.counts());
         }
         Ok(sums)
     }
@@ -440,7 +441,15 @@ impl Task for AsrTask {
         if let Some(dir) = best {
             checkpoint::load_params_from_dir(dir, &self.model.params())?;
         }
-        let r = test_report(&self.model, &self.tokenizer, &self.pipeline, &self.config)?;
+        let decoding = Decoding::from_config(&self.config.decode);
+        let r = test_report(
+            &self.model,
+            &self.tokenizer,
+            &self.pipeline,
+            &self.config,
+            &decoding,
+            None,
+        )?;
         let nan = f64::NAN;
         let metrics = vec![
             ("test_greedy_cer", r.greedy.cer),
