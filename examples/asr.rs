@@ -8,8 +8,8 @@
 //! recognised from the files. Without `--checkpoint`: `models/whisper-tiny.en` when it is there
 //! (it transcribes real speech), else the course model shipped in `models/asr` (trained on
 //! synthetic voices only). The transcript alone goes to stdout; logs and errors go to stderr, so
-//! scripts can use it. For a trained recognizer, audio without speech (silence, noise) prints an
-//! empty line with a note on stderr, and without options it decodes as its config says.
+//! scripts can use it. Audio without speech (silence, steady noise) prints an empty line with a
+//! note on stderr. Without options a trained recognizer decodes as its config says.
 
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,11 @@ fn transcribe(args: &Args) -> wgformer::Result<String> {
             },
             ..WhisperOptions::default()
         };
-        return WhisperRecognizer::load(&gpu, &dir)?.transcribe_file(&args.wav, &opts);
+        let text = WhisperRecognizer::load(&gpu, &dir)?.transcribe_file(&args.wav, &opts)?;
+        if text.is_empty() {
+            eprintln!("asr: no speech found in {}", args.wav.display());
+        }
+        return Ok(text);
     }
     let recognizer = Recognizer::load(&gpu, &dir, args.lm.as_deref())?;
     let mut decoding = recognizer.decoding.clone();

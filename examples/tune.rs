@@ -13,6 +13,7 @@
 //! file is `WGFORMER_AUTOTUNE_CACHE`, else `~/.cache/wgformer/autotune.json`; delete it (or
 //! the adapter's entry) to tune again, e.g. after a driver update.
 
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,52 +31,28 @@ use wgformer::train::clm::lm_loss;
 use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
 use wgformer::{Gpu, Result};
 
-const USAGE: &str = "usage: tune [--clm CONFIG]... [--asr CONFIG]... [--recognizer DIR]";
-
-/// What to tune for.
-#[derive(Default)]
+/// Tune this machine's kernel choices for the shapes of given jobs.
+#[derive(Parser, Debug)]
+#[command(name = "tune")]
 struct Jobs {
+    /// A CLM config: one training step of its model and a short generation.
+    #[arg(long = "clm", value_name = "CONFIG")]
     clm: Vec<PathBuf>,
+    /// An ASR config: training steps of its model on utterances of 2.5 to 20 s.
+    #[arg(long = "asr", value_name = "CONFIG")]
     asr: Vec<PathBuf>,
+    /// A recognizer checkpoint: transcriptions of clips from 1 to 16 s.
+    #[arg(long = "recognizer", value_name = "DIR")]
     recognizers: Vec<PathBuf>,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> std::result::Result<Jobs, String> {
-    let mut jobs = Jobs::default();
-    let mut args = args.peekable();
-    while let Some(flag) = args.next() {
-        let list = match flag.as_str() {
-            "--clm" => &mut jobs.clm,
-            "--asr" => &mut jobs.asr,
-            "--recognizer" => &mut jobs.recognizers,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        };
-        match args.next() {
-            Some(path) => list.push(PathBuf::from(path)),
-            None => return Err(format!("{flag} needs a path")),
-        }
-    }
+fn main() -> ExitCode {
+    let mut jobs = Jobs::parse();
     if jobs.clm.is_empty() && jobs.asr.is_empty() && jobs.recognizers.is_empty() {
         jobs.clm.push("configs/clm.yaml".into());
         jobs.asr.push("configs/asr.yaml".into());
         jobs.recognizers.push("models/asr".into());
     }
-    Ok(jobs)
-}
-
-fn main() -> ExitCode {
-    let jobs = match parse_args(std::env::args().skip(1)) {
-        Ok(jobs) => jobs,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("tune: {msg}\n{USAGE}");
-            return ExitCode::FAILURE;
-        }
-    };
     match tune(&jobs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

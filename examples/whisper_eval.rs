@@ -8,60 +8,51 @@
 //! table at the end. The manifest is `scripts/asterisk_clips`'s: "NAME<TAB>wav path<TAB>reference" per line; the
 //! output "NAME<TAB>transcript". The timing summary goes to stderr.
 
+use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgformer::inference::{Timestamps, WhisperOptions, WhisperRecognizer, WhisperTimings};
 
-const USAGE: &str = "usage: whisper_eval --out FILE.tsv [--model DIR] [--manifest FILE] [--beam N] [--timestamps on|off|auto] [--limit N] [--profile]";
-
+/// Transcribe a manifest of clips with a pretrained Whisper and time it.
+#[derive(Parser, Debug)]
+#[command(name = "whisper_eval")]
 struct Args {
-    model: PathBuf,
-    manifest: PathBuf,
+    /// Where the transcripts go ("NAME<TAB>transcript" per line).
+    #[arg(long)]
     out: PathBuf,
-    opts: WhisperOptions,
-    limit: usize,
+    /// A Whisper directory (Hugging Face or CTranslate2).
+    #[arg(long, default_value = "models/whisper-tiny.en")]
+    model: PathBuf,
+    /// "NAME<TAB>wav path<TAB>reference" per line (scripts/asterisk_clips writes one).
+    #[arg(long, default_value = "data/asterisk/manifest.tsv")]
+    manifest: PathBuf,
+    /// Beams (1: greedy).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    beam: u64,
+    /// Timestamp tokens (and windows seeking by them): on, off, or auto (on over 20 s).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    timestamps: String,
+    /// Only the first N clips.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Time every kernel (each dispatch submitted on its own: slower) and print the table.
+    #[arg(long)]
     profile: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
-        model: "models/whisper-tiny.en".into(),
-        manifest: "data/asterisk/manifest.tsv".into(),
-        out: PathBuf::new(),
-        opts: WhisperOptions::default(),
-        limit: usize::MAX,
-        profile: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
-        let number = |v: String| {
-            v.parse::<usize>()
-                .map_err(|_| format!("{v:?}: not a number"))
-        };
-        match arg.as_str() {
-            "--model" => a.model = value()?.into(),
-            "--manifest" => a.manifest = value()?.into(),
-            "--out" => a.out = value()?.into(),
-            "--beam" => a.opts.beam_width = number(value()?)?.max(1),
-            "--limit" => a.limit = number(value()?)?,
-            "--timestamps" => {
-                a.opts.timestamps = match value()?.as_str() {
-                    "on" => Timestamps::On,
-                    "off" => Timestamps::Off,
-                    "auto" => Timestamps::Auto,
-                    other => return Err(format!("--timestamps {other:?}: on, off or auto")),
-                }
-            }
-            "--profile" => a.profile = true,
-            other => return Err(format!("unknown argument {other:?}")),
+impl Args {
+    fn options(&self) -> WhisperOptions {
+        WhisperOptions {
+            beam_width: self.beam as usize,
+            timestamps: match self.timestamps.as_str() {
+                "on" => Timestamps::On,
+                "off" => Timestamps::Off,
+                _ => Timestamps::Auto,
+            },
+            ..WhisperOptions::default()
         }
     }
-    if a.out.as_os_str().is_empty() {
-        return Err("--out is required".into());
-    }
-    Ok(a)
 }
 
 fn run(a: &Args) -> wgformer::Result<()> {
@@ -71,9 +62,10 @@ fn run(a: &Args) -> wgformer::Result<()> {
         std::fs::read_to_string(&a.manifest).map_err(|e| wgformer::Error::io(&a.manifest, e))?;
     let mut out = std::fs::File::create(&a.out).map_err(|e| wgformer::Error::io(&a.out, e))?;
     gpu.set_profiling(a.profile)?;
+    let opts = a.options();
     let mut total = WhisperTimings::default();
     let started = std::time::Instant::now();
-    for line in text.lines().take(a.limit) {
+    for line in text.lines().take(a.limit.unwrap_or(usize::MAX)) {
         let mut cols = line.split('\t');
         let (Some(name), Some(wav)) = (cols.next(), cols.next()) else {
             return Err(wgformer::Error::format(
@@ -82,7 +74,7 @@ fn run(a: &Args) -> wgformer::Result<()> {
             ));
         };
         let samples = wgformer::audio::load_16k(std::path::Path::new(wav))?;
-        let (transcript, t) = recognizer.transcribe_timed(&samples, &a.opts)?;
+        let (transcript, t) = recognizer.transcribe_timed(&samples, &opts)?;
         writeln!(out, "{name}\t{transcript}").map_err(|e| wgformer::Error::io(&a.out, e))?;
         eprintln!("{name}: {transcript}");
         total.windows += t.windows;
@@ -99,7 +91,7 @@ fn run(a: &Args) -> wgformer::Result<()> {
         total.encoder.as_secs_f64() * 1e3 / total.windows.max(1) as f64,
         total.decoder.as_secs_f64() * 1e3 / total.tokens.max(1) as f64,
         total.tokens,
-        a.opts.beam_width,
+        opts.beam_width,
         started.elapsed().as_secs_f64()
     );
     if a.profile {
@@ -109,13 +101,7 @@ fn run(a: &Args) -> wgformer::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("whisper_eval: {msg}\n{USAGE}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -299,6 +299,7 @@ fn the_asr_example_prints_no_transcript_for_silence_and_says_why_on_stderr() {
     wgformer::audio::write_wav_16k(&silence, &vec![0.0; 48_000]).unwrap();
     let out = std::process::Command::new(asr_example())
         .arg(&silence)
+        .args(["--checkpoint", "models/asr"])
         .current_dir(root())
         .output()
         .unwrap();

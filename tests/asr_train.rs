@@ -219,6 +219,23 @@ fn malformed_inputs_give_errors_naming_the_file() {
         .unwrap()
         .to_string();
     assert!(err.contains("not a recognizer checkpoint"), "{err}");
+    // A language model handed to the recognizer, and the recognizer handed to the LM loader,
+    // are named as what they are.
+    let lm = root.join("lm");
+    std::fs::create_dir_all(&lm).unwrap();
+    std::fs::write(lm.join("config.yaml"), "{}").unwrap();
+    std::fs::write(lm.join("model.safetensors"), b"").unwrap();
+    let err = Recognizer::load(&gpu, &lm, None).err().unwrap().to_string();
+    assert!(
+        err.contains("language-model checkpoint (train_clm)"),
+        "{err}"
+    );
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/asr");
+    let err = wgformer::inference::clm::load_model(&gpu, &shipped)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("speech recognizer checkpoint"), "{err}");
     // A fine-tuning start that is not a checkpoint names the key.
     let mut bad_init = config(&root.join("corpus"), &root.join("run"), 1);
     bad_init.model.init_from = Some(root.join("nope"));

@@ -445,14 +445,17 @@ fn asr_case() -> AsrCase {
 
 /// A few AdamW steps on `loss`, so every parameter (LayerNorm gains and biases included)
 /// moves away from its initial value before the checkpoint is written.
+const LR: f32 = 2e-2;
+const TRAIN_STEPS: usize = 5;
+
 fn train_a_little(params: Vec<Tensor>, mut loss: impl FnMut() -> Tensor) {
     let hyper = AdamWParams {
-        lr: 2e-2,
+        lr: LR,
         weight_decay: 0.0,
         ..Default::default()
     };
     let mut opt = AdamW::new(params, hyper).unwrap();
-    for _ in 0..5 {
+    for _ in 0..TRAIN_STEPS {
         loss().backward().unwrap();
         opt.step().unwrap();
         opt.zero_grad();
@@ -488,7 +491,7 @@ fn tokenizer_sample(corpus: &str) -> String {
 }
 
 /// The fixture models are what the generator below makes: each is trained a few steps from
-/// its seed and must equal the committed checkpoint (to 1e-5), so the fixtures and the code
+/// its seed and must equal the committed checkpoint (to 1e-4), so the fixtures and the code
 /// that describes them cannot drift apart. With `WGFORMER_WRITE_PARITY=1` it writes the
 /// crate's side of the fixtures instead: the checkpoints and inputs the script reads, the
 /// tokenizer files and sample text, and, under `target/parity/`, the crate's ids of the whole
@@ -499,8 +502,21 @@ fn the_fixture_models_are_what_their_generator_makes() {
         let file = fixtures().join(name).join("model.safetensors");
         let saved = checkpoint::tensors_from_bytes(&file, &std::fs::read(&file).unwrap()).unwrap();
         for p in model.params() {
-            let (_, want) = &saved[p.name().unwrap()];
-            assert_close(p.name().unwrap(), &p.to_vec().unwrap(), &f64s(want), 1e-5);
+            let name = p.name().unwrap();
+            let (_, want) = &saved[name];
+            // A key bias adds the same amount to every score of a query, which the softmax
+            // cancels: its exact gradient is 0, so Adam steps it by the rounding noise of the
+            // kernels that ran (up to lr per step). Only that bound holds for it across
+            // kernel choices and adapters.
+            // The other parameters: Adam also turns the rounding of near-zero gradient entries
+            // into steps, so kernels of another summation order (another matmul variant or
+            // attention path) move them by up to ~1e-5; a change of the model's definition
+            // moves them by far more.
+            let tol = match name.ends_with("k_proj.bias") {
+                true => TRAIN_STEPS as f64 * LR as f64,
+                false => 1e-4,
+            };
+            assert_close(name, &p.to_vec().unwrap(), &f64s(want), tol);
         }
     }
     let write = std::env::var_os("WGFORMER_WRITE_PARITY").is_some();

@@ -18,6 +18,49 @@ pub use tensors::{tensors_from_bytes, tensors_to_bytes, NamedArrays};
 pub const PARAMS_FILE: &str = "model.safetensors";
 const LATEST: &str = "latest";
 
+/// What a checkpoint directory holds, told from its files alone, so that a model handed to the
+/// wrong program is named as what it is rather than failing on the first config key it lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `train_asr`'s recognizer: config.yaml, tokenizer.json, features.json, model.safetensors.
+    Recognizer,
+    /// `train_clm`'s language model: config.yaml, tokenizer.json, model.safetensors.
+    LanguageModel,
+    /// A pretrained Whisper: config.json and model.safetensors (Hugging Face) or model.bin
+    /// (CTranslate2).
+    Whisper,
+    /// None of these.
+    Unknown,
+}
+
+impl Kind {
+    pub fn of(dir: &Path) -> Kind {
+        let has = |f: &str| dir.join(f).is_file();
+        // A fine-tuned Whisper also holds the config.yaml it was trained with: config.json
+        // (Hugging Face's and CTranslate2's model description) decides first.
+        if has("config.json") && (has(PARAMS_FILE) || has("model.bin")) {
+            Kind::Whisper
+        } else if has("config.yaml") && has(PARAMS_FILE) {
+            match has("features.json") {
+                true => Kind::Recognizer,
+                false => Kind::LanguageModel,
+            }
+        } else {
+            Kind::Unknown
+        }
+    }
+
+    /// What to call it in an error message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Recognizer => "a speech recognizer checkpoint (train_asr)",
+            Kind::LanguageModel => "a language-model checkpoint (train_clm)",
+            Kind::Whisper => "a pretrained Whisper model",
+            Kind::Unknown => "not a checkpoint directory",
+        }
+    }
+}
+
 /// A second name under which a PyTorch model may save one of our parameters. A model whose
 /// output projection is tied to its token embedding has no `lm_head.weight` of its own, while
 /// a PyTorch model tied the usual way (`lm_head.weight = token_embedding.weight`) saves both

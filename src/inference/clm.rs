@@ -30,6 +30,19 @@ pub fn model_config(config: &Config, vocab_size: usize) -> DecoderOnlyConfig {
 
 /// Load a model (and its tokenizer and config) from a checkpoint directory.
 pub fn load_model(gpu: &Gpu, dir: &Path) -> Result<(DecoderOnlyTransformer, Tokenizer, Config)> {
+    let kind = checkpoint::Kind::of(dir);
+    if matches!(
+        kind,
+        checkpoint::Kind::Recognizer | checkpoint::Kind::Whisper
+    ) {
+        return Err(crate::error::Error::format(
+            dir,
+            format!(
+                "is {}, not a language model trained by train_clm",
+                kind.describe()
+            ),
+        ));
+    }
     let config_path = dir.join("config.yaml");
     let config = Config::load(&config_path)?;
     let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;

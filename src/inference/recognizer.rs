@@ -82,14 +82,24 @@ pub struct Window {
 impl Recognizer {
     /// Load the checkpoint directory `dir` (and optionally a CLM checkpoint for shallow fusion).
     pub fn load(gpu: &Gpu, dir: &Path, lm_dir: Option<&Path>) -> Result<Recognizer> {
-        if !dir.join(checkpoint::PARAMS_FILE).exists() {
-            return Err(Error::format(
-                dir,
-                format!(
-                    "not a recognizer checkpoint: no {} in it",
-                    checkpoint::PARAMS_FILE
-                ),
-            ));
+        match checkpoint::Kind::of(dir) {
+            checkpoint::Kind::Recognizer => {}
+            checkpoint::Kind::Unknown => {
+                return Err(Error::format(
+                    dir,
+                    "not a recognizer checkpoint: it needs config.yaml, tokenizer.json, \
+                     features.json and model.safetensors (what train_asr saves)",
+                ))
+            }
+            other => {
+                return Err(Error::format(
+                    dir,
+                    format!(
+                        "is {}, not a speech recognizer trained by train_asr",
+                        other.describe()
+                    ),
+                ))
+            }
         }
         let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
         let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;

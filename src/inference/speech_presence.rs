@@ -63,6 +63,11 @@ impl SpeechEvidence {
     }
 
     pub fn is_speech(&self) -> bool {
-        self.speech_db >= SILENCE_DB && self.range_db >= MIN_RANGE_DB && self.letters >= MIN_LETTERS
+        sounds_like_speech(self.speech_db, self.range_db) && self.letters >= MIN_LETTERS
     }
+}
+
+/// The evidence of the levels alone (no model): loud enough, and modulated as speech is.
+pub fn sounds_like_speech(speech_db: f32, range_db: f32) -> bool {
+    speech_db >= SILENCE_DB && range_db >= MIN_RANGE_DB
 }

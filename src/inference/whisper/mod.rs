@@ -23,6 +23,7 @@ use crate::data::ByteBpe;
 use crate::decode::{beam_search, BeamConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::inference::speech_presence::sounds_like_speech;
 use crate::models::whisper::{load_whisper, Whisper, WhisperExample, WhisperFormat};
 use crate::tensor::Tensor;
 use std::path::Path;
@@ -95,11 +96,12 @@ struct WindowResult {
 }
 
 impl WhisperRecognizer {
-    /// Whether `dir` holds a Whisper model this loads (a `tokenizer.json` beside
-    /// `model.safetensors` or `model.bin`): how a command line tells it from a wgformer
+    /// Whether `dir` holds a Whisper model this loads (`config.json` and `tokenizer.json`
+    /// beside `model.safetensors` or `model.bin`): how a command line tells it from a wgformer
     /// recognizer checkpoint.
     pub fn is_whisper_dir(dir: &Path) -> bool {
-        dir.join("tokenizer.json").is_file() && WhisperFormat::detect(dir).is_ok()
+        dir.join("tokenizer.json").is_file()
+            && crate::checkpoint::Kind::of(dir) == crate::checkpoint::Kind::Whisper
     }
 
     /// Load the model in `dir` (layout detected from its files) and its `tokenizer.json`.
@@ -138,7 +140,9 @@ impl WhisperRecognizer {
         Ok(self.transcribe_timed(samples, opts)?.0)
     }
 
-    /// `transcribe`, and where the time went.
+    /// `transcribe`, and where the time went. Audio that is silent or steady noise by its levels
+    /// (`speech_presence::sounds_like_speech`) gives an empty transcript without decoding:
+    /// Whisper writes words for it (faster-whisper does too, without its VAD filter).
     pub fn transcribe_timed(
         &self,
         samples: &[f32],
@@ -148,6 +152,10 @@ impl WhisperRecognizer {
         let c = &self.model.config;
         let gpu = self.model.gpu();
         let mut timings = WhisperTimings::default();
+        let levels = crate::audio::Levels::of(samples);
+        if !sounds_like_speech(levels.speech_db, levels.range_db()) {
+            return Ok((String::new(), timings));
+        }
         let mel = whisper_log_mel(samples, c.n_mels);
         let window = c.window_frames();
         // faster-whisper leaves out the last frame (it is mostly the appended padding).
