@@ -16,7 +16,6 @@ use std::time::Instant;
 use wgformer::audio::load_16k;
 use wgformer::config::AsrConfig;
 use wgformer::data::asr::{read_manifest, AsrBatch};
-use wgformer::data::{EOS, PAD, SOS};
 use wgformer::inference::recognizer::model_config;
 use wgformer::inference::{Decoding, Recognizer};
 use wgformer::models::EncoderDecoderTransformer;
@@ -25,39 +24,6 @@ use wgformer::train::asr_loss::asr_loss;
 use wgformer::train::Trainer;
 use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Gpu;
-
-/// A batch of `b` utterances of `frames` random feature frames and `chars` random characters.
-fn synthetic_batch(b: usize, frames: usize, bins: usize, chars: usize) -> AsrBatch {
-    let mut rng = wgformer::rng::SplitMix64::new(3);
-    let mut next = |n: u64| rng.next_u64() % n;
-    let features = (0..b * frames * bins)
-        .map(|_| next(1000) as f32 / 500.0 - 1.0)
-        .collect();
-    let labels: Vec<Vec<u32>> = (0..b)
-        .map(|_| (0..chars).map(|_| 4 + next(27) as u32).collect())
-        .collect();
-    let row = chars + 1;
-    let (mut decoder_input, mut decoder_target) = (vec![PAD; b * row], vec![PAD; b * row]);
-    for (i, l) in labels.iter().enumerate() {
-        decoder_input[i * row] = SOS;
-        decoder_input[i * row + 1..(i + 1) * row].copy_from_slice(l);
-        decoder_target[i * row..(i + 1) * row - 1].copy_from_slice(l);
-        decoder_target[(i + 1) * row - 1] = EOS;
-    }
-    AsrBatch {
-        batch: b,
-        frames,
-        bins,
-        features,
-        feature_lens: vec![frames as u32; b],
-        labels: chars,
-        decoder_input,
-        decoder_target,
-        ctc_targets: labels.concat(),
-        target_lens: vec![chars as u32; b],
-        ids: (0..b).map(|i| format!("u{i}")).collect(),
-    }
-}
 
 /// Seconds of audio trained on per second, from a few steps after two warm-up steps.
 fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
@@ -74,7 +40,7 @@ fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
     let ls = config.train.label_smoothing as f32;
     let ctc = config.model.ctc_weight as f32;
     let (b, frames) = (47, 255);
-    let batch = synthetic_batch(b, frames, config.features.n_mels, 40);
+    let batch = AsrBatch::random(b, frames, config.features.n_mels, 40, 31);
     trainer.step(1, |_, ctx| asr_loss(&model, &batch, ctx, ls, ctc))?;
     trainer.step(1, |_, ctx| asr_loss(&model, &batch, ctx, ls, ctc))?;
     let steps = if quick { 1 } else { 3 };

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use wgformer::config::{AsrConfig, Config, TokenizerKind};
 use wgformer::data::asr::AsrBatch;
-use wgformer::data::{Batch, EOS, PAD, SOS};
+use wgformer::data::Batch;
 use wgformer::decode::{greedy, CausalLmDecoder};
 use wgformer::inference::{clm, recognizer, Recognizer};
 use wgformer::models::{DecoderOnlyTransformer, EncoderDecoderTransformer};
@@ -164,47 +164,10 @@ fn asr_job(gpu: &Gpu, path: &Path) -> Result<()> {
         let batch = (config.train.max_frames / frames).clamp(1, config.train.max_batch);
         // About 16 characters per second of speech, as in the synthetic corpus.
         let chars = (frames * 16 / 100).min(config.model.max_target_len - 2);
-        let b = synthetic_batch(batch, frames, config.features.n_mels, chars, vocab);
+        let b = AsrBatch::random(batch, frames, config.features.n_mels, chars, vocab);
         trainer.step(1, |_, ctx| asr_loss(&model, &b, ctx, smoothing, ctc_weight))?;
     }
     Ok(())
-}
-
-/// `b` utterances of `frames` random feature frames and `chars` random characters.
-fn synthetic_batch(b: usize, frames: usize, bins: usize, chars: usize, vocab: usize) -> AsrBatch {
-    let mut rng = SplitMix64::new(3);
-    let mut next = |n: u64| rng.next_u64() % n;
-    let features = (0..b * frames * bins)
-        .map(|_| next(1000) as f32 / 500.0 - 1.0)
-        .collect();
-    let labels: Vec<Vec<u32>> = (0..b)
-        .map(|_| {
-            (0..chars)
-                .map(|_| 4 + next(vocab as u64 - 4) as u32)
-                .collect()
-        })
-        .collect();
-    let row = chars + 1;
-    let (mut decoder_input, mut decoder_target) = (vec![PAD; b * row], vec![PAD; b * row]);
-    for (i, l) in labels.iter().enumerate() {
-        decoder_input[i * row] = SOS;
-        decoder_input[i * row + 1..(i + 1) * row].copy_from_slice(l);
-        decoder_target[i * row..(i + 1) * row - 1].copy_from_slice(l);
-        decoder_target[(i + 1) * row - 1] = EOS;
-    }
-    AsrBatch {
-        batch: b,
-        frames,
-        bins,
-        features,
-        feature_lens: vec![frames as u32; b],
-        labels: chars,
-        decoder_input,
-        decoder_target,
-        ctc_targets: labels.concat(),
-        target_lens: vec![chars as u32; b],
-        ids: (0..b).map(|i| format!("u{i}")).collect(),
-    }
 }
 
 /// Transcriptions of 1, 2, 4, 8 and 16 s of a chirp, greedy and with the checkpoint's beam.

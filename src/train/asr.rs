@@ -12,7 +12,7 @@
 
 use super::asr_loss::asr_loss;
 use super::distributed::{agree, Collective, Shard, SingleProcess};
-use super::fit::{fit, LoopConfig, RunOptions, RunReport};
+use super::fit::{fit, open_run, LoopConfig, RunOptions, RunReport};
 use super::run_dir::RunDir;
 use super::task::{Evaluation, Task};
 use super::trainer::Trainer;
@@ -61,19 +61,7 @@ pub fn run_with(
     opts: &RunOptions,
     coll: &dyn Collective,
 ) -> Result<AsrSummary> {
-    let dir = match coll.is_root() {
-        true => Some(RunDir::open(&config.train.out_dir, opts.resume)?),
-        false => None,
-    };
-    let gpu = Gpu::shared()?;
-    if opts.verbose {
-        eprintln!(
-            "adapter: {} ({} of {})",
-            gpu.adapter_name(),
-            coll.shard().rank + 1,
-            coll.shard().size
-        );
-    }
+    let (dir, gpu) = open_run(&config.train.out_dir, opts, coll)?;
     let verbose = opts.verbose && coll.is_root();
     let whisper = config
         .model

@@ -9,8 +9,7 @@
 //! `config.yaml` and `tokenizer.json`.
 
 use super::distributed::{agree, Collective, Shard, SingleProcess};
-use super::fit::{fit, LoopConfig, RunOptions};
-use super::run_dir::RunDir;
+use super::fit::{fit, open_run, LoopConfig, RunOptions};
 use super::task::{Evaluation, Task};
 use super::trainer::Trainer;
 use crate::config::Config;
@@ -45,19 +44,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<ClmSummary> {
 
 /// `run` as one process of a data-parallel run (`coll`); only the first one writes files.
 pub fn run_with(config: &Config, opts: &RunOptions, coll: &dyn Collective) -> Result<ClmSummary> {
-    let dir = match coll.is_root() {
-        true => Some(RunDir::open(&config.train.out_dir, opts.resume)?),
-        false => None,
-    };
-    let gpu = Gpu::shared()?;
-    if opts.verbose {
-        eprintln!(
-            "adapter: {} ({} of {})",
-            gpu.adapter_name(),
-            coll.shard().rank + 1,
-            coll.shard().size
-        );
-    }
+    let (dir, gpu) = open_run(&config.train.out_dir, opts, coll)?;
     let verbose = opts.verbose && coll.is_root();
     let mut task = agree(coll, ClmTask::new(&gpu, config, verbose))?;
     let t = &config.train;

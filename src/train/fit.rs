@@ -17,9 +17,10 @@ use super::trainer::Trainer;
 use crate::checkpoint::{self, PARAMS_FILE};
 use crate::config::NonFinitePolicy;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How a run is started.
@@ -92,6 +93,30 @@ fn finite(x: f64) -> f64 {
     } else {
         f64::MAX
     }
+}
+
+/// What every job does first: open the run directory (the first process only: it alone
+/// writes; the directory is locked, and a fresh run refuses one that holds a run) and the
+/// device, named on stderr with this process's place in the run when `opts.verbose`.
+pub fn open_run(
+    out_dir: &Path,
+    opts: &RunOptions,
+    coll: &dyn Collective,
+) -> Result<(Option<RunDir>, Gpu)> {
+    let dir = match coll.is_root() {
+        true => Some(RunDir::open(out_dir, opts.resume)?),
+        false => None,
+    };
+    let gpu = Gpu::shared()?;
+    if opts.verbose {
+        eprintln!(
+            "adapter: {} ({} of {})",
+            gpu.adapter_name(),
+            coll.shard().rank + 1,
+            coll.shard().size
+        );
+    }
+    Ok((dir, gpu))
 }
 
 /// Train `task` with `trainer` as `lc` and `opts` say, then test it. `dir` is the run

@@ -32,6 +32,45 @@ pub struct AsrBatch {
 }
 
 impl AsrBatch {
+    /// `b` utterances of `frames` random feature frames in [-1, 1) and `chars` random tokens
+    /// (ids 4 to `vocab` - 1, after the specials), all full length: a batch of a given shape
+    /// for benchmarks and kernel tuning.
+    pub fn random(b: usize, frames: usize, bins: usize, chars: usize, vocab: usize) -> AsrBatch {
+        let mut rng = SplitMix64::new(3);
+        let mut next = |n: u64| rng.next_u64() % n;
+        let features = (0..b * frames * bins)
+            .map(|_| next(1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let labels: Vec<Vec<u32>> = (0..b)
+            .map(|_| {
+                (0..chars)
+                    .map(|_| 4 + next(vocab as u64 - 4) as u32)
+                    .collect()
+            })
+            .collect();
+        let row = chars + 1;
+        let (mut decoder_input, mut decoder_target) = (vec![PAD; b * row], vec![PAD; b * row]);
+        for (i, l) in labels.iter().enumerate() {
+            decoder_input[i * row] = SOS;
+            decoder_input[i * row + 1..(i + 1) * row].copy_from_slice(l);
+            decoder_target[i * row..(i + 1) * row - 1].copy_from_slice(l);
+            decoder_target[(i + 1) * row - 1] = EOS;
+        }
+        AsrBatch {
+            batch: b,
+            frames,
+            bins,
+            features,
+            feature_lens: vec![frames as u32; b],
+            labels: chars,
+            decoder_input,
+            decoder_target,
+            ctc_targets: labels.concat(),
+            target_lens: vec![chars as u32; b],
+            ids: (0..b).map(|i| format!("u{i}")).collect(),
+        }
+    }
+
     /// The batch of rows `picked` only (a process's share of a data-parallel batch), padded
     /// to its own longest utterance and transcript.
     pub fn rows(&self, picked: &[usize]) -> AsrBatch {
