@@ -146,6 +146,12 @@ impl Trainer {
         }
         let mut sync_seconds = 0.0;
         if coll.shard().size > 1 {
+            // Finish this process's forward and backward first, so that the time measured is
+            // the exchange (copy out, all-reduce with the wait for the slowest process, upload)
+            // and not the GPU work the copy would otherwise wait for.
+            if let Some(p) = self.optimizer.params().first() {
+                p.gpu().synchronize()?;
+            }
             let started = std::time::Instant::now();
             total = Some(self.sum_gradients(coll, total, terms)?);
             sync_seconds = started.elapsed().as_secs_f64();
