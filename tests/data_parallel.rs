@@ -4,6 +4,7 @@
 //! a process killed mid-run ends the whole job with an error instead of a hang.
 #![cfg(feature = "mpi")]
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,27 +15,15 @@ use wgformer::train::RunOptions;
 
 const STEPS: usize = 20;
 
+/// No dropout: its masks depend on a row's place in the batch, which sharding changes.
 fn write_config(dir: &Path, steps: usize) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let corpus = dir.join("corpus.txt");
-    let text: String = (0..80)
-        .map(|i| format!("line {i}: to be or not to be, that is the question.\n"))
-        .collect();
-    std::fs::write(&corpus, text).unwrap();
-    // No dropout: its masks depend on a row's place in the batch, which sharding changes.
-    let yaml = format!(
-        "tokenizer: {{kind: char}}\n\
-         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
-         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: 0.0, layer_drop_rate: 0.0, weight_tying: true, max_seq_len: 32}}\n\
-         train: {{seq_len: 32, batch_size: 4, max_steps: {steps}, eval_interval: 10, eval_batches: 2, seed: 3, out_dir: {}, log_interval: 1}}\n\
-         optimizer: {{kind: adamw, lr: 3e-3}}\n\
-         scheduler: {{kind: cosine, warmup_steps: 3, min_lr: 1e-4}}\n",
-        corpus.display(),
-        dir.join("run").display()
-    );
-    let path = dir.join("tiny.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    common::tiny_clm_config(
+        dir,
+        0.0,
+        &format!(
+            "max_steps: {steps}, eval_interval: 10, eval_batches: 2, seed: 3, log_interval: 1"
+        ),
+    )
 }
 
 /// The `train_clm` example built with MPI: the executable cargo reports for that build (the

@@ -4,6 +4,7 @@
 //! the end reproduces the losses of an uninterrupted run. Ctrl-C (SIGINT) and SIGTERM stop a
 //! run cleanly with its state saved (exit status 130); a second run on a directory in use is
 //! refused.
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,25 +19,13 @@ use wgformer::train::RunOptions;
 const STEPS: usize = 150;
 
 fn write_config(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let corpus = dir.join("corpus.txt");
-    let text: String = (0..80)
-        .map(|i| format!("line {i}: to be or not to be, that is the question.\n"))
-        .collect();
-    std::fs::write(&corpus, text).unwrap();
-    let yaml = format!(
-        "tokenizer: {{kind: char}}\n\
-         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
-         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: 0.1, layer_drop_rate: 0.0, weight_tying: true, max_seq_len: 32}}\n\
-         train: {{seq_len: 32, batch_size: 4, max_steps: {STEPS}, eval_interval: 1, eval_batches: 1, seed: 11, out_dir: {}, log_interval: 1}}\n\
-         optimizer: {{kind: adamw, lr: 3e-3}}\n\
-         scheduler: {{kind: cosine, warmup_steps: 3, min_lr: 1e-4}}\n",
-        corpus.display(),
-        dir.join("run").display()
-    );
-    let path = dir.join("tiny.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path
+    common::tiny_clm_config(
+        dir,
+        0.1,
+        &format!(
+            "max_steps: {STEPS}, eval_interval: 1, eval_batches: 1, seed: 11, log_interval: 1"
+        ),
+    )
 }
 
 /// The example binary: built next to the tests by `cargo test`, or built here.

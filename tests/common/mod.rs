@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use wgformer::gpu::{KernelPolicy, RowWidth};
 use wgformer::{Gpu, Tensor};
 
@@ -126,4 +127,29 @@ pub fn assert_matches_finite_differences(
     use wgformer::reference::finite_diff::{dot, numerical_grad};
     let numeric = numerical_grad(|x| dot(&f(x), w), x, 1e-5);
     assert_close(what, gpu_grad, &numeric, tol);
+}
+
+/// A tiny character-LM run in `dir`: a corpus of one repeated line and `tiny.yaml`, a one-layer
+/// model with `dropout`, writing to `dir/run`; `train` holds the `train` keys besides
+/// seq_len, batch_size and out_dir (steps, evaluation, seed, logging).
+pub fn tiny_clm_config(dir: &Path, dropout: f64, train: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let corpus = dir.join("corpus.txt");
+    let text: String = (0..80)
+        .map(|i| format!("line {i}: to be or not to be, that is the question.\n"))
+        .collect();
+    std::fs::write(&corpus, text).unwrap();
+    let yaml = format!(
+        "tokenizer: {{kind: char}}\n\
+         data: {{path: {}, val_fraction: 0.1, test_fraction: 0.1}}\n\
+         model: {{d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2, dropout: {dropout}, layer_drop_rate: 0.0, weight_tying: true, max_seq_len: 32}}\n\
+         train: {{seq_len: 32, batch_size: 4, out_dir: {}, {train}}}\n\
+         optimizer: {{kind: adamw, lr: 3e-3}}\n\
+         scheduler: {{kind: cosine, warmup_steps: 3, min_lr: 1e-4}}\n",
+        corpus.display(),
+        dir.join("run").display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
 }
