@@ -14,8 +14,6 @@ use std::process::ExitCode;
 use wgformer::config::AsrConfig;
 use wgformer::inference::{evaluate_checkpoint, Decoding, Rates, TestReport};
 use wgformer::train::asr::run_with;
-use wgformer::train::distributed;
-use wgformer::train::RunOptions;
 
 /// Train the speech recognizer a YAML config describes and test it, or (--evaluate) score a
 /// trained checkpoint on its config's test sets.
@@ -73,24 +71,18 @@ fn main() -> ExitCode {
             Err(e) => common::failure("train_asr", &e),
         };
     }
-    common::install_stop_handler("train_asr");
-    let path = args.train.config.as_deref().unwrap_or("configs/asr.yaml");
-    // One process, or one of `mpiexec -n N` with the `mpi` feature (data-parallel).
-    let world = match distributed::world() {
-        Ok(w) => w,
-        Err(e) => return common::failure("train_asr", &e),
-    };
-    let result = AsrConfig::load_with_overrides(path, &args.train.overrides).and_then(|config| {
-        let opts = RunOptions {
-            resume: args.train.resume,
-            verbose: true,
-            stop_after: None,
-        };
-        run_with(&config, &opts, world.as_ref())
-    });
+    let result = args
+        .train
+        .run("train_asr", "configs/asr.yaml", |path, opts, world| {
+            run_with(
+                &AsrConfig::load_with_overrides(path, &args.train.overrides)?,
+                opts,
+                world,
+            )
+        });
     match result {
-        Ok(_) if !world.is_root() => ExitCode::SUCCESS,
-        Ok(s) => {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(s)) => {
             if let Some(test) = &s.test {
                 println!(
                     "done: {} steps in {:.0} s; best validation score {:.2}% (CER; WER for Whisper)",
@@ -106,7 +98,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => common::failure("train_asr", &e),
+        Err(code) => code,
     }
 }
 

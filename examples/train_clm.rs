@@ -10,8 +10,6 @@ use clap::Parser;
 use std::process::ExitCode;
 use wgformer::config::Config;
 use wgformer::train::clm::run_with;
-use wgformer::train::distributed;
-use wgformer::train::RunOptions;
 
 /// Train the causal LM a YAML config describes; Ctrl-C or SIGTERM stops after the current
 /// step with the state saved (exit status 130), and --resume continues.
@@ -24,24 +22,17 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    common::install_stop_handler("train_clm");
-    let path = args.train.config.as_deref().unwrap_or("configs/clm.yaml");
-    // One process, or one of `mpiexec -n N` with the `mpi` feature (data-parallel).
-    let world = match distributed::world() {
-        Ok(w) => w,
-        Err(e) => return common::failure("train_clm", &e),
-    };
-    let result = Config::load_with_overrides(path, &args.train.overrides).and_then(|config| {
-        let opts = RunOptions {
-            resume: args.train.resume,
-            verbose: true,
-            stop_after: None,
-        };
-        run_with(&config, &opts, world.as_ref())
-    });
+    let result = args
+        .train
+        .run("train_clm", "configs/clm.yaml", |path, opts, world| {
+            run_with(
+                &Config::load_with_overrides(path, &args.train.overrides)?,
+                opts,
+                world,
+            )
+        });
     match result {
-        Ok(s) if s.already_finished || !world.is_root() => ExitCode::SUCCESS,
-        Ok(s) => {
+        Ok(Some(s)) if !s.already_finished => {
             println!(
                 "done: {} steps, {:.0} tokens/s; val char perplexity {:.3}, test {:.3}; unigram baseline {:.3}",
                 s.steps, s.tokens_per_second, s.val_char_perplexity, s.test_char_perplexity, s.unigram_char_perplexity
@@ -49,6 +40,7 @@ fn main() -> ExitCode {
             println!("metrics, plot and checkpoints in {}", s.out_dir.display());
             ExitCode::SUCCESS
         }
-        Err(e) => common::failure("train_clm", &e),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
 }

@@ -2,6 +2,7 @@
 //! status.
 
 use std::process::ExitCode;
+use wgformer::train::{distributed, Collective, RunOptions};
 
 /// `--config`, `--set` and `--resume`, flattened into each training example's arguments.
 #[derive(clap::Args, Debug)]
@@ -15,6 +16,34 @@ pub struct TrainArgs {
     /// Continue the run in train.out_dir from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
+}
+
+impl TrainArgs {
+    /// Run a training job as this process's part: install the stop handler, join the run (one
+    /// process, or one of `mpiexec -n N` with the `mpi` feature: data-parallel) and call `job`
+    /// with the config path (`default_config` without --config), the run options and the
+    /// collective. Ok(Some): the first process's summary, to print; Ok(None): another process,
+    /// which prints nothing; Err: the exit status of a failure, already reported.
+    pub fn run<S>(
+        &self,
+        program: &str,
+        default_config: &str,
+        job: impl FnOnce(&str, &RunOptions, &dyn Collective) -> wgformer::Result<S>,
+    ) -> Result<Option<S>, ExitCode> {
+        install_stop_handler(program);
+        let world = distributed::world().map_err(|e| failure(program, &e))?;
+        let opts = RunOptions {
+            resume: self.resume,
+            verbose: true,
+            stop_after: None,
+        };
+        let path = self.config.as_deref().unwrap_or(default_config);
+        match job(path, &opts, world.as_ref()) {
+            Ok(s) if world.is_root() => Ok(Some(s)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(failure(program, &e)),
+        }
+    }
 }
 
 /// Ctrl-C and SIGTERM stop a run after its current step with the state saved.
