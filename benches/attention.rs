@@ -223,7 +223,7 @@ fn main() {
                     t,
                     if causal { "causal" } else { "full" },
                     pass.name(),
-                    format!("{:?}", ops::AttentionKernel::for_adapter(&gpu, D, t)),
+                    format!("{:?}", ops::AttentionKernel::for_adapter(&gpu, D, t, t)),
                     text(fused),
                     text(unfused),
                     text(ratio),

@@ -1,4 +1,5 @@
-//! Attention, fused (both kernel variants: `Tiled` and the CPU-shaped `Rows`) and unfused:
+//! Attention, fused (every kernel variant: `Tiled`, the CPU-shaped `Rows` and `RowsSubgroup`,
+//! and `SplitKeys` for few queries against many keys) and unfused:
 //! forward and the gradients of q, k and v vs the CPU reference and vs each other, on shapes
 //! that straddle the kernels' blocks (Tiled: BLOCK = 64 rows for D <= 32, 32 for D = 64, 16 for
 //! D = 128; Rows: 8 rows per invocation, 8 invocations per workgroup), with every mask combination, cross-attention (Tq != Tk in
@@ -236,7 +237,8 @@ fn causal_self_attention_across_blocks_matches_reference() {
 
 #[test]
 fn single_query_decoding_sees_every_key_under_the_causal_mask() {
-    for tk in [1, 13, 70] {
+    // 70 and 100 keys: 3 and 4 chunks of SplitKeys, the last one partly filled.
+    for tk in [1, 13, 70, 100] {
         let c = Case::new(1, 2, 1, tk, 32).causal(true);
         check_case(&c);
         check_case(&c.clone().lens(&[(tk as u32).div_ceil(2)]));

@@ -2,7 +2,7 @@
 //! and dQ passes, in one of three kernel families (`AttentionKernel`), each compiled per head
 //! dim.
 
-use super::{check, lens_storage, AttentionKernel, AttentionMask, Dims, COMMON, WG};
+use super::{check, lens_storage, AttentionKernel, AttentionMask, Dims, COMMON, SPLIT_CHUNK, WG};
 use crate::error::{Error, Result};
 use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::ops::groups_for;
@@ -17,6 +17,7 @@ const DELTA: ShaderFile = shader_file!("attention/delta.wgsl");
 const ROWS: ShaderFile = shader_file!("attention/rows.wgsl");
 const ROWS_FETCH_PORTABLE: ShaderFile = shader_file!("attention/rows_fetch_portable.wgsl");
 const ROWS_FETCH_SUBGROUP: ShaderFile = shader_file!("attention/rows_fetch_subgroup.wgsl");
+const SPLIT_KEYS: ShaderFile = shader_file!("attention/split_keys.wgsl");
 
 /// Invocations per workgroup of the CPU-shaped kernels, and rows each invocation owns.
 const ROWS_WG: u32 = 8;
@@ -28,14 +29,21 @@ fn block_rows(d: usize) -> u32 {
     (2048 / d).min(64) as u32
 }
 
+/// Invocations per workgroup of the `SplitKeys` kernels.
+const SPLIT_WG: u32 = 32;
+
 /// One pass of `variant` for head dim `d`: entry `tiled` of tiled.wgsl, or `rows` of
 /// rows.wgsl with the portable row fetch, or `rows` + `_subgroup` with the subgroup one.
+/// `SplitKeys` runs no pass of these families (its forward is `split_keys_kernels`, its
+/// backward `backward_variant`'s), so `kernels` skips it; here it stands for `Tiled`.
 fn pass_kernel(d: usize, variant: AttentionKernel, entries: [&'static str; 3]) -> Kernel {
     let dv = (d / 4) as u32;
     match variant {
-        AttentionKernel::Tiled => Kernel::new(&[COMMON, TILED], entries[0])
-            .define("DV", dv)
-            .define("BLOCK", block_rows(d)),
+        AttentionKernel::Tiled | AttentionKernel::SplitKeys => {
+            Kernel::new(&[COMMON, TILED], entries[0])
+                .define("DV", dv)
+                .define("BLOCK", block_rows(d))
+        }
         AttentionKernel::Rows => Kernel::new(&[COMMON, ROWS, ROWS_FETCH_PORTABLE], entries[1])
             .define("DV", dv)
             .define("ROWS_WG", ROWS_WG),
@@ -58,6 +66,31 @@ fn forward_kernel(d: usize, variant: AttentionKernel) -> Kernel {
         .read(4)
         .read(5)
         .read(6)
+}
+
+/// The two passes of `SplitKeys`. Buffers: the partials (output sums, then (m, l) pairs),
+/// q, k, v, key_lens; then o, lse, the partials.
+fn split_keys_kernels(d: usize) -> [Kernel; 2] {
+    let kernel = |entry| {
+        Kernel::new(&[COMMON, SPLIT_KEYS], entry)
+            .define("DV", (d / 4) as u32)
+            .define("CHUNK", SPLIT_CHUNK as u32)
+            .define("WG", SPLIT_WG)
+    };
+    [
+        kernel("split_keys_partial")
+            .write(20)
+            .write(21)
+            .read(3)
+            .read(4)
+            .read(5)
+            .read(6),
+        kernel("split_keys_combine")
+            .write(1)
+            .write(2)
+            .read(22)
+            .read(23),
+    ]
 }
 
 /// Buffers: delta, o, dO.
@@ -113,11 +146,29 @@ pub(super) fn kernels() -> Vec<Kernel> {
         .flat_map(|&d| {
             AttentionKernel::ALL
                 .into_iter()
+                .filter(|&v| v != AttentionKernel::SplitKeys)
                 .flat_map(move |v| [forward_kernel(d, v), dkdv_kernel(d, v), dq_kernel(d, v)])
         })
         .collect();
     k.extend(ATTENTION_HEAD_DIMS.iter().map(|&d| delta_kernel(d)));
+    k.extend(
+        ATTENTION_HEAD_DIMS
+            .iter()
+            .flat_map(|&d| split_keys_kernels(d)),
+    );
     k
+}
+
+impl AttentionKernel {
+    /// The variant whose backward passes run after this forward: `SplitKeys` leaves lse as
+    /// the others do, so any fused backward fits; it takes the adapter's row kernel.
+    fn backward_variant(self, gpu: &crate::gpu::Gpu) -> AttentionKernel {
+        match self {
+            AttentionKernel::SplitKeys if gpu.is_cpu() => AttentionKernel::Rows,
+            AttentionKernel::SplitKeys => AttentionKernel::Tiled,
+            other => other,
+        }
+    }
 }
 
 impl Dims {
@@ -125,7 +176,7 @@ impl Dims {
     /// (`Tiled`) or per invocation (`Rows`).
     fn blocks(&self, rows: usize, variant: AttentionKernel) -> [u32; 3] {
         match variant {
-            AttentionKernel::Tiled => {
+            AttentionKernel::Tiled | AttentionKernel::SplitKeys => {
                 let per_head = rows.div_ceil(block_rows(self.d) as usize);
                 grid((self.b * self.h * per_head) as u32)
             }
@@ -150,7 +201,14 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Re
     // Shapes are checked by attention_with; here a malformed q just picks some variant.
     let dim = |i: usize| q.shape().get(i).copied().unwrap_or(0);
     let (tq, d) = (dim(2), dim(3));
-    attention_with(q, k, v, mask, AttentionKernel::for_adapter(q.gpu(), d, tq))
+    let tk = k.shape().get(2).copied().unwrap_or(0);
+    attention_with(
+        q,
+        k,
+        v,
+        mask,
+        AttentionKernel::for_adapter(q.gpu(), d, tq, tk),
+    )
 }
 
 /// [`attention`] through a chosen kernel variant (for tests and benchmarks).
@@ -165,22 +223,26 @@ pub fn attention_with(
     let gpu = q.gpu();
     let out = Tensor::empty(gpu, q.shape())?;
     let lse = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
-    gpu.dispatch(
-        &forward_kernel(dims.d, variant),
-        &dims.params(mask),
-        &[
-            out.storage(),
-            lse.storage(),
-            q.storage(),
-            k.storage(),
-            v.storage(),
-            lens_storage(mask, q),
-        ],
-        dims.blocks(dims.tq, variant),
-    )?;
+    if variant == AttentionKernel::SplitKeys {
+        split_keys_forward(&dims, mask, [q, k, v], &out, &lse)?;
+    } else {
+        gpu.dispatch(
+            &forward_kernel(dims.d, variant),
+            &dims.params(mask),
+            &[
+                out.storage(),
+                lse.storage(),
+                q.storage(),
+                k.storage(),
+                v.storage(),
+                lens_storage(mask, q),
+            ],
+            dims.blocks(dims.tq, variant),
+        )?;
+    }
     let saved = Saved {
         dims,
-        variant,
+        variant: variant.backward_variant(gpu),
         mask: mask.clone(),
         q: q.clone(),
         k: k.clone(),
@@ -191,6 +253,48 @@ pub fn attention_with(
         lse,
     };
     Ok(record(out, &[q, k, v], move |d_o| saved.backward(d_o)))
+}
+
+/// The `SplitKeys` forward: partial sums per (query row, chunk of keys), then their
+/// combination into `out` and `lse`.
+fn split_keys_forward(
+    dims: &Dims,
+    mask: &AttentionMask,
+    [q, k, v]: [&Tensor; 3],
+    out: &Tensor,
+    lse: &Tensor,
+) -> Result<()> {
+    let gpu = q.gpu();
+    let rows = dims.b * dims.h * dims.tq;
+    let pairs = rows * dims.tk.div_ceil(SPLIT_CHUNK);
+    let sums = Tensor::empty(gpu, &[pairs, dims.d])?;
+    let stats = Tensor::empty(gpu, &[pairs, 2])?;
+    let params = dims.params(mask);
+    let [partial, combine] = split_keys_kernels(dims.d);
+    gpu.dispatch(
+        &partial,
+        &params,
+        &[
+            sums.storage(),
+            stats.storage(),
+            q.storage(),
+            k.storage(),
+            v.storage(),
+            lens_storage(mask, q),
+        ],
+        groups_for(pairs, SPLIT_WG),
+    )?;
+    gpu.dispatch(
+        &combine,
+        &params,
+        &[
+            out.storage(),
+            lse.storage(),
+            sums.storage(),
+            stats.storage(),
+        ],
+        groups_for(rows, SPLIT_WG),
+    )
 }
 
 /// What the fused backward needs from the forward.

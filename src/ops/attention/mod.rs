@@ -28,6 +28,8 @@ const COMMON: ShaderFile = shader_file!("attention/common.wgsl");
 pub const ATTENTION_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
 /// Invocations per workgroup of the one-row-per-invocation kernels (delta, masked softmax).
 const WG: u32 = 64;
+/// Keys per chunk of the `SplitKeys` kernel.
+const SPLIT_CHUNK: usize = 32;
 
 /// The kernels that can compute the fused attention. Both give the same result (up to f32
 /// rounding); they differ in speed per adapter (benches/attention.rs measures them).
@@ -43,13 +45,18 @@ pub enum AttentionKernel {
     /// own 64 rows of one head and each loads one row of every block. Needs subgroups of at
     /// least 8 lanes ([`AttentionKernel::available`]).
     RowsSubgroup,
+    /// Forward only, for few queries against many keys (decoding): every (query, chunk of
+    /// keys) is an invocation, the chunks combined in a second pass (attention/split_keys.wgsl).
+    /// Its backward is the adapter's `Rows` or `Tiled` backward.
+    SplitKeys,
 }
 
 impl AttentionKernel {
-    pub const ALL: [AttentionKernel; 3] = [
+    pub const ALL: [AttentionKernel; 4] = [
         AttentionKernel::Tiled,
         AttentionKernel::Rows,
         AttentionKernel::RowsSubgroup,
+        AttentionKernel::SplitKeys,
     ];
 
     /// Whether this adapter can run the variant for head dim `d`. `RowsSubgroup` needs
@@ -61,12 +68,16 @@ impl AttentionKernel {
             || (d <= 64 && gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8)
     }
 
-    /// The kernel that measured fastest on this kind of adapter for head dim `d` and `tq`
-    /// queries: `Tiled` on GPUs; on CPU adapters `RowsSubgroup` from 64 queries on (its 8
-    /// lanes own 64 rows: with fewer, lanes idle, and one decoding query ran 1.5-1.8x slower
-    /// than `Rows`) where it is available, else `Rows`.
-    pub fn for_adapter(gpu: &crate::gpu::Gpu, d: usize, tq: usize) -> AttentionKernel {
-        if !gpu.is_cpu() {
+    /// The kernel that measured fastest on this kind of adapter for head dim `d`, `tq`
+    /// queries and `tk` keys: `SplitKeys` for one query against more than two of its chunks
+    /// of keys (Whisper tiny.en's decoder on lavapipe, 4 cross-attentions over 1,500 frames:
+    /// 41-43 ms per token against 52-54 with `Rows`); else `Tiled` on GPUs; on CPU adapters `RowsSubgroup`
+    /// from 64 queries on (its 8 lanes own 64 rows: with fewer, lanes idle, and one decoding
+    /// query ran 1.5-1.8x slower than `Rows`) where it is available, else `Rows`.
+    pub fn for_adapter(gpu: &crate::gpu::Gpu, d: usize, tq: usize, tk: usize) -> AttentionKernel {
+        if tq == 1 && tk > 2 * SPLIT_CHUNK {
+            AttentionKernel::SplitKeys
+        } else if !gpu.is_cpu() {
             AttentionKernel::Tiled
         } else if tq >= 64 && AttentionKernel::RowsSubgroup.available(gpu, d) {
             AttentionKernel::RowsSubgroup
