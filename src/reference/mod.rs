@@ -23,5 +23,6 @@ pub mod finite_diff;
 pub mod layer_norm;
 pub mod layout;
 pub mod matmul;
+pub mod matmul_half;
 pub mod reduce;
 pub mod softmax;

@@ -15,7 +15,7 @@ use crate::decode::{argmax, gather_rows, log_softmax, IncrementalDecoder};
 use crate::error::{Error, Result};
 use crate::models::whisper::Whisper;
 use crate::nn::CrossLayerCache;
-use crate::ops;
+use crate::ops::{self, HalfMatrix};
 use crate::tensor::Tensor;
 use std::cell::Cell;
 
@@ -29,6 +29,9 @@ pub struct WhisperDecoder<'a> {
     pub memory: &'a Tensor,
     pub tokens: &'a WhisperTokens,
     pub timestamps: bool,
+    /// The output projection in half precision, where the recognizer keeps one
+    /// (`WhisperRecognizer::output_half`); else the model's f32 token embedding.
+    pub output_half: Option<&'a HalfMatrix>,
     /// P(no speech) read at `<|startoftranscript|>` on the first step.
     no_speech_prob: Cell<Option<f64>>,
 }
@@ -52,7 +55,25 @@ impl<'a> WhisperDecoder<'a> {
             memory,
             tokens,
             timestamps,
+            output_half: None,
             no_speech_prob: Cell::new(None),
+        }
+    }
+
+    /// This decoder with the output projection read from `w` (the token embedding's values in
+    /// half precision).
+    pub fn with_output_half(self, w: Option<&'a HalfMatrix>) -> Self {
+        WhisperDecoder {
+            output_half: w,
+            ..self
+        }
+    }
+
+    /// Logits [B, T, V] of decoder outputs h [B, T, d].
+    fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        match self.output_half {
+            Some(w) => ops::matmul_half(&self.model.decoder_layer_norm.forward(h)?, w, None),
+            None => self.model.logits(h),
         }
     }
 
@@ -166,7 +187,7 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
             .decode_cached(&ids_t, self.memory, &mut state.caches)?; // [B, T_new, d]
         let v = self.model.config.vocab_size;
         let mut logits = if state.prompted {
-            self.model.logits(&h)?.to_vec()? // [B, 1, V]
+            self.logits(&h)?.to_vec()? // [B, 1, V]
         } else {
             // The prompt: the no-speech probability is read where `<|startoftranscript|>` is
             // (position 0), the next token at the last position.
@@ -179,7 +200,7 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
                 ],
                 1,
             )?;
-            let rows = self.model.logits(&both)?.to_vec()?; // [1, 2, V]
+            let rows = self.logits(&both)?.to_vec()?; // [1, 2, V]
             let p = self
                 .tokens
                 .no_speech

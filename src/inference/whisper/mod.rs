@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::inference::speech_presence::sounds_like_speech;
 use crate::models::whisper::{load_whisper, Whisper, WhisperExample, WhisperFormat};
+use crate::ops::HalfMatrix;
 use crate::tensor::Tensor;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -73,6 +74,11 @@ pub struct WhisperRecognizer {
     pub tokenizer: ByteBpe,
     pub tokens: WhisperTokens,
     pub format: WhisperFormat,
+    /// The output projection (the token embedding, vocab x d, read at every decoding step) in
+    /// half precision, made at load where every value of it is a half exactly (weights shipped
+    /// as f16, such as the CTranslate2 files): the same logits from half the bytes. `None`
+    /// for f32 weights that are not halves (a fine-tuned checkpoint).
+    pub output_half: Option<HalfMatrix>,
 }
 
 /// Time spent in `transcribe_timed`: the encoder over `windows` windows (recorded and run
@@ -122,11 +128,19 @@ impl WhisperRecognizer {
                 ),
             ));
         }
+        let table = model.embed_tokens.to_vec()?;
+        let d = model.config.d_model;
+        let output_half = if d.is_multiple_of(8) && HalfMatrix::is_exact(&table) {
+            Some(HalfMatrix::new(gpu, &table, model.config.vocab_size, d)?)
+        } else {
+            None
+        };
         Ok(WhisperRecognizer {
             model,
             tokenizer,
             tokens,
             format,
+            output_half,
         })
     }
 
@@ -234,7 +248,8 @@ impl WhisperRecognizer {
         timestamps: bool,
     ) -> Result<WindowResult> {
         let t = &self.tokens;
-        let dec = WhisperDecoder::new(&self.model, memory, t, timestamps);
+        let dec = WhisperDecoder::new(&self.model, memory, t, timestamps)
+            .with_output_half(self.output_half.as_ref());
         let prompt = t.prompt(timestamps);
         let max_new = self.model.config.max_target_positions - prompt.len();
         let (tokens, sum_logprob) = if opts.beam_width <= 1 {

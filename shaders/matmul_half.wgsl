@@ -1,0 +1,82 @@
+// x @ W^T (+ bias) with the weight W held in half precision: the projections of a pretrained
+// model whose weights were shipped as f16 (Whisper's CTranslate2 files) keep that precision on
+// the device, so a decoding step reads half the bytes (its output projection alone is
+// 51,864 x 384 weights per token). Values are widened to f32 as they are read; every sum is
+// f32. Launched by src/ops/matmul_half.rs; reference: src/reference/matmul_half.rs.
+//
+// x is [M, K] row-major f32 (M: a handful of rows, one per decoding sequence); W is [N, K]
+// (a Linear layer's weight: row j holds output j's weights) stored as pairs of halves in u32
+// (unpack2x16float order: element 2i in the low 16 bits); K is a multiple of 8. C is [M, N].
+// Backward: dx = dC @ W (W is frozen: no gradient for it).
+
+struct Params {
+    m: u32,
+    k: u32,
+    n: u32,
+    // 1: add bias[j] to every output of column j.
+    has_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// forward
+@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
+// W as 8 halves per element (forward) and as 2 halves per element (backward).
+@group(0) @binding(3) var<storage, read> w8: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+// backward
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<storage, read> dc: array<f32>;
+@group(0) @binding(7) var<storage, read> w2: array<u32>;
+
+fn first4(h: vec4<u32>) -> vec4<f32> {
+    return vec4(unpack2x16float(h.x), unpack2x16float(h.y));
+}
+fn last4(h: vec4<u32>) -> vec4<f32> {
+    return vec4(unpack2x16float(h.z), unpack2x16float(h.w));
+}
+
+fn invocation(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+// One column j per invocation, against every row of x in turn: consecutive invocations read
+// consecutive rows of W (one load of 16 bytes per 8 weights) and the same row of x.
+@compute @workgroup_size(WG)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = invocation(gid, nwg);
+    if (j >= p.n) { return; }
+    let octs = p.k / 8u;
+    let w0 = j * octs;
+    var b = 0.0;
+    if (p.has_bias != 0u) {
+        b = bias[j];
+    }
+    for (var i = 0u; i < p.m; i++) {
+        let x0 = i * octs * 2u;
+        var acc0 = vec4(0.0);
+        var acc1 = vec4(0.0);
+        for (var o = 0u; o < octs; o++) {
+            let w = w8[w0 + o];
+            acc0 = fma(x4[x0 + 2u * o], first4(w), acc0);
+            acc1 = fma(x4[x0 + 2u * o + 1u], last4(w), acc1);
+        }
+        let acc = acc0 + acc1;
+        c[i * p.n + j] = (acc.x + acc.y) + (acc.z + acc.w) + b;
+    }
+}
+
+// dx[i, kk] = sum_j dC[i, j] W[j, kk], one output per invocation.
+@compute @workgroup_size(WG)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = invocation(gid, nwg);
+    if (e >= p.m * p.k) { return; }
+    let i = e / p.k;
+    let kk = e % p.k;
+    var acc = 0.0;
+    for (var j = 0u; j < p.n; j++) {
+        let pair = unpack2x16float(w2[(j * p.k + kk) / 2u]);
+        acc = fma(dc[i * p.n + j], select(pair.x, pair.y, kk % 2u == 1u), acc);
+    }
+    dx[e] = acc;
+}
