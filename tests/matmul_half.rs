@@ -13,7 +13,7 @@ use wgformer::Tensor;
 fn kernels() -> Vec<bool> {
     let g = gpu();
     let mut k = vec![false];
-    if g.has_subgroups() && g.inner().info.subgroup_min_size >= 8 {
+    if g.has_subgroups_of(8) {
         k.push(true);
     }
     k

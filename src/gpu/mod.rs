@@ -261,6 +261,12 @@ impl Gpu {
         self.0.features.contains(wgpu::Features::SUBGROUP)
     }
 
+    /// Whether kernels that broadcast from `lanes` lanes run here: subgroups, and none
+    /// narrower than `lanes`.
+    pub fn has_subgroups_of(&self, lanes: u32) -> bool {
+        self.has_subgroups() && self.0.info.subgroup_min_size >= lanes
+    }
+
     pub fn counters(&self) -> Counters {
         let s = self.state();
         let mut c = s.counters;

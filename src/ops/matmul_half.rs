@@ -97,7 +97,7 @@ impl HalfMatrix {
 /// Gradients reach x only.
 pub fn matmul_half(x: &Tensor, w: &HalfMatrix, bias: Option<&Tensor>) -> Result<Tensor> {
     let gpu = x.gpu();
-    let subgroups = gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8;
+    let subgroups = gpu.has_subgroups_of(8);
     matmul_half_with(x, w, bias, subgroups)
 }
 
@@ -110,7 +110,7 @@ pub fn matmul_half_with(
     subgroups: bool,
 ) -> Result<Tensor> {
     let gpu = x.gpu();
-    if subgroups && !(gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8) {
+    if subgroups && !gpu.has_subgroups_of(8) {
         return Err(Error::Gpu(
             "matmul_half: forward_subgroup needs subgroups of at least 8 lanes".into(),
         ));

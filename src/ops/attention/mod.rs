@@ -64,8 +64,7 @@ impl AttentionKernel {
     /// its kernels at D = 32 and ~70 s at D = 64 (once per machine: Mesa caches the result on
     /// disk), about 4x per doubling, so D = 128 is left to `Rows`.
     pub fn available(self, gpu: &crate::gpu::Gpu, d: usize) -> bool {
-        self != AttentionKernel::RowsSubgroup
-            || (d <= 64 && gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8)
+        self != AttentionKernel::RowsSubgroup || (d <= 64 && gpu.has_subgroups_of(8))
     }
 
     /// The kernel that measured fastest on this kind of adapter for head dim `d`, `tq`

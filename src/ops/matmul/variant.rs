@@ -9,7 +9,7 @@ use crate::tensor::Tensor;
 
 /// Whether `gpu` can run the subgroup kernel: it broadcasts from 8 lanes.
 fn subgroup_kernel_fits(gpu: &Gpu) -> bool {
-    gpu.has_subgroups() && gpu.inner().info.subgroup_min_size >= 8
+    gpu.has_subgroups_of(8)
 }
 
 /// Below this many multiply-adds the packing dispatches cost more than they save.
