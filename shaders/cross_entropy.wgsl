@@ -62,8 +62,9 @@ fn row_loss_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     if (row >= p.rows) { return; }
     let base = row * p.vocab;
 
-    // -3.4e38 rather than -inf: WGSL has no infinity literal.
-    var m = -3.4028235e38;
+    // -f32::MAX (in hex: Chromium refuses its decimal forms, which round above it) rather
+    // than -inf: WGSL has no infinity literal.
+    var m = -0x1.fffffep+127f;
     for (var j = lid; j < p.vocab; j += WG) {
         m = max(m, logits[base + j]);
     }

@@ -103,7 +103,7 @@ fn log_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let row = wid.x + wid.y * nwg.x;
     if (row >= p.batch * p.time) { return; }
     let base = row * p.vocab;
-    var m = -3.4028235e38;
+    var m = -0x1.fffffep+127f;
     for (var v = lid; v < p.vocab; v += WG) {
         m = max(m, logits[base + v]);
     }

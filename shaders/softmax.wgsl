@@ -31,9 +31,10 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (row >= p.rows) { return; }
     let base = row * p.cols;
 
-    // -3.4e38 rather than -inf: WGSL has no infinity literal. Lanes with no column keep it and
+    // -f32::MAX (in hex: Chromium refuses its decimal forms, which round above it) rather
+    // than -inf: WGSL has no infinity literal. Lanes with no column keep it and
     // lose every max against a real value.
-    var m = -3.4028235e38;
+    var m = -0x1.fffffep+127f;
     for (var c = lid; c < p.cols; c += WG) {
         m = max(m, x[base + c]);
     }

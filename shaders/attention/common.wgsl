@@ -41,7 +41,8 @@ struct Params {
 }
 
 // Start value of a running max; loses every max against a real score (no -inf in WGSL).
-const NEG_BIG: f32 = -3.4028235e38;
+// -f32::MAX written in hex: its decimal forms round above it, which Chromium's compiler refuses.
+const NEG_BIG: f32 = -0x1.fffffep+127f;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // forward

@@ -229,7 +229,8 @@ fn forward_rows_body(bh: u32, i0: u32, lane: u32) {
         let ka = rows4(bh * p.tk, j0, p.tk);
         let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
         let mine = bh * p.tk + min(j0 + lane, p.tk - 1u);
-        var s: Block8;
+        // Zeroed explicitly each block (SwiftShader, under Chromium, kept the last block's).
+        var s = Block8();
         for (var c = 0u; c < DV; c++) {
             let kq = fetch_k(ka, kb, mine, c);
             let qt = own_q(qa, qb, c);
@@ -282,8 +283,9 @@ fn backward_dq_rows_body(bh: u32, i0: u32, lane: u32) {
         let ka = rows4(bh * p.tk, j0, p.tk);
         let kb = rows4(bh * p.tk, j0 + 4u, p.tk);
         let mine = bh * p.tk + min(j0 + lane, p.tk - 1u);
-        var s: Block8;
-        var dp: Block8;
+        // Zeroed explicitly each block (SwiftShader, under Chromium, kept the last block's).
+        var s = Block8();
+        var dp = Block8();
         for (var c = 0u; c < DV; c++) {
             let kq = fetch_k(ka, kb, mine, c);
             let vq = fetch_v(ka, kb, mine, c);
@@ -327,8 +329,9 @@ fn backward_dkdv_rows_body(bh: u32, j0: u32, lane: u32) {
         let qb = rows4(bh * p.tq, i0 + 4u, p.tq);
         let mine = bh * p.tq + min(i0 + lane, p.tq - 1u);
         let qs = fetch_query_stats(b, i0, qa, qb, lane);
-        var s: Block8;
-        var dp: Block8;
+        // Zeroed explicitly each block (SwiftShader, under Chromium, kept the last block's).
+        var s = Block8();
+        var dp = Block8();
         for (var c = 0u; c < DV; c++) {
             let qq = fetch_q(qa, qb, mine, c);
             let dq = fetch_do(qa, qb, mine, c);

@@ -43,8 +43,6 @@ fn stage_q_do(bh: u32, r0: u32, t: u32) {
 struct QueryRow {
     bh: u32,
     owns_row: bool,
-    // Keys the block's last query sees (the most of any in the block): tiles past it are skipped.
-    block_limit: u32,
     // Keys this query sees; 0 past the last query.
     limit: u32,
     // Global row of q / o / lse; invocations past the last query read the last row and write
@@ -58,8 +56,17 @@ fn query_row(group: u32, q_blocks: u32, t: u32) -> QueryRow {
     let q0 = (group % q_blocks) * BLOCK;
     let i = q0 + t;
     let owns_row = i < p.tq;
-    return QueryRow(bh, owns_row, key_limit(b, min(q0 + BLOCK, p.tq) - 1u),
-                    select(0u, key_limit(b, i), owns_row), bh * p.tq + min(i, p.tq - 1u));
+    return QueryRow(bh, owns_row, select(0u, key_limit(b, i), owns_row),
+                    bh * p.tq + min(i, p.tq - 1u));
+}
+
+// Keys the last query of workgroup `group` sees (the most of any in the block): tiles past it
+// are skipped. Kept apart from QueryRow because the loops with barriers run up to it: it is the
+// same for the whole workgroup, which WGSL's uniformity analysis (strict in Chromium) must see.
+fn block_key_limit(group: u32, q_blocks: u32) -> u32 {
+    let bh = group / q_blocks;
+    let q0 = (group % q_blocks) * BLOCK;
+    return key_limit(bh / p.heads, min(q0 + BLOCK, p.tq) - 1u);
 }
 
 // One workgroup per BLOCK queries of one (b, h); invocation t owns query q0 + t.
@@ -74,6 +81,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let r = query_row(group, q_blocks, t);
     let row = r.row;
     let limit = r.limit;
+    let block_limit = block_key_limit(group, q_blocks);
 
     // The query row, pre-multiplied by c so that q_row . k_j is the score.
     var q_row: array<vec4<f32>, DV>;
@@ -86,11 +94,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var l = 0.0;
     var s: array<f32, BLOCK>;
 
-    for (var k0 = 0u; k0 < r.block_limit; k0 += BLOCK) {
+    for (var k0 = 0u; k0 < block_limit; k0 += BLOCK) {
         stage_kv(r.bh, k0, t);
         workgroupBarrier();
         // Keys of this tile that some row of the block sees; this row sees those below `limit`.
-        let n = min(BLOCK, r.block_limit - k0);
+        let n = min(BLOCK, block_limit - k0);
         var tile_max = NEG_BIG;
         for (var j = 0u; j < n; j++) {
             var score = 0.0;
@@ -210,6 +218,7 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let r = query_row(group, q_blocks, t);
     let row = r.row;
     let limit = r.limit;
+    let block_limit = block_key_limit(group, q_blocks);
     let lse_i = lse[row];
     let delta_i = delta[row];
 
@@ -222,10 +231,10 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         dq[c] = vec4(0.0);
     }
 
-    for (var k0 = 0u; k0 < r.block_limit; k0 += BLOCK) {
+    for (var k0 = 0u; k0 < block_limit; k0 += BLOCK) {
         stage_kv(r.bh, k0, t);
         workgroupBarrier();
-        let n = min(BLOCK, r.block_limit - k0);
+        let n = min(BLOCK, block_limit - k0);
         for (var j = 0u; j < n; j++) {
             var score = 0.0;
             var dp = 0.0;
