@@ -114,16 +114,25 @@ impl AdamW {
     /// Read back what `clip_step_zero` returned (the step's one readback) and, when the GPU
     /// skipped the step, take it back out of the step counts.
     pub fn read_step_report(&mut self, report: &Tensor) -> Result<StepReport> {
-        let values = report.to_vec()?;
+        Ok(self.take_step_report(&report.to_vec()?))
+    }
+
+    /// `read_step_report` as a future (a browser page awaits the readback).
+    pub async fn read_step_report_async(&mut self, report: &Tensor) -> Result<StepReport> {
+        Ok(self.take_step_report(&report.to_vec_async().await?))
+    }
+
+    /// The report from the values of `clip_step_zero`'s tensor: [norm, clip coefficient, loss].
+    fn take_step_report(&mut self, values: &[f32]) -> StepReport {
         let skipped = values[1] == 0.0;
         if skipped {
             self.undo_step_count();
         }
-        Ok(StepReport {
+        StepReport {
             grad_norm: values[0],
             loss: values[2],
             skipped,
-        })
+        }
     }
 
     /// Take the last step back out of the per-parameter step counts, after the GPU skipped it

@@ -201,6 +201,21 @@ impl Tensor {
         self.gpu().read(&self.0.storage)
     }
 
+    /// `to_vec` as a future (a browser page awaits it; natively it is ready at once).
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        if self.0.dtype != DType::F32 {
+            return Err(Error::shape(
+                "Tensor::to_vec_async",
+                "tensor holds u32; use to_vec_u32_async",
+            ));
+        }
+        self.gpu().read_async(&self.0.storage).await
+    }
+
+    pub async fn to_vec_u32_async(&self) -> Result<Vec<u32>> {
+        self.gpu().read_async(&self.0.storage).await
+    }
+
     /// Overwrite the values in place (loading a checkpoint). Lengths must match.
     pub fn copy_from_slice(&self, data: &[f32]) -> Result<()> {
         if data.len() != self.numel() || self.dtype() != DType::F32 {
@@ -221,6 +236,17 @@ impl Tensor {
             ));
         }
         Ok(self.to_vec()?[0])
+    }
+
+    /// `to_scalar` as a future.
+    pub async fn to_scalar_async(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape(
+                "Tensor::to_scalar_async",
+                format!("shape {:?} is not one value", self.shape()),
+            ));
+        }
+        Ok(self.to_vec_async().await?[0])
     }
 
     /// The same storage under another shape (no copy). One dimension may be `usize::MAX`

@@ -13,7 +13,9 @@ use crate::tensor::Tensor;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-pub use tensors::{tensors_from_bytes, tensors_to_bytes, NamedArrays};
+pub use tensors::{
+    named_params, tensors_from_bytes, tensors_to_bytes, tensors_to_bytes_async, NamedArrays,
+};
 
 pub const PARAMS_FILE: &str = "model.safetensors";
 const LATEST: &str = "latest";

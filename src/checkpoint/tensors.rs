@@ -10,19 +10,37 @@ use std::path::Path;
 
 /// Serialise named tensors to safetensors bytes (reads them back from the GPU).
 pub fn tensors_to_bytes(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>> {
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, t) in tensors {
-        let data: Vec<f32> = t.to_vec()?;
-        owned.push((
-            name.clone(),
-            t.shape().to_vec(),
-            bytemuck::cast_slice(&data).to_vec(),
-        ));
+    let mut values = Vec::with_capacity(tensors.len());
+    for (_, t) in tensors {
+        values.push(t.to_vec()?);
     }
-    let views = owned
+    serialize(tensors, &values)
+}
+
+/// `tensors_to_bytes` with its readbacks awaited (a browser page).
+pub async fn tensors_to_bytes_async(tensors: &[(String, &Tensor)]) -> Result<Vec<u8>> {
+    let mut values = Vec::with_capacity(tensors.len());
+    for (_, t) in tensors {
+        values.push(t.to_vec_async().await?);
+    }
+    serialize(tensors, &values)
+}
+
+/// Parameters under their own names (PyTorch's), tied ones once: a model's safetensors.
+pub fn named_params(params: &[Tensor]) -> Vec<(String, &Tensor)> {
+    params
         .iter()
-        .map(|(n, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
+        .map(|p| (p.name().unwrap_or_default().to_string(), p))
+        .collect()
+}
+
+/// The safetensors bytes of `tensors` (names and shapes) holding `values`, f32.
+fn serialize(tensors: &[(String, &Tensor)], values: &[Vec<f32>]) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .zip(values)
+        .map(|((n, t), data)| {
+            TensorView::new(Dtype::F32, t.shape().to_vec(), bytemuck::cast_slice(data))
                 .map(|v| (n.clone(), v))
                 .map_err(|e| Error::Gpu(format!("safetensors view of {n}: {e}")))
         })

@@ -13,7 +13,7 @@ pub use beam::{beam_search, joint_beam_search, BeamConfig};
 pub use ctc::ctc_greedy;
 pub use ctc_prefix::{CtcPrefixScorer, PrefixState};
 pub use lm::{CausalLmDecoder, Recompute};
-pub use sampling::{greedy, greedy_batch, sample, SamplingConfig};
+pub use sampling::{greedy, greedy_batch, sample, Sampler, SamplingConfig};
 pub use speech::{Boundary, ShallowFusion, SpeechDecoder, SpeechState};
 
 use crate::error::Result;
@@ -55,8 +55,13 @@ pub fn log_softmax(v: &[f32]) -> Vec<f64> {
 
 /// Logits of the last position: [B, T, V] -> CPU [B * V].
 pub(crate) fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
+    last_position_tensor(logits)?.to_vec()
+}
+
+/// Logits of the last position, on the GPU: [B, T, V] -> [B, 1, V].
+pub(crate) fn last_position_tensor(logits: &Tensor) -> Result<Tensor> {
     let t = logits.shape()[1];
-    ops::slice(logits, 1, t - 1, 1)?.to_vec()
+    ops::slice(logits, 1, t - 1, 1)
 }
 
 /// Rows `idx` of `t` along its first dim (a cache re-ordered for beam search): [B, ...] ->

@@ -90,34 +90,59 @@ pub fn sample<D: IncrementalDecoder>(
     prompt: &[u32],
     cfg: &SamplingConfig,
 ) -> Result<Vec<u32>> {
-    if prompt.is_empty() {
-        return Err(Error::shape(
-            "sample",
-            "the prompt needs at least one token (e.g. [SOS])",
-        ));
-    }
-    let mut rng = SplitMix64::new(cfg.seed);
+    let mut sampler = Sampler::new(prompt, cfg)?;
     let mut state = model.start(1)?;
-    let mut history = prompt.to_vec();
-    let mut out = Vec::new();
     let mut logits = model.step(&mut state, prompt, 1)?;
-    for _ in 0..cfg.max_new_tokens {
-        penalise_repeats(&mut logits, &history, cfg.repetition_penalty);
-        let next = if cfg.temperature <= 0.0 {
-            argmax(&logits) as u32
-        } else {
-            draw(&logits, cfg, &mut rng)
-        };
-        out.push(next);
-        history.push(next);
-        if Some(next) == cfg.eos {
-            break;
-        }
-        if out.len() < cfg.max_new_tokens {
-            logits = model.step(&mut state, &[next], 1)?;
-        }
+    while let Some(next) = sampler.choose(&mut logits) {
+        logits = model.step(&mut state, &[next], 1)?;
     }
-    Ok(out)
+    Ok(sampler.tokens)
+}
+
+/// The choices of `sample`, one token at a time, apart from the model's steps: whoever runs
+/// the model (blocking, or awaiting each readback in a browser page) feeds it the logits.
+pub struct Sampler {
+    cfg: SamplingConfig,
+    rng: SplitMix64,
+    history: Vec<u32>,
+    /// The tokens chosen so far.
+    pub tokens: Vec<u32>,
+}
+
+impl Sampler {
+    pub fn new(prompt: &[u32], cfg: &SamplingConfig) -> Result<Sampler> {
+        if prompt.is_empty() {
+            return Err(Error::shape(
+                "sample",
+                "the prompt needs at least one token (e.g. [SOS])",
+            ));
+        }
+        Ok(Sampler {
+            cfg: cfg.clone(),
+            rng: SplitMix64::new(cfg.seed),
+            history: prompt.to_vec(),
+            tokens: Vec::new(),
+        })
+    }
+
+    /// Choose the next token from the logits of the last step. Returns it when the model
+    /// must be stepped on it for the next choice; None when sampling is over (`eos` chosen,
+    /// which is kept, or `max_new_tokens` reached).
+    pub fn choose(&mut self, logits: &mut [f32]) -> Option<u32> {
+        if self.tokens.len() >= self.cfg.max_new_tokens {
+            return None;
+        }
+        penalise_repeats(logits, &self.history, self.cfg.repetition_penalty);
+        let next = if self.cfg.temperature <= 0.0 {
+            argmax(logits) as u32
+        } else {
+            draw(logits, &self.cfg, &mut self.rng)
+        };
+        self.tokens.push(next);
+        self.history.push(next);
+        let more = Some(next) != self.cfg.eos && self.tokens.len() < self.cfg.max_new_tokens;
+        more.then_some(next)
+    }
 }
 
 fn penalise_repeats(logits: &mut [f32], history: &[u32], penalty: f32) {

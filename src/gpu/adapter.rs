@@ -31,20 +31,22 @@ fn describe(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
 }
 
-fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+async fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;
     let instance = wgpu::Instance::new(desc);
-    pollster::block_on(instance.enumerate_adapters(backends))
+    instance.enumerate_adapters(backends).await
 }
 
-pub(crate) fn choose_adapter() -> Result<wgpu::Adapter> {
+/// In a browser page (wasm32) the only adapter is the one WebGPU hands out, and the
+/// environment variables below do not exist, so the same ranking returns it.
+pub(crate) async fn choose_adapter() -> Result<wgpu::Adapter> {
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
     // Look at the primary backends first; GL only when they have nothing (or is asked for),
     // which also spares the user GL's start-up cost and its warnings.
-    let mut adapters = enumerate(backends & wgpu::Backends::PRIMARY);
+    let mut adapters = enumerate(backends & wgpu::Backends::PRIMARY).await;
     if adapters.is_empty() && backends.contains(wgpu::Backends::GL) {
-        adapters = enumerate(wgpu::Backends::GL);
+        adapters = enumerate(wgpu::Backends::GL).await;
     }
     if adapters.is_empty() {
         return Err(Error::NoAdapter {
@@ -106,22 +108,27 @@ pub(crate) fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
     adapter.features() & optional
 }
 
-pub(crate) fn open_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
+/// A device on `adapter` with `limits` (at most the adapter's own).
+pub(crate) async fn open_device(
+    adapter: &wgpu::Adapter,
+    limits: wgpu::Limits,
+) -> Result<(wgpu::Device, wgpu::Queue)> {
     let info = adapter.get_info();
-    // Ask for the adapter's real limits: the defaults cap storage bindings at 128 MiB and, on
-    // lavapipe, workgroup memory at 16 KiB and invocations at 256.
     let desc = wgpu::DeviceDescriptor {
         label: Some("wgformer"),
         required_features: wanted_features(adapter),
-        required_limits: adapter.limits(),
+        required_limits: limits,
         experimental_features: wgpu::ExperimentalFeatures::disabled(),
         memory_hints: wgpu::MemoryHints::Performance,
         trace: wgpu::Trace::Off,
     };
-    pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Device {
-        adapter: describe(&info),
-        reason: e.to_string(),
-    })
+    adapter
+        .request_device(&desc)
+        .await
+        .map_err(|e| Error::Device {
+            adapter: describe(&info),
+            reason: e.to_string(),
+        })
 }
 
 pub(crate) fn describe_adapter(info: &wgpu::AdapterInfo) -> String {

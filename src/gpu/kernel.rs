@@ -165,7 +165,7 @@ impl Kernel {
     }
 
     /// `validate`, returning what the pipeline needs to know of the shader.
-    pub(crate) fn reflect(&self) -> Result<Reflection> {
+    pub fn reflect(&self) -> Result<Reflection> {
         let text = self.wgsl();
         let module = naga::front::wgsl::parse_str(&text)
             .map_err(|e| self.error_at(e.location(&text), &e.emit_to_string(&text)))?;
@@ -185,13 +185,21 @@ impl Kernel {
         };
         // The globals this entry point (and every function it calls) touches.
         let uses = info.get_entry_point(index);
+        let mut layouter = naga::proc::Layouter::default();
+        layouter
+            .update(module.to_ctx())
+            .map_err(|e| self.error(format!("laying out its types: {e}")))?;
         let mut storage = Vec::new();
         let mut params_bytes = None;
+        let mut workgroup_bytes = 0;
         for (handle, var) in module.global_variables.iter() {
-            let Some(slot) = &var.binding else { continue };
             if uses[handle].is_empty() {
                 continue;
             }
+            if var.space == naga::AddressSpace::WorkGroup {
+                workgroup_bytes += layouter[var.ty].size;
+            }
+            let Some(slot) = &var.binding else { continue };
             let name = var.name.clone().unwrap_or_default();
             if slot.group != 0 {
                 return Err(self.error(format!(
@@ -221,7 +229,11 @@ impl Kernel {
             }
         }
         self.check_bindings(&storage)?;
-        Ok(Reflection { params_bytes })
+        Ok(Reflection {
+            params_bytes,
+            workgroup_bytes,
+            invocations: module.entry_points[index].workgroup_size.iter().product(),
+        })
     }
 
     /// `bindings` against the storage bindings the entry point uses (`used`).
@@ -285,9 +297,13 @@ impl Kernel {
 }
 
 /// What a pipeline needs to know of its shader beyond the text.
-pub(crate) struct Reflection {
+pub struct Reflection {
     /// Bytes of the uniform `Params` at @binding(0), where the entry point reads it.
     pub params_bytes: Option<u32>,
+    /// Bytes of the `var<workgroup>` arrays the entry point touches.
+    pub workgroup_bytes: u32,
+    /// Invocations per workgroup (the product of `@workgroup_size`).
+    pub invocations: u32,
 }
 
 /// A storage buffer the entry point touches, as the shader declares it.

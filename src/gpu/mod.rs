@@ -7,13 +7,14 @@
 //! that flushes, besides a safety valve after `MAX_BATCH` dispatches.
 
 mod adapter;
+mod callback;
 mod kernel;
 mod policy;
 mod pool;
 mod profile;
 
 pub(crate) use kernel::shader_file;
-pub use kernel::{grid, Kernel, ShaderFile};
+pub use kernel::{grid, Kernel, Reflection, ShaderFile};
 pub use policy::{
     default_tune_cache, AttentionPath, KernelPolicy, MatmulVariant, RowWidth, Tuning,
 };
@@ -25,6 +26,7 @@ use pool::{BufferPool, PooledBuffer};
 use profile::Profile;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use wgpu::Limits;
 
 /// Flush automatically after this many recorded dispatches (bounds memory for huge graphs).
 const MAX_BATCH: usize = 8192;
@@ -124,7 +126,15 @@ struct State {
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     counters: Counters,
     profile: Profile,
+    /// In a browser page: pipelines whose compilation errors have not been awaited yet.
+    #[cfg(target_arch = "wasm32")]
+    compiling: Vec<(&'static str, &'static str, PendingScope)>,
 }
+
+/// The answer of a popped error scope.
+#[cfg(target_arch = "wasm32")]
+type PendingScope =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>> + Send>>;
 
 pub struct GpuInner {
     pub device: wgpu::Device,
@@ -147,11 +157,21 @@ pub struct Gpu(Arc<GpuInner>);
 
 static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 
+/// Why the blocking calls fail in a browser page, and what to call instead.
+const BLOCKING_IN_BROWSER: &str = "a browser page cannot block its thread to wait for the GPU: \
+    open the device with Gpu::new_async and read tensors with Tensor::to_vec_async";
+
 impl Gpu {
     /// Open the best adapter (see `adapter.rs` for the choice and its environment overrides),
-    /// with the kernel policy the environment asks for (`KernelPolicy::from_env`).
+    /// with the kernel policy the environment asks for (`KernelPolicy::from_env`). Blocks
+    /// until the device is open: in a browser page use [`Gpu::new_async`].
     pub fn new() -> Result<Gpu> {
         Gpu::open(None, KernelPolicy::from_env()?)
+    }
+
+    /// `new` without blocking: what a browser page awaits (it may not block its thread).
+    pub async fn new_async() -> Result<Gpu> {
+        Gpu::open_async(None, KernelPolicy::from_env()?).await
     }
 
     /// A device of its own with `policy`, whatever the environment says: how tests and
@@ -163,13 +183,47 @@ impl Gpu {
     /// `new`, with buffers refused above `max_bytes` instead of the adapter's storage-binding
     /// limit: how tests exercise both sides of the limit without gigabyte tensors.
     pub fn with_binding_limit(max_bytes: u64) -> Result<Gpu> {
-        Gpu::open(Some(max_bytes), KernelPolicy::from_env()?)
+        let cap = wgpu::Limits {
+            max_storage_buffer_binding_size: max_bytes,
+            ..Limits::unlimited()
+        };
+        Gpu::open(Some(cap), KernelPolicy::from_env()?)
     }
 
-    fn open(binding_cap: Option<u64>, policy: KernelPolicy) -> Result<Gpu> {
-        let adapter = adapter::choose_adapter()?;
+    /// `new`, with the device opened under `limits` where they are below the adapter's own:
+    /// `wgpu::Limits::default()` is what every WebGPU implementation must offer (8 storage
+    /// buffers per shader stage, 16 KiB of workgroup memory, 128 MiB per binding), so a test
+    /// on a bigger adapter runs the kernels a small browser adapter would.
+    pub fn with_limits(limits: wgpu::Limits) -> Result<Gpu> {
+        Gpu::open(Some(limits), KernelPolicy::from_env()?)
+    }
+
+    /// `with_limits` without blocking (a browser page).
+    pub async fn with_limits_async(limits: wgpu::Limits) -> Result<Gpu> {
+        Gpu::open_async(Some(limits), KernelPolicy::from_env()?).await
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn open(cap: Option<wgpu::Limits>, policy: KernelPolicy) -> Result<Gpu> {
+        pollster::block_on(Gpu::open_async(cap, policy))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn open(_cap: Option<wgpu::Limits>, _policy: KernelPolicy) -> Result<Gpu> {
+        Err(Error::Gpu(BLOCKING_IN_BROWSER.into()))
+    }
+
+    /// The device, with the adapter's own limits (the defaults would cap storage bindings at
+    /// 128 MiB and, on lavapipe, workgroup memory at 16 KiB and invocations at 256), lowered
+    /// to `cap` where it asks for less.
+    async fn open_async(cap: Option<wgpu::Limits>, policy: KernelPolicy) -> Result<Gpu> {
+        let adapter = adapter::choose_adapter().await?;
         let info = adapter.get_info();
-        let (device, queue) = adapter::open_device(&adapter)?;
+        let wanted = match &cap {
+            Some(cap) => adapter.limits().or_worse_values_from(cap),
+            None => adapter.limits(),
+        };
+        let (device, queue) = adapter::open_device(&adapter, wanted).await?;
         log::info!("wgformer: using {}", adapter::describe_adapter(&info));
         let fault: Arc<Mutex<Option<String>>> = Arc::default();
         let record_fault = |f: &Arc<Mutex<Option<String>>>, msg: String| {
@@ -192,11 +246,11 @@ impl Gpu {
                 record_fault(&f, format!("the GPU device was lost ({reason:?}): {msg}"))
             });
         }
-        let mut limits = device.limits();
-        if let Some(cap) = binding_cap {
-            limits.max_storage_buffer_binding_size =
-                limits.max_storage_buffer_binding_size.min(cap);
-        }
+        // wgpu may round a limit up to what the hardware has; the cap is what the kernels see.
+        let limits = match &cap {
+            Some(cap) => device.limits().or_worse_values_from(cap),
+            None => device.limits(),
+        };
         let slot_bytes = PARAM_SLOT.max(limits.min_uniform_buffer_offset_alignment as u64);
         Ok(Gpu(Arc::new(GpuInner {
             features: device.features(),
@@ -217,6 +271,8 @@ impl Gpu {
                 staging: HashMap::new(),
                 counters: Counters::default(),
                 profile: Profile::default(),
+                #[cfg(target_arch = "wasm32")]
+                compiling: Vec::new(),
             }),
         })))
     }
@@ -277,6 +333,9 @@ impl Gpu {
     /// Time every dispatch from now on (see `profile.rs`: each is submitted and waited for on
     /// its own, which slows everything down), or stop timing.
     pub fn set_profiling(&self, on: bool) -> Result<()> {
+        if cfg!(target_arch = "wasm32") && on {
+            return Err(Error::Gpu(BLOCKING_IN_BROWSER.into()));
+        }
         self.synchronize()?;
         let timed = on && self.0.features.contains(wgpu::Features::TIMESTAMP_QUERY);
         let mut s = self.state();
@@ -308,6 +367,11 @@ impl Gpu {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep going.
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Storage buffers one kernel may bind (`max_storage_buffers_per_shader_stage`).
+    pub fn max_storage_buffers(&self) -> usize {
+        self.0.limits.max_storage_buffers_per_shader_stage as usize
     }
 
     /// The largest buffer one binding may hold (`max_storage_buffer_binding_size`).
@@ -517,6 +581,40 @@ impl Gpu {
         Ok(())
     }
 
+    /// Compile `kernel`'s pipeline now rather than at its first dispatch. Natively a shader
+    /// the driver refuses is an error here; in a browser page the answer comes later, with
+    /// the next read or `compile_async`.
+    pub fn compile(&self, kernel: &Kernel) -> Result<()> {
+        let mut s = self.state();
+        self.pipeline(&mut s, kernel).map(|_| ())
+    }
+
+    /// `compile`, with the driver's answer awaited (in a browser page, where `compile` cannot
+    /// wait for it): how a test learns that the browser's compiler takes every kernel.
+    pub async fn compile_async(&self, kernel: &Kernel) -> Result<()> {
+        self.compile(kernel)?;
+        self.settle_compilations().await
+    }
+
+    /// In a browser page, wait for the compilers' answers on pipelines created so far; the
+    /// first refusal becomes the device's fault (every later read reports it). Natively each
+    /// pipeline was checked as it was created.
+    async fn settle_compilations(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let pending = std::mem::take(&mut self.state().compiling);
+            for (file, entry, answer) in pending {
+                if let Some(err) = answer.await {
+                    let mut slot = self.0.fault.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(format!("{file}: {entry}: {err}"));
+                    let msg = err.to_string();
+                    return Err(Error::Shader { file, entry, msg });
+                }
+            }
+        }
+        self.check_fault()
+    }
+
     /// The compiled pipeline for `kernel`, compiling it on first use.
     fn pipeline(&self, s: &mut State, kernel: &Kernel) -> Result<Arc<Pipeline>> {
         if let Some(p) = s.pipelines.get(kernel) {
@@ -531,6 +629,36 @@ impl Gpu {
         }
         // The bindings and the Params size, checked against the shader before wgpu sees it.
         let reflection = kernel.reflect()?;
+        let limits = &self.0.limits;
+        let over = |what: &str, used: u64, limit: u64, name: &str| Error::Shader {
+            file: kernel.file(),
+            entry: kernel.entry,
+            msg: format!("{what} {used}; this adapter allows {limit} ({name})"),
+        };
+        if kernel.bindings.len() > self.max_storage_buffers() {
+            return Err(over(
+                "binds storage buffers:",
+                kernel.bindings.len() as u64,
+                limits.max_storage_buffers_per_shader_stage as u64,
+                "max_storage_buffers_per_shader_stage",
+            ));
+        }
+        if reflection.workgroup_bytes > limits.max_compute_workgroup_storage_size {
+            return Err(over(
+                "uses bytes of workgroup memory:",
+                reflection.workgroup_bytes as u64,
+                limits.max_compute_workgroup_storage_size as u64,
+                "max_compute_workgroup_storage_size",
+            ));
+        }
+        if reflection.invocations > limits.max_compute_invocations_per_workgroup {
+            return Err(over(
+                "has invocations per workgroup:",
+                reflection.invocations as u64,
+                limits.max_compute_invocations_per_workgroup as u64,
+                "max_compute_invocations_per_workgroup",
+            ));
+        }
         let device = &self.0.device;
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -581,6 +709,7 @@ impl Gpu {
             },
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Shader {
                 file: kernel.file(),
@@ -588,6 +717,11 @@ impl Gpu {
                 msg: err.to_string(),
             });
         }
+        // A page cannot wait for the scope: it is popped now (scopes pop in order) and its
+        // answer awaited by the next read (`settle_compilations`).
+        #[cfg(target_arch = "wasm32")]
+        s.compiling
+            .push((kernel.file(), kernel.entry, Box::pin(scope.pop())));
         s.counters.pipelines_compiled += 1;
         let p = Arc::new(Pipeline {
             pipeline,
@@ -683,39 +817,55 @@ impl Gpu {
     }
 
     /// Copy `storage` back to the CPU: flushes recorded work, waits for it, maps a staging
-    /// buffer. This is the only way data comes back, so every readback is counted.
+    /// buffer. This and `read_async` are the only ways data comes back, so every readback is
+    /// counted. Blocks; a browser page awaits `read_async` instead.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read<T: bytemuck::Pod>(&self, storage: &Storage) -> Result<Vec<T>> {
+        pollster::block_on(self.read_async(storage))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub fn read<T: bytemuck::Pod>(&self, _storage: &Storage) -> Result<Vec<T>> {
+        Err(Error::Gpu(BLOCKING_IN_BROWSER.into()))
+    }
+
+    /// `read` as a future. Natively the device is polled until the copy has landed, so the
+    /// future is ready at once; in a browser the page's event loop completes it.
+    pub async fn read_async<T: bytemuck::Pod>(&self, storage: &Storage) -> Result<Vec<T>> {
         let bytes = storage.len as u64 * 4;
         if bytes == 0 {
             return Ok(Vec::new());
         }
-        self.check_fault()?;
+        self.settle_compilations().await?;
         let class = size_class(bytes);
-        let mut s = self.state();
-        let staging = match s.staging.get_mut(&class).and_then(Vec::pop) {
-            Some(b) => b,
-            None => self.0.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgformer staging"),
-                size: class,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
+        let staging = {
+            let mut s = self.state();
+            let staging = match s.staging.get_mut(&class).and_then(Vec::pop) {
+                Some(b) => b,
+                None => self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgformer staging"),
+                    size: class,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+            };
+            self.submit(&mut s, Some((&storage.pooled().buffer, &staging, bytes)));
+            s.counters.bytes_read_back += bytes;
+            staging
         };
-        self.submit(&mut s, Some((&storage.pooled().buffer, &staging, bytes)));
-        s.counters.bytes_read_back += bytes;
-        drop(s);
 
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (mapped, completer) = callback::callback();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-            let _ = tx.send(r);
+            completer.complete(r)
         });
         self.0
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for readback: {e}")))?;
+        let mapped = mapped.await;
         self.check_fault()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
+        mapped
+            .ok_or_else(|| Error::Gpu("readback callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
         let out = {
             let view = staging

@@ -4,7 +4,7 @@
 use crate::checkpoint;
 use crate::config::Config;
 use crate::data::{Tokenizer, SOS};
-use crate::decode::{sample, CausalLmDecoder, SamplingConfig};
+use crate::decode::{sample, CausalLmDecoder, IncrementalDecoder, Sampler, SamplingConfig};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
@@ -63,6 +63,38 @@ pub fn sample_text(
     n: usize,
     seed: u64,
 ) -> Result<String> {
+    let (ids, cfg) = sampling_setup(model, tokenizer, prompt, n, seed);
+    let out = sample(&CausalLmDecoder(model), &ids, &cfg)?;
+    Ok(format!("{prompt}{}", tokenizer.decode(&out)))
+}
+
+/// `sample_text` with each step's readback awaited (a browser page).
+pub async fn sample_text_async(
+    model: &DecoderOnlyTransformer,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    n: usize,
+    seed: u64,
+) -> Result<String> {
+    let (ids, cfg) = sampling_setup(model, tokenizer, prompt, n, seed);
+    let decoder = CausalLmDecoder(model);
+    let mut sampler = Sampler::new(&ids, &cfg)?;
+    let mut caches = decoder.start(1)?;
+    let mut logits = decoder.step_async(&mut caches, &ids, 1).await?;
+    while let Some(next) = sampler.choose(&mut logits) {
+        logits = decoder.step_async(&mut caches, &[next], 1).await?;
+    }
+    Ok(format!("{prompt}{}", tokenizer.decode(&sampler.tokens)))
+}
+
+/// The prompt's ids ([SOS] first) and the sampling settings of `sample_text`.
+fn sampling_setup(
+    model: &DecoderOnlyTransformer,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    n: usize,
+    seed: u64,
+) -> (Vec<u32>, SamplingConfig) {
     let mut ids = vec![SOS];
     ids.extend(tokenizer.encode(prompt));
     // The model has no positions beyond max_seq_len: stop there.
@@ -74,6 +106,5 @@ pub fn sample_text(
         seed,
         ..Default::default()
     };
-    let out = sample(&CausalLmDecoder(model), &ids, &cfg)?;
-    Ok(format!("{prompt}{}", tokenizer.decode(&out)))
+    (ids, cfg)
 }

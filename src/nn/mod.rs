@@ -47,10 +47,7 @@ pub trait Module {
         Self: Sized,
     {
         let params = self.params();
-        let named: Vec<(String, &Tensor)> = params
-            .iter()
-            .map(|p| (p.name().unwrap_or_default().to_string(), p))
-            .collect();
+        let named = checkpoint::named_params(&params);
         checkpoint::write_atomically(path.as_ref(), &checkpoint::tensors_to_bytes(&named)?)
     }
 

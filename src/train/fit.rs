@@ -509,11 +509,7 @@ fn save<T: Task>(
 
 /// The parameters as safetensors bytes under their PyTorch names.
 fn named_bytes(params: &[Tensor]) -> Result<Vec<u8>> {
-    let named: Vec<(String, &Tensor)> = params
-        .iter()
-        .map(|p| (p.name().unwrap_or_default().to_string(), p))
-        .collect();
-    checkpoint::tensors_to_bytes(&named)
+    checkpoint::tensors_to_bytes(&checkpoint::named_params(params))
 }
 
 /// Ctrl-C or SIGTERM (on any process): the first process saves the current step (unless an

@@ -36,6 +36,26 @@ pub struct StepStats {
     pub sync_seconds: f64,
 }
 
+/// A step recorded for the GPU, waiting for its one readback.
+struct RecordedStep {
+    /// `Optimizer::clip_step_zero`'s tensor.
+    report: Tensor,
+    lr: f64,
+    sync_seconds: f64,
+}
+
+impl RecordedStep {
+    fn stats(self, r: crate::optim::StepReport) -> StepStats {
+        StepStats {
+            loss: r.loss,
+            lr: self.lr,
+            grad_norm: r.grad_norm,
+            skipped: r.skipped,
+            sync_seconds: self.sync_seconds,
+        }
+    }
+}
+
 /// The learning-rate schedule a config's `optimizer.lr` and `scheduler` section describe.
 pub fn schedule(o: &OptimizerConfig, s: &SchedulerConfig, total_steps: usize) -> LrSchedule {
     let warmup = match s.warmup {
@@ -109,6 +129,21 @@ impl Trainer {
         self.step_across(&SingleProcess, 1.0, micro_batches, loss)
     }
 
+    /// `step` whose one readback is awaited: how a browser page trains, its thread never
+    /// blocked (natively the future is ready at once).
+    pub async fn step_async(
+        &mut self,
+        micro_batches: usize,
+        loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
+    ) -> Result<StepStats> {
+        let recorded = self.record_step(&SingleProcess, 1.0, micro_batches, loss)?;
+        let r = self
+            .optimizer
+            .read_step_report_async(&recorded.report)
+            .await?;
+        Ok(recorded.stats(r))
+    }
+
     /// `step` for one process of a data-parallel run: after the backward pass the processes
     /// sum their gradients and losses, each weighted by `terms` (the loss terms of this
     /// process's batches), so every process applies the update of the global batch.
@@ -117,8 +152,22 @@ impl Trainer {
         coll: &dyn Collective,
         terms: f64,
         micro_batches: usize,
-        mut loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
+        loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
     ) -> Result<StepStats> {
+        let recorded = self.record_step(coll, terms, micro_batches, loss)?;
+        let r = self.optimizer.read_step_report(&recorded.report)?;
+        Ok(recorded.stats(r))
+    }
+
+    /// Everything of a step but its readback: recorded for the GPU, and `report` is the
+    /// tensor the step reports through.
+    fn record_step(
+        &mut self,
+        coll: &dyn Collective,
+        terms: f64,
+        micro_batches: usize,
+        mut loss: impl FnMut(usize, &Ctx) -> Result<Tensor>,
+    ) -> Result<RecordedStep> {
         // A process of a data-parallel run may have no share of a small batch: it adds zeros.
         if micro_batches == 0 && coll.shard().size == 1 {
             return Err(Error::shape("Trainer::step", "no batches"));
@@ -160,12 +209,9 @@ impl Trainer {
             .optimizer
             .clip_step_zero(self.max_grad_norm, total.as_ref())?;
         self.step += 1;
-        let r = self.optimizer.read_step_report(&report)?;
-        Ok(StepStats {
-            loss: r.loss,
+        Ok(RecordedStep {
+            report,
             lr,
-            grad_norm: r.grad_norm,
-            skipped: r.skipped,
             sync_seconds,
         })
     }

@@ -140,6 +140,13 @@ fn dq_kernel(d: usize, variant: AttentionKernel) -> Kernel {
         .read(11)
 }
 
+/// Whether the backward's widest kernel (dk, dv and seven inputs: nine storage buffers) can
+/// be bound on `gpu`. WebGPU only promises eight per shader stage.
+pub(super) fn backward_fits(gpu: &crate::gpu::Gpu) -> bool {
+    let widest = dkdv_kernel(ATTENTION_HEAD_DIMS[0], AttentionKernel::Tiled);
+    widest.bindings.len() <= gpu.max_storage_buffers()
+}
+
 pub(super) fn kernels() -> Vec<Kernel> {
     let mut k: Vec<Kernel> = ATTENTION_HEAD_DIMS
         .iter()

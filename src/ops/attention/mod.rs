@@ -122,14 +122,18 @@ impl AttentionMask {
 /// softmax(q k^T / sqrt(D), masked) v through the path the device's policy picks
 /// (`KernelPolicy::attention`): [`attention`] (fused) or [`attention_unfused`]. `Auto` takes
 /// the tuning cache's choice for the shape class where it has one (`examples/tune.rs` times
-/// both paths, forward and backward), else the built-in rule, `default_path`. A head dim the
-/// fused kernels are not compiled for runs unfused whatever the policy.
+/// both paths, forward and backward), else the built-in rule, `default_path`. Unfused
+/// whatever the policy: a head dim the fused kernels are not compiled for, and a product that
+/// will be differentiated on an adapter that cannot bind the fused backward's buffers (a
+/// browser's WebGPU may offer only eight storage buffers per stage).
 pub fn attention_auto(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
     // Shapes are checked by the path taken; here a malformed q just picks some path.
     let dim = |t: &Tensor, i: usize| t.shape().get(i).copied().unwrap_or(0);
     let d = dim(q, 3);
+    let differentiated = [q, k, v].iter().any(|t| t.is_requires_grad());
     let path = match q.gpu().policy().attention {
         _ if !ATTENTION_HEAD_DIMS.contains(&d) => AttentionPath::Unfused,
+        _ if differentiated && !fused::backward_fits(q.gpu()) => AttentionPath::Unfused,
         AttentionPath::Auto => tuned_path(q, dim(k, 2), mask),
         forced => forced,
     };

@@ -1,0 +1,93 @@
+//! WebGPU's default limits, the least a browser may offer: 8 storage buffers per shader stage,
+//! 16 KiB of workgroup memory, 256 invocations per workgroup. Which kernels need more, and that
+//! a device opened under those limits (`Gpu::with_limits`) still trains attention, taking the
+//! path whose kernels fit, while a kernel past a limit is refused with the limit's name.
+mod common;
+use common::*;
+use wgformer::gpu::{AttentionPath, Gpu};
+use wgformer::ops::{self, AttentionMask};
+use wgformer::reference;
+
+#[test]
+fn only_the_fused_attention_dk_dv_kernels_need_more_than_webgpu_defaults() {
+    let limits = wgpu::Limits::default();
+    let mut over = Vec::new();
+    for k in ops::all_kernels() {
+        let r = k.reflect().unwrap();
+        assert!(
+            r.workgroup_bytes <= limits.max_compute_workgroup_storage_size,
+            "{}: {} bytes of workgroup memory",
+            k.key(),
+            r.workgroup_bytes
+        );
+        assert!(
+            r.invocations <= limits.max_compute_invocations_per_workgroup,
+            "{}: {} invocations",
+            k.key(),
+            r.invocations
+        );
+        if k.bindings.len() > limits.max_storage_buffers_per_shader_stage as usize {
+            over.push(k.entry);
+        }
+    }
+    over.sort();
+    over.dedup();
+    assert_eq!(
+        over,
+        [
+            "backward_dkdv",
+            "backward_dkdv_rows",
+            "backward_dkdv_rows_subgroup"
+        ]
+    );
+}
+
+#[test]
+fn attention_trains_under_webgpu_default_limits_and_the_fused_backward_is_refused_by_name() {
+    let gpu = Gpu::with_limits(wgpu::Limits::default()).unwrap();
+    assert_eq!(gpu.max_storage_buffers(), 8);
+    let mut policy = gpu.policy();
+    policy.attention = AttentionPath::Fused;
+    gpu.set_policy(policy);
+    let (b, h, t, d) = (1, 2, 21, 16);
+    let n = b * h * t * d;
+    let (q, k, v, dout) = (values(n, 1), values(n, 2), values(n, 3), values(n, 4));
+    let leaf = |x: &[f32]| {
+        wgformer::Tensor::from_slice(&gpu, x, &[b, h, t, d])
+            .unwrap()
+            .requires_grad()
+    };
+    let (q64, k64, v64) = (f64s(&q), f64s(&k), f64s(&v));
+    let (want, probs) =
+        reference::attention::attention(&q64, &k64, &v64, b, h, t, t, d, true, None);
+    let (dq, _, _) = reference::attention::attention_backward(
+        &q64,
+        &k64,
+        &v64,
+        &probs,
+        &f64s(&dout),
+        b,
+        h,
+        t,
+        t,
+        d,
+    );
+    let grad_out = || wgformer::Tensor::from_slice(&gpu, &dout, &[b, h, t, d]).unwrap();
+
+    // Fused is asked for, but its backward cannot be bound: attention_auto goes unfused.
+    let (tq, tk, tv) = (leaf(&q), leaf(&k), leaf(&v));
+    let out = ops::attention_auto(&tq, &tk, &tv, &AttentionMask::causal()).unwrap();
+    assert_close("attention", &out.to_vec().unwrap(), &want, 1e-4);
+    out.backward_with(grad_out()).unwrap();
+    assert_close("dq", &grad_of(&tq), &dq, 1e-4);
+
+    // The fused kernel called directly: its forward fits, its backward is refused by name.
+    let (tq, tk, tv) = (leaf(&q), leaf(&k), leaf(&v));
+    let out = ops::attention(&tq, &tk, &tv, &AttentionMask::causal()).unwrap();
+    assert_close("fused attention", &out.to_vec().unwrap(), &want, 1e-4);
+    let e = out.backward_with(grad_out()).unwrap_err().to_string();
+    assert!(
+        e.contains("max_storage_buffers_per_shader_stage") && e.contains("backward_dkdv"),
+        "{e}"
+    );
+}
