@@ -93,6 +93,8 @@ pub mod rng;
 pub mod tape;
 pub mod tensor;
 pub mod train;
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod web;
 
 pub use error::{Error, Result};
 pub use gpu::{Counters, Gpu};
