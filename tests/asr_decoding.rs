@@ -26,7 +26,7 @@ impl IncrementalDecoder for EagerToStop {
         Ok(vec![0; batch])
     }
 
-    fn step(&self, fed: &mut Vec<usize>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+    async fn step(&self, fed: &mut Vec<usize>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
         let t_new = ids.len() / batch;
         let mut out = Vec::with_capacity(batch * VOCAB);
         for n in fed.iter_mut() {

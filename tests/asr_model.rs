@@ -370,6 +370,7 @@ fn shallow_fusion_with_a_causal_lm_of_the_same_vocabulary() {
     // With a sentence boundary the LM reads SOS as the boundary token, and EOS is scored with
     // the LM's log-probability of that token.
     use wgformer::decode::{log_softmax, Boundary, IncrementalDecoder};
+    use wgformer::gpu::block_on;
     let space = 3u32;
     let bounded = ShallowFusion::new(speech(), CausalLmDecoder(&lm), 0.5)
         .unwrap()
@@ -379,16 +380,10 @@ fn shallow_fusion_with_a_causal_lm_of_the_same_vocabulary() {
             eos: EOS,
         })
         .unwrap();
-    let got = bounded
-        .step(&mut bounded.start(1).unwrap(), &[SOS], 1)
-        .unwrap();
-    let a = speech()
-        .step(&mut speech().start(1).unwrap(), &[SOS], 1)
-        .unwrap();
+    let got = block_on(bounded.step(&mut bounded.start(1).unwrap(), &[SOS], 1)).unwrap();
+    let a = block_on(speech().step(&mut speech().start(1).unwrap(), &[SOS], 1)).unwrap();
     let lm_dec = CausalLmDecoder(&lm);
-    let l = lm_dec
-        .step(&mut lm_dec.start(1).unwrap(), &[space], 1)
-        .unwrap();
+    let l = block_on(lm_dec.step(&mut lm_dec.start(1).unwrap(), &[space], 1)).unwrap();
     let (la, mut ll) = (log_softmax(&a), log_softmax(&l));
     ll[EOS as usize] = ll[space as usize];
     for (i, g) in got.iter().enumerate() {

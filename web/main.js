@@ -1,7 +1,7 @@
 // The demo page: trains the small character LM through wgformer's wasm build, drawing the
 // loss curve, sampling every 50 steps and offering the checkpoint for download.
 // `?smoke=N` trains N steps unattended and writes PASS or FAIL into #result (scripts/test_web).
-import init, { ClmTrainer } from './pkg/wgformer.js';
+import init, { ClmTrainer, Transcriber } from './pkg/wgformer.js';
 
 const $ = (id) => document.getElementById(id);
 const status = (text) => { $('status').textContent = text; };
@@ -27,6 +27,101 @@ function download(name, data, type) {
   a.href = URL.createObjectURL(new Blob([data], { type }));
   a.download = name;
   a.click();
+}
+
+const bytes = async (url) => {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: ${r.status} ${r.statusText}`);
+  return new Uint8Array(await r.arrayBuffer());
+};
+
+// The recognizers, loaded on first use: 'asr' (models/asr) or 'whisper' (models/whisper-tiny.en).
+const transcribers = {};
+async function transcriber(name) {
+  if (!transcribers[name]) {
+    status(`Loading ${name}…`);
+    transcribers[name] = name === 'whisper'
+      ? Transcriber.whisper(await bytes('whisper/model.bin'),
+          new TextDecoder().decode(await bytes('whisper/tokenizer.json')))
+      : Transcriber.course(...await Promise.all(['config.yaml', 'tokenizer.json',
+          'features.json', 'model.safetensors'].map((f) => bytes(`asr/${f}`))));
+  }
+  return transcribers[name];
+}
+
+// The transcript of WAV bytes (or of recorded samples) and the real-time factor.
+async function transcribe(name, input) {
+  const t = await transcriber(name);
+  const started = performance.now();
+  const text = input.wav ? await t.transcribe_wav(input.wav)
+    : await t.transcribe_samples(input.samples, input.rate);
+  const seconds = (performance.now() - started) / 1000;
+  return { text, rtf: seconds / input.seconds };
+}
+
+function wavSeconds(wav) {
+  // The RIFF header's byte rate (offset 28) and the size of the data after a 44-byte header.
+  const view = new DataView(wav.buffer);
+  return (wav.length - 44) / view.getUint32(28, true);
+}
+
+async function showTranscript(input) {
+  const name = $('model').value;
+  $('transcript').textContent = 'transcribing…';
+  try {
+    const { text, rtf } = await transcribe(name, input);
+    $('transcript').textContent = `${text}\n(${name}, real-time factor ${rtf.toFixed(2)})`;
+  } catch (e) {
+    $('transcript').textContent = `Error: ${e.message || e}`;
+  }
+}
+
+async function record(button) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const context = new AudioContext();
+  const source = context.createMediaStreamSource(stream);
+  const tap = context.createScriptProcessor(4096, 1, 1);
+  const chunks = [];
+  tap.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+  source.connect(tap);
+  tap.connect(context.destination);
+  button.textContent = 'Stop';
+  await new Promise((done) => { button.onclick = done; });
+  stream.getTracks().forEach((t) => t.stop());
+  await context.close();
+  button.textContent = 'Record';
+  const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+  chunks.reduce((at, c) => { samples.set(c, at); return at + c.length; }, 0);
+  return { samples, rate: context.sampleRate, seconds: samples.length / context.sampleRate };
+}
+
+function setUpSpeech(hasWhisper) {
+  if (hasWhisper) $('model').add(new Option('Whisper tiny.en', 'whisper'));
+  const fromFile = async (f) => {
+    const wav = new Uint8Array(await f.arrayBuffer());
+    await showTranscript({ wav, seconds: wavSeconds(wav) });
+  };
+  $('wav').onchange = () => $('wav').files[0] && fromFile($('wav').files[0]);
+  $('drop').ondragover = (e) => e.preventDefault();
+  $('drop').ondrop = (e) => { e.preventDefault(); fromFile(e.dataTransfer.files[0]); };
+  $('record').onclick = async () => {
+    const onclick = $('record').onclick;
+    await showTranscript(await record($('record')));
+    $('record').onclick = onclick;
+  };
+}
+
+// Levenshtein distance over characters / the reference's length.
+function cer(ref, hyp) {
+  let prev = Array.from({ length: hyp.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= ref.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= hyp.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ref[i - 1] === hyp[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[hyp.length] / ref.length;
 }
 
 // Train until `stop()` says so; returns the tokens per second of the steps run.
@@ -58,6 +153,8 @@ async function main() {
   ]);
   const trainer = await ClmTrainer.create(text, yaml);
   status(`Adapter: ${trainer.adapter()}`);
+  const hasWhisper = (await fetch('whisper/model.bin', { method: 'HEAD' })).ok;
+  setUpSpeech(hasWhisper);
 
   const smoke = Number(new URLSearchParams(location.search).get('smoke') || 0);
   if (smoke > 0) {
@@ -66,10 +163,22 @@ async function main() {
     const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
     const fell = mean(tail) < mean(head) - 0.3;
     const sample = await trainer.sample('ROMEO:\n', 40, 1n);
-    const bytes = await trainer.checkpoint();
-    const report = `${fell ? 'PASS' : 'FAIL'} loss ${mean(head).toFixed(3)} -> ${mean(tail).toFixed(3)}` +
-      ` over ${smoke} steps, ${rate.toFixed(0)} tokens/s, checkpoint ${bytes.length} bytes,` +
-      ` adapter ${trainer.adapter()}, sample ${JSON.stringify(sample)}`;
+    const saved = await trainer.checkpoint();
+    // The clip of tests/fixtures/audio, a held-out sentence: what the native test transcribes.
+    const reference = 'WITHIN MY TENT HIS BONES TO NIGHT SHALL LIE';
+    const wav = await bytes('held_out_sentence.wav');
+    const heard = [];
+    let ok = fell;
+    for (const name of hasWhisper ? ['asr', 'whisper'] : ['asr']) {
+      const { text: said, rtf } = await transcribe(name, { wav, seconds: wavSeconds(wav) });
+      const plain = said.toUpperCase().replace(/[^A-Z' ]/g, '').replace(/\s+/g, ' ').trim();
+      const rate = cer(reference, plain);
+      ok = ok && rate < 0.4;
+      heard.push(`${name} ${JSON.stringify(said)} (CER ${rate.toFixed(3)}, real-time factor ${rtf.toFixed(2)})`);
+    }
+    const report = `${ok ? 'PASS' : 'FAIL'} loss ${mean(head).toFixed(3)} -> ${mean(tail).toFixed(3)}` +
+      ` over ${smoke} steps, ${rate.toFixed(0)} tokens/s, checkpoint ${saved.length} bytes,` +
+      ` adapter ${trainer.adapter()}, sample ${JSON.stringify(sample)}; ${heard.join('; ')}`;
     $('result').hidden = false;
     $('result').textContent = report;
     return;

@@ -20,5 +20,5 @@ pub use normalize::{cepstral_mvn, MvnAccumulator, MvnStats, Normalization};
 pub use pipeline::FeaturePipeline;
 pub use resample::{load_16k, resample, TARGET_RATE};
 pub use segment::{windows, Levels};
-pub use wav::{read_wav, read_wav_limited, write_wav_16k, Waveform, MAX_SECONDS};
+pub use wav::{read_wav, read_wav_limited, wav_from_bytes, write_wav_16k, Waveform, MAX_SECONDS};
 pub use whisper_mel::{mel_filters, whisper_log_mel, WhisperMel, WINDOW_FRAMES};

@@ -34,15 +34,29 @@ pub fn read_wav(path: &Path) -> Result<Waveform> {
 }
 
 pub fn read_wav_limited(path: &Path, max_seconds: f64) -> Result<Waveform> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    parse_wav(path, std::io::BufReader::new(file), max_seconds)
+}
+
+/// A WAV file's bytes held in memory (a browser page's upload), refusing audio longer than
+/// `MAX_SECONDS`; `path` names it in errors.
+pub fn wav_from_bytes(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    parse_wav(path, std::io::Cursor::new(bytes), MAX_SECONDS)
+}
+
+fn parse_wav<R: Read + Seek>(path: &Path, mut input: R, max_seconds: f64) -> Result<Waveform> {
     let bad = |msg: String| Error::format(path, msg);
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() == 0 {
+    let len = input
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Error::io(path, e))?;
+    if len == 0 {
         return Err(bad("the file is empty; expected a WAV file".into()));
     }
-    if let Some(encoding) = unsupported_encoding(path) {
+    if let Some(encoding) = unsupported_encoding(&mut input) {
         return Err(bad(format!("{encoding} is not supported: {SUPPORTED}")));
     }
-    let reader = hound::WavReader::open(path)
+    input.rewind().map_err(|e| Error::io(path, e))?;
+    let reader = hound::WavReader::new(input)
         .map_err(|e| bad(format!("not a readable WAV file ({e}): {SUPPORTED}")))?;
     let spec = reader.spec();
     if spec.channels == 0 {
@@ -93,8 +107,8 @@ pub fn read_wav_limited(path: &Path, max_seconds: f64) -> Result<Waveform> {
 
 /// The encoding named by the fmt chunk of a RIFF/WAVE file when it is one this reader refuses
 /// (None: readable, or not a WAV file at all, which `hound` then reports).
-fn unsupported_encoding(path: &Path) -> Option<String> {
-    let mut f = std::fs::File::open(path).ok()?;
+fn unsupported_encoding<R: Read + Seek>(f: &mut R) -> Option<String> {
+    f.rewind().ok()?;
     let mut header = [0u8; 12];
     f.read_exact(&mut header).ok()?;
     if &header[0..4] != b"RIFF" || &header[8..12] != b"WAVE" {

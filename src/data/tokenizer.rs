@@ -119,7 +119,12 @@ impl Tokenizer {
     pub fn load(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        super::tokenizer_file::from_json(path, &text)
+        Tokenizer::from_json(path, &text)
+    }
+
+    /// A tokenizer file's text; `path` names it in errors.
+    pub fn from_json(path: impl AsRef<Path>, text: &str) -> Result<Tokenizer> {
+        super::tokenizer_file::from_json(path.as_ref(), text)
     }
 }
 

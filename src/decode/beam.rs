@@ -12,6 +12,7 @@
 use super::ctc_prefix::{CtcPrefixScorer, PrefixState};
 use super::{log_softmax, IncrementalDecoder};
 use crate::error::{Error, Result};
+use crate::gpu::block_on;
 
 #[derive(Clone, Debug)]
 pub struct BeamConfig {
@@ -38,12 +39,32 @@ pub fn beam_search<D: IncrementalDecoder>(
     prompt: &[u32],
     cfg: &BeamConfig,
 ) -> Result<Vec<u32>> {
-    search(model, prompt, cfg, None)
+    block_on(beam_search_async(model, prompt, cfg))
+}
+
+/// `beam_search` with each step's readback awaited (a browser page).
+pub async fn beam_search_async<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    cfg: &BeamConfig,
+) -> Result<Vec<u32>> {
+    search(model, prompt, cfg, None).await
 }
 
 /// The best continuation of `prompt` under the model's scores joined with CTC prefix scores
 /// of weight `ctc_weight` in [0, 1] (module doc). `prompt` is the start token alone.
 pub fn joint_beam_search<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    cfg: &BeamConfig,
+    ctc: &CtcPrefixScorer,
+    ctc_weight: f32,
+) -> Result<Vec<u32>> {
+    block_on(joint_beam_search_async(model, prompt, cfg, ctc, ctc_weight))
+}
+
+/// `joint_beam_search` with each step's readback awaited (a browser page).
+pub async fn joint_beam_search_async<D: IncrementalDecoder>(
     model: &D,
     prompt: &[u32],
     cfg: &BeamConfig,
@@ -61,10 +82,10 @@ pub fn joint_beam_search<D: IncrementalDecoder>(
             ),
         ));
     }
-    search(model, prompt, cfg, Some((ctc, ctc_weight as f64)))
+    search(model, prompt, cfg, Some((ctc, ctc_weight as f64))).await
 }
 
-fn search<D: IncrementalDecoder>(
+async fn search<D: IncrementalDecoder>(
     model: &D,
     prompt: &[u32],
     cfg: &BeamConfig,
@@ -79,7 +100,7 @@ fn search<D: IncrementalDecoder>(
     let v = model.vocab_size();
     let model_weight = 1.0 - ctc.map_or(0.0, |(_, w)| w);
     let mut state = model.start(1)?;
-    let mut logits = model.step(&mut state, prompt, 1)?;
+    let mut logits = model.step(&mut state, prompt, 1).await?;
     let mut beams = vec![Hyp {
         tokens: Vec::new(),
         score: 0.0,
@@ -146,7 +167,7 @@ fn search<D: IncrementalDecoder>(
             .iter()
             .map(|h| *h.tokens.last().unwrap_or(&0))
             .collect();
-        logits = model.step(&mut state, &last, next.len())?;
+        logits = model.step(&mut state, &last, next.len()).await?;
         beams = next;
     }
     // Every live beam was either extended into `finished` or dropped as hopeless.

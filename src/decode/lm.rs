@@ -1,7 +1,7 @@
 //! `IncrementalDecoder` for the causal LM: with the KV cache (`CausalLmDecoder`) or by
 //! re-running the whole prefix each step (`Recompute`, the slow baseline that tests compare to).
 
-use super::{gather_rows, last_position, last_position_tensor, IncrementalDecoder};
+use super::{gather_rows, last_position, IncrementalDecoder};
 use crate::error::{Error, Result};
 use crate::models::DecoderOnlyTransformer;
 use crate::nn::{Ctx, KvCache};
@@ -23,27 +23,6 @@ fn ids_tensor(model: &DecoderOnlyTransformer, ids: &[u32], batch: usize) -> Resu
     )
 }
 
-impl CausalLmDecoder<'_> {
-    /// `step`'s logits left on the GPU, [batch, 1, vocab].
-    fn step_logits(&self, caches: &mut [KvCache], ids: &[u32], batch: usize) -> Result<Tensor> {
-        let _g = crate::no_grad();
-        let logits = self
-            .0
-            .forward_cached(&ids_tensor(self.0, ids, batch)?, caches)?;
-        last_position_tensor(&logits)
-    }
-
-    /// `step` with its readback awaited (a browser page).
-    pub async fn step_async(
-        &self,
-        caches: &mut [KvCache],
-        ids: &[u32],
-        batch: usize,
-    ) -> Result<Vec<f32>> {
-        self.step_logits(caches, ids, batch)?.to_vec_async().await
-    }
-}
-
 impl IncrementalDecoder for CausalLmDecoder<'_> {
     type State = Vec<KvCache>;
 
@@ -51,8 +30,13 @@ impl IncrementalDecoder for CausalLmDecoder<'_> {
         Ok(self.0.new_caches())
     }
 
-    fn step(&self, caches: &mut Vec<KvCache>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
-        self.step_logits(caches, ids, batch)?.to_vec()
+    async fn step(&self, caches: &mut Vec<KvCache>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let logits = {
+            let _g = crate::no_grad();
+            self.0
+                .forward_cached(&ids_tensor(self.0, ids, batch)?, caches)?
+        };
+        last_position(&logits).await
     }
 
     fn reorder(&self, caches: &mut Vec<KvCache>, order: &[u32]) -> Result<()> {
@@ -85,17 +69,18 @@ impl IncrementalDecoder for Recompute<'_> {
         Ok(vec![Vec::new(); batch])
     }
 
-    fn step(&self, seen: &mut Vec<Vec<u32>>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
-        let _g = crate::no_grad();
-        let t_new = ids.len() / batch.max(1);
-        for (b, row) in seen.iter_mut().enumerate() {
-            row.extend_from_slice(&ids[b * t_new..(b + 1) * t_new]);
-        }
-        let all: Vec<u32> = seen.concat();
-        let logits = self
-            .0
-            .forward(&ids_tensor(self.0, &all, batch)?, None, &Ctx::eval())?;
-        last_position(&logits)
+    async fn step(&self, seen: &mut Vec<Vec<u32>>, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let logits = {
+            let _g = crate::no_grad();
+            let t_new = ids.len() / batch.max(1);
+            for (b, row) in seen.iter_mut().enumerate() {
+                row.extend_from_slice(&ids[b * t_new..(b + 1) * t_new]);
+            }
+            let all: Vec<u32> = seen.concat();
+            self.0
+                .forward(&ids_tensor(self.0, &all, batch)?, None, &Ctx::eval())?
+        };
+        last_position(&logits).await
     }
 
     fn reorder(&self, seen: &mut Vec<Vec<u32>>, order: &[u32]) -> Result<()> {

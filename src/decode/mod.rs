@@ -9,11 +9,15 @@ mod lm;
 mod sampling;
 mod speech;
 
-pub use beam::{beam_search, joint_beam_search, BeamConfig};
+pub use beam::{
+    beam_search, beam_search_async, joint_beam_search, joint_beam_search_async, BeamConfig,
+};
 pub use ctc::ctc_greedy;
 pub use ctc_prefix::{CtcPrefixScorer, PrefixState};
 pub use lm::{CausalLmDecoder, Recompute};
-pub use sampling::{greedy, greedy_batch, sample, Sampler, SamplingConfig};
+pub use sampling::{
+    greedy, greedy_batch, greedy_batch_async, sample, sample_async, SamplingConfig,
+};
 pub use speech::{Boundary, ShallowFusion, SpeechDecoder, SpeechState};
 
 use crate::error::Result;
@@ -21,14 +25,18 @@ use crate::ops;
 use crate::tensor::Tensor;
 
 /// A model that extends sequences one step at a time.
+// Used generically, never as `dyn` or across threads: the futures need no `Send` bound.
+#[allow(async_fn_in_trait)]
 pub trait IncrementalDecoder {
     /// Whatever the model keeps between steps (its KV caches).
     type State;
     /// A fresh state for `batch` sequences.
     fn start(&self, batch: usize) -> Result<Self::State>;
     /// Feed `ids` ([batch, t_new], row-major) after what `state` has seen; returns the
-    /// logits of each sequence's last new position, [batch, vocab] row-major.
-    fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>>;
+    /// logits of each sequence's last new position, [batch, vocab] row-major. A future: the
+    /// logits are a readback, which a browser page awaits (natively it is ready at once, and
+    /// the searches' blocking forms wrap it in `gpu::block_on`).
+    async fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>>;
     /// Keep sequence `order[i]` as sequence i (beam search re-ranks beams).
     fn reorder(&self, state: &mut Self::State, order: &[u32]) -> Result<()>;
     fn vocab_size(&self) -> usize;
@@ -54,14 +62,9 @@ pub fn log_softmax(v: &[f32]) -> Vec<f64> {
 }
 
 /// Logits of the last position: [B, T, V] -> CPU [B * V].
-pub(crate) fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
-    last_position_tensor(logits)?.to_vec()
-}
-
-/// Logits of the last position, on the GPU: [B, T, V] -> [B, 1, V].
-pub(crate) fn last_position_tensor(logits: &Tensor) -> Result<Tensor> {
+pub(crate) async fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
     let t = logits.shape()[1];
-    ops::slice(logits, 1, t - 1, 1)
+    ops::slice(logits, 1, t - 1, 1)?.to_vec_async().await
 }
 
 /// Rows `idx` of `t` along its first dim (a cache re-ordered for beam search): [B, ...] ->

@@ -2,6 +2,7 @@
 
 use super::{argmax, IncrementalDecoder};
 use crate::error::{Error, Result};
+use crate::gpu::block_on;
 use crate::rng::SplitMix64;
 
 #[derive(Clone, Debug)]
@@ -59,13 +60,24 @@ pub fn greedy_batch<D: IncrementalDecoder>(
     eos: u32,
     max_len: usize,
 ) -> Result<Vec<Vec<u32>>> {
+    block_on(greedy_batch_async(model, batch, start_token, eos, max_len))
+}
+
+/// `greedy_batch` with each step's readback awaited (a browser page).
+pub async fn greedy_batch_async<D: IncrementalDecoder>(
+    model: &D,
+    batch: usize,
+    start_token: u32,
+    eos: u32,
+    max_len: usize,
+) -> Result<Vec<Vec<u32>>> {
     let v = model.vocab_size();
     let mut state = model.start(batch)?;
     let mut out = vec![Vec::new(); batch];
     let mut done = vec![false; batch];
     let mut ids = vec![start_token; batch];
     for _ in 0..max_len {
-        let logits = model.step(&mut state, &ids, batch)?;
+        let logits = model.step(&mut state, &ids, batch).await?;
         for b in 0..batch {
             let next = argmax(&logits[b * v..(b + 1) * v]) as u32;
             if !done[b] {
@@ -90,27 +102,35 @@ pub fn sample<D: IncrementalDecoder>(
     prompt: &[u32],
     cfg: &SamplingConfig,
 ) -> Result<Vec<u32>> {
+    block_on(sample_async(model, prompt, cfg))
+}
+
+/// `sample` with each step's readback awaited (a browser page).
+pub async fn sample_async<D: IncrementalDecoder>(
+    model: &D,
+    prompt: &[u32],
+    cfg: &SamplingConfig,
+) -> Result<Vec<u32>> {
     let mut sampler = Sampler::new(prompt, cfg)?;
     let mut state = model.start(1)?;
-    let mut logits = model.step(&mut state, prompt, 1)?;
+    let mut logits = model.step(&mut state, prompt, 1).await?;
     while let Some(next) = sampler.choose(&mut logits) {
-        logits = model.step(&mut state, &[next], 1)?;
+        logits = model.step(&mut state, &[next], 1).await?;
     }
     Ok(sampler.tokens)
 }
 
-/// The choices of `sample`, one token at a time, apart from the model's steps: whoever runs
-/// the model (blocking, or awaiting each readback in a browser page) feeds it the logits.
-pub struct Sampler {
+/// The choices of `sample`, one token at a time, apart from the model's steps.
+struct Sampler {
     cfg: SamplingConfig,
     rng: SplitMix64,
     history: Vec<u32>,
     /// The tokens chosen so far.
-    pub tokens: Vec<u32>,
+    tokens: Vec<u32>,
 }
 
 impl Sampler {
-    pub fn new(prompt: &[u32], cfg: &SamplingConfig) -> Result<Sampler> {
+    fn new(prompt: &[u32], cfg: &SamplingConfig) -> Result<Sampler> {
         if prompt.is_empty() {
             return Err(Error::shape(
                 "sample",
@@ -128,7 +148,7 @@ impl Sampler {
     /// Choose the next token from the logits of the last step. Returns it when the model
     /// must be stepped on it for the next choice; None when sampling is over (`eos` chosen,
     /// which is kept, or `max_new_tokens` reached).
-    pub fn choose(&mut self, logits: &mut [f32]) -> Option<u32> {
+    fn choose(&mut self, logits: &mut [f32]) -> Option<u32> {
         if self.tokens.len() >= self.cfg.max_new_tokens {
             return None;
         }

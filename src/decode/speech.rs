@@ -40,20 +40,21 @@ impl IncrementalDecoder for SpeechDecoder<'_> {
         })
     }
 
-    fn step(&self, state: &mut SpeechState, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
-        let _g = crate::no_grad();
+    async fn step(&self, state: &mut SpeechState, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
         if batch == 0 || ids.is_empty() || !ids.len().is_multiple_of(batch) {
             return Err(Error::shape(
                 "SpeechDecoder",
                 format!("{} ids do not form {batch} rows", ids.len()),
             ));
         }
-        let t_new = ids.len() / batch;
-        let ids = Tensor::from_u32(self.model.gpu(), ids, &[batch, t_new])?;
-        let logits = self
-            .model
-            .decode_cached(&ids, &state.encoded, &mut state.caches)?;
-        super::last_position(&logits)
+        let logits = {
+            let _g = crate::no_grad();
+            let t_new = ids.len() / batch;
+            let ids = Tensor::from_u32(self.model.gpu(), ids, &[batch, t_new])?;
+            self.model
+                .decode_cached(&ids, &state.encoded, &mut state.caches)?
+        };
+        super::last_position(&logits).await
     }
 
     fn reorder(&self, state: &mut SpeechState, order: &[u32]) -> Result<()> {
@@ -145,17 +146,17 @@ impl<A: IncrementalDecoder, L: IncrementalDecoder> IncrementalDecoder for Shallo
         Ok((self.asr.start(batch)?, self.lm.start(batch)?))
     }
 
-    fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
-        let a = self.asr.step(&mut state.0, ids, batch)?;
+    async fn step(&self, state: &mut Self::State, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        let a = self.asr.step(&mut state.0, ids, batch).await?;
         let l = match self.boundary {
             Some(b) => {
                 let lm_ids: Vec<u32> = ids
                     .iter()
                     .map(|&t| if t == b.sos { b.token } else { t })
                     .collect();
-                self.lm.step(&mut state.1, &lm_ids, batch)?
+                self.lm.step(&mut state.1, &lm_ids, batch).await?
             }
-            None => self.lm.step(&mut state.1, ids, batch)?,
+            None => self.lm.step(&mut state.1, ids, batch).await?,
         };
         let v = self.vocab_size();
         let mut out = Vec::with_capacity(a.len());

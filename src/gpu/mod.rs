@@ -7,11 +7,11 @@
 //! that flushes, besides a safety valve after `MAX_BATCH` dispatches.
 
 mod adapter;
-mod callback;
 mod kernel;
 mod policy;
 mod pool;
 mod profile;
+mod wait;
 
 pub(crate) use kernel::shader_file;
 pub use kernel::{grid, Kernel, Reflection, ShaderFile};
@@ -20,6 +20,7 @@ pub use policy::{
 };
 pub use pool::size_class;
 pub use profile::{format_profile, KernelTime};
+pub use wait::block_on;
 
 use crate::error::{Error, Result};
 use pool::{BufferPool, PooledBuffer};
@@ -158,7 +159,8 @@ pub struct Gpu(Arc<GpuInner>);
 static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 
 /// Why the blocking calls fail in a browser page, and what to call instead.
-const BLOCKING_IN_BROWSER: &str = "a browser page cannot block its thread to wait for the GPU: \
+pub(crate) const BLOCKING_IN_BROWSER: &str =
+    "a browser page cannot block its thread to wait for the GPU: \
     open the device with Gpu::new_async and read tensors with Tensor::to_vec_async";
 
 impl Gpu {
@@ -203,14 +205,8 @@ impl Gpu {
         Gpu::open_async(Some(limits), KernelPolicy::from_env()?).await
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
     fn open(cap: Option<wgpu::Limits>, policy: KernelPolicy) -> Result<Gpu> {
-        pollster::block_on(Gpu::open_async(cap, policy))
-    }
-
-    #[cfg(target_arch = "wasm32")]
-    fn open(_cap: Option<wgpu::Limits>, _policy: KernelPolicy) -> Result<Gpu> {
-        Err(Error::Gpu(BLOCKING_IN_BROWSER.into()))
+        block_on(Gpu::open_async(cap, policy))
     }
 
     /// The device, with the adapter's own limits (the defaults would cap storage bindings at
@@ -819,14 +815,8 @@ impl Gpu {
     /// Copy `storage` back to the CPU: flushes recorded work, waits for it, maps a staging
     /// buffer. This and `read_async` are the only ways data comes back, so every readback is
     /// counted. Blocks; a browser page awaits `read_async` instead.
-    #[cfg(not(target_arch = "wasm32"))]
     pub fn read<T: bytemuck::Pod>(&self, storage: &Storage) -> Result<Vec<T>> {
-        pollster::block_on(self.read_async(storage))
-    }
-
-    #[cfg(target_arch = "wasm32")]
-    pub fn read<T: bytemuck::Pod>(&self, _storage: &Storage) -> Result<Vec<T>> {
-        Err(Error::Gpu(BLOCKING_IN_BROWSER.into()))
+        block_on(self.read_async(storage))
     }
 
     /// `read` as a future. Natively the device is polled until the copy has landed, so the
@@ -854,7 +844,7 @@ impl Gpu {
             staging
         };
 
-        let (mapped, completer) = callback::callback();
+        let (mapped, completer) = wait::callback();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             completer.complete(r)
         });

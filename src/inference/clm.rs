@@ -4,9 +4,9 @@
 use crate::checkpoint;
 use crate::config::Config;
 use crate::data::{Tokenizer, SOS};
-use crate::decode::{sample, CausalLmDecoder, IncrementalDecoder, Sampler, SamplingConfig};
+use crate::decode::{sample_async, CausalLmDecoder, SamplingConfig};
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{block_on, Gpu};
 use crate::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use crate::nn::Module;
 use std::path::Path;
@@ -63,9 +63,7 @@ pub fn sample_text(
     n: usize,
     seed: u64,
 ) -> Result<String> {
-    let (ids, cfg) = sampling_setup(model, tokenizer, prompt, n, seed);
-    let out = sample(&CausalLmDecoder(model), &ids, &cfg)?;
-    Ok(format!("{prompt}{}", tokenizer.decode(&out)))
+    block_on(sample_text_async(model, tokenizer, prompt, n, seed))
 }
 
 /// `sample_text` with each step's readback awaited (a browser page).
@@ -77,14 +75,8 @@ pub async fn sample_text_async(
     seed: u64,
 ) -> Result<String> {
     let (ids, cfg) = sampling_setup(model, tokenizer, prompt, n, seed);
-    let decoder = CausalLmDecoder(model);
-    let mut sampler = Sampler::new(&ids, &cfg)?;
-    let mut caches = decoder.start(1)?;
-    let mut logits = decoder.step_async(&mut caches, &ids, 1).await?;
-    while let Some(next) = sampler.choose(&mut logits) {
-        logits = decoder.step_async(&mut caches, &[next], 1).await?;
-    }
-    Ok(format!("{prompt}{}", tokenizer.decode(&sampler.tokens)))
+    let out = sample_async(&CausalLmDecoder(model), &ids, &cfg).await?;
+    Ok(format!("{prompt}{}", tokenizer.decode(&out)))
 }
 
 /// The prompt's ids ([SOS] first) and the sampling settings of `sample_text`.

@@ -5,10 +5,11 @@
 use crate::config::{DecodeConfig, DecodeMode};
 use crate::data::{Tokenizer, EOS, PAD, SOS};
 use crate::decode::{
-    beam_search, ctc_greedy, greedy_batch, joint_beam_search, BeamConfig, Boundary,
-    CausalLmDecoder, CtcPrefixScorer, IncrementalDecoder, ShallowFusion, SpeechDecoder,
+    beam_search_async, ctc_greedy, greedy_batch_async, joint_beam_search_async, BeamConfig,
+    Boundary, CausalLmDecoder, CtcPrefixScorer, IncrementalDecoder, ShallowFusion, SpeechDecoder,
 };
 use crate::error::{Error, Result};
+use crate::gpu::block_on;
 use crate::models::{DecoderOnlyTransformer, Encoded, EncoderDecoderTransformer};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -134,12 +135,28 @@ pub fn transcribe_encoded(
     decoding: &Decoding,
     lm: Option<&DecoderOnlyTransformer>,
 ) -> Result<Vec<String>> {
-    let _g = crate::no_grad();
+    block_on(transcribe_encoded_async(
+        model, tokenizer, encoded, decoding, lm,
+    ))
+}
+
+/// `transcribe_encoded` with every readback awaited (a browser page).
+pub async fn transcribe_encoded_async(
+    model: &EncoderDecoderTransformer,
+    tokenizer: &Tokenizer,
+    encoded: &Encoded,
+    decoding: &Decoding,
+    lm: Option<&DecoderOnlyTransformer>,
+) -> Result<Vec<String>> {
     decoding.check(model)?;
     let batch = encoded.lens.len();
     let lm = lm.filter(|_| decoding.lm_weight != 0.0);
     let ctc_logits = if decoding.method == Method::CtcBestPath || decoding.ctc_weight > 0.0 {
-        Some(model.ctc_logits(encoded)?.to_vec()?) // [B, S, V]
+        let logits = {
+            let _g = crate::no_grad();
+            model.ctc_logits(encoded)?
+        };
+        Some(logits.to_vec_async().await?) // [B, S, V]
     } else {
         None
     };
@@ -150,7 +167,8 @@ pub fn transcribe_encoded(
     } else if decoding.beam_width == 1 && ctc_logits.is_none() && lm.is_none() {
         let longest = encoded.lens.iter().copied().max().unwrap_or(0);
         let decoder = SpeechDecoder { model, encoded };
-        let mut rows = greedy_batch(&decoder, batch, SOS, EOS, max_new_tokens(model, longest))?;
+        let mut rows =
+            greedy_batch_async(&decoder, batch, SOS, EOS, max_new_tokens(model, longest)).await?;
         // Each row under its own cap, as if decoded alone (rows do not affect each other).
         for (row, &len) in rows.iter_mut().zip(&encoded.lens) {
             row.truncate(max_new_tokens(model, len));
@@ -159,7 +177,10 @@ pub fn transcribe_encoded(
     } else {
         let mut out = Vec::with_capacity(batch);
         for b in 0..batch {
-            let one = one_utterance(model, encoded, b)?;
+            let one = {
+                let _g = crate::no_grad();
+                one_utterance(model, encoded, b)?
+            };
             let cfg = BeamConfig {
                 beam_width: decoding.beam_width,
                 max_new_tokens: max_new_tokens(model, one.lens[0]),
@@ -184,9 +205,9 @@ pub fn transcribe_encoded(
                     };
                     let fused = ShallowFusion::new(asr, CausalLmDecoder(lm), decoding.lm_weight)?
                         .with_boundary(boundary)?;
-                    search(&fused, &cfg, ctc.as_ref(), decoding.ctc_weight)?
+                    search(&fused, &cfg, ctc.as_ref(), decoding.ctc_weight).await?
                 }
-                None => search(&asr, &cfg, ctc.as_ref(), decoding.ctc_weight)?,
+                None => search(&asr, &cfg, ctc.as_ref(), decoding.ctc_weight).await?,
             };
             tokens.retain(|&t| t != EOS);
             out.push(tokens);
@@ -196,14 +217,14 @@ pub fn transcribe_encoded(
     Ok(token_lists.iter().map(|t| tokenizer.decode(t)).collect())
 }
 
-fn search<D: IncrementalDecoder>(
+async fn search<D: IncrementalDecoder>(
     decoder: &D,
     cfg: &BeamConfig,
     ctc: Option<&CtcPrefixScorer>,
     ctc_weight: f32,
 ) -> Result<Vec<u32>> {
     match ctc {
-        Some(scorer) => joint_beam_search(decoder, &[SOS], cfg, scorer, ctc_weight),
-        None => beam_search(decoder, &[SOS], cfg),
+        Some(scorer) => joint_beam_search_async(decoder, &[SOS], cfg, scorer, ctc_weight).await,
+        None => beam_search_async(decoder, &[SOS], cfg).await,
     }
 }

@@ -16,6 +16,8 @@ pub mod whisper;
 pub use asr_eval::{evaluate_checkpoint, test_report, Rates, TestReport};
 pub use decoding::{Decoding, Method};
 pub use error_rate::ErrorRates;
-pub use recognizer::{Recognizer, Transcript, Window, WINDOW_SECONDS};
+pub use recognizer::{
+    CheckpointFile, Recognizer, RecognizerFiles, Transcript, Window, WINDOW_SECONDS,
+};
 pub use speech_presence::SpeechEvidence;
 pub use whisper::{Timestamps, WhisperOptions, WhisperRecognizer, WhisperTimings};

@@ -5,19 +5,19 @@
 //! optionally a causal LM). What `examples/asr.rs` runs.
 
 use super::clm;
-use super::decoding::{transcribe_encoded, Decoding};
+use super::decoding::{transcribe_encoded_async, Decoding};
 use super::speech_presence::SpeechEvidence;
 use crate::audio::{self, FeaturePipeline, Waveform, TARGET_RATE};
 use crate::checkpoint;
 use crate::config::{conv_strides, AsrConfig};
 use crate::data::Tokenizer;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{block_on, Gpu};
 use crate::models::{DecoderOnlyTransformer, EncoderDecoderConfig, EncoderDecoderTransformer};
 use crate::nn::{Ctx, Module};
 use crate::tensor::Tensor;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Audio longer than this (or than the model's encoder window, if shorter) is cut into windows
 /// at pauses (`audio::windows`), each decoded on its own and the transcripts joined with
@@ -44,6 +44,30 @@ pub fn model_config(config: &AsrConfig, vocab_size: usize) -> EncoderDecoderConf
         max_target_len: m.max_target_len,
         activation: m.activation,
     }
+}
+
+/// One file of a checkpoint, read: where it came from (for messages) and its bytes.
+pub struct CheckpointFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+impl CheckpointFile {
+    fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.bytes).map_err(|e| Error::format(&self.path, e))
+    }
+
+    fn origin(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// The files of a recognizer checkpoint (what `train_asr` saves).
+pub struct RecognizerFiles {
+    pub config: CheckpointFile,
+    pub tokenizer: CheckpointFile,
+    pub features: CheckpointFile,
+    pub model: CheckpointFile,
 }
 
 /// A trained recognizer: model, tokenizer and feature pipeline from one checkpoint.
@@ -101,33 +125,52 @@ impl Recognizer {
                 ))
             }
         }
-        let config = AsrConfig::load_with_overrides(dir.join("config.yaml"), &[] as &[&str])?;
-        let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;
-        let features_path = dir.join("features.json");
-        let pipeline =
-            FeaturePipeline::from_json(&features_path, &checkpoint::read(dir, "features.json")?)?;
-        let model = EncoderDecoderTransformer::new(
+        let file = |name: &str| -> Result<CheckpointFile> {
+            Ok(CheckpointFile {
+                path: dir.join(name),
+                bytes: checkpoint::read(dir, name)?,
+            })
+        };
+        let mut recognizer = Recognizer::from_files(
             gpu,
-            model_config(&config, tokenizer.vocab_size()),
-            config.train.seed,
+            &RecognizerFiles {
+                config: file("config.yaml")?,
+                tokenizer: file("tokenizer.json")?,
+                features: file("features.json")?,
+                model: file(checkpoint::PARAMS_FILE)?,
+            },
         )?;
-        checkpoint::load_params_from_dir(dir, &model.params())?;
-        let lm = match lm_dir {
+        recognizer.lm = match lm_dir {
             Some(d) => {
                 let (lm, lm_tokenizer, _) = clm::load_model(gpu, d)?;
-                if lm_tokenizer != tokenizer {
+                if lm_tokenizer != recognizer.tokenizer {
                     return Err(Error::format(d, "the LM's tokenizer differs from the recognizer's: train it on transcripts with the recognizer's tokenizer"));
                 }
                 Some(lm)
             }
             None => None,
         };
+        Ok(recognizer)
+    }
+
+    /// A recognizer from its checkpoint's files held in memory (what a browser page fetched);
+    /// errors name each file by its path.
+    pub fn from_files(gpu: &Gpu, files: &RecognizerFiles) -> Result<Recognizer> {
+        let config = AsrConfig::from_yaml_str(files.config.text()?, &files.config.origin())?;
+        let tokenizer = Tokenizer::from_json(&files.tokenizer.path, files.tokenizer.text()?)?;
+        let pipeline = FeaturePipeline::from_json(&files.features.path, &files.features.bytes)?;
+        let model = EncoderDecoderTransformer::new(
+            gpu,
+            model_config(&config, tokenizer.vocab_size()),
+            config.train.seed,
+        )?;
+        checkpoint::load_params(&files.model.path, &files.model.bytes, &model.params())?;
         Ok(Recognizer {
             decoding: Decoding::from_config(&config.decode),
             model,
             tokenizer,
             pipeline,
-            lm,
+            lm: None,
         })
     }
 
@@ -140,30 +183,40 @@ impl Recognizer {
     /// of the model's band; its features there read the training mean
     /// (`FeaturePipeline::features_band_limited`).
     pub fn transcribe_waveform(&self, wave: &Waveform, decoding: &Decoding) -> Result<Transcript> {
+        block_on(self.transcribe_waveform_async(wave, decoding))
+    }
+
+    /// `transcribe_waveform` with every readback awaited (a browser page).
+    pub async fn transcribe_waveform_async(
+        &self,
+        wave: &Waveform,
+        decoding: &Decoding,
+    ) -> Result<Transcript> {
         let samples = audio::resample(&wave.samples, wave.sample_rate, TARGET_RATE)?;
         let bandwidth = (wave.sample_rate.min(TARGET_RATE) / 2) as f64;
         self.transcribe_band_limited(&samples, bandwidth, decoding)
+            .await
     }
 
     /// Transcript of 16 kHz mono samples of any length.
     pub fn transcribe(&self, samples: &[f32], decoding: &Decoding) -> Result<Transcript> {
-        self.transcribe_band_limited(samples, (TARGET_RATE / 2) as f64, decoding)
+        block_on(self.transcribe_band_limited(samples, (TARGET_RATE / 2) as f64, decoding))
     }
 
-    fn transcribe_band_limited(
+    async fn transcribe_band_limited(
         &self,
         samples: &[f32],
         bandwidth_hz: f64,
         decoding: &Decoding,
     ) -> Result<Transcript> {
-        let _g = crate::no_grad();
         decoding.check(&self.model)?;
         let mut windows = Vec::new();
         for range in audio::windows(samples, self.window_seconds()) {
             let seconds = range.start as f64 / 16_000.0..range.end as f64 / 16_000.0;
             let window = &samples[range];
-            if let Some((evidence, text)) =
-                self.transcribe_window(window, bandwidth_hz, decoding)?
+            if let Some((evidence, text)) = self
+                .transcribe_window(window, bandwidth_hz, decoding)
+                .await?
             {
                 windows.push(Window {
                     seconds,
@@ -194,7 +247,7 @@ impl Recognizer {
 
     /// The evidence of speech in one window and its transcript (empty without speech); None
     /// for a window too short to make a feature frame.
-    fn transcribe_window(
+    async fn transcribe_window(
         &self,
         samples: &[f32],
         bandwidth_hz: f64,
@@ -208,28 +261,32 @@ impl Recognizer {
         if features.frames == 0 {
             return Ok(None);
         }
-        let x = Tensor::from_slice(
-            self.model.gpu(),
-            &features.data,
-            &[1, features.frames, features.bins],
-        )?;
-        let encoded = self.model.encode(&x, &[features.frames], &Ctx::eval())?;
-        let evidence = self.evidence(samples, &encoded)?;
+        let encoded = {
+            let _g = crate::no_grad();
+            let x = Tensor::from_slice(
+                self.model.gpu(),
+                &features.data,
+                &[1, features.frames, features.bins],
+            )?;
+            self.model.encode(&x, &[features.frames], &Ctx::eval())?
+        };
+        let evidence = self.evidence(samples, &encoded).await?;
         if !evidence.is_speech() {
             return Ok(Some((evidence, String::new())));
         }
-        let text = transcribe_encoded(
+        let text = transcribe_encoded_async(
             &self.model,
             &self.tokenizer,
             &encoded,
             decoding,
             self.lm.as_ref(),
-        )?;
+        )
+        .await?;
         Ok(Some((evidence, text.concat())))
     }
 
     /// Loudness and CTC evidence of speech; a model without a CTC head has only loudness.
-    fn evidence(
+    async fn evidence(
         &self,
         samples: &[f32],
         encoded: &crate::models::Encoded,
@@ -242,7 +299,13 @@ impl Recognizer {
             })
             .collect();
         let logits = match &self.model.ctc_head {
-            Some(_) => self.model.ctc_logits(encoded)?.to_vec()?,
+            Some(_) => {
+                let logits = {
+                    let _g = crate::no_grad();
+                    self.model.ctc_logits(encoded)?
+                };
+                logits.to_vec_async().await?
+            }
             None => Vec::new(),
         };
         let mut evidence = SpeechEvidence::of(samples, &logits, vocab, &is_letter);

@@ -40,7 +40,7 @@ struct Session {
 impl Session {
     async fn open(text: &str, config_yaml: &str) -> Result<Session> {
         let config = Config::from_yaml_str(config_yaml, "the page's config")?;
-        let gpu = Gpu::new_async().await?;
+        let gpu = super::device().await?;
         let d = &config.data;
         let mut corpus = Corpus::split(text, d.val_fraction, d.test_fraction)?;
         corpus.train = prepare_text(&config.tokenizer, &corpus.train);

@@ -6,10 +6,27 @@
 //! out as bytes (the page offers them for download).
 
 mod clm;
+mod speech;
 
 pub use clm::ClmTrainer;
+pub use speech::Transcriber;
 
+use crate::gpu::Gpu;
 use wasm_bindgen::JsValue;
+
+thread_local! {
+    /// The page's device, opened by the first call that needs it and shared by all.
+    static DEVICE: std::cell::RefCell<Option<Gpu>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The page's WebGPU device.
+async fn device() -> crate::Result<Gpu> {
+    if let Some(gpu) = DEVICE.with_borrow(Option::clone) {
+        return Ok(gpu);
+    }
+    let gpu = Gpu::new_async().await?;
+    Ok(DEVICE.with_borrow_mut(|d| d.get_or_insert(gpu).clone()))
+}
 
 /// A crate error as the JavaScript exception a rejected Promise carries.
 fn js_error(e: crate::Error) -> JsValue {

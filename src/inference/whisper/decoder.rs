@@ -167,8 +167,7 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
     }
 
     /// The prompt first (one row), then one token per sequence per step.
-    fn step(&self, state: &mut WhisperState, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
-        let _g = crate::no_grad();
+    async fn step(&self, state: &mut WhisperState, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
         if batch == 0 || ids.is_empty() || !ids.len().is_multiple_of(batch) {
             return Err(Error::shape(
                 "WhisperDecoder",
@@ -176,38 +175,47 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
             ));
         }
         let t_new = ids.len() / batch;
-        if state.prompted {
+        let v = self.model.config.vocab_size;
+        let prompt = !state.prompted;
+        if prompt {
+            state.prompted = true;
+        } else {
             for (seq, &id) in state.generated.iter_mut().zip(ids) {
                 seq.push(id);
             }
         }
-        let ids_t = Tensor::from_u32(self.model.gpu(), ids, &[batch, t_new])?;
-        let h = self
-            .model
-            .decode_cached(&ids_t, self.memory, &mut state.caches)?; // [B, T_new, d]
-        let v = self.model.config.vocab_size;
-        let mut logits = if state.prompted {
-            self.logits(&h)?.to_vec()? // [B, 1, V]
-        } else {
-            // The prompt: the no-speech probability is read where `<|startoftranscript|>` is
-            // (position 0), the next token at the last position.
-            state.prompted = true;
-            let sot_at = ids.iter().position(|&i| i == self.tokens.sot).unwrap_or(0);
-            let both = ops::concat(
-                &[
-                    &ops::slice(&h, 1, sot_at, 1)?,
-                    &ops::slice(&h, 1, t_new - 1, 1)?,
-                ],
-                1,
-            )?;
-            let rows = self.logits(&both)?.to_vec()?; // [1, 2, V]
+        // Recorded without gradients; the guard is dropped before the readback is awaited.
+        let logits = {
+            let _g = crate::no_grad();
+            let ids_t = Tensor::from_u32(self.model.gpu(), ids, &[batch, t_new])?;
+            let h = self
+                .model
+                .decode_cached(&ids_t, self.memory, &mut state.caches)?; // [B, T_new, d]
+            if prompt {
+                // The prompt: the no-speech probability is read where `<|startoftranscript|>`
+                // is (position 0), the next token at the last position.
+                let sot_at = ids.iter().position(|&i| i == self.tokens.sot).unwrap_or(0);
+                let both = ops::concat(
+                    &[
+                        &ops::slice(&h, 1, sot_at, 1)?,
+                        &ops::slice(&h, 1, t_new - 1, 1)?,
+                    ],
+                    1,
+                )?;
+                self.logits(&both)? // [1, 2, V]
+            } else {
+                self.logits(&h)? // [B, 1, V]
+            }
+        };
+        let mut logits = logits.to_vec_async().await?;
+        if prompt {
             let p = self
                 .tokens
                 .no_speech
-                .map_or(0.0, |ns| log_softmax(&rows[..v])[ns as usize].exp());
+                .map_or(0.0, |ns| log_softmax(&logits[..v])[ns as usize].exp());
             self.no_speech_prob.set(Some(p));
-            rows[v..].to_vec()
-        };
+            logits.drain(..v);
+        }
         for (row, seq) in logits.chunks_mut(v).zip(&state.generated) {
             self.apply_rules(row, seq);
         }
@@ -247,9 +255,13 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
 
 /// Greedy decoding after `prompt`, at most `max_new` tokens: the tokens before end-of-text
 /// and the sum of the chosen tokens' log-probabilities, end-of-text included.
-pub fn greedy(dec: &WhisperDecoder, prompt: &[u32], max_new: usize) -> Result<(Vec<u32>, f64)> {
+pub async fn greedy(
+    dec: &WhisperDecoder<'_>,
+    prompt: &[u32],
+    max_new: usize,
+) -> Result<(Vec<u32>, f64)> {
     let mut state = dec.start(1)?;
-    let mut logits = dec.step(&mut state, prompt, 1)?;
+    let mut logits = dec.step(&mut state, prompt, 1).await?;
     let mut tokens = Vec::new();
     let mut sum_logprob = 0.0;
     while tokens.len() < max_new {
@@ -259,21 +271,21 @@ pub fn greedy(dec: &WhisperDecoder, prompt: &[u32], max_new: usize) -> Result<(V
             break;
         }
         tokens.push(next);
-        logits = dec.step(&mut state, &[next], 1)?;
+        logits = dec.step(&mut state, &[next], 1).await?;
     }
     Ok((tokens, sum_logprob))
 }
 
 /// The sum of log-probabilities of `tokens` then end-of-text after `prompt`, under the same
 /// rules (what a decoding that chose them scored).
-pub fn score(dec: &WhisperDecoder, prompt: &[u32], tokens: &[u32]) -> Result<f64> {
+pub async fn score(dec: &WhisperDecoder<'_>, prompt: &[u32], tokens: &[u32]) -> Result<f64> {
     let mut state = dec.start(1)?;
-    let mut logits = dec.step(&mut state, prompt, 1)?;
+    let mut logits = dec.step(&mut state, prompt, 1).await?;
     let mut sum = 0.0;
     for &t in tokens.iter().chain(std::iter::once(&dec.tokens.eot)) {
         sum += log_softmax(&logits)[t as usize];
         if t != dec.tokens.eot {
-            logits = dec.step(&mut state, &[t], 1)?;
+            logits = dec.step(&mut state, &[t], 1).await?;
         }
     }
     Ok(sum)

@@ -20,11 +20,13 @@ pub use tokens::WhisperTokens;
 
 use crate::audio::{self, whisper_log_mel};
 use crate::data::ByteBpe;
-use crate::decode::{beam_search, BeamConfig};
+use crate::decode::{beam_search_async, BeamConfig};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{block_on, Gpu};
 use crate::inference::speech_presence::sounds_like_speech;
-use crate::models::whisper::{load_whisper, Whisper, WhisperExample, WhisperFormat};
+use crate::models::whisper::{
+    load_whisper, whisper_from_weights, Whisper, WhisperExample, WhisperFormat, WhisperWeights,
+};
 use crate::ops::HalfMatrix;
 use crate::tensor::Tensor;
 use std::path::Path;
@@ -115,7 +117,34 @@ impl WhisperRecognizer {
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<WhisperRecognizer> {
         let (model, format) = load_whisper(gpu, dir)?;
         let tok_file = dir.join("tokenizer.json");
-        let tokenizer = ByteBpe::load(&tok_file)?;
+        let text = std::fs::read_to_string(&tok_file).map_err(|e| Error::io(&tok_file, e))?;
+        block_on(WhisperRecognizer::with_tokenizer(
+            gpu, model, format, &tok_file, &text,
+        ))
+    }
+
+    /// The model of `weights` and the `tokenizer.json` text held in memory (what a browser
+    /// page fetched); `tok_file` names the tokenizer in errors. A future: the output
+    /// projection's weights are read back once (see `output_half`).
+    pub async fn from_weights(
+        gpu: &Gpu,
+        weights: WhisperWeights<'_>,
+        tok_file: &Path,
+        tokenizer_json: &str,
+    ) -> Result<WhisperRecognizer> {
+        let (model, format) = whisper_from_weights(gpu, weights)?;
+        WhisperRecognizer::with_tokenizer(gpu, model, format, tok_file, tokenizer_json).await
+    }
+
+    async fn with_tokenizer(
+        gpu: &Gpu,
+        model: Whisper,
+        format: WhisperFormat,
+        tok_file: &Path,
+        tokenizer_json: &str,
+    ) -> Result<WhisperRecognizer> {
+        let tok_file = tok_file.to_path_buf();
+        let tokenizer = ByteBpe::from_json(&tok_file, tokenizer_json)?;
         let multilingual = model.config.is_multilingual();
         let tokens = WhisperTokens::new(&tokenizer, &tok_file, multilingual, "en")?;
         if tokens.timestamp_begin as usize >= model.config.vocab_size {
@@ -128,7 +157,7 @@ impl WhisperRecognizer {
                 ),
             ));
         }
-        let table = model.embed_tokens.to_vec()?;
+        let table = model.embed_tokens.to_vec_async().await?;
         let d = model.config.d_model;
         let output_half = if d.is_multiple_of(8) && HalfMatrix::is_exact(&table) {
             Some(HalfMatrix::new(gpu, &table, model.config.vocab_size, d)?)
@@ -154,6 +183,11 @@ impl WhisperRecognizer {
         Ok(self.transcribe_timed(samples, opts)?.0)
     }
 
+    /// `transcribe` with every readback awaited (a browser page).
+    pub async fn transcribe_async(&self, samples: &[f32], opts: &WhisperOptions) -> Result<String> {
+        Ok(self.transcribe_timed_async(samples, opts).await?.0)
+    }
+
     /// `transcribe`, and where the time went. Audio that is silent or steady noise by its levels
     /// (`speech_presence::sounds_like_speech`) gives an empty transcript without decoding:
     /// Whisper writes words for it (faster-whisper does too, without its VAD filter).
@@ -162,7 +196,16 @@ impl WhisperRecognizer {
         samples: &[f32],
         opts: &WhisperOptions,
     ) -> Result<(String, WhisperTimings)> {
-        let _g = crate::no_grad();
+        block_on(self.transcribe_timed_async(samples, opts))
+    }
+
+    /// `transcribe_timed` with every readback awaited. A browser page has no clock here: its
+    /// timings stay zero.
+    pub async fn transcribe_timed_async(
+        &self,
+        samples: &[f32],
+        opts: &WhisperOptions,
+    ) -> Result<(String, WhisperTimings)> {
         let c = &self.model.config;
         let gpu = self.model.gpu();
         let mut timings = WhisperTimings::default();
@@ -184,14 +227,17 @@ impl WhisperRecognizer {
         while seek < content {
             let len = window.min(content - seek);
             let frames = mel.window(seek, len, window); // [window, n_mels]
-            let started = Instant::now();
-            let x = Tensor::from_slice(gpu, &frames, &[1, window, c.n_mels])?;
-            let memory = self.model.encode(&x)?; // [1, S, d]
+            let started = clock();
+            let memory = {
+                let _g = crate::no_grad();
+                let x = Tensor::from_slice(gpu, &frames, &[1, window, c.n_mels])?;
+                self.model.encode(&x)? // [1, S, d]
+            };
             gpu.synchronize()?;
-            timings.encoder += started.elapsed();
-            let started = Instant::now();
-            let r = self.decode_window(&memory, len, opts, timestamps)?;
-            timings.decoder += started.elapsed();
+            timings.encoder += since(started);
+            let started = clock();
+            let r = self.decode_window(&memory, len, opts, timestamps).await?;
+            timings.decoder += since(started);
             timings.windows += 1;
             timings.tokens += r.steps;
             text_tokens.extend(r.text_tokens);
@@ -240,7 +286,7 @@ impl WhisperRecognizer {
     }
 
     /// Decode one window with `len` real frames (the rest is padding).
-    fn decode_window(
+    async fn decode_window(
         &self,
         memory: &Tensor,
         len: usize,
@@ -253,7 +299,7 @@ impl WhisperRecognizer {
         let prompt = t.prompt(timestamps);
         let max_new = self.model.config.max_target_positions - prompt.len();
         let (tokens, sum_logprob) = if opts.beam_width <= 1 {
-            greedy(&dec, &prompt, max_new)?
+            greedy(&dec, &prompt, max_new).await?
         } else {
             let cfg = BeamConfig {
                 beam_width: opts.beam_width,
@@ -261,11 +307,11 @@ impl WhisperRecognizer {
                 length_penalty: opts.length_penalty,
                 eos: Some(t.eot),
             };
-            let mut tokens = beam_search(&dec, &prompt, &cfg)?;
+            let mut tokens = beam_search_async(&dec, &prompt, &cfg).await?;
             tokens.retain(|&id| id != t.eot);
             // Scored again only where the no-speech check needs it.
             let sum = match dec.no_speech_prob() > NO_SPEECH_THRESHOLD {
-                true => score(&dec, &prompt, &tokens)?,
+                true => score(&dec, &prompt, &tokens).await?,
                 false => 0.0,
             };
             (tokens, sum)
@@ -326,4 +372,13 @@ impl WhisperRecognizer {
             _ => (text(tokens), len),
         }
     }
+}
+
+/// Now, where there is a clock (a browser page's wasm has none: `Instant::now` panics there).
+fn clock() -> Option<Instant> {
+    (!cfg!(target_arch = "wasm32")).then(Instant::now)
+}
+
+fn since(started: Option<Instant>) -> Duration {
+    started.map_or(Duration::ZERO, |t| t.elapsed())
 }

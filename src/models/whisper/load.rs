@@ -14,8 +14,8 @@ use super::{
     Whisper, WhisperConfig, WhisperConv, WhisperDecoderLayer, WhisperEncoderLayer,
     WhisperFeedForward,
 };
-use crate::checkpoint::ct2::{f16_to_f32, Ct2Dtype, Ct2Model};
-use crate::checkpoint::{tensors_to_bytes, NamedArrays};
+use crate::checkpoint::ct2::{Ct2Dtype, Ct2Model};
+use crate::checkpoint::{tensors_from_bytes, tensors_to_bytes, NamedArrays};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::Module;
@@ -53,21 +53,69 @@ impl WhisperFormat {
 
 /// The model in `dir` (either layout) on `gpu`, and the layout it was in.
 pub fn load_whisper(gpu: &Gpu, dir: &Path) -> Result<(Whisper, WhisperFormat)> {
-    let format = WhisperFormat::detect(dir)?;
-    let (config, arrays, file) = match format {
+    let read = |file: &Path| std::fs::read(file).map_err(|e| Error::io(file, e));
+    match WhisperFormat::detect(dir)? {
         WhisperFormat::HuggingFace => {
-            let config = hf_config(&dir.join("config.json"))?;
-            let file = dir.join("model.safetensors");
-            let arrays = read_safetensors(&file)?;
-            (config, arrays, file)
+            let (config_file, file) = (dir.join("config.json"), dir.join("model.safetensors"));
+            let weights = WhisperWeights::HuggingFace {
+                config: &read(&config_file)?,
+                config_file: &config_file,
+                bytes: &read(&file)?,
+                file: &file,
+            };
+            whisper_from_weights(gpu, weights)
         }
         WhisperFormat::CTranslate2 => {
             let file = dir.join("model.bin");
-            let (config, arrays) = from_ct2(&file, &Ct2Model::read(&file)?)?;
-            (config, arrays, file)
+            let bytes = read(&file)?;
+            whisper_from_weights(
+                gpu,
+                WhisperWeights::CTranslate2 {
+                    file: &file,
+                    bytes: &bytes,
+                },
+            )
+        }
+    }
+}
+
+/// A Whisper model's files held in memory (what a browser page fetched); the paths name them
+/// in errors.
+pub enum WhisperWeights<'a> {
+    /// `model.bin`.
+    CTranslate2 { file: &'a Path, bytes: &'a [u8] },
+    /// `config.json` and `model.safetensors`.
+    HuggingFace {
+        config_file: &'a Path,
+        config: &'a [u8],
+        file: &'a Path,
+        bytes: &'a [u8],
+    },
+}
+
+/// The model of `weights` on `gpu`, and the layout it was in.
+pub fn whisper_from_weights(
+    gpu: &Gpu,
+    weights: WhisperWeights,
+) -> Result<(Whisper, WhisperFormat)> {
+    let (config, arrays, file, format) = match weights {
+        WhisperWeights::HuggingFace {
+            config_file,
+            config,
+            file,
+            bytes,
+        } => {
+            let text = std::str::from_utf8(config).map_err(|e| Error::format(config_file, e))?;
+            let config = hf_config(config_file, text)?;
+            let arrays = tensors_from_bytes(file, bytes)?;
+            (config, arrays, file, WhisperFormat::HuggingFace)
+        }
+        WhisperWeights::CTranslate2 { file, bytes } => {
+            let (config, arrays) = from_ct2(file, &Ct2Model::parse(file, bytes)?)?;
+            (config, arrays, file, WhisperFormat::CTranslate2)
         }
     };
-    Ok((Whisper::from_arrays(gpu, config, arrays, &file)?, format))
+    Ok((Whisper::from_arrays(gpu, config, arrays, file)?, format))
 }
 
 fn json_usize(file: &Path, json: &serde_json::Value, key: &str) -> Result<usize> {
@@ -77,11 +125,10 @@ fn json_usize(file: &Path, json: &serde_json::Value, key: &str) -> Result<usize>
         .ok_or_else(|| Error::format(file, format!("has no whole number {key:?}")))
 }
 
-/// `WhisperConfig` from a Hugging Face `config.json`.
-pub fn hf_config(file: &Path) -> Result<WhisperConfig> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+/// `WhisperConfig` from the text of a Hugging Face `config.json`; `file` names it in errors.
+fn hf_config(file: &Path, text: &str) -> Result<WhisperConfig> {
     let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::format(file, format!("not JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::format(file, format!("not JSON: {e}")))?;
     if let Some(act) = json["activation_function"].as_str() {
         if act != "gelu" {
             return Err(Error::format(
@@ -108,40 +155,6 @@ pub fn hf_config(file: &Path) -> Result<WhisperConfig> {
         .validate()
         .map_err(|e| Error::format(file, e.to_string()))?;
     Ok(config)
-}
-
-/// Every tensor of a safetensors file as f32 (F32, F16 and BF16 are read).
-fn read_safetensors(file: &Path) -> Result<NamedArrays> {
-    use safetensors::{Dtype, SafeTensors};
-    let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::format(file, format!("not a valid safetensors file: {e}")))?;
-    let mut out = HashMap::new();
-    for (name, view) in st.tensors() {
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-                .collect(),
-            other => {
-                return Err(Error::format(
-                    file,
-                    format!("tensor {name:?} is {other:?}; F32, F16 and BF16 are read"),
-                ))
-            }
-        };
-        out.insert(name, (view.shape().to_vec(), values));
-    }
-    Ok(out)
 }
 
 /// Layers `prefix/layer_0`, `prefix/layer_1`, ... present in a CT2 model.

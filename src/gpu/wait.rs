@@ -1,6 +1,9 @@
-//! A one-shot future completed by a wgpu callback (`Buffer::map_async`). Natively the device
-//! is polled until the callback has run, so the future is ready when first awaited; in a browser
-//! page the callback runs later, from the page's event loop, and wakes the task awaiting it.
+//! Waiting for the GPU. Everything that waits is written once, as a future: natively the device
+//! is polled until the work is done, so the future is ready when first polled, and `block_on`
+//! gives the blocking form the command-line programs call; in a browser page the page's event
+//! loop completes it later, so the page awaits it (and `block_on` there refuses to wait).
+//!
+//! `Callback` is the one-shot future a wgpu callback (`Buffer::map_async`) completes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,6 +65,24 @@ impl<T> Future for Callback<T> {
         } else {
             s.waker = Some(cx.waker().clone());
             Poll::Pending
+        }
+    }
+}
+
+/// Run `work` to completion on this thread: natively by blocking until it is done; in a browser
+/// page only if it completes without waiting (a page may not block), else an error that names
+/// the async call to await instead.
+pub fn block_on<T>(work: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(work)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut work = std::pin::pin!(work);
+        match work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(crate::Error::Gpu(super::BLOCKING_IN_BROWSER.into())),
         }
     }
 }
