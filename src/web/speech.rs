@@ -17,8 +17,8 @@ use wasm_bindgen_futures::future_to_promise;
 
 enum Model {
     /// The course-style recognizer and its checkpoint's decoding.
-    Course(Recognizer),
-    Whisper(WhisperRecognizer),
+    Course(Box<Recognizer>),
+    Whisper(Box<WhisperRecognizer>),
 }
 
 /// A speech recognizer held by the page; one transcription at a time.
@@ -65,8 +65,12 @@ async fn transcribe(model: &Model, wave: Result<Waveform>) -> Result<String> {
         Model::Course(r) => Ok(r.transcribe_waveform_async(&wave, &r.decoding).await?.text),
         Model::Whisper(w) => {
             let samples = audio::resample(&wave.samples, wave.sample_rate, audio::TARGET_RATE)?;
-            w.transcribe_async(&samples, &WhisperOptions::default())
-                .await
+            // As `asr` decodes Whisper: faster-whisper's beam of 5.
+            let opts = WhisperOptions {
+                beam_width: 5,
+                ..WhisperOptions::default()
+            };
+            w.transcribe_async(&samples, &opts).await
         }
     }
 }
@@ -88,7 +92,7 @@ impl Transcriber {
         };
         let gpu = device().await.map_err(js_error)?;
         let r = Recognizer::from_files(&gpu, &files).map_err(js_error)?;
-        Ok(Transcriber::new(Model::Course(r)))
+        Ok(Transcriber::new(Model::Course(Box::new(r))))
     }
 
     /// Whisper from a CTranslate2 `model.bin` (what `scripts/fetch_whisper` installs from
@@ -110,7 +114,7 @@ impl Transcriber {
         )
         .await
         .map_err(js_error)?;
-        Ok(Transcriber::new(Model::Whisper(w)))
+        Ok(Transcriber::new(Model::Whisper(Box::new(w))))
     }
 
     /// A Promise of the transcript of a WAV file's bytes (any rate, channels averaged).
