@@ -9,6 +9,8 @@
 //! - `optim` (fused optimizer kernels), `nn` (modules), `models`, `decode` (searches over a
 //!   key/value cache), `inference` (load a trained model and use it).
 //! - `train`: the shared training loop and the jobs; it uses `inference` to validate.
+//! - `web` (feature `web`, wasm32 only): what a browser page calls, over `train` and
+//!   `inference`, every GPU readback awaited.
 //! - CPU-side helpers any layer above `tensor` may use: `config` (plain YAML data), `audio`
 //!   (WAV, resampling, log-mel), `data` (corpora, tokenizers, batches, speech manifests),
 //!   `checkpoint` (safetensors files, atomic checkpoint directories), `report` (plots).
