@@ -11,13 +11,8 @@ use std::path::Path;
 use std::time::Instant;
 use wgformer::audio;
 use wgformer::config::Config;
-use wgformer::data::{build_tokenizer, prepare_text, Batcher, Corpus};
-use wgformer::inference::clm::model_config;
 use wgformer::inference::{Recognizer, WhisperOptions, WhisperRecognizer};
-use wgformer::models::DecoderOnlyTransformer;
-use wgformer::nn::Module;
-use wgformer::train::clm::lm_loss;
-use wgformer::train::Trainer;
+use wgformer::train::clm::ClmTraining;
 use wgformer::Gpu;
 
 fn main() -> wgformer::Result<()> {
@@ -29,39 +24,14 @@ fn main() -> wgformer::Result<()> {
     println!("adapter: {}", gpu.adapter_name());
 
     let config = Config::load("configs/clm-small.yaml")?;
-    let text = std::fs::read_to_string(&config.data.path)
-        .map_err(|e| wgformer::Error::io(&config.data.path, e))?;
-    let d = &config.data;
-    let mut corpus = Corpus::split(&text, d.val_fraction, d.test_fraction)?;
-    corpus.train = prepare_text(&config.tokenizer, &corpus.train);
-    let tokenizer = build_tokenizer(&config.tokenizer, &corpus.train)?;
-    let t = &config.train;
-    let train = Batcher::new(
-        tokenizer.encode(&corpus.train),
-        t.seq_len,
-        t.batch_size,
-        t.seed,
-    )?;
-    let model =
-        DecoderOnlyTransformer::new(&gpu, model_config(&config, tokenizer.vocab_size()), t.seed)?;
-    let mut trainer = Trainer::from_config(
-        model.params(),
-        &config.optimizer,
-        &config.scheduler,
-        config.total_steps(train.batches_per_epoch()),
-        t.max_grad_norm,
-        t.seed,
-    )?;
+    let text = wgformer::data::read_text(&config.data.path)?;
+    let mut training = ClmTraining::new(&gpu, &config, &text)?;
     let started = Instant::now();
     let mut losses = Vec::new();
-    for step in 0..steps {
-        let batch = train
-            .stream(step)?
-            .next()
-            .expect("the batcher streams forever");
-        let stats = trainer.step(1, |_, ctx| lm_loss(&model, &batch, ctx, 0.0))?;
-        losses.push(stats.loss);
+    for _ in 0..steps {
+        losses.push(training.step()?.loss);
     }
+    let t = &config.train;
     let rate = (steps * t.batch_size * t.seq_len) as f64 / started.elapsed().as_secs_f64();
     // As the page reports it: the mean of the first three losses and of the last three.
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;

@@ -625,35 +625,34 @@ impl Gpu {
         }
         // The bindings and the Params size, checked against the shader before wgpu sees it.
         let reflection = kernel.reflect()?;
+        // What the kernel needs against what the device allows, refused by the limit's name.
         let limits = &self.0.limits;
-        let over = |what: &str, used: u64, limit: u64, name: &str| Error::Shader {
-            file: kernel.file(),
-            entry: kernel.entry,
-            msg: format!("{what} {used}; this adapter allows {limit} ({name})"),
-        };
-        if kernel.bindings.len() > self.max_storage_buffers() {
-            return Err(over(
-                "binds storage buffers:",
-                kernel.bindings.len() as u64,
-                limits.max_storage_buffers_per_shader_stage as u64,
+        let needs = [
+            (
+                "storage buffers bound",
+                kernel.bindings.len() as u32,
+                limits.max_storage_buffers_per_shader_stage,
                 "max_storage_buffers_per_shader_stage",
-            ));
-        }
-        if reflection.workgroup_bytes > limits.max_compute_workgroup_storage_size {
-            return Err(over(
-                "uses bytes of workgroup memory:",
-                reflection.workgroup_bytes as u64,
-                limits.max_compute_workgroup_storage_size as u64,
+            ),
+            (
+                "bytes of workgroup memory",
+                reflection.workgroup_bytes,
+                limits.max_compute_workgroup_storage_size,
                 "max_compute_workgroup_storage_size",
-            ));
-        }
-        if reflection.invocations > limits.max_compute_invocations_per_workgroup {
-            return Err(over(
-                "has invocations per workgroup:",
-                reflection.invocations as u64,
-                limits.max_compute_invocations_per_workgroup as u64,
+            ),
+            (
+                "invocations per workgroup",
+                reflection.invocations,
+                limits.max_compute_invocations_per_workgroup,
                 "max_compute_invocations_per_workgroup",
-            ));
+            ),
+        ];
+        if let Some((what, used, limit, name)) = needs.into_iter().find(|n| n.1 > n.2) {
+            return Err(Error::Shader {
+                file: kernel.file(),
+                entry: kernel.entry,
+                msg: format!("needs {used} {what}; this adapter allows {limit} ({name})"),
+            });
         }
         let device = &self.0.device;
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {

@@ -325,6 +325,76 @@ impl Task for ClmTask {
     }
 }
 
+/// A causal LM ready to train on a text held in memory, without a run directory, evaluation
+/// or checkpoints: what a browser page trains (`web::ClmTrainer`) and
+/// `examples/page_baseline.rs` times natively. The text is split and tokenized as `run` does
+/// it, and training takes its train part.
+pub struct ClmTraining {
+    pub model: DecoderOnlyTransformer,
+    pub tokenizer: Tokenizer,
+    pub train: Batcher,
+    pub trainer: Trainer,
+    label_smoothing: f32,
+}
+
+impl ClmTraining {
+    pub fn new(gpu: &Gpu, config: &Config, text: &str) -> Result<ClmTraining> {
+        let d = &config.data;
+        let mut corpus = Corpus::split(text, d.val_fraction, d.test_fraction)?;
+        corpus.train = prepare_text(&config.tokenizer, &corpus.train);
+        let tokenizer = build_tokenizer(&config.tokenizer, &corpus.train)?;
+        let t = &config.train;
+        let train = Batcher::new(
+            tokenizer.encode(&corpus.train),
+            t.seq_len,
+            t.batch_size,
+            t.seed,
+        )?;
+        if train.batches_per_epoch() == 0 {
+            return Err(Error::format(
+                &config.origin,
+                "the text's training part is shorter than one batch of train.batch_size x \
+                 train.seq_len",
+            ));
+        }
+        let model =
+            DecoderOnlyTransformer::new(gpu, model_config(config, tokenizer.vocab_size()), t.seed)?;
+        let trainer = Trainer::from_config(
+            model.params(),
+            &config.optimizer,
+            &config.scheduler,
+            config.total_steps(train.batches_per_epoch()),
+            t.max_grad_norm,
+            t.seed,
+        )?;
+        Ok(ClmTraining {
+            model,
+            tokenizer,
+            train,
+            trainer,
+            label_smoothing: t.label_smoothing as f32,
+        })
+    }
+
+    /// One optimizer step on the next batch.
+    pub fn step(&mut self) -> Result<super::StepStats> {
+        crate::gpu::block_on(self.step_async())
+    }
+
+    /// `step` with its readback awaited (a browser page).
+    pub async fn step_async(&mut self) -> Result<super::StepStats> {
+        let batch = self
+            .train
+            .stream(self.trainer.step)?
+            .next()
+            .ok_or_else(|| Error::shape("ClmTraining::step", "the batcher ran dry"))?;
+        let (model, smoothing) = (&self.model, self.label_smoothing);
+        self.trainer
+            .step_async(1, |_, ctx| lm_loss(model, &batch, ctx, smoothing))
+            .await
+    }
+}
+
 /// Cross-entropy (nats per token) of a unigram model fitted on `train` (add-one smoothing),
 /// evaluated on `eval`: the baseline a language model must beat.
 pub fn unigram_cross_entropy(train: &[u32], eval: &[u32], vocab: usize) -> f64 {

@@ -5,14 +5,11 @@
 use super::js_error;
 use crate::checkpoint;
 use crate::config::Config;
-use crate::data::{build_tokenizer, prepare_text, Batcher, Corpus, Tokenizer};
+use crate::data::prepare_text;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::inference::clm::{model_config, sample_text_async};
-use crate::models::DecoderOnlyTransformer;
+use crate::inference::clm::sample_text_async;
 use crate::nn::Module;
-use crate::train::clm::lm_loss;
-use crate::train::Trainer;
+use crate::train::clm::ClmTraining;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -29,56 +26,16 @@ pub struct ClmTrainer {
 }
 
 struct Session {
-    gpu: Gpu,
     config: Config,
-    model: DecoderOnlyTransformer,
-    tokenizer: Tokenizer,
-    train: Batcher,
-    trainer: Trainer,
+    training: ClmTraining,
 }
 
 impl Session {
     async fn open(text: &str, config_yaml: &str) -> Result<Session> {
         let config = Config::from_yaml_str(config_yaml, "the page's config")?;
         let gpu = super::device().await?;
-        let d = &config.data;
-        let mut corpus = Corpus::split(text, d.val_fraction, d.test_fraction)?;
-        corpus.train = prepare_text(&config.tokenizer, &corpus.train);
-        let tokenizer = build_tokenizer(&config.tokenizer, &corpus.train)?;
-        let t = &config.train;
-        let train = Batcher::new(
-            tokenizer.encode(&corpus.train),
-            t.seq_len,
-            t.batch_size,
-            t.seed,
-        )?;
-        if train.batches_per_epoch() == 0 {
-            return Err(Error::shape(
-                "ClmTrainer",
-                "the text is shorter than one batch of train.batch_size x train.seq_len",
-            ));
-        }
-        let model = DecoderOnlyTransformer::new(
-            &gpu,
-            model_config(&config, tokenizer.vocab_size()),
-            t.seed,
-        )?;
-        let trainer = Trainer::from_config(
-            model.params(),
-            &config.optimizer,
-            &config.scheduler,
-            config.total_steps(train.batches_per_epoch()),
-            t.max_grad_norm,
-            t.seed,
-        )?;
-        Ok(Session {
-            gpu,
-            config,
-            model,
-            tokenizer,
-            train,
-            trainer,
-        })
+        let training = ClmTraining::new(&gpu, &config, text)?;
+        Ok(Session { config, training })
     }
 }
 
@@ -112,9 +69,9 @@ impl ClmTrainer {
         let s = Session::open(&text, &config_yaml).await.map_err(js_error)?;
         let t = &s.config.train;
         Ok(ClmTrainer {
-            adapter: s.gpu.adapter_name(),
+            adapter: s.training.model.token_embedding.weight.gpu().adapter_name(),
             tokens_per_step: t.batch_size * t.seq_len,
-            total_steps: s.config.total_steps(s.train.batches_per_epoch()),
+            total_steps: s.config.total_steps(s.training.train.batches_per_epoch()),
             session: Rc::new(RefCell::new(s)),
         })
     }
@@ -141,19 +98,8 @@ impl ClmTrainer {
     pub fn step(&self) -> js_sys::Promise {
         self.run(|session| async move {
             let mut s = session.borrow_mut();
-            let s = &mut *s;
-            let step = s.trainer.step;
-            let batch = s
-                .train
-                .stream(step)?
-                .next()
-                .ok_or_else(|| Error::shape("ClmTrainer::step", "the batcher ran dry"))?;
-            let smoothing = s.config.train.label_smoothing as f32;
-            let model = &s.model;
-            let stats = s
-                .trainer
-                .step_async(1, |_, ctx| lm_loss(model, &batch, ctx, smoothing))
-                .await?;
+            let step = s.training.trainer.step;
+            let stats = s.training.step_async().await?;
             if stats.skipped || !stats.loss.is_finite() {
                 return Err(Error::Gpu(format!(
                     "step {step}: the loss or the gradient norm is not finite (loss {})",
@@ -172,7 +118,8 @@ impl ClmTrainer {
         self.run(move |session| async move {
             let s = session.borrow();
             let prompt = prepare_text(&s.config.tokenizer, &prompt);
-            sample_text_async(&s.model, &s.tokenizer, &prompt, n, seed).await
+            let t = &s.training;
+            sample_text_async(&t.model, &t.tokenizer, &prompt, n, seed).await
         })
     }
 
@@ -182,7 +129,7 @@ impl ClmTrainer {
     pub fn checkpoint(&self) -> js_sys::Promise {
         self.run(|session| async move {
             let s = session.borrow();
-            let params = s.model.params();
+            let params = s.training.model.params();
             let bytes =
                 checkpoint::tensors_to_bytes_async(&checkpoint::named_params(&params)).await?;
             Ok(js_sys::Uint8Array::from(&bytes[..]))
@@ -193,7 +140,7 @@ impl ClmTrainer {
     /// for a running step).
     pub fn tokenizer_json(&self) -> js_sys::Promise {
         self.run(|session| async move {
-            let bytes = session.borrow().tokenizer.to_json_bytes()?;
+            let bytes = session.borrow().training.tokenizer.to_json_bytes()?;
             String::from_utf8(bytes).map_err(|e| Error::Gpu(e.to_string()))
         })
     }
