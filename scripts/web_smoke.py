@@ -3,8 +3,9 @@
 serve target/web on 127.0.0.1, open it in headless Chromium with WebGPU through ChromeDriver's
 HTTP API (no client library needed), let the page train `steps` steps unattended (?smoke=N) and
 read its verdict: PASS when the loss fell, the page sampled text and wrote a checkpoint.
-Fails, naming what happened, when the page reports FAIL, WebGPU is missing or time runs out."""
-import functools, http.server, json, socket, subprocess, sys, threading, time, urllib.request
+Fails, naming what happened, when the page reports FAIL, WebGPU is missing or time runs out.
+WEB_SMOKE_SCREENSHOT=page.png saves what the page shows at the end."""
+import base64, functools, http.server, json, os, socket, subprocess, sys, threading, time, urllib.request
 
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 TIMEOUT_S = 900
@@ -62,6 +63,10 @@ def main():
             if verdict:
                 break
             time.sleep(1)
+        shot = os.environ.get("WEB_SMOKE_SCREENSHOT")
+        if shot:
+            with open(shot, "wb") as f:
+                f.write(base64.b64decode(call(base, "GET", s + "/screenshot")))
         call(base, "DELETE", s)
     finally:
         driver.terminate()

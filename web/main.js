@@ -39,12 +39,14 @@ const bytes = async (url) => {
 const transcribers = {};
 async function transcriber(name) {
   if (!transcribers[name]) {
+    const before = $('status').textContent;
     status(`Loading ${name}…`);
     transcribers[name] = name === 'whisper'
-      ? Transcriber.whisper(await bytes('whisper/model.bin'),
+      ? await Transcriber.whisper(await bytes('whisper/model.bin'),
           new TextDecoder().decode(await bytes('whisper/tokenizer.json')))
-      : Transcriber.course(...await Promise.all(['config.yaml', 'tokenizer.json',
+      : await Transcriber.course(...await Promise.all(['config.yaml', 'tokenizer.json',
           'features.json', 'model.safetensors'].map((f) => bytes(`asr/${f}`))));
+    status(before);
   }
   return transcribers[name];
 }

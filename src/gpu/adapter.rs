@@ -28,7 +28,12 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 fn describe(info: &wgpu::AdapterInfo) -> String {
-    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+    // Browsers keep the adapter's name to themselves.
+    let name = match info.name.as_str() {
+        "" => "unnamed adapter",
+        name => name,
+    };
+    format!("{name} ({:?}, {:?})", info.backend, info.device_type)
 }
 
 async fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
@@ -132,5 +137,8 @@ pub(crate) async fn open_device(
 }
 
 pub(crate) fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
-    format!("{} [{}]", describe(info), info.driver_info)
+    match info.driver_info.as_str() {
+        "" => describe(info),
+        driver => format!("{} [{driver}]", describe(info)),
+    }
 }
