@@ -53,12 +53,13 @@ const NEG_BIG: f32 = -0x1.fffffep+127f;
 @group(0) @binding(4) var<storage, read> k: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> key_lens: array<u32>;
-// backward
+// backward. The forward's lse and the backward's delta share one buffer, lse for every query row
+// then delta (`backward_delta` writes that half through `delta_out`): the dK/dV kernel then
+// binds eight storage buffers, the most WebGPU promises.
 @group(0) @binding(7) var<storage, read_write> delta_out: array<f32>;
 @group(0) @binding(8) var<storage, read> o: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read> d_o: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read> lse: array<f32>;
-@group(0) @binding(11) var<storage, read> delta: array<f32>;
+@group(0) @binding(10) var<storage, read> lse_delta: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dq_out: array<vec4<f32>>;
 @group(0) @binding(13) var<storage, read_write> dk_out: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read_write> dv_out: array<vec4<f32>>;
@@ -68,6 +69,19 @@ const NEG_BIG: f32 = -0x1.fffffep+127f;
 @group(0) @binding(17) var<storage, read_write> dscores_out: array<f32>;
 @group(0) @binding(18) var<storage, read> probs: array<f32>;
 @group(0) @binding(19) var<storage, read> dprobs: array<f32>;
+
+// Query rows of all heads: where delta starts in the lse / delta buffer.
+fn query_rows() -> u32 {
+    return p.batch * p.heads * p.tq;
+}
+
+fn lse(row: u32) -> f32 {
+    return lse_delta[row];
+}
+
+fn delta(row: u32) -> f32 {
+    return lse_delta[query_rows() + row];
+}
 
 // Keys 0 .. key_limit(b, i) - 1 are visible to query i of batch item b.
 fn key_limit(b: u32, i: u32) -> u32 {

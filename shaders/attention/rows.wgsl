@@ -272,10 +272,10 @@ fn backward_dq_rows_body(bh: u32, i0: u32, lane: u32) {
     let lim_a = key_limits(b, i0);
     let lim_b = key_limits(b, i0 + 4u);
     let n_keys = walk_limit(most_keys(lim_a, lim_b));
-    let lse_a = vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]);
-    let lse_b = vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]);
-    let delta_a = vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]);
-    let delta_b = vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]);
+    let lse_a = vec4(lse(qa.x), lse(qa.y), lse(qa.z), lse(qa.w));
+    let lse_b = vec4(lse(qb.x), lse(qb.y), lse(qb.z), lse(qb.w));
+    let delta_a = vec4(delta(qa.x), delta(qa.y), delta(qa.z), delta(qa.w));
+    let delta_b = vec4(delta(qb.x), delta(qb.y), delta(qb.z), delta(qb.w));
     keep_own_q_do(qa, qb);
 
     var acc: array<mat4x4<f32>, 2u * DV>;

@@ -33,10 +33,10 @@ fn fetch_v(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
 }
 fn fetch_query_stats(b: u32, i0: u32, qa: vec4<u32>, qb: vec4<u32>, lane: u32) -> QueryStats {
     return QueryStats(key_limits(b, i0), key_limits(b, i0 + 4u),
-                      vec4(lse[qa.x], lse[qa.y], lse[qa.z], lse[qa.w]),
-                      vec4(lse[qb.x], lse[qb.y], lse[qb.z], lse[qb.w]),
-                      vec4(delta[qa.x], delta[qa.y], delta[qa.z], delta[qa.w]),
-                      vec4(delta[qb.x], delta[qb.y], delta[qb.z], delta[qb.w]));
+                      vec4(lse(qa.x), lse(qa.y), lse(qa.z), lse(qa.w)),
+                      vec4(lse(qb.x), lse(qb.y), lse(qb.z), lse(qb.w)),
+                      vec4(delta(qa.x), delta(qa.y), delta(qa.z), delta(qa.w)),
+                      vec4(delta(qb.x), delta(qb.y), delta(qb.z), delta(qb.w)));
 }
 
 // The 8-row block of invocation `lid` of workgroup `wid` over `n` rows per (b, h): (bh, r0),

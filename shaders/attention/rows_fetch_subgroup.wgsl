@@ -80,8 +80,8 @@ fn fetch_v(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
 fn fetch_query_stats(b: u32, i0: u32, qa: vec4<u32>, qb: vec4<u32>, lane: u32) -> QueryStats {
     let row = select(qa, qb, lane >= 4u)[lane % 4u];
     let lim = select(0u, key_limit(b, min(i0 + lane, p.tq - 1u)), i0 + lane < p.tq);
-    let lse8 = share8_scalar(lse[row]);
-    let delta8 = share8_scalar(delta[row]);
+    let lse8 = share8_scalar(lse(row));
+    let delta8 = share8_scalar(delta(row));
     return QueryStats(vec4(subgroupBroadcast(lim, 0u), subgroupBroadcast(lim, 1u),
                            subgroupBroadcast(lim, 2u), subgroupBroadcast(lim, 3u)),
                       vec4(subgroupBroadcast(lim, 4u), subgroupBroadcast(lim, 5u),

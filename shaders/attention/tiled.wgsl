@@ -190,8 +190,8 @@ fn backward_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
                 score += dot(k_row[c], q_r[c]);
                 dp += dot(v_row[c], do_r[c]);
             }
-            let pr = select(0.0, exp(score - lse[row]), q0 + r >= first);
-            let ds = pr * (dp - delta[row]);
+            let pr = select(0.0, exp(score - lse(row)), q0 + r >= first);
+            let ds = pr * (dp - delta(row));
             for (var c = 0u; c < DV; c++) {
                 dv[c] += pr * do_r[c];
                 dk[c] += ds * q_r[c];
@@ -219,8 +219,8 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let row = r.row;
     let limit = r.limit;
     let block_limit = block_key_limit(group, q_blocks);
-    let lse_i = lse[row];
-    let delta_i = delta[row];
+    let lse_i = lse(row);
+    let delta_i = delta(row);
 
     var q_row: array<vec4<f32>, DV>;
     var do_row: array<vec4<f32>, DV>;

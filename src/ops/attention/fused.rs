@@ -93,7 +93,7 @@ fn split_keys_kernels(d: usize) -> [Kernel; 2] {
     ]
 }
 
-/// Buffers: delta, o, dO.
+/// Buffers: lse / delta (delta is written), o, dO.
 fn delta_kernel(d: usize) -> Kernel {
     Kernel::new(&[COMMON, DELTA], "backward_delta")
         .define("DV", (d / 4) as u32)
@@ -103,7 +103,7 @@ fn delta_kernel(d: usize) -> Kernel {
         .read(9)
 }
 
-/// Buffers: dk, dv, then the backward's inputs q, k, v, key_lens, dO, lse, delta.
+/// Buffers: dk, dv, then the backward's inputs q, k, v, key_lens, dO, lse / delta.
 fn dkdv_kernel(d: usize, variant: AttentionKernel) -> Kernel {
     let entries = [
         "backward_dkdv",
@@ -119,10 +119,9 @@ fn dkdv_kernel(d: usize, variant: AttentionKernel) -> Kernel {
         .read(6)
         .read(9)
         .read(10)
-        .read(11)
 }
 
-/// Buffers: dq, then the backward's inputs q, k, v, key_lens, dO, lse, delta.
+/// Buffers: dq, then the backward's inputs q, k, v, key_lens, dO, lse / delta.
 fn dq_kernel(d: usize, variant: AttentionKernel) -> Kernel {
     let entries = [
         "backward_dq",
@@ -137,11 +136,10 @@ fn dq_kernel(d: usize, variant: AttentionKernel) -> Kernel {
         .read(6)
         .read(9)
         .read(10)
-        .read(11)
 }
 
-/// Whether the backward's widest kernel (dk, dv and seven inputs: nine storage buffers) can
-/// be bound on `gpu`. WebGPU only promises eight per shader stage.
+/// Whether the backward's widest kernel (dk, dv and six inputs: eight storage buffers, the
+/// most WebGPU promises per shader stage) can be bound on `gpu`.
 pub(super) fn backward_fits(gpu: &crate::gpu::Gpu) -> bool {
     let widest = dkdv_kernel(ATTENTION_HEAD_DIMS[0], AttentionKernel::Tiled);
     widest.bindings.len() <= gpu.max_storage_buffers()
@@ -229,7 +227,8 @@ pub fn attention_with(
     let dims = check("attention", q, k, v, mask, true)?;
     let gpu = q.gpu();
     let out = Tensor::empty(gpu, q.shape())?;
-    let lse = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
+    // lse, then room for the backward's delta (common.wgsl).
+    let lse = Tensor::empty(gpu, &[2, dims.b, dims.h, dims.tq])?;
     if variant == AttentionKernel::SplitKeys {
         split_keys_forward(&dims, mask, [q, k, v], &out, &lse)?;
     } else {
@@ -313,7 +312,8 @@ struct Saved {
     k: Tensor,
     v: Tensor,
     o: Tensor,
-    /// [B, H, Tq] logsumexp of each query's visible scores (0 for a fully masked query).
+    /// [2, B, H, Tq]: the logsumexp of each query's visible scores (0 for a fully masked
+    /// query), then the backward's delta.
     lse: Tensor,
 }
 
@@ -341,12 +341,11 @@ impl Saved {
         let gpu = d_o.gpu();
         let params = dims.params(mask);
         let lens = lens_storage(mask, q);
-        let delta = Tensor::empty(gpu, &[dims.b, dims.h, dims.tq])?;
         gpu.dispatch(
             &delta_kernel(dims.d),
             &params,
-            &[delta.storage(), o.storage(), d_o.storage()],
-            groups_for(delta.numel(), WG),
+            &[lse.storage(), o.storage(), d_o.storage()],
+            groups_for(dims.b * dims.h * dims.tq, WG),
         )?;
         let saved_inputs = [
             q.storage(),
@@ -355,7 +354,6 @@ impl Saved {
             lens,
             d_o.storage(),
             lse.storage(),
-            delta.storage(),
         ];
 
         let (mut dk, mut dv) = (None, None);

@@ -124,8 +124,8 @@ impl AttentionMask {
 /// the tuning cache's choice for the shape class where it has one (`examples/tune.rs` times
 /// both paths, forward and backward), else the built-in rule, `default_path`. Unfused
 /// whatever the policy: a head dim the fused kernels are not compiled for, and a product that
-/// will be differentiated on an adapter that cannot bind the fused backward's buffers (a
-/// browser's WebGPU may offer only eight storage buffers per stage).
+/// will be differentiated on a device that cannot bind the fused backward's eight storage
+/// buffers.
 pub fn attention_auto(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
     // Shapes are checked by the path taken; here a malformed q just picks some path.
     let dim = |t: &Tensor, i: usize| t.shape().get(i).copied().unwrap_or(0);
