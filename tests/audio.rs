@@ -130,7 +130,17 @@ fn malformed_files_are_errors_naming_the_file() {
             err.contains(name),
             "{name}: the error names the file: {err}"
         );
+        // The same bytes held in memory (a browser page's upload): the same refusal.
+        let err = audio::wav_from_bytes(&path, data)
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains(name), "{name} from bytes: {err}");
     }
+    assert_eq!(
+        audio::wav_from_bytes(&good, &bytes).unwrap(),
+        read_wav(&good).unwrap(),
+        "a WAV read from memory equals the file read from disk"
+    );
     // Truncated in the middle of the samples: the header says more data than is there.
     let path = dir.join("truncated.wav");
     std::fs::write(&path, &bytes[..bytes.len() - 1001]).unwrap();
