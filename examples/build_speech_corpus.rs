@@ -1,9 +1,11 @@
-//! Build the synthetic speech corpus: sentences of the bundled Shakespeare spoken by espeak-ng,
-//! flite and festival voices, as 16 kHz WAV files and TSV manifests.
+//! Build the synthetic speech corpus: sentences of the bundled Shakespeare (and, with
+//! `--modern-text`, of modern English) spoken by espeak-ng, flite and festival voices, as 16 kHz
+//! WAV files and TSV manifests.
 //!
 //!     scripts/install_tts   # once: the TTS engines and sox
 //!     cargo run --release --example build_speech_corpus -- --out data/speech \
-//!         --train 4000 --val 200 --test 200 --test-voices 200 --seed 1
+//!         --train 4000 --val 200 --test 200 --test-voices 200 --seed 1 \
+//!         --modern-text data/sotu.txt --modern-train 6000 --modern-test 200
 //!
 //! The same arguments give the same files, byte for byte; a rerun skips WAVs already made.
 
@@ -11,7 +13,7 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use wgformer::data::asr::{build_speech_corpus, CorpusSizes};
+use wgformer::data::asr::{build_speech_corpus, CorpusSizes, ModernSizes, ModernText};
 
 /// Speak sentences of a text with the TTS engines into 16 kHz WAVs and TSV manifests
 /// (train, val, test, test_voices); deterministic for a seed.
@@ -38,6 +40,15 @@ struct Args {
     test_voices: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A second text, of modern English: its own train_modern and test_modern splits.
+    #[arg(long)]
+    modern_text: Option<PathBuf>,
+    /// Training utterances of the modern text (wider voices, sox effects).
+    #[arg(long, default_value_t = 6000)]
+    modern_train: usize,
+    /// Held-out modern sentences spoken by the training voices.
+    #[arg(long, default_value_t = 200)]
+    modern_test: usize,
     /// Synthesis worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     workers: Option<u64>,
@@ -59,6 +70,20 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&format!("{}: {e}", args.text.display())),
     };
+    let modern_text = match &args.modern_text {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(&format!("{}: {e}", path.display())),
+        },
+        None => None,
+    };
+    let modern = modern_text.as_deref().map(|text| ModernText {
+        text,
+        sizes: ModernSizes {
+            train: args.modern_train,
+            test: args.modern_test,
+        },
+    });
     let start = Instant::now();
     let progress = |done: usize, total: usize| {
         if done.is_multiple_of(100) || done == total {
@@ -68,7 +93,9 @@ fn main() -> ExitCode {
             );
         }
     };
-    let report = match build_speech_corpus(&text, &args.out, sizes, args.seed, workers, &progress) {
+    let report = match build_speech_corpus(
+        &text, modern, &args.out, sizes, args.seed, workers, &progress,
+    ) {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
     };

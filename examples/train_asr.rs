@@ -119,4 +119,12 @@ fn print_report(t: &TestReport) {
             opt(&t.voices_ctc)
         );
     }
+    if let (Some(greedy), Some(beam)) = (&t.modern_greedy, &t.modern_beam) {
+        println!(
+            "modern sentences:   greedy {} | beam {} | CTC {}",
+            pct(greedy),
+            pct(beam),
+            opt(&t.modern_ctc)
+        );
+    }
 }

@@ -354,6 +354,37 @@ mod asr {
     }
 
     #[test]
+    fn the_modern_stage_keeps_the_held_out_sets_and_adds_the_modern_splits() {
+        let base = AsrConfig::load_with_overrides("configs/asr.yaml", &[] as &[&str]).unwrap();
+        let tune =
+            AsrConfig::load_with_overrides("configs/asr-finetune.yaml", &[] as &[&str]).unwrap();
+        let modern =
+            AsrConfig::load_with_overrides("configs/asr-modern.yaml", &[] as &[&str]).unwrap();
+        let (b, m) = (&base.data.corpus, &modern.data.corpus);
+        assert_eq!(
+            (&m.text, m.val, m.test, m.test_voices, m.seed),
+            (&b.text, b.val, b.test, b.test_voices, b.seed),
+            "stage 3 must keep stage 1's held-out sentences"
+        );
+        let text = m.modern.as_ref().expect("corpus.modern").text.clone();
+        assert_eq!(text, std::path::PathBuf::from("data/sotu.txt"));
+        assert_eq!(
+            modern.data.train_modern.as_deref(),
+            Some("train_modern.tsv")
+        );
+        assert_eq!(modern.data.test_modern.as_deref(), Some("test_modern.tsv"));
+        assert_eq!(modern.features, base.features);
+        let mut model = modern.model.clone();
+        assert_eq!(
+            model.init_from.take(),
+            Some(tune.train.out_dir.join("checkpoints/best"))
+        );
+        assert_eq!(model, base.model, "the same architecture as stage 1");
+        let again = AsrConfig::from_yaml_str(&modern.to_yaml().unwrap(), "again").unwrap();
+        assert_eq!(again.data, modern.data);
+    }
+
+    #[test]
     fn bad_asr_values_are_refused_naming_the_file_and_key() {
         for (yaml, key) in [
             ("model: {d_model: 130, num_heads: 4}", "model.num_heads"),

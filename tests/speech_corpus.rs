@@ -1,12 +1,12 @@
-//! The synthetic speech corpus on the bundled Shakespeare. The synthesis test needs the TTS
+//! The synthetic speech corpus on the bundled Shakespeare and modern-English sentences. The synthesis test needs the TTS
 //! engines: `scripts/test` and CI install them first (`scripts/install_tts`); without them it
 //! fails with an error naming the missing engine.
 
 use std::collections::HashSet;
 use std::path::Path;
 use wgformer::data::asr::{
-    build_speech_corpus, corpus_sentences, plan_corpus, read_manifest, CorpusSizes, Split,
-    SAMPLE_RATE,
+    build_speech_corpus, corpus_sentences, plan_corpus, plan_modern, read_manifest, CorpusSizes,
+    ModernSizes, ModernText, Split, SAMPLE_RATE,
 };
 
 const DEFAULT_SIZES: CorpusSizes = CorpusSizes {
@@ -18,6 +18,22 @@ const DEFAULT_SIZES: CorpusSizes = CorpusSizes {
 
 fn shakespeare() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/shakespeare.txt")).unwrap()
+}
+
+fn sotu() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sotu.txt")).unwrap()
+}
+
+#[test]
+fn modern_text_gives_thousands_of_sentences_in_the_transcript_alphabet() {
+    let sentences = corpus_sentences(&sotu());
+    assert!(sentences.len() > 6_000, "{} sentences", sentences.len());
+    let shakespeare: HashSet<String> = corpus_sentences(&shakespeare()).into_iter().collect();
+    let shared = sentences
+        .iter()
+        .filter(|s| shakespeare.contains(*s))
+        .count();
+    assert!(shared < 10, "{shared} sentences also in Shakespeare");
 }
 
 #[test]
@@ -96,12 +112,52 @@ fn corpus_build_is_byte_identical_across_runs_and_resumes() {
         test_voices: 3,
     };
     let text = shakespeare();
+    let sotu = sotu();
+    // Just enough modern training utterances that every sox effect is drawn at least once (the
+    // effects are drawn from the seed alone, whatever the sentences).
+    let sentences = corpus_sentences(&sotu);
+    let effects_of = |train: usize| -> String {
+        let sizes = ModernSizes { train, test: 2 };
+        let plan = plan_modern(&sentences, &HashSet::new(), sizes, 3).unwrap();
+        plan.iter().map(|u| u.effects.to_string() + ",").collect()
+    };
+    let all_effects = |train: usize| {
+        let e = effects_of(train);
+        ["pitch", "reverb", "telephone"]
+            .iter()
+            .all(|x| e.contains(x))
+    };
+    let modern_train = (1..=60)
+        .find(|&n| all_effects(n))
+        .expect("60 draws hold every effect");
+    let modern = Some(ModernText {
+        text: &sotu,
+        sizes: ModernSizes {
+            train: modern_train,
+            test: 2,
+        },
+    });
+    let made = 16 + 2 + modern_train;
     let root = std::env::temp_dir().join(format!("wgformer-speech-{}", std::process::id()));
     let (a, b) = (root.join("a"), root.join("b"));
     let quiet = |_: usize, _: usize| {};
-    let first = build_speech_corpus(&text, &a, sizes, 3, 2, &quiet).unwrap();
-    assert_eq!(first.made.values().map(|s| s.utterances).sum::<usize>(), 16);
-    build_speech_corpus(&text, &b, sizes, 3, 2, &quiet).unwrap();
+    let first = build_speech_corpus(&text, modern, &a, sizes, 3, 2, &quiet).unwrap();
+    assert_eq!(
+        first.made.values().map(|s| s.utterances).sum::<usize>(),
+        made
+    );
+    build_speech_corpus(&text, modern, &b, sizes, 3, 2, &quiet).unwrap();
+    let voices: Vec<String> = read_manifest(a.join("train_modern.tsv"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.voice)
+        .collect();
+    for effect in ["pitch", "reverb", "telephone"] {
+        assert!(
+            voices.iter().any(|v| v.contains(effect)),
+            "no {effect} in {voices:?}"
+        );
+    }
     for split in Split::ALL {
         let manifest =
             |dir: &Path| read_manifest(dir.join(format!("{}.tsv", split.name()))).unwrap();
@@ -123,7 +179,7 @@ fn corpus_build_is_byte_identical_across_runs_and_resumes() {
             );
         }
     }
-    let again = build_speech_corpus(&text, &a, sizes, 3, 2, &quiet).unwrap();
-    assert_eq!((again.skipped, again.made.len()), (16, 0));
+    let again = build_speech_corpus(&text, modern, &a, sizes, 3, 2, &quiet).unwrap();
+    assert_eq!((again.skipped, again.made.len()), (made, 0));
     std::fs::remove_dir_all(&root).unwrap();
 }

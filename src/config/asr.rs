@@ -36,6 +36,10 @@ pub struct AsrDataConfig {
     pub test: String,
     /// Sentences of the test pool spoken by voices never heard in training.
     pub test_voices: String,
+    /// More training utterances, read after `train` (the modern text's `train_modern.tsv`).
+    pub train_modern: Option<String>,
+    /// Held-out sentences of the modern text, training voices (`test_modern.tsv`).
+    pub test_modern: Option<String>,
     /// Use only the first N training utterances (None: all).
     pub max_train_utterances: Option<usize>,
     /// What `build_corpus` synthesises.
@@ -53,6 +57,19 @@ pub struct CorpusConfig {
     pub test: usize,
     pub test_voices: usize,
     pub seed: u64,
+    /// A second text, of modern English, with its own two splits (none by default).
+    pub modern: Option<ModernCorpusConfig>,
+}
+
+/// The modern-English text of the corpus: `train` utterances spoken by a wider set of voices
+/// with sox effects (`train_modern.tsv`), `test` held-out sentences spoken by the training
+/// voices (`test_modern.tsv`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModernCorpusConfig {
+    pub text: PathBuf,
+    pub train: usize,
+    pub test: usize,
 }
 
 impl Default for CorpusConfig {
@@ -64,6 +81,7 @@ impl Default for CorpusConfig {
             test: 200,
             test_voices: 200,
             seed: 1,
+            modern: None,
         }
     }
 }
@@ -207,6 +225,8 @@ impl Default for AsrDataConfig {
             val: "val.tsv".into(),
             test: "test.tsv".into(),
             test_voices: "test_voices.tsv".into(),
+            train_modern: None,
+            test_modern: None,
             max_train_utterances: None,
             corpus: CorpusConfig::default(),
         }

@@ -86,9 +86,15 @@ pub struct TestReport {
     pub voices_greedy: Rates,
     pub voices_beam: Rates,
     pub voices_ctc: Option<Rates>,
+    /// Held-out sentences of the modern text, training voices (when the config names
+    /// `data.test_modern`).
+    pub modern_greedy: Option<Rates>,
+    pub modern_beam: Option<Rates>,
+    pub modern_ctc: Option<Rates>,
 }
 
-/// Score `model` on the config's test and test_voices manifests: the attention decoder as
+/// Score `model` on the config's test, test_voices (and test_modern) manifests: the attention
+/// decoder as
 /// `decoding` says (the `beam` figures) and with one beam (`greedy`), and the CTC head's best
 /// path.
 pub fn test_report(
@@ -116,7 +122,18 @@ pub fn test_report(
         ..decoding.clone()
     };
     let greedy = beam.with_beam(1);
+    let modern = match &config.data.test_modern {
+        Some(file) => Some(split(file)?),
+        None => None,
+    };
+    let on_modern = |decoding: &Decoding| modern.as_deref().map(|m| rates(m, decoding)).transpose();
     Ok(TestReport {
+        modern_greedy: on_modern(&greedy)?,
+        modern_beam: on_modern(&beam)?,
+        modern_ctc: match &modern {
+            Some(m) => ctc(m)?,
+            None => None,
+        },
         greedy: rates(&test, &greedy)?,
         beam: rates(&test, &beam)?,
         ctc: ctc(&test)?,

@@ -163,7 +163,13 @@ impl AsrTask {
         let tokenizer = asr_tokenizer();
         let mut pipeline = feature_pipeline(config);
         let t = &config.train;
-        let entries = manifest(config, &config.data.train, config.data.max_train_utterances)?;
+        let mut entries = manifest(config, &config.data.train, None)?;
+        if let Some(more) = &config.data.train_modern {
+            entries.extend(manifest(config, more, None)?);
+        }
+        if let Some(n) = config.data.max_train_utterances {
+            entries.truncate(n);
+        }
         let mut train = load_train(&entries, &pipeline, config, &tokenizer)?;
         if train.is_empty() {
             return Err(Error::format(
@@ -439,7 +445,7 @@ impl Task for AsrTask {
             None,
         )?;
         let nan = f64::NAN;
-        let metrics = vec![
+        let mut metrics = vec![
             ("test_greedy_cer", r.greedy.cer),
             ("test_beam_cer", r.beam.cer),
             ("test_ctc_cer", r.ctc.as_ref().map_or(nan, |c| c.cer)),
@@ -450,6 +456,12 @@ impl Task for AsrTask {
                 r.voices_ctc.as_ref().map_or(nan, |c| c.cer),
             ),
         ];
+        if let (Some(greedy), Some(beam)) = (&r.modern_greedy, &r.modern_beam) {
+            metrics.push(("test_modern_greedy_cer", greedy.cer));
+            metrics.push(("test_modern_beam_cer", beam.cer));
+            let ctc = r.modern_ctc.as_ref().map_or(nan, |c| c.cer);
+            metrics.push(("test_modern_ctc_cer", ctc));
+        }
         self.test_report = Some(r);
         Ok(metrics)
     }

@@ -241,6 +241,9 @@ impl Task for WhisperTask {
             voices_greedy: Rates::default(),
             voices_beam: Rates::default(),
             voices_ctc: None,
+            modern_greedy: None,
+            modern_beam: None,
+            modern_ctc: None,
         });
         Ok(metrics)
     }

@@ -2,7 +2,10 @@
 //! manifests are missing, grown in place when the config asks for more training utterances
 //! than a synthetic corpus holds. A user's own manifests are never touched.
 
-use super::{build_speech_corpus, is_synthetic_split, read_manifest, CorpusSizes, Split};
+use super::{
+    build_speech_corpus, is_synthetic_split, read_manifest, CorpusSizes, ModernSizes, ModernText,
+    Split,
+};
 use crate::config::AsrConfig;
 use crate::error::{Error, Result};
 
@@ -10,7 +13,13 @@ use crate::error::{Error, Result};
 pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
     let dir = &config.data.corpus_dir;
     let train_manifest = dir.join(&config.data.train);
-    if train_manifest.exists() {
+    // The modern text's manifests, when the config reads them and its corpus makes them.
+    let modern_missing = config.data.corpus.modern.is_some()
+        && [&config.data.train_modern, &config.data.test_modern]
+            .into_iter()
+            .flatten()
+            .any(|m| !dir.join(m).exists());
+    if train_manifest.exists() && !modern_missing {
         // A config asking for more training utterances than a synthetic corpus holds grows it
         // in place (configs/asr-finetune.yaml after configs/asr.yaml); any other manifest is
         // the user's data and is left alone.
@@ -50,6 +59,21 @@ pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
     let c = &config.data.corpus;
     let text_path = &c.text;
     let text = crate::data::read_text(text_path)?;
+    let modern_text = match &c.modern {
+        Some(m) => Some(crate::data::read_text(&m.text)?),
+        None => None,
+    };
+    let modern = c
+        .modern
+        .as_ref()
+        .zip(modern_text.as_deref())
+        .map(|(m, text)| ModernText {
+            text,
+            sizes: ModernSizes {
+                train: m.train,
+                test: m.test,
+            },
+        });
     let sizes = CorpusSizes {
         train: c.train,
         val: c.val,
@@ -62,7 +86,7 @@ pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
         }
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let report = build_speech_corpus(&text, dir, sizes, c.seed, threads, &progress)?;
+    let report = build_speech_corpus(&text, modern, dir, sizes, c.seed, threads, &progress)?;
     if verbose {
         eprintln!("corpus built: {report:?}");
     }

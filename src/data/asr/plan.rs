@@ -4,7 +4,12 @@
 //!
 //! Splits are cut by sentence: a validation or test sentence never occurs in training. The
 //! `test_voices` split speaks test-pool sentences with voices held out of every other split.
+//!
+//! A second, modern-English text (`plan_modern`) adds its own two splits: `train_modern`, spoken
+//! by a wider set of voices and transformed by sox effects, and `test_modern`, held-out modern
+//! sentences spoken untransformed by the training voices.
 
+use super::effects::Effects;
 use super::transcript::normalize_transcript;
 use super::voices::Voice;
 use crate::error::{Error, Result};
@@ -20,10 +25,21 @@ pub enum Split {
     Val,
     Test,
     TestVoices,
+    TrainModern,
+    TestModern,
 }
 
 impl Split {
-    pub const ALL: [Split; 4] = [Split::Train, Split::Val, Split::Test, Split::TestVoices];
+    /// The splits of the main text, whose manifests a build always writes.
+    pub const BASE: [Split; 4] = [Split::Train, Split::Val, Split::Test, Split::TestVoices];
+    pub const ALL: [Split; 6] = [
+        Split::Train,
+        Split::Val,
+        Split::Test,
+        Split::TestVoices,
+        Split::TrainModern,
+        Split::TestModern,
+    ];
 
     /// The folder under `wav/`, the manifest's file stem and the utterance id prefix.
     pub fn name(self) -> &'static str {
@@ -32,6 +48,8 @@ impl Split {
             Split::Val => "val",
             Split::Test => "test",
             Split::TestVoices => "test_voices",
+            Split::TrainModern => "train_modern",
+            Split::TestModern => "test_modern",
         }
     }
 }
@@ -52,6 +70,7 @@ impl CorpusSizes {
             Split::Val => self.val,
             Split::Test => self.test,
             Split::TestVoices => self.test_voices,
+            Split::TrainModern | Split::TestModern => 0,
         }
     }
 }
@@ -64,6 +83,8 @@ pub struct PlannedUtterance {
     /// Normalised: what is spoken and what the manifest holds.
     pub transcript: String,
     pub voice: Voice,
+    /// sox transformations of the voice (none outside `train_modern`).
+    pub effects: Effects,
 }
 
 /// `<split>-<index, 6 digits>`: utterance `index` of `split`, and its WAV file's stem.
@@ -113,6 +134,7 @@ pub fn plan_corpus(
             Split::Train => train,
             Split::Val => val,
             Split::Test | Split::TestVoices => test,
+            Split::TrainModern | Split::TestModern => continue,
         };
         // One voice stream per split, so resizing one split leaves the others' voices alone.
         let mut rng = SplitMix64::new(seed ^ (k as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
@@ -122,8 +144,73 @@ pub fn plan_corpus(
                 id: utterance_id(split, i),
                 transcript: pool[i % pool.len()].clone(),
                 voice: Voice::draw(&mut rng, split == Split::TestVoices),
+                effects: Effects::default(),
             });
         }
+    }
+    Ok(plan)
+}
+
+// Seed offsets of the modern text's random streams ("modern", "TEST", "TRAIN" in ASCII), so
+// they never coincide with the main text's.
+const MODERN_SHUFFLE: u64 = 0x6D6F_6465_726E;
+const MODERN_TEST_VOICES: u64 = 0x5445_5354;
+const MODERN_TRAIN_VOICES: u64 = 0x0054_5241_494E;
+
+/// Utterances of the modern text's two splits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModernSizes {
+    pub train: usize,
+    pub test: usize,
+}
+
+/// Plan the modern text's splits: `sentences` minus `exclude` (the main plan's held-out
+/// sentences, which no training split may speak), shuffled with `seed`; the first `test` are
+/// `test_modern`, the rest cycle through `train_modern`, each with a wide voice and its effects.
+pub fn plan_modern(
+    sentences: &[String],
+    exclude: &HashSet<&str>,
+    sizes: ModernSizes,
+    seed: u64,
+) -> Result<Vec<PlannedUtterance>> {
+    let mut shuffled: Vec<String> = sentences
+        .iter()
+        .filter(|s| !exclude.contains(s.as_str()))
+        .cloned()
+        .collect();
+    SplitMix64::new(seed ^ MODERN_SHUFFLE).shuffle(&mut shuffled);
+    if shuffled.len() <= sizes.test && sizes.train > 0 || shuffled.len() < sizes.test {
+        return Err(Error::format(
+            "speech corpus plan (modern text)",
+            format!(
+                "{} distinct sentences, but test_modern needs {} and training at least one more",
+                shuffled.len(),
+                sizes.test
+            ),
+        ));
+    }
+    let (test, train) = shuffled.split_at(sizes.test);
+    let mut plan = Vec::new();
+    let mut rng = SplitMix64::new(seed ^ MODERN_TEST_VOICES);
+    for (i, sentence) in test.iter().enumerate() {
+        plan.push(PlannedUtterance {
+            split: Split::TestModern,
+            id: utterance_id(Split::TestModern, i),
+            transcript: sentence.clone(),
+            voice: Voice::draw(&mut rng, false),
+            effects: Effects::default(),
+        });
+    }
+    let mut rng = SplitMix64::new(seed ^ MODERN_TRAIN_VOICES);
+    for i in 0..sizes.train {
+        let voice = Voice::draw_wide(&mut rng);
+        plan.push(PlannedUtterance {
+            split: Split::TrainModern,
+            id: utterance_id(Split::TrainModern, i),
+            transcript: train[i % train.len()].clone(),
+            voice,
+            effects: Effects::draw(&mut rng),
+        });
     }
     Ok(plan)
 }
@@ -163,7 +250,7 @@ mod tests {
     fn plan_splits_by_sentence_and_holds_voices_out() {
         let plan = plan_corpus(&sentences(500), SIZES, 1).unwrap();
         let of = |split| plan.iter().filter(move |u| u.split == split);
-        for split in Split::ALL {
+        for split in Split::BASE {
             assert_eq!(of(split).count(), SIZES.of(split), "{split:?}");
         }
         let train: HashSet<&str> = of(Split::Train).map(|u| u.transcript.as_str()).collect();
@@ -182,6 +269,39 @@ mod tests {
             .all(|u| u.voice.is_held_out() == (u.split == Split::TestVoices)));
         let ids: HashSet<&str> = plan.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(ids.len(), plan.len());
+    }
+
+    #[test]
+    fn modern_plan_holds_its_test_sentences_and_the_excluded_ones_out_of_training() {
+        let s = sentences(300);
+        let exclude: HashSet<&str> = s[..10].iter().map(String::as_str).collect();
+        let sizes = ModernSizes {
+            train: 500,
+            test: 40,
+        };
+        let plan = plan_modern(&s, &exclude, sizes, 3).unwrap();
+        let of = |split| plan.iter().filter(move |u| u.split == split);
+        assert_eq!(of(Split::TestModern).count(), 40);
+        assert_eq!(of(Split::TrainModern).count(), 500);
+        let test: HashSet<&str> = of(Split::TestModern)
+            .map(|u| u.transcript.as_str())
+            .collect();
+        for u in of(Split::TrainModern) {
+            assert!(!test.contains(u.transcript.as_str()), "{} in test", u.id);
+            assert!(
+                !exclude.contains(u.transcript.as_str()),
+                "{} excluded",
+                u.id
+            );
+            assert!(!u.voice.is_held_out());
+        }
+        assert!(of(Split::TestModern).all(|u| u.effects.is_none() && !u.voice.is_held_out()));
+        assert!(of(Split::TrainModern).any(|u| !u.effects.is_none()));
+        assert_eq!(plan, plan_modern(&s, &exclude, sizes, 3).unwrap());
+        let msg = plan_modern(&s[..40], &HashSet::new(), sizes, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("40 distinct sentences"), "{msg}");
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Running a corpus plan: each utterance is spoken by its TTS engine, converted to 16 kHz mono
 //! 16-bit WAV by `sox -D` (no dither, so the bytes are the same on every run), and renamed into
-//! `<out>/wav/<split>/<id>.wav` only when complete. An existing WAV is skipped, so an interrupted
+//! `<out>/wav/<split>/<id>.wav` only when complete; the utterance's sox effects (pitch, reverb,
+//! telephone band) are applied in the same conversion. An existing WAV is skipped, so an interrupted
 //! build resumes where it stopped. Manifests `<out>/<split>.tsv` are written last.
 
 use super::manifest::{write_manifest, ManifestEntry};
 use super::plan::{
-    corpus_sentences, plan_corpus, utterance_id, CorpusSizes, PlannedUtterance, Split,
+    corpus_sentences, plan_corpus, plan_modern, utterance_id, CorpusSizes, ModernSizes,
+    PlannedUtterance, Split,
 };
 use super::voices::Engine;
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,7 +106,7 @@ fn synthesize_one(u: &PlannedUtterance, out: &Path) -> Result<bool> {
     // Engines get lower case: some spell out all-capital words as acronyms.
     let text = u.transcript.to_lowercase();
     std::fs::write(&text_file, format!("{text}\n")).map_err(|e| Error::io(&text_file, e))?;
-    let what = format!("{} ({})", u.id, u.voice);
+    let what = format!("{} ({})", u.id, voice_column(u));
     run(
         u.voice.command(&text, &raw, &text_file),
         u.voice.engine.name(),
@@ -125,6 +127,7 @@ fn synthesize_one(u: &PlannedUtterance, out: &Path) -> Result<bool> {
         "wav",
     ]);
     sox.arg(&part);
+    sox.args(u.effects.sox_args());
     run(sox, "sox", &what)?;
     std::fs::rename(&part, &wav).map_err(|e| Error::io(&wav, e))?;
     for scratch in [&raw, &text_file] {
@@ -185,15 +188,27 @@ pub fn synthesize(
     }
 }
 
-/// Write `<out>/<split>.tsv` for every split.
+/// The manifest's voice column: the voice, then its effects after a `/` when it has any.
+fn voice_column(u: &PlannedUtterance) -> String {
+    if u.effects.is_none() {
+        u.voice.to_string()
+    } else {
+        format!("{}/{}", u.voice, u.effects)
+    }
+}
+
+/// Write `<out>/<split>.tsv` for the main text's splits and for every other split `plan` has.
 pub fn write_manifests(plan: &[PlannedUtterance], out: &Path) -> Result<()> {
     for split in Split::ALL {
+        if !Split::BASE.contains(&split) && !plan.iter().any(|u| u.split == split) {
+            continue;
+        }
         let entries: Vec<ManifestEntry> = plan
             .iter()
             .filter(|u| u.split == split)
             .map(|u| ManifestEntry {
                 audio: wav_path(out, split, &u.id),
-                voice: u.voice.to_string(),
+                voice: voice_column(u),
                 transcript: u.transcript.clone(),
             })
             .collect();
@@ -202,10 +217,18 @@ pub fn write_manifests(plan: &[PlannedUtterance], out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The whole build: sentences of `text`, the plan for `sizes` and `seed`, the audio (resuming
-/// from what `out` already holds) and the manifests.
+/// A second text of modern English and the sizes of its two splits.
+#[derive(Clone, Copy, Debug)]
+pub struct ModernText<'a> {
+    pub text: &'a str,
+    pub sizes: ModernSizes,
+}
+
+/// The whole build: sentences of `text` (and of `modern`), the plans for `sizes` and `seed`, the
+/// audio (resuming from what `out` already holds) and the manifests.
 pub fn build_speech_corpus(
     text: &str,
+    modern: Option<ModernText>,
     out: &Path,
     sizes: CorpusSizes,
     seed: u64,
@@ -218,7 +241,17 @@ pub fn build_speech_corpus(
             "every split size is 0 (--train, --val, --test, --test-voices): nothing to build",
         ));
     }
-    let plan = plan_corpus(&corpus_sentences(text), sizes, seed)?;
+    let mut plan = plan_corpus(&corpus_sentences(text), sizes, seed)?;
+    if let Some(modern) = modern {
+        let held_out: HashSet<&str> = plan
+            .iter()
+            .filter(|u| u.split != Split::Train)
+            .map(|u| u.transcript.as_str())
+            .collect();
+        let sentences = corpus_sentences(modern.text);
+        let modern_plan = plan_modern(&sentences, &held_out, modern.sizes, seed)?;
+        plan.extend(modern_plan);
+    }
     let report = synthesize(&plan, out, workers, progress)?;
     write_manifests(&plan, out)?;
     Ok(report)
@@ -241,6 +274,7 @@ mod tests {
                 speed: 0,
                 pitch: 0,
             },
+            effects: Default::default(),
         }
     }
 

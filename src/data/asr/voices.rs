@@ -62,6 +62,15 @@ const ESPEAK_ACCENTS: [&str; 8] = [
 const ESPEAK_VARIANTS: [&str; 11] = [
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4",
 ];
+/// espeak-ng's named variants (`espeak-ng --voices=variant`) that still sound like a person
+/// talking (no robots, croaks or whispers); with the Klatt synthesiser variants they speak the
+/// modern-text training split only, so the older splits keep their voices.
+const ESPEAK_WIDE_VARIANTS: [&str; 40] = [
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt",
+    "klatt2", "klatt3", "klatt4", "klatt6", "Alex", "Alicia", "Andrea", "Andy", "Annie", "aunty",
+    "belinda", "benjamin", "caleb", "david", "edward", "Gene", "grandma", "grandpa", "Lee",
+    "linda", "max", "Michael", "paul", "quincy", "steph", "travis",
+];
 const ESPEAK_SPEED: (u32, u32) = (130, 190);
 const ESPEAK_PITCH: (u32, u32) = (30, 70);
 const FLITE_VOICES: [&str; 4] = ["awb", "rms", "slt", "kal16"];
@@ -95,6 +104,15 @@ fn in_range(rng: &mut SplitMix64, (lo, hi): (u32, u32)) -> u32 {
 impl Voice {
     /// Draw a voice: from the training pool, or (`held_out`) from the held-out voices only.
     pub fn draw(rng: &mut SplitMix64, held_out: bool) -> Voice {
+        Voice::draw_from(rng, held_out, &ESPEAK_VARIANTS)
+    }
+
+    /// Draw a training voice, espeak-ng's variant from its wider list (`ESPEAK_WIDE_VARIANTS`).
+    pub fn draw_wide(rng: &mut SplitMix64) -> Voice {
+        Voice::draw_from(rng, false, &ESPEAK_WIDE_VARIANTS)
+    }
+
+    fn draw_from(rng: &mut SplitMix64, held_out: bool, variants: &[&'static str]) -> Voice {
         let engine = if held_out {
             pick(rng, &HELD_OUT).0
         } else {
@@ -133,7 +151,7 @@ impl Voice {
         Voice {
             engine,
             name,
-            variant: Some(pick(rng, &ESPEAK_VARIANTS)),
+            variant: Some(pick(rng, variants)),
             speed: in_range(rng, ESPEAK_SPEED),
             pitch: in_range(rng, ESPEAK_PITCH),
         }
@@ -189,6 +207,7 @@ impl fmt::Display for Voice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn held_out_draws_use_only_held_out_voices_and_training_draws_never_do() {
@@ -206,6 +225,15 @@ mod tests {
         for (engine, name) in HELD_OUT {
             assert!(held.iter().any(|v| v.engine == engine && v.name == name));
         }
+    }
+
+    #[test]
+    fn wide_draws_are_training_voices_with_more_espeak_variants() {
+        let mut rng = SplitMix64::new(5);
+        let wide: Vec<Voice> = (0..3000).map(|_| Voice::draw_wide(&mut rng)).collect();
+        assert!(wide.iter().all(|v| !v.is_held_out()));
+        let variants: HashSet<&str> = wide.iter().filter_map(|v| v.variant).collect();
+        assert_eq!(variants.len(), ESPEAK_WIDE_VARIANTS.len());
     }
 
     #[test]
