@@ -14,12 +14,14 @@ pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
     let dir = &config.data.corpus_dir;
     let train_manifest = dir.join(&config.data.train);
     // The modern text's manifests, when the config reads them and its corpus makes them.
-    let modern_missing = config.data.corpus.modern.is_some()
-        && [&config.data.train_modern, &config.data.test_modern]
+    let modern_missing = match config.data.corpus.modern {
+        Some(_) => [&config.data.train_modern, &config.data.test_modern]
             .into_iter()
             .flatten()
-            .any(|m| !dir.join(m).exists());
-    if train_manifest.exists() && !modern_missing {
+            .find(|m| !dir.join(m).exists()),
+        None => None,
+    };
+    if train_manifest.exists() && modern_missing.is_none() {
         // A config asking for more training utterances than a synthetic corpus holds grows it
         // in place (configs/asr-finetune.yaml after configs/asr.yaml); any other manifest is
         // the user's data and is left alone.
@@ -41,12 +43,16 @@ pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
         }
     }
     if !config.data.build_corpus {
+        let missing = match modern_missing {
+            Some(m) if train_manifest.exists() => m,
+            _ => &config.data.train,
+        };
         return Err(Error::format(
             &config.origin,
             format!(
-                "data.corpus_dir: {} has no {} (set data.build_corpus: true to synthesise it)",
+                "data.corpus_dir: {} has no {missing} (set data.build_corpus: true to \
+                 synthesise it)",
                 dir.display(),
-                config.data.train
             ),
         ));
     }
@@ -91,4 +97,28 @@ pub fn ensure_corpus(config: &AsrConfig, verbose: bool) -> Result<()> {
         eprintln!("corpus built: {report:?}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_modern_manifest_is_named_when_the_corpus_may_not_be_built() {
+        let dir = std::env::temp_dir().join(format!("wgformer-ensure-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("train.tsv"), "audio\tvoice\ttranscript\n").unwrap();
+        let yaml = format!(
+            "data: {{corpus_dir: {}, build_corpus: false, train_modern: train_modern.tsv,\n  \
+             corpus: {{modern: {{text: data/sotu.txt, train: 10, test: 2}}}}}}",
+            dir.display()
+        );
+        let config = AsrConfig::from_yaml_str(&yaml, "modern.yaml").unwrap();
+        let msg = ensure_corpus(&config, false).unwrap_err().to_string();
+        assert!(
+            msg.contains("modern.yaml") && msg.contains("has no train_modern.tsv"),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
