@@ -5,6 +5,7 @@
 //! `gpu.synchronize()`, so per-dispatch overhead is amortised as in a training step. After the
 //! criterion output a table gives GFLOP/s, the speed-up over naive and the share of the FMA
 //! ceiling. `WGFORMER_BENCH_QUICK=1` runs only 256 and 1024 with short measurements.
+//! `WGFORMER_BENCH_SHAPES` (see `shapes_from_env`) runs only the listed products.
 
 use criterion::{Criterion, Throughput};
 use std::cell::RefCell;
@@ -60,7 +61,43 @@ impl Case {
     }
 }
 
+/// `WGFORMER_BENCH_SHAPES=1500x384x1536nt,64x64x64`: only these products (M x K x N, then
+/// `t` or `n` for A and B: `nt` reads B transposed, as a Linear with [out, in] weights does).
+fn shapes_from_env() -> Option<Vec<Case>> {
+    let list = std::env::var("WGFORMER_BENCH_SHAPES").ok()?;
+    let parse = |spec: &str| -> Option<Case> {
+        let (dims, layout) = match spec.find(['n', 't']) {
+            Some(i) => spec.split_at(i),
+            None => (spec, "nn"),
+        };
+        let d: Vec<usize> = dims
+            .split('x')
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let (trans_a, trans_b) = match layout {
+            "nn" => (false, false),
+            "nt" => (false, true),
+            "tn" => (true, false),
+            "tt" => (true, true),
+            _ => return None,
+        };
+        (d.len() == 3).then(|| Case::new(spec, (d[0], d[1], d[2]), trans_a, trans_b))
+    };
+    Some(
+        list.split(',')
+            .map(|spec| {
+                parse(spec.trim()).unwrap_or_else(|| {
+                    panic!("WGFORMER_BENCH_SHAPES: {spec:?} is not MxKxN[nn|nt|tn|tt]")
+                })
+            })
+            .collect(),
+    )
+}
+
 fn cases(quick: bool) -> Vec<Case> {
+    if let Some(cases) = shapes_from_env() {
+        return cases;
+    }
     let sizes: &[usize] = if quick {
         &[256, 1024]
     } else {

@@ -6,8 +6,9 @@
 mod common;
 use common::*;
 use wgformer::gpu::{Kernel, ShaderFile};
-use wgformer::ops::{self, KernelPolicy, MatmulVariant};
+use wgformer::ops::{self, KernelPolicy, MatmulPrecision, MatmulVariant};
 use wgformer::reference::matmul as reference;
+use wgformer::reference::matmul_half::round_to_half;
 use wgformer::Tensor;
 
 /// (M, K, N): one element, shapes that straddle every tile size in use (4, 8, 16, 32, 128),
@@ -420,4 +421,172 @@ fn fma_peak_kernel_computes_its_recurrence() {
         .collect();
     // Loose enough for an unfused multiply-add; one round more or less moves the values by ~1%.
     assert_close("fma_peak output", &got, &want, 1e-5);
+}
+
+/// Half precision (`MatmulPrecision::Half`): the packed kernels read A and B rounded to f16
+/// and sum in f32, so they must equal the reference on f16-rounded operands to f32 accuracy,
+/// and differ from the unrounded reference by about f16's rounding (proof that the operands
+/// really were halves). Where the adapter has no shader-f16 they compute in f32 instead.
+fn check_half(
+    device: &wgformer::Gpu,
+    v: MatmulVariant,
+    batch: usize,
+    dims: (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    shared_b: bool,
+) -> f64 {
+    let _on = use_device(device);
+    let (m, k, n) = dims;
+    let batched = (batch > 1).then_some(batch);
+    let b_batch = if shared_b { None } else { batched };
+    let (a_shape, b_shape) = (stored(batched, m, k, ta), stored(b_batch, k, n, tb));
+    let av = values(a_shape.iter().product(), 31 + m as u64);
+    let bv = values(b_shape.iter().product(), 32 + n as u64);
+    let c = ops::matmul_variant(&tensor(&av, &a_shape), &tensor(&bv, &b_shape), ta, tb, v).unwrap();
+    let got = c.to_vec().unwrap();
+    let shared = shared_b || batch == 1;
+    let exact = reference::matmul(&f64s(&av), &f64s(&bv), batch, m, k, n, ta, tb, shared);
+    let what =
+        format!("{v:?} half batch={batch} m={m} k={k} n={n} trans=({ta},{tb}) shared_b={shared_b}");
+    if !device.has_f16() {
+        assert_close(&what, &got, &exact, 1e-4);
+        return 0.0;
+    }
+    let half = |x: &[f32]| round_to_half(&f64s(x));
+    let rounded = reference::matmul(&half(&av), &half(&bv), batch, m, k, n, ta, tb, shared);
+    assert_close(&what, &got, &rounded, 1e-5);
+    max_error(&got, &exact)
+}
+
+fn half_device(v: MatmulVariant) -> wgformer::Gpu {
+    device_with(KernelPolicy {
+        matmul: Some(v),
+        matmul_precision: MatmulPrecision::Half,
+        ..KernelPolicy::default()
+    })
+}
+
+/// Every packed kernel in half precision, every transpose, odd shapes, batches and a shared
+/// B. CoopMatrix runs on tensor cores where the adapter offers 16x16 f16 cooperative matrices
+/// (an NVIDIA GPU) and as the register-blocked kernel in half precision elsewhere.
+#[test]
+fn half_precision_kernels_match_the_reference_on_f16_rounded_operands() {
+    let mut kernels = vec![
+        MatmulVariant::RowBlock,
+        MatmulVariant::RegisterBlocked,
+        MatmulVariant::CoopMatrix,
+    ];
+    if gpu().has_subgroups() {
+        kernels.push(MatmulVariant::RowBlockSubgroup);
+    }
+    for v in kernels {
+        let device = half_device(v);
+        let mut rounding = 0.0f64;
+        for (ta, tb) in TRANSPOSES {
+            for dims in [(7, 33, 65), (65, 130, 33), (36, 132, 260), (130, 65, 7)] {
+                rounding = rounding.max(check_half(&device, v, 1, dims, ta, tb, false));
+            }
+            for shared_b in [false, true] {
+                rounding = rounding.max(check_half(&device, v, 3, (20, 36, 44), ta, tb, shared_b));
+            }
+        }
+        println!(
+            "{v:?} half (f16 in shaders: {}, tensor cores: {}): distance from the unrounded reference {rounding:.2e}",
+            device.has_f16(),
+            device.has_coop_matrix()
+        );
+        if device.has_f16() {
+            // f16 keeps 11 significant bits: sums of ~100 products of values in [-1, 1) move
+            // by ~1e-3; an f32 kernel stays under 1e-5.
+            assert!(
+                rounding > 1e-4,
+                "{v:?}: operands were not rounded to f16 ({rounding:.2e})"
+            );
+        }
+    }
+}
+
+/// The backward in half precision: dA = dC op(B)^T and dB = op(A)^T dC also read f16-rounded
+/// operands (dC included), so they equal the reference gradient of rounded values.
+#[test]
+fn half_precision_backward_matches_the_reference_on_f16_rounded_operands() {
+    let device = half_device(MatmulVariant::RegisterBlocked);
+    let _on = use_device(&device);
+    let half = |x: &[f32]| -> Vec<f64> {
+        if device.has_f16() {
+            round_to_half(&f64s(x))
+        } else {
+            f64s(x)
+        }
+    };
+    let (batch, m, k, n) = (3, 20, 36, 44);
+    for (ta, tb) in TRANSPOSES {
+        let (a_shape, b_shape) = (stored(Some(batch), m, k, ta), stored(None, k, n, tb));
+        let av = values(a_shape.iter().product(), 61);
+        let bv = values(b_shape.iter().product(), 62);
+        let wv = values(batch * m * n, 63);
+        let (a, b) = (leaf(&av, &a_shape), leaf(&bv, &b_shape));
+        let c = ops::matmul_ex(&a, &b, ta, tb).unwrap();
+        c.backward_with(tensor(&wv, c.shape())).unwrap();
+        let (da, db) = reference::matmul_backward(
+            &half(&av),
+            &half(&bv),
+            &half(&wv),
+            batch,
+            m,
+            k,
+            n,
+            ta,
+            tb,
+            true,
+        );
+        let what = format!("half backward trans=({ta},{tb})");
+        assert_close(&format!("dA {what}"), &grad_of(&a), &da, 1e-5);
+        assert_close(&format!("dB {what}"), &grad_of(&b), &db, 1e-5);
+    }
+}
+
+/// The cooperative-matrix kernel cannot run on lavapipe (no `VK_KHR_cooperative_matrix`), so
+/// besides the reference check above (which runs it where the adapter has tensor cores) its
+/// shader is translated here to SPIR-V, the form the Vulkan driver receives: naga must emit
+/// the cooperative-matrix multiply-add (OpCooperativeMatrixMulAddKHR, opcode 4459).
+#[test]
+fn coop_matrix_kernel_translates_to_spirv_multiply_adds() {
+    let kernel = ops::all_kernels()
+        .into_iter()
+        .find(|k| k.entry == "coop_matrix")
+        .expect("the coop_matrix kernel is listed");
+    let text = kernel.wgsl();
+    let module = naga::front::wgsl::parse_str(&text).unwrap();
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap();
+    let options = naga::back::spv::Options {
+        lang_version: (1, 6),
+        ..Default::default()
+    };
+    let words = naga::back::spv::write_vec(&module, &info, &options, None).unwrap();
+    // Each instruction starts with (word count << 16) | opcode; skip the 5-word header.
+    let mut opcodes = Vec::new();
+    let mut at = 5;
+    while at < words.len() {
+        opcodes.push(words[at] & 0xffff);
+        at += (words[at] >> 16).max(1) as usize;
+    }
+    let count = |op: u32| opcodes.iter().filter(|&&o| o == op).count();
+    assert_eq!(
+        count(4459),
+        4,
+        "four OpCooperativeMatrixMulAddKHR per K step"
+    );
+    assert_eq!(count(4457), 4, "four OpCooperativeMatrixLoadKHR");
+    assert_eq!(
+        count(4458),
+        1,
+        "one OpCooperativeMatrixStoreKHR (store_tile)"
+    );
 }

@@ -41,14 +41,25 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> packed: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> ap: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> bp: array<vec4<f32>>;
+// The packed operands (packed.wgsl) hold `Packed`, an alias the kernel is compiled with:
+// vec4<f32>, or vec4<f16> for a product in half precision (`MatmulPrecision::Half`, with
+// `enable f16;`). The compute kernels read them through `ap_load` / `bp_load` as f32.
+@group(0) @binding(4) var<storage, read_write> packed: array<Packed>;
+@group(0) @binding(5) var<storage, read> ap: array<Packed>;
+@group(0) @binding(6) var<storage, read> bp: array<Packed>;
 // A and B again, seen as vec4 (the packing kernels read whole vec4 where rows allow).
 @group(0) @binding(7) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> b4: array<vec4<f32>>;
 // [N], read only when has_bias (otherwise any buffer is bound here).
 @group(0) @binding(9) var<storage, read> bias: array<f32>;
+
+fn ap_load(i: u32) -> vec4<f32> {
+    return vec4<f32>(ap[i]);
+}
+
+fn bp_load(i: u32) -> vec4<f32> {
+    return vec4<f32>(bp[i]);
+}
 
 // The epilogue every compute kernel applies to an output of column j before storing it.
 fn epilogue(j: u32, v: f32) -> f32 {

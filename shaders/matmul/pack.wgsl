@@ -80,10 +80,10 @@ fn pack_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let bi = wid.z;
     let rows = a_block(bi, row, 4u * q);
     let e = ap_batch(bi) + ap_index(row, q);
-    packed[e] = rows[0];
-    packed[e + 1u] = rows[1];
-    packed[e + 2u] = rows[2];
-    packed[e + 3u] = rows[3];
+    packed[e] = Packed(rows[0]);
+    packed[e + 1u] = Packed(rows[1]);
+    packed[e + 2u] = Packed(rows[2]);
+    packed[e + 3u] = Packed(rows[3]);
 }
 
 // Workgroup (k-quads 2w .. 2w + 2, 4 panels, batch); invocation (x, y): column quad x of the
@@ -97,8 +97,8 @@ fn pack_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let bi = wid.z;
     let ks = b_block(bi, 4u * q, 4u * quad);
     let e = bp_batch(bi) + bp_index(4u * q, quad);
-    packed[e] = ks[0];
-    packed[e + PANEL_QUADS] = ks[1];
-    packed[e + 2u * PANEL_QUADS] = ks[2];
-    packed[e + 3u * PANEL_QUADS] = ks[3];
+    packed[e] = Packed(ks[0]);
+    packed[e + PANEL_QUADS] = Packed(ks[1]);
+    packed[e + 2u * PANEL_QUADS] = Packed(ks[2]);
+    packed[e + 3u * PANEL_QUADS] = Packed(ks[3]);
 }

@@ -56,8 +56,8 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     var c_lh = mat4x4<f32>();
     var c_hl = mat4x4<f32>();
     var c_hh = mat4x4<f32>();
-    var va = ap[a_at_quad(bi, row0 + sa_row, k_begin / 4u + sa_q)];
-    var vb = bp[b0 + bp_index(k_begin + sb_k, quad0 + sb_j)];
+    var va = ap_load(a_at_quad(bi, row0 + sa_row, k_begin / 4u + sa_q));
+    var vb = bp_load(b0 + bp_index(k_begin + sb_k, quad0 + sb_j));
     for (var k0 = k_begin; k0 < k_end; k0 += RB_K) {
         // stage_a[k][row / 4][row % 4]: four rows of one k side by side as a vec4.
         let ka = sa_q * 4u;
@@ -71,8 +71,8 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         workgroupBarrier();
         let k1 = k0 + RB_K;
         if (k1 < k_end) {
-            va = ap[a_at_quad(bi, row0 + sa_row, k1 / 4u + sa_q)];
-            vb = bp[b0 + bp_index(k1 + sb_k, quad0 + sb_j)];
+            va = ap_load(a_at_quad(bi, row0 + sa_row, k1 / 4u + sa_q));
+            vb = bp_load(b0 + bp_index(k1 + sb_k, quad0 + sb_j));
         }
         for (var kk = 0u; kk < RB_K; kk++) {
             let a_lo = stage_a[kk][local.y];

@@ -87,11 +87,11 @@ fn b_k_step() -> u32 {
 fn quad4(b0: u32, q: u32, step: u32) -> Quad4 {
     if (B_STORED_T != 0u) {
         let at = b0 + q;
-        let t = transpose(mat4x4(bp[at], bp[at + step], bp[at + 2u * step], bp[at + 3u * step]));
+        let t = transpose(mat4x4(bp_load(at), bp_load(at + step), bp_load(at + 2u * step), bp_load(at + 3u * step)));
         return Quad4(t[0], t[1], t[2], t[3]);
     }
     let at = b0 + 4u * q * step;
-    return Quad4(bp[at], bp[at + step], bp[at + 2u * step], bp[at + 3u * step]);
+    return Quad4(bp_load(at), bp_load(at + step), bp_load(at + 2u * step), bp_load(at + 3u * step));
 }
 
 // acc += a4 (4 k of one row of A) @ b (4 k x 4 columns of B).

@@ -2,8 +2,8 @@
 // lane loads the 8 rows of A itself.
 
 fn a_rows(at: u32, step: u32, lane: u32) -> Rows8 {
-    return Rows8(ap[at], ap[at + step], ap[at + 2u * step], ap[at + 3u * step], ap[at + 4u * step],
-                 ap[at + 5u * step], ap[at + 6u * step], ap[at + 7u * step]);
+    return Rows8(ap_load(at), ap_load(at + step), ap_load(at + 2u * step), ap_load(at + 3u * step), ap_load(at + 4u * step),
+                 ap_load(at + 5u * step), ap_load(at + 6u * step), ap_load(at + 7u * step));
 }
 
 @compute @workgroup_size(RB_WG)

@@ -4,7 +4,7 @@
 // is broadcast: 4 loads of A per lane instead of 32. Needs subgroups of at least 8 lanes
 // (checked by the Rust side); wider subgroups just repeat the first 8 lanes' loads.
 fn a_rows(at: u32, step: u32, lane: u32) -> Rows8 {
-    let v = ap[at + lane % 8u * step];
+    let v = ap_load(at + lane % 8u * step);
     return Rows8(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
                  subgroupBroadcast(v, 3u), subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
                  subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));

@@ -107,10 +107,30 @@ pub(crate) async fn choose_adapter() -> Result<wgpu::Adapter> {
     Ok(candidates.remove(local_rank.unwrap_or(0) % equals))
 }
 
-/// Features we use when the adapter has them; none is required.
+/// Features we use when the adapter has them; none is required. Cooperative matrices only
+/// where the adapter offers the shape the matmul kernel is written for (`has_coop_16x16`).
 pub(crate) fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
-    let optional = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+    let mut optional =
+        wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+    if has_coop_16x16(adapter) {
+        optional |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+    }
     adapter.features() & optional
+}
+
+/// Whether the adapter multiplies 16x16 f16 matrices into a 16x16 f32 accumulator with
+/// cooperative matrices (`shaders/matmul/coop_matrix.wgsl`): NVIDIA's tensor cores through
+/// `VK_KHR_cooperative_matrix`.
+fn has_coop_16x16(adapter: &wgpu::Adapter) -> bool {
+    use wgpu::CooperativeScalarType as T;
+    adapter
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        && adapter.cooperative_matrix_properties().iter().any(|p| {
+            (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+                && p.ab_type == T::F16
+                && p.cr_type == T::F32
+        })
 }
 
 /// A device on `adapter` with `limits` (at most the adapter's own).
@@ -123,7 +143,7 @@ pub(crate) async fn open_device(
         label: Some("wgformer"),
         required_features: wanted_features(adapter),
         required_limits: limits,
-        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        experimental_features: experimental(adapter),
         memory_hints: wgpu::MemoryHints::Performance,
         trace: wgpu::Trace::Off,
     };
@@ -134,6 +154,18 @@ pub(crate) async fn open_device(
             adapter: describe(&info),
             reason: e.to_string(),
         })
+}
+
+/// The experimental-feature token: enabled only where we ask for cooperative matrices.
+fn experimental(adapter: &wgpu::Adapter) -> wgpu::ExperimentalFeatures {
+    if has_coop_16x16(adapter) {
+        // SAFETY: wgpu marks cooperative matrices experimental (its implementation may
+        // still have bugs); they are used by one kernel, `coop_matrix`, which
+        // tests/matmul.rs checks against the reference wherever the adapter offers them.
+        unsafe { wgpu::ExperimentalFeatures::enabled() }
+    } else {
+        wgpu::ExperimentalFeatures::disabled()
+    }
 }
 
 pub(crate) fn describe_adapter(info: &wgpu::AdapterInfo) -> String {

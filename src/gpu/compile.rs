@@ -46,11 +46,22 @@ impl Gpu {
         if let Some(p) = s.pipelines.get(kernel) {
             return Ok(p.clone());
         }
-        if kernel.subgroups && !self.has_subgroups() {
+        let lacking = [
+            (
+                kernel.subgroups && !self.has_subgroups(),
+                "subgroup support",
+            ),
+            (kernel.f16 && !self.has_f16(), "f16 in shaders (shader-f16)"),
+            (
+                kernel.coop_matrix && !self.has_coop_matrix(),
+                "16x16 f16 cooperative matrices",
+            ),
+        ];
+        if let Some((_, what)) = lacking.into_iter().find(|l| l.0) {
             return Err(Error::Shader {
                 file: kernel.file(),
                 entry: kernel.entry,
-                msg: "needs subgroup support, which this adapter lacks".into(),
+                msg: format!("needs {what}, which this adapter lacks"),
             });
         }
         // The bindings and the Params size, checked against the shader before wgpu sees it.

@@ -64,6 +64,11 @@ pub struct Kernel {
     pub bindings: Vec<(u32, bool)>,
     /// Needs `Features::SUBGROUP`.
     pub subgroups: bool,
+    /// Uses `f16` (`enable f16;`, `Features::SHADER_F16`).
+    pub f16: bool,
+    /// Uses cooperative matrices (`enable wgpu_cooperative_matrix;`,
+    /// `Features::EXPERIMENTAL_COOPERATIVE_MATRIX`).
+    pub coop_matrix: bool,
 }
 
 impl Kernel {
@@ -77,6 +82,8 @@ impl Kernel {
             aliases: Vec::new(),
             bindings: Vec::new(),
             subgroups: false,
+            f16: false,
+            coop_matrix: false,
         }
     }
 
@@ -114,9 +121,36 @@ impl Kernel {
         self
     }
 
-    /// The text handed to the compiler: the defines, the aliases, then the files.
+    pub fn with_f16(mut self) -> Self {
+        self.f16 = true;
+        self
+    }
+
+    /// Cooperative matrices of f16 (so f16 too).
+    pub fn with_coop_matrix(mut self) -> Self {
+        self.coop_matrix = true;
+        self.with_f16()
+    }
+
+    /// The `enable` directives the text starts with.
+    fn enables(&self) -> Vec<&'static str> {
+        let mut e = Vec::new();
+        if self.f16 {
+            e.push("f16");
+        }
+        if self.coop_matrix {
+            e.push("wgpu_cooperative_matrix");
+        }
+        e
+    }
+
+    /// The text handed to the compiler: the `enable` directives, the defines, the aliases,
+    /// then the files.
     pub fn wgsl(&self) -> String {
         let mut text = String::new();
+        for extension in self.enables() {
+            text.push_str(&format!("enable {extension};\n"));
+        }
         for (name, value) in &self.defines {
             text.push_str(&format!("const {name}: u32 = {value}u;\n"));
         }
@@ -135,7 +169,7 @@ impl Kernel {
     /// The file and its line number of line `line` (1-based) of `wgsl()`; None for the
     /// generated lines before the first file.
     fn locate(&self, line: usize) -> Option<(&'static str, usize)> {
-        let mut first = self.defines.len() + self.aliases.len() + 1;
+        let mut first = self.enables().len() + self.defines.len() + self.aliases.len() + 1;
         for file in &self.sources {
             let lines = file.text.lines().count().max(1);
             if line < first + lines {

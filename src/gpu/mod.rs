@@ -17,7 +17,8 @@ mod wait;
 pub(crate) use kernel::shader_file;
 pub use kernel::{grid, Kernel, Reflection, ShaderFile};
 pub use policy::{
-    default_tune_cache, AttentionPath, KernelPolicy, MatmulVariant, RowWidth, Tuning,
+    default_tune_cache, AttentionPath, KernelPolicy, MatmulPrecision, MatmulVariant, RowWidth,
+    Tuning,
 };
 pub use pool::size_class;
 pub use profile::{format_profile, KernelTime};
@@ -308,6 +309,19 @@ impl Gpu {
     /// Replace the kernel policy of this device (every handle to it) from now on.
     pub fn set_policy(&self, policy: KernelPolicy) {
         *self.0.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// Whether shaders may use `f16` (`Features::SHADER_F16`).
+    pub fn has_f16(&self) -> bool {
+        self.0.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether the `coop_matrix` matmul runs here: 16x16 f16 cooperative matrices with f32
+    /// accumulators (tensor cores), which the device was opened with where offered.
+    pub fn has_coop_matrix(&self) -> bool {
+        self.0
+            .features
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
     }
 
     pub fn has_subgroups(&self) -> bool {

@@ -16,6 +16,8 @@ pub struct KernelPolicy {
     /// Every matmul runs this variant (where it can run the product; see
     /// `ops::MatmulVariant`). None: the tuning cache or the built-in rule choose per shape.
     pub matmul: Option<MatmulVariant>,
+    /// What the matmuls multiply: f32 operands, or operands rounded to f16 (f32 sums).
+    pub matmul_precision: MatmulPrecision,
     /// The attention `ops::attention_auto` runs (what `nn::MultiHeadAttention` calls).
     pub attention: AttentionPath,
     /// The shape of the row kernels (layer norm, cross-entropy's row loss). None: per adapter.
@@ -29,6 +31,7 @@ pub struct KernelPolicy {
 impl KernelPolicy {
     /// The policy the environment asks for, as `Gpu::new` opens a device with it:
     /// - `WGFORMER_MATMUL=<variant>` (`MatmulVariant::name`) forces a matmul kernel;
+    /// - `WGFORMER_MATMUL_PRECISION=f32|half` (see `MatmulPrecision`);
     /// - `WGFORMER_ATTENTION=fused|unfused|auto` picks the attention path;
     /// - `WGFORMER_ROW_WIDTH=narrow|wide` forces the row kernels' shape;
     /// - `WGFORMER_AUTOTUNE=off|cached|trials` (`0` = off, `1` = trials; default `cached`);
@@ -40,6 +43,12 @@ impl KernelPolicy {
         let variants = MatmulVariant::ALL.map(MatmulVariant::name).join(", ");
         Ok(KernelPolicy {
             matmul: parse_env("WGFORMER_MATMUL", &variants, MatmulVariant::from_name)?,
+            matmul_precision: parse_env(
+                "WGFORMER_MATMUL_PRECISION",
+                "f32, half",
+                MatmulPrecision::from_name,
+            )?
+            .unwrap_or_default(),
             attention: parse_env("WGFORMER_ATTENTION", "auto, fused, unfused", |v| {
                 AttentionPath::from_name(v)
             })?
@@ -115,9 +124,17 @@ pub enum MatmulVariant {
     /// Dot4 with the row of A shared across a subgroup by `subgroupBroadcast`. Needs N and
     /// the workgroup to be whole subgroups of at least 8 lanes; elsewhere it runs as Dot4.
     Dot4Subgroup,
+    /// Tensor cores: operands packed as f16, 64x64 tiles of 16x16 cooperative matrices per
+    /// workgroup, f32 accumulators. Always rounds A and B to f16, so it runs only where it is
+    /// asked for or the policy's precision is `Half`. Needs 16x16 f16 cooperative matrices
+    /// (`Gpu::has_coop_matrix`) and subgroups of 32 lanes; elsewhere it runs as
+    /// RegisterBlocked, in the policy's precision.
+    CoopMatrix,
 }
 
 impl MatmulVariant {
+    /// The variants that compute in f32 whatever the precision asks (A and B as stored),
+    /// the ones the tuning trials time.
     pub const ALL: [MatmulVariant; 7] = [
         MatmulVariant::Naive,
         MatmulVariant::Dot4,
@@ -138,11 +155,37 @@ impl MatmulVariant {
             MatmulVariant::RowBlockSubgroup => "rowblock_subgroup",
             MatmulVariant::Dot4 => "dot4",
             MatmulVariant::Dot4Subgroup => "dot4_subgroup",
+            MatmulVariant::CoopMatrix => "coop_matrix",
         }
     }
 
     pub fn from_name(name: &str) -> Option<MatmulVariant> {
-        Self::ALL.into_iter().find(|v| v.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([MatmulVariant::CoopMatrix])
+            .find(|v| v.name() == name)
+    }
+}
+
+/// What a matmul multiplies. `Half` is mixed precision as PyTorch's autocast does it for
+/// matmuls: A and B are rounded to f16 as they are packed for the tiled kernels (half the
+/// bytes to read, and the tensor cores' input type), every sum is f32 and the result is f32.
+/// It applies where the adapter has shader-f16 (or cooperative matrices) and to the packed
+/// kernels only: small or skinny products that take the naive or Dot4 kernels stay f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MatmulPrecision {
+    #[default]
+    F32,
+    Half,
+}
+
+impl MatmulPrecision {
+    pub fn from_name(name: &str) -> Option<MatmulPrecision> {
+        match name {
+            "f32" | "fp32" => Some(MatmulPrecision::F32),
+            "half" | "f16" | "fp16" => Some(MatmulPrecision::Half),
+            _ => None,
+        }
     }
 }
 
@@ -220,7 +263,10 @@ mod tests {
 
     #[test]
     fn every_matmul_variant_name_reads_back() {
-        for v in MatmulVariant::ALL {
+        for v in MatmulVariant::ALL
+            .into_iter()
+            .chain([MatmulVariant::CoopMatrix])
+        {
             assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
         }
         assert_eq!(MatmulVariant::from_name("fastest"), None);

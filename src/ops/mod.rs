@@ -53,7 +53,9 @@ pub use sgd::sgd_update;
 pub use softmax::softmax;
 
 // The names of the kernel choices, which a device's `KernelPolicy` holds.
-pub use crate::gpu::{AttentionPath, KernelPolicy, MatmulVariant, RowWidth, Tuning};
+pub use crate::gpu::{
+    AttentionPath, KernelPolicy, MatmulPrecision, MatmulVariant, RowWidth, Tuning,
+};
 
 use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 

@@ -4,7 +4,7 @@
 
 use super::variant::resolve;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, shader_file, Kernel, MatmulVariant, ShaderFile, Storage};
+use crate::gpu::{grid, shader_file, Kernel, MatmulPrecision, MatmulVariant, ShaderFile, Storage};
 use crate::ops::groups_for;
 use crate::tensor::{DType, Tensor};
 
@@ -83,6 +83,9 @@ pub(super) const RB_WG: u32 = 16;
 pub(super) const PACK_ROWS: usize = 32;
 const PANEL_COLS: usize = 32;
 pub(super) const REGISTER_TILE: usize = 128;
+/// Output tile and K step of the cooperative-matrix kernel (matmul/coop_matrix.wgsl).
+pub(super) const COOP_TILE: usize = 64;
+const COOP_K: usize = 16;
 const REGISTER_K: usize = 8;
 /// The register-blocked kernel splits K when it has fewer output tiles than this (a GPU has
 /// ~100 multiprocessors to fill; the H200 has 132), into slices of at least SPLIT_MIN_K.
@@ -109,40 +112,62 @@ const REGISTER_BLOCKED: ShaderFile = shader_file!("matmul/register_blocked.wgsl"
 const ROWBLOCK: ShaderFile = shader_file!("matmul/rowblock.wgsl");
 const ROWBLOCK_FETCH_PORTABLE: ShaderFile = shader_file!("matmul/rowblock_fetch_portable.wgsl");
 const ROWBLOCK_FETCH_SUBGROUP: ShaderFile = shader_file!("matmul/rowblock_fetch_subgroup.wgsl");
+const COOP_MATRIX: ShaderFile = shader_file!("matmul/coop_matrix.wgsl");
+
+/// A kernel of the family: its files, compiled with the packed operands' element type
+/// (`Packed` in matmul/common.wgsl): f16 when `half`.
+fn family_kernel(files: &[ShaderFile], entry: &'static str, half: bool) -> Kernel {
+    let k = Kernel::new(files, entry);
+    if half {
+        k.alias("Packed", "vec4<f16>").with_f16()
+    } else {
+        k.alias("Packed", "vec4<f32>")
+    }
+}
+
+/// Whether `v` reads packed operands (the packing kernels run first).
+fn is_packed(v: MatmulVariant) -> bool {
+    matches!(
+        v,
+        MatmulVariant::RegisterBlocked
+            | MatmulVariant::RowBlock
+            | MatmulVariant::RowBlockSubgroup
+            | MatmulVariant::CoopMatrix
+    )
+}
 
 /// The kernel that computes the product with `v`. `b_stored_t`: the row-block kernels read a
-/// transposed B in place (see `b_at_quad` in matmul/rowblock.wgsl). Every compute kernel binds
-/// C, its A, its B and the bias; the simple kernels read A and B as stored (as vec4 rows for
-/// Dot4), the others packed A and packed B.
-fn compute_kernel(v: MatmulVariant, b_stored_t: bool) -> Kernel {
+/// transposed B in place (see `b_at_quad` in matmul/rowblock.wgsl). `half`: the packed
+/// operands are f16 (`MatmulPrecision::Half`; always for CoopMatrix). Every compute kernel
+/// binds C, its A, its B and the bias; the simple kernels read A and B as stored (as vec4
+/// rows for Dot4), the others packed A and packed B.
+fn compute_kernel(v: MatmulVariant, b_stored_t: bool, half: bool) -> Kernel {
+    let half = half && is_packed(v);
     let row_block = |fetch, entry| {
-        Kernel::new(&[COMMON, PACKED, ROWBLOCK, fetch], entry)
+        family_kernel(&[COMMON, PACKED, ROWBLOCK, fetch], entry, half)
             .define("RB_WG", RB_WG)
             .define("B_STORED_T", b_stored_t as u32)
     };
+    let simple = |entry| family_kernel(&[COMMON, SIMPLE], entry, false).define("WG", WG);
     let (kernel, a, b) = match v {
-        MatmulVariant::Naive => (
-            Kernel::new(&[COMMON, SIMPLE], "naive").define("WG", WG),
-            2,
-            3,
-        ),
-        MatmulVariant::Tiled => (
-            Kernel::new(&[COMMON, SIMPLE], "tiled").define("WG", WG),
-            2,
-            3,
-        ),
-        MatmulVariant::Dot4 => (
-            Kernel::new(&[COMMON, SIMPLE], "dot4").define("WG", WG),
-            7,
-            8,
-        ),
+        MatmulVariant::Naive => (simple("naive"), 2, 3),
+        MatmulVariant::Tiled => (simple("tiled"), 2, 3),
+        MatmulVariant::Dot4 => (simple("dot4"), 7, 8),
         MatmulVariant::Dot4Subgroup => {
-            let k = Kernel::new(&[COMMON, DOT4_SUBGROUP], "dot4_subgroup");
+            let k = family_kernel(&[COMMON, DOT4_SUBGROUP], "dot4_subgroup", false);
             (k.define("WG", WG).with_subgroups(), 7, 8)
         }
         MatmulVariant::RegisterBlocked => {
             let files = [COMMON, PACKED, REGISTER_BLOCKED];
-            (Kernel::new(&files, "register_blocked"), 5, 6)
+            (family_kernel(&files, "register_blocked", half), 5, 6)
+        }
+        MatmulVariant::CoopMatrix => {
+            let files = [COMMON, PACKED, COOP_MATRIX];
+            (
+                family_kernel(&files, "coop_matrix", true).with_coop_matrix(),
+                5,
+                6,
+            )
         }
         MatmulVariant::RowBlock => (row_block(ROWBLOCK_FETCH_PORTABLE, "rowblock"), 5, 6),
         MatmulVariant::RowBlockSubgroup => {
@@ -153,30 +178,37 @@ fn compute_kernel(v: MatmulVariant, b_stored_t: bool) -> Kernel {
     kernel.write(1).read(a).read(b).read(9)
 }
 
-/// Packing kernels bind their source twice: as scalars and as vec4.
-fn pack_a_kernel() -> Kernel {
-    Kernel::new(&[COMMON, PACKED, PACK], "pack_a")
+/// Packing kernels bind their source twice: as scalars and as vec4. `half`: they write f16.
+fn pack_a_kernel(half: bool) -> Kernel {
+    family_kernel(&[COMMON, PACKED, PACK], "pack_a", half)
         .write(4)
         .read(2)
         .read(7)
 }
 
-fn pack_b_kernel() -> Kernel {
-    Kernel::new(&[COMMON, PACKED, PACK], "pack_b")
+fn pack_b_kernel(half: bool) -> Kernel {
+    family_kernel(&[COMMON, PACKED, PACK], "pack_b", half)
         .write(4)
         .read(3)
         .read(8)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    let mut k: Vec<Kernel> = MatmulVariant::ALL
-        .into_iter()
-        .map(|v| compute_kernel(v, false))
-        .collect();
-    k.extend(
-        [MatmulVariant::RowBlock, MatmulVariant::RowBlockSubgroup].map(|v| compute_kernel(v, true)),
-    );
-    k.extend([pack_a_kernel(), pack_b_kernel()]);
+    let mut k = Vec::new();
+    for half in [false, true] {
+        let packed = MatmulVariant::ALL.into_iter().filter(|&v| is_packed(v));
+        if half {
+            k.extend(packed.map(|v| compute_kernel(v, false, true)));
+        } else {
+            k.extend(MatmulVariant::ALL.map(|v| compute_kernel(v, false, false)));
+        }
+        k.extend(
+            [MatmulVariant::RowBlock, MatmulVariant::RowBlockSubgroup]
+                .map(|v| compute_kernel(v, true, half)),
+        );
+        k.extend([pack_a_kernel(half), pack_b_kernel(half)]);
+    }
+    k.push(compute_kernel(MatmulVariant::CoopMatrix, false, true));
     k
 }
 
@@ -223,8 +255,15 @@ pub(crate) fn gemm_bias(
         };
     }
     let v = resolve(gpu, &g, v);
+    // f16 packed operands: for CoopMatrix always, for the other packed kernels when the
+    // policy asks for half precision and the adapter has f16 in shaders.
+    let half = v == MatmulVariant::CoopMatrix
+        || (is_packed(v)
+            && gpu.policy().matmul_precision == MatmulPrecision::Half
+            && gpu.has_f16());
     let (m_tile, k_tile, n_tile) = match v {
         MatmulVariant::RegisterBlocked => (REGISTER_TILE, REGISTER_K, REGISTER_TILE),
+        MatmulVariant::CoopMatrix => (COOP_TILE, COOP_K, COOP_TILE),
         _ => (PACK_ROWS, 4, PANEL_COLS),
     };
     let (m_pad, k_pad, n_pad) = (
@@ -233,12 +272,14 @@ pub(crate) fn gemm_bias(
         round_up(g.n, n_tile),
     );
     // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
-    let a_direct = !g.trans_a && k_pad == g.k;
+    // (Never in half precision: the kernels then read f16 panels, which only packing makes.)
+    let a_direct = !half && !g.trans_a && k_pad == g.k;
     // So is B (row-major or stored transposed) with rows of whole vec4 and whole column quads,
     // by the row-block kernels, where A has too few rows to repay packing B (see
     // `b_at_quad` in matmul/rowblock.wgsl).
     let row_block = matches!(v, MatmulVariant::RowBlock | MatmulVariant::RowBlockSubgroup);
-    let b_direct = row_block && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
+    let b_direct =
+        !half && row_block && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
     // A split K writes one product per slice, summed below; a bias would be added per slice.
     let tiles = g.batch * (m_pad / m_tile) * (n_pad / n_tile);
     let (slices, k_slice) = match v {
@@ -273,14 +314,14 @@ pub(crate) fn gemm_bias(
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
         MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
-            compute_kernel(v, false),
+            compute_kernel(v, false, false),
             &[out.storage(), a.storage(), b.storage(), bias],
             groups_for(out.numel(), WG),
         )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
             run(
-                compute_kernel(v, false),
+                compute_kernel(v, false, false),
                 &[out.storage(), a.storage(), b.storage(), bias],
                 grid(tiles as u32),
             )?
@@ -288,39 +329,49 @@ pub(crate) fn gemm_bias(
         _ => {
             let batches = |batched: bool| if batched { g.batch } else { 1 };
             // Packing workgroups: 2 k-quads of 4 panels of B; 2 k-quads of 128 rows of A.
+            // Panels in f16 take half the 4-byte words (`gpu.alloc` counts words).
+            let words = |values: usize| if half { values / 2 } else { values };
             let pb = if b_direct {
                 None
             } else {
-                let pb = gpu.alloc(batches(g.b_batched) * k_pad * n_pad)?;
+                let pb = gpu.alloc(words(batches(g.b_batched) * k_pad * n_pad))?;
                 let b_groups = [
                     k_pad.div_ceil(8) as u32,
                     n_pad.div_ceil(4 * PANEL_COLS) as u32,
                     batches(g.b_batched) as u32,
                 ];
-                run(pack_b_kernel(), &[&pb, b.storage(), b.storage()], b_groups)?;
+                run(
+                    pack_b_kernel(half),
+                    &[&pb, b.storage(), b.storage()],
+                    b_groups,
+                )?;
                 Some(pb)
             };
             let pb = pb.as_ref().unwrap_or(b.storage());
             let pa = if a_direct {
                 None
             } else {
-                let pa = gpu.alloc(batches(g.a_batched) * m_pad * k_pad)?;
+                let pa = gpu.alloc(words(batches(g.a_batched) * m_pad * k_pad))?;
                 let a_groups = [
                     k_pad.div_ceil(8) as u32,
                     m_pad.div_ceil(128) as u32,
                     batches(g.a_batched) as u32,
                 ];
-                run(pack_a_kernel(), &[&pa, a.storage(), a.storage()], a_groups)?;
+                run(
+                    pack_a_kernel(half),
+                    &[&pa, a.storage(), a.storage()],
+                    a_groups,
+                )?;
                 Some(pa)
             };
             let pa = pa.as_ref().unwrap_or(a.storage());
             let workgroups = match v {
-                MatmulVariant::RegisterBlocked => slices * tiles,
+                MatmulVariant::RegisterBlocked | MatmulVariant::CoopMatrix => slices * tiles,
                 // Each invocation owns two column quads.
                 _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
             };
             run(
-                compute_kernel(v, b_direct && g.trans_b),
+                compute_kernel(v, b_direct && g.trans_b, half),
                 &[out.storage(), pa, pb, bias],
                 grid(workgroups as u32),
             )?

@@ -3,8 +3,8 @@
 //! for the adapter (`default_variant`). The variants themselves are named by
 //! `MatmulVariant` (in `gpu::policy`, so that a device can hold the choice).
 
-use super::gemm::{gemm, round_up, Gemm, PACK_ROWS, RB_WG, REGISTER_TILE, WG};
-use crate::gpu::{Gpu, MatmulVariant};
+use super::gemm::{gemm, round_up, Gemm, COOP_TILE, PACK_ROWS, RB_WG, REGISTER_TILE, WG};
+use crate::gpu::{Gpu, MatmulPrecision, MatmulVariant};
 use crate::tensor::Tensor;
 
 /// Whether `gpu` can run the subgroup kernel: it broadcasts from 8 lanes.
@@ -28,8 +28,13 @@ const MIN_USEFUL: f64 = 0.25;
 ///   token at a time) or the product is too small to pay for the extra dispatches; Dot4
 ///   instead where its layout fits (a Linear layer's weight), with subgroups where they fit:
 ///   1.6-1.9x Dot4 on lavapipe's one-token products (benches/matmul.rs, `lm_head`).
+/// - Half precision (`MatmulPrecision::Half`) on an adapter with tensor cores: the
+///   cooperative-matrix kernel for every product the tiled kernels would take.
 fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
-    let (fast, (m_tile, n_tile)) = if !gpu.is_cpu() {
+    let half = gpu.policy().matmul_precision == MatmulPrecision::Half;
+    let (fast, (m_tile, n_tile)) = if half && coop_matrix_fits(gpu) {
+        (MatmulVariant::CoopMatrix, (COOP_TILE, COOP_TILE))
+    } else if !gpu.is_cpu() {
         (
             MatmulVariant::RegisterBlocked,
             (REGISTER_TILE, REGISTER_TILE),
@@ -62,6 +67,10 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
 /// `default_variant`.
 fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let fallback = default_variant(gpu, g);
+    // The trials time f32 kernels; in half precision the built-in rule chooses.
+    if gpu.policy().matmul_precision == MatmulPrecision::Half {
+        return fallback;
+    }
     // Small products take about as long as a submit: their timings are noise, so trials
     // would pick at random (measured: generation 30% slower). They keep the built-in rule.
     if g.batch * g.m * g.n * g.k < TUNE_MIN_WORK {
@@ -121,6 +130,13 @@ fn dot4_subgroup_fits(gpu: &Gpu, g: &Gemm) -> bool {
         && (WG as usize).is_multiple_of(widest)
 }
 
+/// The cooperative-matrix kernel runs where the device has 16x16 f16 cooperative matrices
+/// and every subgroup has the 32 lanes its tile split assumes (NVIDIA).
+fn coop_matrix_fits(gpu: &Gpu) -> bool {
+    let info = &gpu.inner().info;
+    gpu.has_coop_matrix() && info.subgroup_min_size == 32 && info.subgroup_max_size == 32
+}
+
 /// Multiply-adds below which a product is not worth timing (~4 ms of naive work on lavapipe).
 const TUNE_MIN_WORK: usize = 1 << 22;
 
@@ -132,6 +148,9 @@ pub(super) fn resolve(gpu: &Gpu, g: &Gemm, asked: Option<MatmulVariant>) -> Matm
         Some(v) => v,
         None => tuned_variant(gpu, g),
     };
+    if v == MatmulVariant::CoopMatrix && !coop_matrix_fits(gpu) {
+        v = MatmulVariant::RegisterBlocked;
+    }
     if v == MatmulVariant::RowBlockSubgroup && !subgroup_kernel_fits(gpu) {
         v = MatmulVariant::RowBlock;
     }
