@@ -36,6 +36,7 @@ fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
         max_grad_norm: config.train.max_grad_norm as f32,
         step: 0,
         seed: 1,
+        loss_scale: None,
     };
     let ls = config.train.label_smoothing as f32;
     let ctc = config.model.ctc_weight as f32;

@@ -80,6 +80,7 @@ fn main() -> wgformer::Result<()> {
         max_grad_norm: 1.0,
         step: 0,
         seed: 0,
+        loss_scale: None,
     };
     let mut rng = wgformer::rng::SplitMix64::new(5);
     let tokens: Vec<u32> = (0..batch * (seq + 1))

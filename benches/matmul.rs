@@ -6,13 +6,16 @@
 //! criterion output a table gives GFLOP/s, the speed-up over naive and the share of the FMA
 //! ceiling. `WGFORMER_BENCH_QUICK=1` runs only 256 and 1024 with short measurements.
 //! `WGFORMER_BENCH_SHAPES` (see `shapes_from_env`) runs only the listed products.
+//! Where the adapter has shader-f16, the packed variants also run in half precision
+//! (`<variant>+f16`: operands rounded to f16, f32 sums) on a second device, and the
+//! cooperative-matrix kernel (`coop_matrix`) where it has tensor cores.
 
 use criterion::{Criterion, Throughput};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use wgformer::gpu::{grid, Kernel, ShaderFile};
-use wgformer::ops::{self, MatmulVariant};
+use wgformer::ops::{self, KernelPolicy, MatmulPrecision, MatmulVariant};
 use wgformer::{Gpu, Tensor};
 
 /// Naive, Dot4 and tiled run at 1-2 GFLOP/s on lavapipe: only up to this many multiply-adds.
@@ -233,9 +236,34 @@ fn main() {
         .into_iter()
         .filter(|&v| gpu.has_subgroups() || v != MatmulVariant::RowBlockSubgroup)
         .collect();
+    // Half precision on a device of its own, so the f32 variants keep theirs.
+    let half_gpu = Gpu::with_policy(KernelPolicy {
+        matmul_precision: MatmulPrecision::Half,
+        ..gpu.policy()
+    })
+    .expect("a second device");
+    let mut half_variants: Vec<MatmulVariant> = Vec::new();
+    if half_gpu.has_f16() {
+        half_variants.extend(variants.iter().copied().filter(|&v| {
+            matches!(
+                v,
+                MatmulVariant::RegisterBlocked
+                    | MatmulVariant::RowBlock
+                    | MatmulVariant::RowBlockSubgroup
+            )
+        }));
+    }
+    if half_gpu.has_coop_matrix() {
+        half_variants.push(MatmulVariant::CoopMatrix);
+    }
+    let half_name = |v: MatmulVariant| match v {
+        MatmulVariant::CoopMatrix => v.name().to_string(),
+        _ => format!("{}+f16", v.name()),
+    };
     let cases = cases(quick);
     for case in &cases {
         let (a, b) = case.operands(&gpu);
+        let (ha, hb) = case.operands(&half_gpu);
         let mut group = criterion.benchmark_group(&case.name);
         // The ceiling again for every shape: on a shared machine the load drifts, and the
         // ratio is only meaningful against a ceiling measured next to it.
@@ -274,6 +302,19 @@ fn main() {
                 })
             });
         }
+        for &v in &half_variants {
+            let name = half_name(v);
+            let key = format!("{}/{name}", case.name);
+            group.bench_function(&name, |bench| {
+                bench.iter_custom(|iters| {
+                    let t = time_batch(&half_gpu, iters, || {
+                        ops::matmul_variant(&ha, &hb, case.trans_a, case.trans_b, v).unwrap();
+                    });
+                    timings.borrow_mut().add(&key, t, iters);
+                    t
+                })
+            });
+        }
         group.finish();
     }
     criterion.final_summary();
@@ -286,7 +327,7 @@ fn main() {
     );
     println!("(fma_peak.wgsl) measured right before that shape.");
     println!(
-        "{:<28} {:<18} {:>10} {:>9} {:>9} {:>9}",
+        "{:<28} {:<22} {:>10} {:>9} {:>9} {:>9}",
         "shape", "variant", "ms", "GFLOP/s", "x naive", "% peak"
     );
     for case in &cases {
@@ -299,11 +340,15 @@ fn main() {
             .seconds_per_iter(&format!("{}/fma_peak", case.name))
             .map(|s| peak_flops / s / 1e9);
         if let Some(p) = peak {
-            println!("{:<28} {:<18} {:>10} {:>9.1}", case.name, "fma_peak", "", p);
+            println!("{:<28} {:<22} {:>10} {:>9.1}", case.name, "fma_peak", "", p);
         }
         let naive = rate(MatmulVariant::Naive.name()).map(|(_, r)| r);
-        for &v in &variants {
-            let Some((secs, gflops)) = rate(v.name()) else {
+        let names = variants
+            .iter()
+            .map(|v| v.name().to_string())
+            .chain(half_variants.iter().map(|&v| half_name(v)));
+        for name in names {
+            let Some((secs, gflops)) = rate(&name) else {
                 continue;
             };
             let vs_naive = naive
@@ -313,9 +358,9 @@ fn main() {
                 .map(|p| format!("{:.0}%", 100.0 * gflops / p))
                 .unwrap_or_else(|| "-".into());
             println!(
-                "{:<28} {:<18} {:>10.2} {:>9.1} {:>9} {:>9}",
+                "{:<28} {:<22} {:>10.2} {:>9.1} {:>9} {:>9}",
                 case.name,
-                v.name(),
+                name,
                 secs * 1e3,
                 gflops,
                 vs_naive,

@@ -134,6 +134,7 @@ fn clm_job(gpu: &Gpu, path: &Path) -> Result<()> {
         max_grad_norm: config.train.max_grad_norm as f32,
         step: 0,
         seed: 0,
+        loss_scale: None,
     };
     let smoothing = config.train.label_smoothing as f32;
     trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, smoothing))?;
@@ -155,6 +156,7 @@ fn asr_job(gpu: &Gpu, path: &Path) -> Result<()> {
         max_grad_norm: config.train.max_grad_norm as f32,
         step: 0,
         seed: 1,
+        loss_scale: None,
     };
     let (smoothing, ctc_weight) = (
         config.train.label_smoothing as f32,

@@ -7,6 +7,9 @@
 // goes to partials[slot] (one slot per parameter tensor; no atomics, so it is deterministic).
 // `finish`: one invocation sums the partials and writes [norm, clip coefficient, loss], where the
 // coefficient min(1, max_norm / (norm + 1e-6)) is what the optimizer multiplies gradients by.
+// Under loss scaling (mixed precision) the gradients arrive multiplied by the loss scale S:
+// `unscale` = 1 / S turns their norm into the true one and is folded into the coefficient, so
+// the optimizer's one multiply both unscales and clips.
 //
 // A step whose gradient norm or loss is not finite (NaN or infinite) must not touch the weights:
 // `finish` then writes a coefficient of exactly 0, which the optimizer kernels read as "skip this
@@ -17,7 +20,7 @@ struct Params {
     n: u32,         // elements of x (sum_squares) / number of partials (finish)
     slot: u32,      // where sum_squares writes
     max_norm: f32,  // finish: clip threshold (<= 0 disables clipping)
-    pad: u32,
+    unscale: f32,   // finish: 1 / the loss scale the gradients carry (1 without loss scaling)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,8 +52,8 @@ fn finish() {
     for (var i = 0u; i < p.n; i++) {
         total += partials[i];
     }
-    let norm = sqrt(total);
-    let coef = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+    let norm = sqrt(total) * p.unscale;
+    let coef = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0) * p.unscale;
     norm_and_coef[0] = norm;
     norm_and_coef[1] = select(0.0, coef, is_finite(norm) && is_finite(loss[0]));
     norm_and_coef[2] = loss[0];

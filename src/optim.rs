@@ -102,10 +102,18 @@ impl AdamW {
     /// `[norm, coefficient, loss]` tensor of `ops::grad_norm_and_clip` for the caller to read
     /// once: if the loss or the norm is not finite the GPU skipped the update (coefficient 0),
     /// and the caller should call `undo_step_count`.
-    pub fn clip_step_zero(&mut self, max_norm: f32, loss: Option<&Tensor>) -> Result<Tensor> {
+    ///
+    /// `loss_scale`: the gradients are those of the loss times this (mixed precision; 1
+    /// otherwise); the update divides it out (`ops::grad_norm_and_clip`).
+    pub fn clip_step_zero(
+        &mut self,
+        max_norm: f32,
+        loss: Option<&Tensor>,
+        loss_scale: f32,
+    ) -> Result<Tensor> {
         let grads: Vec<Tensor> = self.params.iter().filter_map(Tensor::grad).collect();
         let refs: Vec<&Tensor> = grads.iter().collect();
-        let clip = crate::ops::grad_norm_and_clip(&refs, max_norm, loss)?;
+        let clip = crate::ops::grad_norm_and_clip(&refs, max_norm, loss, loss_scale)?;
         self.step_clipped(Some(&clip))?;
         self.zero_grad();
         Ok(clip)

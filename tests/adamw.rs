@@ -167,7 +167,7 @@ fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
         .sqrt();
     let (ta, tb) = (tensor(&a, &[1000]), tensor(&b, &[7]));
     for max_norm in [0.0f32, 1.0, 1e6] {
-        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm, None)
+        let out = ops::grad_norm_and_clip(&[&ta, &tb], max_norm, None, 1.0)
             .unwrap()
             .to_vec()
             .unwrap();
@@ -183,7 +183,46 @@ fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
             1e-5,
         );
     }
-    assert!(ops::grad_norm_and_clip(&[], 1.0, None).is_err());
+    assert!(ops::grad_norm_and_clip(&[], 1.0, None, 1.0).is_err());
+}
+
+/// Loss scaling: gradients S times too large, with `loss_scale` S, report the true norm and a
+/// coefficient that divides S out (what the optimizer multiplies the gradients by).
+#[test]
+fn a_loss_scale_is_divided_out_of_the_norm_and_the_coefficient() {
+    let g = values(300, 25);
+    let norm = g.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let scale = 4096.0f32;
+    let scaled: Vec<f32> = g.iter().map(|x| x * scale).collect();
+    let t = tensor(&scaled, &[300]);
+    for max_norm in [0.0f32, 1.0] {
+        let out = ops::grad_norm_and_clip(&[&t], max_norm, None, scale)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let clip = if max_norm <= 0.0 {
+            1.0
+        } else {
+            (max_norm as f64 / (norm + 1e-6)).min(1.0)
+        };
+        let want = [norm, clip / scale as f64, 0.0];
+        assert_close(
+            &format!("scaled, max_norm {max_norm}"),
+            &out[..1],
+            &want[..1],
+            1e-5,
+        );
+        assert!(
+            ((out[1] as f64) - want[1]).abs() <= 1e-5 * want[1],
+            "coefficient {} vs {}",
+            out[1],
+            want[1]
+        );
+    }
+    for bad in [0.0, -1.0, f32::INFINITY, f32::NAN] {
+        let e = ops::grad_norm_and_clip(&[&t], 1.0, None, bad).unwrap_err();
+        assert!(e.to_string().contains("loss scale"), "{e}");
+    }
 }
 
 #[test]
@@ -196,7 +235,7 @@ fn clipped_adamw_step_equals_the_reference_step_on_the_scaled_gradient() {
         ..Default::default()
     };
     let g = tensor(&gv, &[n]);
-    let clip = ops::grad_norm_and_clip(&[&g], 0.5, None).unwrap();
+    let clip = ops::grad_norm_and_clip(&[&g], 0.5, None, 1.0).unwrap();
     let coef = clip.to_vec().unwrap()[1] as f64;
     assert!(coef < 1.0, "the test gradient must actually be clipped");
     let (p, m, v) = (
@@ -293,7 +332,7 @@ fn a_step_with_a_non_finite_gradient_or_loss_is_skipped_on_the_gpu() {
         loss.backward().unwrap();
         let given = loss_override.map(|v| tensor(&[v], &[1]));
         let report = opt
-            .clip_step_zero(1.0, Some(given.as_ref().unwrap_or(&loss)))
+            .clip_step_zero(1.0, Some(given.as_ref().unwrap_or(&loss)), 1.0)
             .unwrap()
             .to_vec()
             .unwrap();
@@ -344,7 +383,7 @@ fn sgd_skips_a_step_with_a_non_finite_gradient_too() {
     let loss = ops::sum_axis(&ops::mul(&p, &tensor(&x, &[n])).unwrap(), 0).unwrap();
     loss.backward().unwrap();
     let report = opt
-        .clip_step_zero(0.0, Some(&loss))
+        .clip_step_zero(0.0, Some(&loss), 1.0)
         .unwrap()
         .to_vec()
         .unwrap();

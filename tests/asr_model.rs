@@ -299,6 +299,7 @@ fn a_tiny_model_learns_three_utterances() {
         max_grad_norm: 1.0,
         step: 0,
         seed: 1,
+        loss_scale: None,
     };
     let (ls, ctc) = (0.0, 0.3);
     let first = trainer

@@ -42,6 +42,7 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
         max_grad_norm: 1.0,
         step: 0,
         seed: 0,
+        loss_scale: None,
     };
     // Two rows of 12 tokens; the second is padded after 9.
     let row1: Vec<u32> = (0..13).map(|i| 4 + (i * 5 % 9) as u32).collect();

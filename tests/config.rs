@@ -170,6 +170,15 @@ fn impossible_values_are_rejected_naming_the_key() {
             "tokenizer:\n  kind: bpe\n  vocab_size: 4\n",
             "tokenizer.vocab_size",
         ),
+        (
+            "train:\n  loss_scale: {initial: 0.5}\n",
+            "train.loss_scale.initial: 0.5 must be a number >= 1",
+        ),
+        (
+            "train:\n  loss_scale: {growth_interval: 0}\n",
+            "train.loss_scale.growth_interval",
+        ),
+        ("train:\n  precision: bf16\n", "precision"),
     ];
     for (yaml, want) in cases {
         let err = parse_err(yaml);
@@ -179,6 +188,23 @@ fn impossible_values_are_rejected_naming_the_key() {
             "{yaml:?}: {err}"
         );
     }
+}
+
+#[test]
+fn mixed_precision_is_read_with_its_loss_scale() {
+    let c = parse("train: {precision: mixed, loss_scale: {initial: 1024, growth_interval: 50}}")
+        .unwrap();
+    assert_eq!(c.train.precision, wgformer::config::Precision::Mixed);
+    assert_eq!(
+        (
+            c.train.loss_scale.initial,
+            c.train.loss_scale.growth_interval
+        ),
+        (1024.0, 50)
+    );
+    let d = parse("{}").unwrap();
+    assert_eq!(d.train.precision, wgformer::config::Precision::F32);
+    assert_eq!(d.train.loss_scale.initial, 65536.0);
 }
 
 #[test]
@@ -394,6 +420,11 @@ mod asr {
             ("train: {epochs: null, max_steps: null}", "train.max_steps"),
             ("model: {ctc_weight: -1}", "model.ctc_weight"),
             ("train: {time_limit_minutes: 0}", "train.time_limit_minutes"),
+            (
+                "train: {loss_scale: {initial: 0}}",
+                "train.loss_scale.initial",
+            ),
+            ("train: {precision: half}", "precision"),
             ("modle: {}", "modle"),
         ] {
             let msg = err(yaml);

@@ -44,6 +44,7 @@ fn thousands_of_steps_grow_neither_caches_nor_memory() {
         max_grad_norm: 1.0,
         step: 0,
         seed: 3,
+        loss_scale: None,
     };
     // Two batches of different content, same shape (a training stream).
     let batch = |k: u32| {

@@ -241,6 +241,7 @@ async fn one_training_step_matches_the_reference() {
         max_grad_norm: 0.0,
         step: 0,
         seed: 0,
+        loss_scale: None,
     };
     let stats = trainer
         .step_async(1, |_, _| {

@@ -3,7 +3,10 @@
 //! missing ones, errors that name the file and the key, `--set key.path=value` overrides.
 
 use super::yaml::{self, float};
-use super::{time_limit_problem, NonFinitePolicy, OptimizerConfig, SchedulerConfig};
+use super::{
+    loss_scale_problem, time_limit_problem, LossScaleConfig, NonFinitePolicy, OptimizerConfig,
+    Precision, SchedulerConfig,
+};
 use crate::audio::Normalization;
 use crate::error::{Error, Result};
 use crate::ops::Activation;
@@ -172,6 +175,9 @@ pub struct AsrTrainConfig {
     /// As the CLM's `train.on_non_finite` / `max_skipped_steps`.
     pub on_non_finite: NonFinitePolicy,
     pub max_skipped_steps: usize,
+    /// As the CLM's `train.precision` / `train.loss_scale`.
+    pub precision: Precision,
+    pub loss_scale: LossScaleConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -297,6 +303,8 @@ impl Default for AsrTrainConfig {
             log_interval: 10,
             on_non_finite: NonFinitePolicy::Stop,
             max_skipped_steps: 10,
+            precision: Precision::F32,
+            loss_scale: LossScaleConfig::default(),
         }
     }
 }
@@ -443,6 +451,9 @@ impl AsrConfig {
             ));
         }
         if let Some(problem) = time_limit_problem(t.time_limit_minutes) {
+            return Some(problem);
+        }
+        if let Some(problem) = loss_scale_problem(&t.loss_scale) {
             return Some(problem);
         }
         if t.epochs.is_none() && t.max_steps.is_none() {

@@ -130,6 +130,58 @@ pub struct TrainConfig {
     /// Stop training when this much wall-clock time is spent, with the learning-rate
     /// schedule shrunk to the steps that fit (null: no limit).
     pub time_limit_minutes: Option<f64>,
+    /// f32 | mixed: see `Precision`.
+    pub precision: Precision,
+    /// The dynamic loss scale of mixed precision.
+    pub loss_scale: LossScaleConfig,
+}
+
+/// `train.precision`: `f32` trains in f32 throughout; `mixed` multiplies in half precision
+/// as PyTorch's autocast does for matmuls (operands rounded to f16 where the adapter has
+/// shader-f16, tensor cores where it has cooperative matrices; f32 sums, f32 results, f32
+/// master weights and optimizer) with dynamic loss scaling (`train::loss_scale`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    F32,
+    Mixed,
+}
+
+/// `train.loss_scale`, read under `precision: mixed`: the first scale and how many updates in
+/// a row without overflow double it (PyTorch's GradScaler defaults: 65,536 and 2,000).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossScaleConfig {
+    #[serde(deserialize_with = "float::f64")]
+    pub initial: f64,
+    pub growth_interval: usize,
+}
+
+impl Default for LossScaleConfig {
+    fn default() -> Self {
+        LossScaleConfig {
+            initial: 65536.0,
+            growth_interval: 2000,
+        }
+    }
+}
+
+/// The problem with a `train.loss_scale` section, if any: what both trainers' configs check.
+pub(crate) fn loss_scale_problem(ls: &LossScaleConfig) -> Option<(&'static str, String)> {
+    if !(ls.initial.is_finite() && (1.0..=f32::MAX as f64).contains(&ls.initial)) {
+        return Some((
+            "train.loss_scale.initial",
+            format!("{} must be a number >= 1", ls.initial),
+        ));
+    }
+    if ls.growth_interval == 0 {
+        return Some((
+            "train.loss_scale.growth_interval",
+            "must be at least 1, got 0".to_string(),
+        ));
+    }
+    None
 }
 
 /// `train.on_non_finite`: the GPU never applies a step whose loss or gradient norm is not
@@ -275,6 +327,8 @@ impl Default for TrainConfig {
             on_non_finite: NonFinitePolicy::Stop,
             max_skipped_steps: 10,
             time_limit_minutes: None,
+            precision: Precision::F32,
+            loss_scale: LossScaleConfig::default(),
         }
     }
 }
@@ -452,6 +506,9 @@ impl Config {
             return Some((key, format!("{v} must be a number >= 0")));
         }
         if let Some(problem) = time_limit_problem(t.time_limit_minutes) {
+            return Some(problem);
+        }
+        if let Some(problem) = loss_scale_problem(&t.loss_scale) {
             return Some(problem);
         }
         if tok.kind == TokenizerKind::Bpe && tok.vocab_size <= SPECIAL_TOKENS {

@@ -19,7 +19,8 @@ struct Params {
     slot: u32,
     /// `finish`: the clipping threshold (<= 0: no clipping).
     max_norm: f32,
-    pad: u32,
+    /// `finish`: 1 / the loss scale the gradients were computed with.
+    unscale: f32,
 }
 
 fn sum_squares_kernel() -> Kernel {
@@ -45,14 +46,25 @@ pub(crate) fn kernels() -> Vec<Kernel> {
 /// squared), coefficient = min(1, max_norm / norm) (1 when `max_norm <= 0`: no clipping), and
 /// `loss` copied from the optional [1] tensor (0 without one) so that one readback brings both.
 /// A non-finite norm or loss makes the coefficient exactly 0: the optimizer skips the step.
+///
+/// `loss_scale`: the gradients are those of the loss multiplied by it (mixed precision's loss
+/// scaling; 1 otherwise). The norm reported is the true one (divided by it) and the
+/// coefficient divides by it too, so the optimizer's update sees the true, clipped gradient.
 pub fn grad_norm_and_clip(
     grads: &[&Tensor],
     max_norm: f32,
     loss: Option<&Tensor>,
+    loss_scale: f32,
 ) -> Result<Tensor> {
     let Some(first) = grads.first() else {
         return Err(Error::shape("grad_norm_and_clip", "no gradients"));
     };
+    if !(loss_scale.is_finite() && loss_scale > 0.0) {
+        return Err(Error::shape(
+            "grad_norm_and_clip",
+            format!("the loss scale must be finite and positive, got {loss_scale}"),
+        ));
+    }
     let gpu = first.gpu();
     let zero;
     let loss = match loss {
@@ -75,7 +87,7 @@ pub fn grad_norm_and_clip(
             n: g.numel() as u32,
             slot: slot as u32,
             max_norm: 0.0,
-            pad: 0,
+            unscale: 1.0,
         };
         gpu.dispatch(
             &sum_squares_kernel(),
@@ -88,7 +100,7 @@ pub fn grad_norm_and_clip(
         n: grads.len() as u32,
         slot: 0,
         max_norm,
-        pad: 0,
+        unscale: 1.0 / loss_scale,
     };
     gpu.dispatch(
         &finish_kernel(),

@@ -120,6 +120,8 @@ fn train<T: Task>(
         t.max_grad_norm,
         t.seed,
     )?;
+    let verbose = opts.verbose && coll.is_root();
+    trainer.set_precision(t.precision, &t.loss_scale, verbose);
     let lc = LoopConfig {
         log_interval: t.log_interval,
         eval_interval: t.eval_interval,

@@ -56,6 +56,7 @@ pub fn run_with(config: &Config, opts: &RunOptions, coll: &dyn Collective) -> Re
         t.max_grad_norm,
         t.seed,
     )?;
+    trainer.set_precision(t.precision, &t.loss_scale, verbose);
     let lc = LoopConfig {
         log_interval: t.log_interval,
         eval_interval: t.eval_interval,

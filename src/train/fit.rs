@@ -6,6 +6,7 @@
 
 use super::distributed::{agree, Collective};
 use super::interrupt;
+use super::loss_scale::LossScaler;
 use super::metrics::MetricsLog;
 use super::non_finite::NonFiniteGuard;
 use super::plot::write_plot;
@@ -85,6 +86,9 @@ struct TrainState {
     plateau: (f64, f64, usize),
     /// The task's own position in its data.
     data: serde_json::Value,
+    /// Mixed precision's loss scale (absent in f32 runs and in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loss_scale: Option<LossScaler>,
 }
 
 fn finite(x: f64) -> f64 {
@@ -198,6 +202,18 @@ pub fn fit<T: Task>(
             })
             .map_err(|e| with_size_hint::<T>(e))?;
         let skipped = match log.as_mut() {
+            // Mixed precision: the scaled gradients overflowed f16 and the scale was halved;
+            // an expected event, logged, not the non-finite policy's business.
+            _ if stats.overflow => {
+                if let Some(log) = log.as_mut() {
+                    let scale = stats.loss_scale.unwrap_or(f32::NAN) as f64;
+                    log.write(
+                        "overflow",
+                        &[("step", trainer.step as f64), ("loss_scale", scale)],
+                    )?;
+                }
+                true
+            }
             Some(log) => guard.after_step(trainer.step, &stats, log)?,
             None => guard.check(trainer.step, stats.loss, stats.grad_norm)?,
         };
@@ -233,6 +249,9 @@ pub fn fit<T: Task>(
                 ("lr", stats.lr),
                 (T::RATE, rate[0]),
             ];
+            if let Some(scale) = stats.loss_scale {
+                record.push(("loss_scale", scale as f64));
+            }
             if shard.size > 1 {
                 // Share of this invocation's time the first process spent summing gradients.
                 record.push(("sync_fraction", sync_seconds / secs.max(1e-9)));
@@ -423,6 +442,7 @@ fn snapshot<T: Task>(task: &T, trainer: &Trainer, best: f64) -> Result<[Vec<u8>;
             (scale, finite(best_val), bad)
         },
         data: task.data_state(),
+        loss_scale: trainer.loss_scale.clone(),
     };
     Ok([
         named_bytes(&task.saved_tensors())?,
@@ -447,6 +467,10 @@ fn restore<T: Task>(
         .restore(opt_path, opt, &state.optimizer_steps)?;
     trainer.schedule.set_plateau_state(state.plateau);
     trainer.step = state.step;
+    // A run continued in mixed precision goes on with the scale it had reached.
+    if let (Some(scale), Some(_)) = (state.loss_scale, trainer.loss_scale.as_ref()) {
+        trainer.loss_scale = Some(scale);
+    }
     task.restore_data_state(&state.data)?;
     Ok(state.best_score)
 }

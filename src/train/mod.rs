@@ -10,6 +10,7 @@ pub mod clm;
 pub mod distributed;
 pub mod fit;
 pub mod interrupt;
+pub mod loss_scale;
 pub mod metrics;
 pub mod non_finite;
 pub mod plot;
@@ -22,6 +23,7 @@ pub mod whisper;
 
 pub use distributed::{Collective, Shard, SingleProcess};
 pub use fit::{fit, LoopConfig, RunOptions, RunReport};
+pub use loss_scale::LossScaler;
 pub use schedule::{Decay, LrSchedule, Warmup};
 pub use task::{Evaluation, Task};
 pub use trainer::{StepStats, Trainer};

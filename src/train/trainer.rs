@@ -1,12 +1,19 @@
 //! The part of a training step every job shares: set the learning rate from the schedule,
 //! backpropagate each micro-batch's loss (weighted 1/n for gradient accumulation), clip the
 //! global gradient norm, apply the optimizer, zero the gradients. All of it is recorded into
-//! one GPU submission; the only readback is `[gradient norm, clip coefficient, loss]`.
+//! one GPU submission; the only readback is `[gradient norm, clip coefficient, loss]`. In mixed
+//! precision the backward starts from the loss times the loss scale, which the update divides
+//! out (`loss_scale.rs`).
 
 use super::distributed::{Collective, SingleProcess};
+use super::loss_scale::{LossScaler, ScaleOutcome};
 use super::schedule::{Decay, LrSchedule, Warmup};
-use crate::config::{OptimizerConfig, OptimizerKind, SchedulerConfig, SchedulerKind, WarmupKind};
+use crate::config::{
+    LossScaleConfig, OptimizerConfig, OptimizerKind, Precision, SchedulerConfig, SchedulerKind,
+    WarmupKind,
+};
 use crate::error::{Error, Result};
+use crate::gpu::MatmulPrecision;
 use crate::nn::Ctx;
 use crate::ops::{self, AdamWParams};
 use crate::optim::Optimizer;
@@ -20,6 +27,8 @@ pub struct Trainer {
     /// Optimizer steps taken so far (drives the schedule and the dropout seeds).
     pub step: usize,
     pub seed: u64,
+    /// Dynamic loss scaling (mixed precision); None: gradients at their true size.
+    pub loss_scale: Option<LossScaler>,
 }
 
 /// What one step reports.
@@ -32,6 +41,11 @@ pub struct StepStats {
     pub grad_norm: f32,
     /// The loss or the gradient norm was not finite, so the GPU did not apply the update.
     pub skipped: bool,
+    /// Skipped because the loss-scaled gradients overflowed f16; the scale was halved (see
+    /// `loss_scale.rs`). Expected now and then in mixed precision, not a fault.
+    pub overflow: bool,
+    /// The loss scale this step's backward used (None without loss scaling).
+    pub loss_scale: Option<f32>,
     /// Seconds spent summing gradients across processes (0 for one process).
     pub sync_seconds: f64,
 }
@@ -42,18 +56,6 @@ struct RecordedStep {
     report: Tensor,
     lr: f64,
     sync_seconds: f64,
-}
-
-impl RecordedStep {
-    fn stats(self, r: crate::optim::StepReport) -> StepStats {
-        StepStats {
-            loss: r.loss,
-            lr: self.lr,
-            grad_norm: r.grad_norm,
-            skipped: r.skipped,
-            sync_seconds: self.sync_seconds,
-        }
-    }
 }
 
 /// The learning-rate schedule a config's `optimizer.lr` and `scheduler` section describe.
@@ -116,7 +118,62 @@ impl Trainer {
             max_grad_norm: max_grad_norm as f32,
             step: 0,
             seed,
+            loss_scale: None,
         })
+    }
+
+    /// Train in `precision` (a config's `train.precision`). `Mixed`: the device's matmuls
+    /// take f16 operands from now on (evaluation too, as under PyTorch's autocast) and the
+    /// backward is loss-scaled from `loss_scale.initial`; on an adapter without shader-f16
+    /// the matmuls stay f32, which `verbose` says. `F32` leaves the device as it is.
+    pub fn set_precision(
+        &mut self,
+        precision: Precision,
+        loss_scale: &LossScaleConfig,
+        verbose: bool,
+    ) {
+        if precision != Precision::Mixed {
+            return;
+        }
+        let Some(gpu) = self.optimizer.params().first().map(|p| p.gpu().clone()) else {
+            return;
+        };
+        let mut policy = gpu.policy();
+        policy.matmul_precision = MatmulPrecision::Half;
+        gpu.set_policy(policy);
+        self.loss_scale = Some(LossScaler::new(
+            loss_scale.initial as f32,
+            loss_scale.growth_interval,
+        ));
+        if verbose && !gpu.has_f16() {
+            eprintln!(
+                "train.precision: mixed, but this adapter has no f16 in shaders: the matmuls \
+                 stay f32 (the loss is still scaled)"
+            );
+        }
+    }
+
+    /// The loss scale of the next step (1 without loss scaling).
+    fn scale(&self) -> f32 {
+        self.loss_scale.as_ref().map_or(1.0, |s| s.scale)
+    }
+
+    /// The stats of a recorded step from its readback; the loss scale learns from it.
+    fn finish(&mut self, recorded: RecordedStep, r: crate::optim::StepReport) -> StepStats {
+        let used = self.loss_scale.as_ref().map(|s| s.scale);
+        let outcome = self
+            .loss_scale
+            .as_mut()
+            .map(|s| s.after_step(r.skipped, r.loss.is_finite()));
+        StepStats {
+            loss: r.loss,
+            lr: recorded.lr,
+            grad_norm: r.grad_norm,
+            skipped: r.skipped,
+            overflow: outcome == Some(ScaleOutcome::Overflow),
+            loss_scale: used,
+            sync_seconds: recorded.sync_seconds,
+        }
     }
 
     /// One optimizer step over `micro_batches` micro-batches; `loss(i, ctx)` records the mean
@@ -141,7 +198,7 @@ impl Trainer {
             .optimizer
             .read_step_report_async(&recorded.report)
             .await?;
-        Ok(recorded.stats(r))
+        Ok(self.finish(recorded, r))
     }
 
     /// `step` for one process of a data-parallel run: after the backward pass the processes
@@ -156,7 +213,7 @@ impl Trainer {
     ) -> Result<StepStats> {
         let recorded = self.record_step(coll, terms, micro_batches, loss)?;
         let r = self.optimizer.read_step_report(&recorded.report)?;
-        Ok(recorded.stats(r))
+        Ok(self.finish(recorded, r))
     }
 
     /// Everything of a step but its readback: recorded for the GPU, and `report` is the
@@ -175,16 +232,21 @@ impl Trainer {
         let lr = self.schedule.lr(self.step);
         self.optimizer.set_lr(lr as f32);
         let share = 1.0 / micro_batches as f32;
+        let loss_scale = self.scale();
         let mut total: Option<Tensor> = None;
         for i in 0..micro_batches {
             let ctx = Ctx::train(self.seed ^ ((self.step as u64) << 16) ^ i as u64);
             let l = loss(i, &ctx)?;
-            if micro_batches == 1 {
+            if micro_batches == 1 && loss_scale == 1.0 {
                 l.backward()?;
                 total = Some(l);
                 continue;
             }
-            ops::scale(&l, share)?.backward()?;
+            ops::scale(&l, share * loss_scale)?.backward()?;
+            if micro_batches == 1 {
+                total = Some(l);
+                continue;
+            }
             // The reported loss is the mean over micro-batches, off the tape.
             let _g = crate::no_grad();
             let part = ops::scale(&l, share)?;
@@ -205,9 +267,9 @@ impl Trainer {
             total = Some(self.sum_gradients(coll, total, terms)?);
             sync_seconds = started.elapsed().as_secs_f64();
         }
-        let report = self
-            .optimizer
-            .clip_step_zero(self.max_grad_norm, total.as_ref())?;
+        let report =
+            self.optimizer
+                .clip_step_zero(self.max_grad_norm, total.as_ref(), loss_scale)?;
         self.step += 1;
         Ok(RecordedStep {
             report,

@@ -1,0 +1,181 @@
+//! Mixed-precision training (`train.precision: mixed`): the causal LM trained with its matmuls
+//! in half precision follows the f32 loss curve, and dynamic loss scaling skips the steps whose
+//! scaled gradients overflow f16, halving the scale, without touching the weights.
+mod common;
+use common::*;
+use wgformer::config::{LossScaleConfig, Precision};
+use wgformer::data::Batch;
+use wgformer::gpu::{KernelPolicy, MatmulVariant};
+use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
+use wgformer::nn::Module;
+use wgformer::ops::AdamWParams;
+use wgformer::train::clm::lm_loss;
+use wgformer::train::{Decay, LrSchedule, StepStats, Trainer, Warmup};
+use wgformer::{AdamW, Gpu};
+
+/// A device whose matmuls all take the row-block kernel, so that the tiny model's products
+/// are packed (and so rounded to f16 in half precision) rather than left to the naive kernel.
+fn device() -> Gpu {
+    device_with(KernelPolicy {
+        matmul: Some(MatmulVariant::RowBlock),
+        ..KernelPolicy::default()
+    })
+}
+
+/// The tiny causal LM, its trainer in `precision` on its own device, and a batch of 4 rows.
+fn setup(
+    precision: Precision,
+    initial_scale: f64,
+) -> (Gpu, DecoderOnlyTransformer, Trainer, Batch) {
+    let gpu = device();
+    let config = DecoderOnlyConfig {
+        vocab_size: 13,
+        d_model: 32,
+        d_ff: 64,
+        num_layers: 2,
+        num_heads: 2,
+        dropout: 0.0,
+        layer_drop_rate: 0.0,
+        weight_tying: true,
+        max_seq_len: 16,
+        activation: wgformer::ops::Activation::Gelu,
+    };
+    let model = DecoderOnlyTransformer::new(&gpu, config, 5).unwrap();
+    let optimizer = AdamW::new(
+        model.params(),
+        AdamWParams {
+            lr: 1e-2,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut trainer = Trainer {
+        optimizer,
+        schedule: LrSchedule::new(1e-2, 1e-2, 0, Warmup::Linear, Decay::Constant, 1000),
+        max_grad_norm: 1.0,
+        step: 0,
+        seed: 0,
+        loss_scale: None,
+    };
+    let scale = LossScaleConfig {
+        initial: initial_scale,
+        growth_interval: 2000,
+    };
+    trainer.set_precision(precision, &scale, false);
+    let (rows, len) = (4usize, 12usize);
+    let mut batch = Batch {
+        inputs: vec![],
+        targets: vec![],
+        lens: vec![len as u32; rows],
+        batch_size: rows,
+        seq_len: len,
+    };
+    for r in 0..rows {
+        let row: Vec<u32> = (0..=len)
+            .map(|i| 4 + ((i * (r + 2) + r) % 9) as u32)
+            .collect();
+        batch.inputs.extend_from_slice(&row[..len]);
+        batch.targets.extend_from_slice(&row[1..]);
+    }
+    (gpu, model, trainer, batch)
+}
+
+fn step(
+    gpu: &Gpu,
+    model: &DecoderOnlyTransformer,
+    trainer: &mut Trainer,
+    batch: &Batch,
+) -> StepStats {
+    let _on = use_device(gpu);
+    trainer
+        .step(1, |_, ctx| lm_loss(model, batch, ctx, 0.0))
+        .unwrap()
+}
+
+#[test]
+fn mixed_precision_training_follows_the_f32_loss_curve() {
+    let (g32, m32, mut t32, batch) = setup(Precision::F32, 65536.0);
+    let (g16, m16, mut t16, _) = setup(Precision::Mixed, 65536.0);
+    assert!(t32.loss_scale.is_none());
+    let (mut worst, mut differs) = (0.0f32, false);
+    let (mut first, mut last) = ((0.0, 0.0), (0.0, 0.0));
+    for i in 0..60 {
+        let a = step(&g32, &m32, &mut t32, &batch);
+        let b = step(&g16, &m16, &mut t16, &batch);
+        assert!(!a.skipped && !b.skipped, "step {i}: {a:?} {b:?}");
+        assert_eq!(b.loss_scale, Some(65536.0));
+        if i == 0 {
+            first = (a.loss, b.loss);
+        }
+        worst = worst.max((a.loss - b.loss).abs() / first.0);
+        differs |= a.loss != b.loss;
+        last = (a.loss, b.loss);
+    }
+    println!("{first:?} -> {last:?} (f32, mixed); largest gap {worst:.2e} of the first loss");
+    assert!(
+        last.0 < 0.5 * first.0 && last.1 < 0.5 * first.1,
+        "{first:?} -> {last:?}"
+    );
+    // f16 operands move each loss by ~1e-3 relative; the curves stay within 1% of the start.
+    assert!(
+        worst < 0.01,
+        "mixed precision left the f32 curve by {worst}"
+    );
+    if g16.has_f16() {
+        assert!(
+            differs,
+            "the half-precision run computed exactly the f32 losses"
+        );
+    }
+}
+
+#[test]
+fn an_overflowing_loss_scale_skips_the_step_and_halves_until_updates_apply() {
+    // 2^40 times the gradient of the logits is far past f16's 65,504.
+    let (gpu, model, mut trainer, batch) = setup(Precision::Mixed, 2f64.powi(40));
+    let before: Vec<Vec<f32>> = model.params().iter().map(|p| p.to_vec().unwrap()).collect();
+    let first = step(&gpu, &model, &mut trainer, &batch);
+    if !gpu.has_f16() {
+        // f32 matmuls hold 2^40 times a gradient: nothing overflows.
+        assert!(!first.skipped && !first.overflow);
+        return;
+    }
+    assert!(first.skipped && first.overflow, "{first:?}");
+    assert!(
+        first.loss.is_finite(),
+        "the reported loss is the unscaled one"
+    );
+    let after: Vec<Vec<f32>> = model.params().iter().map(|p| p.to_vec().unwrap()).collect();
+    assert_eq!(
+        before, after,
+        "an overflowing step must leave the weights alone"
+    );
+    let mut scale = 2f32.powi(40);
+    let mut overflows = 1;
+    let applied = loop {
+        scale /= 2.0;
+        let s = step(&gpu, &model, &mut trainer, &batch);
+        assert_eq!(
+            s.loss_scale,
+            Some(scale),
+            "the scale halves at each overflow"
+        );
+        if !s.skipped {
+            break s;
+        }
+        assert!(s.overflow);
+        overflows += 1;
+        assert!(
+            overflows < 40,
+            "the scale never came down to what f16 holds"
+        );
+    };
+    println!(
+        "{overflows} overflows; first update at scale 2^{}",
+        scale.log2()
+    );
+    assert!(applied.grad_norm.is_finite() && applied.grad_norm > 0.0);
+    let moved = model.params()[0].to_vec().unwrap() != before[0];
+    assert!(moved, "the first step without overflow updates the weights");
+}
