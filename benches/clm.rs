@@ -6,13 +6,22 @@
 //!
 //!     cargo bench --bench clm     WGFORMER_BENCH_QUICK=1: a shorter run;
 //!                                 WGFORMER_BENCH_CONFIG=configs/clm.yaml: that config's model;
+//!                                 WGFORMER_BENCH_MODEL=gpt2-small: GPT-2 small's sizes
+//!                                 (d_model 768, 12 layers, 12 heads, d_ff 3072, vocab 50,304,
+//!                                 batch 8 x 1024); WGFORMER_BENCH_BATCH / _SEQ override the
+//!                                 batch shape; WGFORMER_BENCH_PRECISION=mixed trains as
+//!                                 `train.precision: mixed`; WGFORMER_BENCH_GENERATE=0 skips
+//!                                 generation;
 //!                                 WGFORMER_PROFILE=1: per-kernel times of the first step
 //!                                 (compilation included) and of a later one
+//!
+//! The last line, `RESULT ...`, is what scripts/gpu_vs_pytorch reads (beside PyTorch's
+//! scripts/pytorch_clm.py on the same model).
 //!
 //! For the cold start, empty Mesa's shader cache first (`MESA_SHADER_CACHE_DIR=$(mktemp -d)`).
 
 use std::time::Instant;
-use wgformer::config::{Config, TokenizerKind};
+use wgformer::config::{Config, LossScaleConfig, Precision, TokenizerKind};
 use wgformer::data::Batch;
 use wgformer::decode::{greedy, CausalLmDecoder, Recompute};
 use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
@@ -31,22 +40,41 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// The model and (batch, seq) of the reference CLM, or of `WGFORMER_BENCH_CONFIG`'s config.
+/// A usize from the environment, if set.
+fn env_usize(var: &str) -> Option<usize> {
+    std::env::var(var).ok()?.parse().ok()
+}
+
+/// The model and (batch, seq) of the reference CLM, of GPT-2 small, or of
+/// `WGFORMER_BENCH_CONFIG`'s config; then the batch shape overrides.
 fn model_and_batch() -> wgformer::Result<(DecoderOnlyConfig, usize, usize)> {
+    let (mut config, batch, seq) = preset()?;
+    let (batch, seq) = (
+        env_usize("WGFORMER_BENCH_BATCH").unwrap_or(batch),
+        env_usize("WGFORMER_BENCH_SEQ").unwrap_or(seq),
+    );
+    config.max_seq_len = config.max_seq_len.max(seq);
+    Ok((config, batch, seq))
+}
+
+fn preset() -> wgformer::Result<(DecoderOnlyConfig, usize, usize)> {
+    let sized = |vocab_size, d_model, num_layers, num_heads, d_ff| DecoderOnlyConfig {
+        vocab_size,
+        d_model,
+        d_ff,
+        num_layers,
+        num_heads,
+        dropout: 0.0,
+        layer_drop_rate: 0.0,
+        weight_tying: true,
+        max_seq_len: 512,
+        activation: wgformer::ops::Activation::Gelu,
+    };
+    if std::env::var("WGFORMER_BENCH_MODEL").is_ok_and(|m| m == "gpt2-small") {
+        return Ok((sized(50304, 768, 12, 12, 3072), 8, 1024));
+    }
     let Ok(path) = std::env::var("WGFORMER_BENCH_CONFIG") else {
-        let config = DecoderOnlyConfig {
-            vocab_size: 1024,
-            d_model: 256,
-            d_ff: 1024,
-            num_layers: 4,
-            num_heads: 4,
-            dropout: 0.0,
-            layer_drop_rate: 0.0,
-            weight_tying: true,
-            max_seq_len: 512,
-            activation: wgformer::ops::Activation::Gelu,
-        };
-        return Ok((config, 16, 128));
+        return Ok((sized(1024, 256, 4, 4, 1024), 16, 128));
     };
     let config = Config::load(&path)?;
     let vocab = match config.tokenizer.kind {
@@ -73,6 +101,7 @@ fn main() -> wgformer::Result<()> {
         config.d_model, config.num_layers, config.num_heads
     );
     let model = DecoderOnlyTransformer::new(&gpu, config, 1)?;
+    let params: usize = model.params().iter().map(|p| p.numel()).sum();
     let optimizer = AdamW::new(model.params(), AdamWParams::default())?;
     let mut trainer = Trainer {
         optimizer,
@@ -82,6 +111,11 @@ fn main() -> wgformer::Result<()> {
         seed: 0,
         loss_scale: None,
     };
+    let precision = match std::env::var("WGFORMER_BENCH_PRECISION").as_deref() {
+        Ok("mixed") => Precision::Mixed,
+        _ => Precision::F32,
+    };
+    trainer.set_precision(precision, &LossScaleConfig::default(), true);
     let mut rng = wgformer::rng::SplitMix64::new(5);
     let tokens: Vec<u32> = (0..batch * (seq + 1))
         .map(|_| 4 + (rng.next_u64() % (vocab as u64 - 4)) as u32)
@@ -115,6 +149,7 @@ fn main() -> wgformer::Result<()> {
         trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
     }
     trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, 0.0))?;
+    let pooled_after_two = gpu.pooled_bytes();
     let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
     println!(
         "first two steps (pipeline compilation, pool warm-up): {:.1} s wall, {} CPU, {} pipelines",
@@ -141,6 +176,18 @@ fn main() -> wgformer::Result<()> {
         per(c.buffers_created),
         per(c.pipelines_compiled)
     );
+    let result = format!(
+        "RESULT system=wgformer precision={precision:?} params={params} batch={batch} seq={seq} \
+         tokens_per_s={:.0} s_per_step={:.4} pooled_mib={:.0} dispatches={:.0}",
+        (steps * batch * seq) as f64 / secs,
+        secs / steps as f64,
+        pooled_after_two.max(gpu.pooled_bytes()) as f64 / (1 << 20) as f64,
+        per(c.dispatches)
+    );
+    if std::env::var("WGFORMER_BENCH_GENERATE").is_ok_and(|v| v == "0") {
+        println!("{result}");
+        return Ok(());
+    }
 
     // WGFORMER_PROFILE=1: where one training step's time goes, per kernel (each dispatch then
     // runs on its own, so the step is slower and small kernels are overstated).
@@ -180,5 +227,6 @@ fn main() -> wgformer::Result<()> {
     }
     let (with, without) = (rate(true)?, rate(false)?);
     println!("generate ({new_tokens} tokens, greedy): {with:.1} tokens/s with KV cache, {without:.1} without; ratio {:.2}x", with / without);
+    println!("{result}");
     Ok(())
 }
