@@ -261,6 +261,30 @@ fn log_mel_matches_an_independent_numpy_reference() {
     );
 }
 
+/// `relative_floor_db`: every value below the utterance's loudest minus that many dB is raised
+/// to that level, the rest is untouched; the tone's quiet bands are far below 30 dB down.
+#[test]
+fn a_relative_floor_raises_what_is_quieter_than_the_peak_minus_its_decibels() {
+    let tone = read_wav(&fixture("tone440.wav")).unwrap();
+    let plain = log_mel(&tone.samples, &LogMelConfig::default()).unwrap();
+    let config = LogMelConfig {
+        relative_floor_db: Some(30.0),
+        ..LogMelConfig::default()
+    };
+    let floored = log_mel(&tone.samples, &config).unwrap();
+    let peak = plain.data.iter().copied().fold(f32::MIN, f32::max);
+    let floor = peak - 3.0 * std::f32::consts::LN_10; // 30 dB in natural log of energy
+    let mut raised = 0;
+    for (&p, &f) in plain.data.iter().zip(&floored.data) {
+        assert!((f - p.max(floor)).abs() < 1e-6, "{p} -> {f}, floor {floor}");
+        raised += usize::from(p < floor);
+    }
+    assert!(
+        raised > plain.data.len() / 2,
+        "only {raised} values were below the floor"
+    );
+}
+
 #[test]
 fn normalisation_gives_zero_mean_and_unit_variance_per_bin() {
     let data: Vec<f32> = (0..300)

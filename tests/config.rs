@@ -425,6 +425,7 @@ mod asr {
                 "train.loss_scale.initial",
             ),
             ("train: {precision: half}", "precision"),
+            ("features: {floor_db: -3}", "features.floor_db"),
             ("modle: {}", "modle"),
         ] {
             let msg = err(yaml);

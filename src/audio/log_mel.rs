@@ -1,7 +1,10 @@
 //! Log-mel filterbank features: 25 ms periodic Hann windows every 10 ms, zero-padded to the
 //! FFT size, power spectrum (rustfft), triangular filters on the HTK mel scale
 //! (mel = 2595 log10(1 + f / 700), unnormalised, as torchaudio's `melscale_fbanks(norm=None,
-//! mel_scale="htk")`), then ln(max(energy, floor)).
+//! mel_scale="htk")`), then ln(max(energy, floor)); optionally every value below the
+//! utterance's loudest minus `relative_floor_db` is raised to that level (as Whisper clamps
+//! its log-mel 80 dB below the peak), so that noise below it (8-bit quantisation, hiss) looks
+//! the same as silence.
 //! Frames: 1 + (n - window) / hop for n >= window samples, none for shorter input.
 
 use super::Features;
@@ -21,6 +24,9 @@ pub struct LogMelConfig {
     pub f_min: f32,
     pub f_max: f32,
     pub log_floor: f32,
+    /// dB below the utterance's loudest value under which every value is raised to that
+    /// level (None: no relative floor, what models trained before it was added used).
+    pub relative_floor_db: Option<f32>,
 }
 
 impl Default for LogMelConfig {
@@ -34,6 +40,7 @@ impl Default for LogMelConfig {
             f_min: 0.0,
             f_max: 8_000.0,
             log_floor: 1e-10,
+            relative_floor_db: None,
         }
     }
 }
@@ -145,8 +152,21 @@ impl LogMel {
                 data.push(e.max(self.config.log_floor).ln());
             }
         }
+        if let Some(db) = self.config.relative_floor_db {
+            apply_relative_floor(&mut data, db);
+        }
         Features::new(frames, n_mels, data)
     }
+}
+
+/// Raise every natural-log energy in `data` to at least the largest one minus `db` decibels
+/// (10 log10 of energy: `db` dB is `db` ln(10) / 10 in natural log).
+fn apply_relative_floor(data: &mut [f32], db: f32) {
+    let Some(peak) = data.iter().copied().reduce(f32::max) else {
+        return;
+    };
+    let floor = peak - db * std::f32::consts::LN_10 / 10.0;
+    data.iter_mut().for_each(|v| *v = v.max(floor));
 }
 
 /// Log-mel features of `samples` (at `config.sample_rate`).

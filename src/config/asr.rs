@@ -107,6 +107,10 @@ pub struct FeaturesConfig {
     pub noise_probability: f64,
     #[serde(deserialize_with = "float::pair")]
     pub noise_snr_db: [f64; 2],
+    /// Log-mel values more than this many dB below the utterance's loudest are raised to that
+    /// level, so that noise below it (8-bit quantisation, hiss) looks like silence (Whisper
+    /// clamps 80 dB down). null: no floor.
+    pub floor_db: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,6 +254,7 @@ impl Default for FeaturesConfig {
             speed_perturb: vec![0.9, 1.0, 1.1],
             noise_probability: 0.3,
             noise_snr_db: [10.0, 30.0],
+            floor_db: None,
         }
     }
 }
@@ -448,6 +453,12 @@ impl AsrConfig {
                     "{} does not divide model.d_model = {}",
                     m.num_heads, m.d_model
                 ),
+            ));
+        }
+        if let Some(db) = f.floor_db.filter(|db| !(db.is_finite() && *db > 0.0)) {
+            return Some((
+                "features.floor_db",
+                format!("{db} must be a positive number of dB"),
             ));
         }
         if let Some(problem) = time_limit_problem(t.time_limit_minutes) {

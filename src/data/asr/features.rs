@@ -19,6 +19,7 @@ pub fn feature_pipeline(config: &AsrConfig) -> FeaturePipeline {
             n_mels: f.n_mels,
             window_ms: f.window_ms as f32,
             hop_ms: f.hop_ms as f32,
+            relative_floor_db: f.floor_db.map(|db| db as f32),
             ..LogMelConfig::default()
         },
         normalization: f.normalization,
