@@ -8,7 +8,9 @@
 // coopStore from memory with a row stride.
 //
 // A workgroup of 4 subgroups of 32 lanes (the Rust side runs this kernel only where every
-// subgroup has 32 lanes) computes a 64x64 tile of C; subgroup s owns the 32x32 quarter at
+// subgroup has 32 lanes; `subgroup_id` says which subgroup a lane is in, since the operands of
+// a cooperative operation must be the same in every lane of its subgroup) computes a 64x64
+// tile of C; subgroup s owns the 32x32 quarter at
 // rows 32 * (s / 2), columns 32 * (s % 2): 2x2 accumulators. Per step of 16 along K the
 // workgroup stages A's [64 x 16] and B's [16 x 64] from the packed f16 operands into
 // workgroup memory, row-major (two vec4 of each per lane), and each subgroup loads its two A
@@ -18,7 +20,6 @@
 // multiples of 64 and k_pad of 16.
 const CM_TILE: u32 = 64u;
 const CM_K: u32 = 16u;
-const CM_LANES: u32 = 32u;
 
 var<workgroup> stage_a: array<f16, 1024>; // [64 rows][16 k]
 var<workgroup> stage_b: array<f16, 1024>; // [16 k][64 columns]
@@ -62,7 +63,8 @@ fn store_tile(acc: coop_mat16x16<f32, C>, s: u32, lane: u32, bi: u32, i0: u32, j
 
 @compute @workgroup_size(128)
 fn coop_matrix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
+               @builtin(local_invocation_index) lid: u32,
+               @builtin(subgroup_id) s: u32, @builtin(subgroup_invocation_id) lane: u32) {
     let tiles_m = p.m_pad / CM_TILE;
     let tiles_n = p.n_pad / CM_TILE;
     let t = wid.x + wid.y * nwg.x;
@@ -71,8 +73,6 @@ fn coop_matrix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let bi = t / (tiles_m * tiles_n);
     let row0 = (t / tiles_n) % tiles_m * CM_TILE;
     let quad0 = t % tiles_n * (CM_TILE / 4u);
-    let s = lid / CM_LANES;
-    let lane = lid % CM_LANES;
     let a_at = (s / 2u) * 32u * CM_K;
     let b_at = (s % 2u) * 32u;
     var c00 = coop_mat16x16<f32, C>();

@@ -163,11 +163,8 @@ fn compute_kernel(v: MatmulVariant, b_stored_t: bool, half: bool) -> Kernel {
         }
         MatmulVariant::CoopMatrix => {
             let files = [COMMON, PACKED, COOP_MATRIX];
-            (
-                family_kernel(&files, "coop_matrix", true).with_coop_matrix(),
-                5,
-                6,
-            )
+            let k = family_kernel(&files, "coop_matrix", true).with_coop_matrix();
+            (k.with_subgroups(), 5, 6)
         }
         MatmulVariant::RowBlock => (row_block(ROWBLOCK_FETCH_PORTABLE, "rowblock"), 5, 6),
         MatmulVariant::RowBlockSubgroup => {

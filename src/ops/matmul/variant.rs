@@ -134,7 +134,10 @@ fn dot4_subgroup_fits(gpu: &Gpu, g: &Gemm) -> bool {
 /// and every subgroup has the 32 lanes its tile split assumes (NVIDIA).
 fn coop_matrix_fits(gpu: &Gpu) -> bool {
     let info = &gpu.inner().info;
-    gpu.has_coop_matrix() && info.subgroup_min_size == 32 && info.subgroup_max_size == 32
+    gpu.has_coop_matrix()
+        && gpu.has_subgroups()
+        && info.subgroup_min_size == 32
+        && info.subgroup_max_size == 32
 }
 
 /// Multiply-adds below which a product is not worth timing (~4 ms of naive work on lavapipe).
