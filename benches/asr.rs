@@ -21,8 +21,8 @@ use wgformer::inference::{Decoding, Recognizer};
 use wgformer::models::EncoderDecoderTransformer;
 use wgformer::nn::Module;
 use wgformer::train::asr_loss::asr_loss;
+use wgformer::train::LrSchedule;
 use wgformer::train::Trainer;
-use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Gpu;
 
 /// Seconds of audio trained on per second, from a few steps after two warm-up steps.
@@ -30,14 +30,12 @@ fn train_step(gpu: &Gpu, quick: bool) -> wgformer::Result<()> {
     let config = AsrConfig::load_with_overrides("configs/asr.yaml", &[] as &[&str])?;
     let model = EncoderDecoderTransformer::new(gpu, model_config(&config, 31), 1)?;
     let optimizer = wgformer::train::trainer::optimizer(model.params(), &config.optimizer)?;
-    let mut trainer = Trainer {
-        schedule: LrSchedule::new(1e-3, 1e-3, 0, Warmup::Linear, Decay::Constant, 1000),
+    let mut trainer = Trainer::new(
         optimizer,
-        max_grad_norm: config.train.max_grad_norm as f32,
-        step: 0,
-        seed: 1,
-        loss_scale: None,
-    };
+        LrSchedule::constant(1e-3),
+        config.train.max_grad_norm as f32,
+        1,
+    );
     let ls = config.train.label_smoothing as f32;
     let ctc = config.model.ctc_weight as f32;
     let (b, frames) = (47, 255);

@@ -28,7 +28,7 @@ use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::nn::Module;
 use wgformer::ops::AdamWParams;
 use wgformer::train::clm::lm_loss;
-use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
+use wgformer::train::{LrSchedule, Trainer};
 use wgformer::{AdamW, Gpu};
 
 /// CPU seconds this process has used, every thread (lavapipe's) included; Linux only.
@@ -103,14 +103,7 @@ fn main() -> wgformer::Result<()> {
     let model = DecoderOnlyTransformer::new(&gpu, config, 1)?;
     let params: usize = model.params().iter().map(|p| p.numel()).sum();
     let optimizer = AdamW::new(model.params(), AdamWParams::default())?;
-    let mut trainer = Trainer {
-        optimizer,
-        schedule: LrSchedule::new(1e-3, 1e-3, 0, Warmup::Linear, Decay::Constant, 1000),
-        max_grad_norm: 1.0,
-        step: 0,
-        seed: 0,
-        loss_scale: None,
-    };
+    let mut trainer = Trainer::new(optimizer, LrSchedule::constant(1e-3), 1.0, 0);
     let precision = match std::env::var("WGFORMER_BENCH_PRECISION").as_deref() {
         Ok("mixed") => Precision::Mixed,
         _ => Precision::F32,

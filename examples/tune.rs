@@ -28,7 +28,7 @@ use wgformer::ops::{KernelPolicy, Tuning};
 use wgformer::rng::SplitMix64;
 use wgformer::train::asr_loss::asr_loss;
 use wgformer::train::clm::lm_loss;
-use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
+use wgformer::train::{LrSchedule, Trainer};
 use wgformer::{Gpu, Result};
 
 /// Tune this machine's kernel choices for the shapes of given jobs.
@@ -128,14 +128,12 @@ fn clm_job(gpu: &Gpu, path: &Path) -> Result<()> {
         batch_size: batch,
         seq_len: seq,
     };
-    let mut trainer = Trainer {
+    let mut trainer = Trainer::new(
         optimizer,
-        schedule: LrSchedule::new(1e-4, 1e-4, 0, Warmup::Linear, Decay::Constant, 1),
-        max_grad_norm: config.train.max_grad_norm as f32,
-        step: 0,
-        seed: 0,
-        loss_scale: None,
-    };
+        LrSchedule::constant(1e-4),
+        config.train.max_grad_norm as f32,
+        0,
+    );
     let smoothing = config.train.label_smoothing as f32;
     trainer.step(1, |_, ctx| lm_loss(&model, &b, ctx, smoothing))?;
     let prompt = tokens(seq / 2);
@@ -150,14 +148,12 @@ fn asr_job(gpu: &Gpu, path: &Path) -> Result<()> {
     let vocab = wgformer::data::asr::asr_tokenizer().vocab_size();
     let model = EncoderDecoderTransformer::new(gpu, recognizer::model_config(&config, vocab), 1)?;
     let optimizer = wgformer::train::trainer::optimizer(model.params(), &config.optimizer)?;
-    let mut trainer = Trainer {
-        schedule: LrSchedule::new(1e-5, 1e-5, 0, Warmup::Linear, Decay::Constant, 1),
+    let mut trainer = Trainer::new(
         optimizer,
-        max_grad_norm: config.train.max_grad_norm as f32,
-        step: 0,
-        seed: 1,
-        loss_scale: None,
-    };
+        LrSchedule::constant(1e-5),
+        config.train.max_grad_norm as f32,
+        1,
+    );
     let (smoothing, ctc_weight) = (
         config.train.label_smoothing as f32,
         config.model.ctc_weight as f32,

@@ -13,8 +13,8 @@ use wgformer::nn::{Ctx, Module};
 use wgformer::ops::AdamWParams;
 use wgformer::optim::Optimizer;
 use wgformer::train::asr_loss::asr_loss;
+use wgformer::train::LrSchedule;
 use wgformer::train::Trainer;
-use wgformer::train::{Decay, LrSchedule, Warmup};
 use wgformer::Tensor;
 
 const VOCAB: usize = 11;
@@ -293,14 +293,7 @@ fn a_tiny_model_learns_three_utterances() {
     };
     let optimizer = Optimizer::new(m.params(), hyper).unwrap();
     let model = m;
-    let mut trainer = Trainer {
-        schedule: LrSchedule::new(3e-3, 3e-3, 0, Warmup::Linear, Decay::Constant, 300),
-        optimizer,
-        max_grad_norm: 1.0,
-        step: 0,
-        seed: 1,
-        loss_scale: None,
-    };
+    let mut trainer = Trainer::new(optimizer, LrSchedule::constant(3e-3), 1.0, 1);
     let (ls, ctc) = (0.0, 0.3);
     let first = trainer
         .step(1, |_, ctx| asr_loss(&model, &b, ctx, ls, ctc))

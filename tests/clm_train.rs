@@ -9,7 +9,7 @@ use wgformer::ops::AdamWParams;
 use wgformer::train::clm::lm_loss;
 use wgformer::train::clm::run;
 use wgformer::train::RunOptions;
-use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
+use wgformer::train::{LrSchedule, Trainer};
 use wgformer::AdamW;
 
 #[test]
@@ -36,14 +36,7 @@ fn tiny_model_overfits_one_batch_to_near_zero_loss() {
         },
     )
     .unwrap();
-    let mut trainer = Trainer {
-        optimizer,
-        schedule: LrSchedule::new(1e-2, 1e-2, 0, Warmup::Linear, Decay::Constant, 1000),
-        max_grad_norm: 1.0,
-        step: 0,
-        seed: 0,
-        loss_scale: None,
-    };
+    let mut trainer = Trainer::new(optimizer, LrSchedule::constant(1e-2), 1.0, 0);
     // Two rows of 12 tokens; the second is padded after 9.
     let row1: Vec<u32> = (0..13).map(|i| 4 + (i * 5 % 9) as u32).collect();
     let mut row2: Vec<u32> = (0..13).map(|i| 4 + ((i * 2 + 1) % 9) as u32).collect();

@@ -10,7 +10,7 @@ use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
 use wgformer::nn::Module;
 use wgformer::ops::AdamWParams;
 use wgformer::train::clm::lm_loss;
-use wgformer::train::{Decay, LrSchedule, StepStats, Trainer, Warmup};
+use wgformer::train::{LrSchedule, StepStats, Trainer};
 use wgformer::{AdamW, Gpu};
 
 /// A device whose matmuls all take the row-block kernel, so that the tiny model's products
@@ -50,14 +50,7 @@ fn setup(
         },
     )
     .unwrap();
-    let mut trainer = Trainer {
-        optimizer,
-        schedule: LrSchedule::new(1e-2, 1e-2, 0, Warmup::Linear, Decay::Constant, 1000),
-        max_grad_norm: 1.0,
-        step: 0,
-        seed: 0,
-        loss_scale: None,
-    };
+    let mut trainer = Trainer::new(optimizer, LrSchedule::constant(1e-2), 1.0, 0);
     let scale = LossScaleConfig {
         initial: initial_scale,
         growth_interval: 2000,

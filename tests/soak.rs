@@ -38,14 +38,12 @@ fn thousands_of_steps_grow_neither_caches_nor_memory() {
     };
     let model = DecoderOnlyTransformer::new(&gpu, config, 1).unwrap();
     let optimizer = AdamW::new(model.params(), AdamWParams::default()).unwrap();
-    let mut trainer = Trainer {
+    let mut trainer = Trainer::new(
         optimizer,
-        schedule: LrSchedule::new(1e-3, 1e-4, 10, Warmup::Linear, Decay::Cosine, WARMUP + SOAK),
-        max_grad_norm: 1.0,
-        step: 0,
-        seed: 3,
-        loss_scale: None,
-    };
+        LrSchedule::new(1e-3, 1e-4, 10, Warmup::Linear, Decay::Cosine, WARMUP + SOAK),
+        1.0,
+        3,
+    );
     // Two batches of different content, same shape (a training stream).
     let batch = |k: u32| {
         let tokens: Vec<u32> = (0..4 * 13).map(|i| 4 + (i * 7 + k) % 13).collect();

@@ -8,7 +8,7 @@
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wgformer::ops::{self, AttentionMask};
 use wgformer::reference;
-use wgformer::train::{Decay, LrSchedule, Trainer, Warmup};
+use wgformer::train::{LrSchedule, Trainer};
 use wgformer::{Gpu, Tensor};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -235,14 +235,12 @@ async fn one_training_step_matches_the_reference() {
         weight_decay: 0.01,
         ..Default::default()
     };
-    let mut trainer = Trainer {
-        optimizer: wgformer::AdamW::new(vec![w.clone()], hyper).unwrap(),
-        schedule: LrSchedule::new(0.05, 0.05, 0, Warmup::Linear, Decay::Constant, 10),
-        max_grad_norm: 0.0,
-        step: 0,
-        seed: 0,
-        loss_scale: None,
-    };
+    let mut trainer = Trainer::new(
+        wgformer::AdamW::new(vec![w.clone()], hyper).unwrap(),
+        LrSchedule::constant(0.05),
+        0.0,
+        0,
+    );
     let stats = trainer
         .step_async(1, |_, _| {
             ops::cross_entropy(&ops::matmul(&tx, &w)?, &tt, u32::MAX, 0.0)

@@ -40,6 +40,11 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
+    /// The same learning rate at every step.
+    pub fn constant(lr: f64) -> Self {
+        LrSchedule::new(lr, lr, 0, Warmup::Linear, Decay::Constant, 1)
+    }
+
     pub fn new(
         base_lr: f64,
         min_lr: f64,

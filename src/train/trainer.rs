@@ -103,6 +103,19 @@ pub fn optimizer(params: Vec<Tensor>, o: &OptimizerConfig) -> Result<Optimizer> 
 }
 
 impl Trainer {
+    /// A trainer at step 0, in f32 (`set_precision` for mixed precision); `max_grad_norm`
+    /// <= 0 disables clipping, `seed` drives dropout.
+    pub fn new(optimizer: Optimizer, schedule: LrSchedule, max_grad_norm: f32, seed: u64) -> Self {
+        Trainer {
+            optimizer,
+            schedule,
+            max_grad_norm,
+            step: 0,
+            seed,
+            loss_scale: None,
+        }
+    }
+
     /// The optimizer and schedule of a config's `optimizer` and `scheduler` sections.
     pub fn from_config(
         params: Vec<Tensor>,
@@ -112,14 +125,12 @@ impl Trainer {
         max_grad_norm: f64,
         seed: u64,
     ) -> Result<Trainer> {
-        Ok(Trainer {
-            optimizer: optimizer(params, o)?,
-            schedule: schedule(o, s, total_steps),
-            max_grad_norm: max_grad_norm as f32,
-            step: 0,
+        Ok(Trainer::new(
+            optimizer(params, o)?,
+            schedule(o, s, total_steps),
+            max_grad_norm as f32,
             seed,
-            loss_scale: None,
-        })
+        ))
     }
 
     /// Train in `precision` (a config's `train.precision`). `Mixed`: the device's matmuls
