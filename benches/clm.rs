@@ -113,17 +113,7 @@ fn main() -> wgformer::Result<()> {
     let tokens: Vec<u32> = (0..batch * (seq + 1))
         .map(|_| 4 + (rng.next_u64() % (vocab as u64 - 4)) as u32)
         .collect();
-    let mut b = Batch {
-        inputs: vec![],
-        targets: vec![],
-        lens: vec![seq as u32; batch],
-        batch_size: batch,
-        seq_len: seq,
-    };
-    for row in tokens.chunks(seq + 1) {
-        b.inputs.extend_from_slice(&row[..seq]);
-        b.targets.extend_from_slice(&row[1..]);
-    }
+    let b = Batch::from_windows(&tokens, seq)?;
     println!("adapter: {}", gpu.adapter_name());
     println!("model: {shape}");
     let (warm, cpu) = (Instant::now(), cpu_seconds());

@@ -3,55 +3,19 @@ mod common;
 use common::*;
 use wgformer::config::Config;
 use wgformer::data::{Batch, PAD};
-use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
-use wgformer::nn::Module;
-use wgformer::ops::AdamWParams;
 use wgformer::train::clm::lm_loss;
 use wgformer::train::clm::run;
 use wgformer::train::RunOptions;
-use wgformer::train::{LrSchedule, Trainer};
-use wgformer::AdamW;
 
 #[test]
 fn tiny_model_overfits_one_batch_to_near_zero_loss() {
-    let config = DecoderOnlyConfig {
-        vocab_size: 13,
-        d_model: 32,
-        d_ff: 64,
-        num_layers: 2,
-        num_heads: 2,
-        dropout: 0.0,
-        layer_drop_rate: 0.0,
-        weight_tying: false,
-        max_seq_len: 16,
-        activation: wgformer::ops::Activation::Gelu,
-    };
-    let model = DecoderOnlyTransformer::new(&gpu(), config, 3).unwrap();
-    let optimizer = AdamW::new(
-        model.params(),
-        AdamWParams {
-            lr: 1e-2,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut trainer = Trainer::new(optimizer, LrSchedule::constant(1e-2), 1.0, 0);
+    let (model, mut trainer) = tiny_lm(&gpu(), false, 3);
     // Two rows of 12 tokens; the second is padded after 9.
     let row1: Vec<u32> = (0..13).map(|i| 4 + (i * 5 % 9) as u32).collect();
     let mut row2: Vec<u32> = (0..13).map(|i| 4 + ((i * 2 + 1) % 9) as u32).collect();
     row2[10..].iter_mut().for_each(|t| *t = PAD);
-    let mut batch = Batch {
-        inputs: vec![],
-        targets: vec![],
-        lens: vec![12, 9],
-        batch_size: 2,
-        seq_len: 12,
-    };
-    for row in [&row1, &row2] {
-        batch.inputs.extend_from_slice(&row[..12]);
-        batch.targets.extend_from_slice(&row[1..13]);
-    }
+    let mut batch = Batch::from_windows(&[row1, row2].concat(), 12).unwrap();
+    batch.lens = vec![12, 9];
     let first = trainer
         .step(1, |_, ctx| lm_loss(&model, &batch, ctx, 0.0))
         .unwrap()

@@ -1,6 +1,8 @@
 //! Tokenizers, corpus splitting and batching (CPU only).
 
-use wgformer::data::{read_text, Batcher, Corpus, Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, UNK};
+use wgformer::data::{
+    read_text, Batch, Batcher, Corpus, Tokenizer, EOS, NUM_SPECIAL, PAD, SOS, UNK,
+};
 use wgformer::rng::SplitMix64;
 
 const CORPUS: &str = "data/shakespeare.txt";
@@ -568,4 +570,17 @@ fn a_bpe_that_spells_one_string_twice_cannot_be_saved_in_hugging_face_schema() {
         err.contains("twice.json") && err.contains("ids 9 and 10") && err.contains("\"abc\""),
         "{err}"
     );
+}
+
+#[test]
+fn a_batch_from_windows_shifts_each_row_by_one_and_refuses_partial_windows() {
+    let tokens: Vec<u32> = (10..18).collect(); // two windows of 4 = seq_len 3 + 1
+    let b = Batch::from_windows(&tokens, 3).unwrap();
+    assert_eq!(b.inputs, vec![10, 11, 12, 14, 15, 16]);
+    assert_eq!(b.targets, vec![11, 12, 13, 15, 16, 17]);
+    assert_eq!((b.lens, b.batch_size, b.seq_len), (vec![3, 3], 2, 3));
+    for (tokens, seq) in [(&tokens[..7], 3), (&tokens[..0], 3), (&tokens[..], 0)] {
+        let e = Batch::from_windows(tokens, seq).unwrap_err().to_string();
+        assert!(e.contains("whole windows"), "{e}");
+    }
 }

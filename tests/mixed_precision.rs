@@ -6,12 +6,11 @@ use common::*;
 use wgformer::config::{LossScaleConfig, Precision};
 use wgformer::data::Batch;
 use wgformer::gpu::{KernelPolicy, MatmulVariant};
-use wgformer::models::{DecoderOnlyConfig, DecoderOnlyTransformer};
+use wgformer::models::DecoderOnlyTransformer;
 use wgformer::nn::Module;
-use wgformer::ops::AdamWParams;
 use wgformer::train::clm::lm_loss;
-use wgformer::train::{LrSchedule, StepStats, Trainer};
-use wgformer::{AdamW, Gpu};
+use wgformer::train::{StepStats, Trainer};
+use wgformer::Gpu;
 
 /// A device whose matmuls all take the row-block kernel, so that the tiny model's products
 /// are packed (and so rounded to f16 in half precision) rather than left to the naive kernel.
@@ -28,49 +27,17 @@ fn setup(
     initial_scale: f64,
 ) -> (Gpu, DecoderOnlyTransformer, Trainer, Batch) {
     let gpu = device();
-    let config = DecoderOnlyConfig {
-        vocab_size: 13,
-        d_model: 32,
-        d_ff: 64,
-        num_layers: 2,
-        num_heads: 2,
-        dropout: 0.0,
-        layer_drop_rate: 0.0,
-        weight_tying: true,
-        max_seq_len: 16,
-        activation: wgformer::ops::Activation::Gelu,
-    };
-    let model = DecoderOnlyTransformer::new(&gpu, config, 5).unwrap();
-    let optimizer = AdamW::new(
-        model.params(),
-        AdamWParams {
-            lr: 1e-2,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut trainer = Trainer::new(optimizer, LrSchedule::constant(1e-2), 1.0, 0);
+    let (model, mut trainer) = tiny_lm(&gpu, true, 5);
     let scale = LossScaleConfig {
         initial: initial_scale,
         growth_interval: 2000,
     };
     trainer.set_precision(precision, &scale, false);
-    let (rows, len) = (4usize, 12usize);
-    let mut batch = Batch {
-        inputs: vec![],
-        targets: vec![],
-        lens: vec![len as u32; rows],
-        batch_size: rows,
-        seq_len: len,
-    };
-    for r in 0..rows {
-        let row: Vec<u32> = (0..=len)
-            .map(|i| 4 + ((i * (r + 2) + r) % 9) as u32)
-            .collect();
-        batch.inputs.extend_from_slice(&row[..len]);
-        batch.targets.extend_from_slice(&row[1..]);
-    }
+    // 4 rows of 12 tokens (windows of 13).
+    let tokens: Vec<u32> = (0..4)
+        .flat_map(|r| (0..13).map(move |i| 4 + ((i * (r + 2) + r) % 9) as u32))
+        .collect();
+    let batch = Batch::from_windows(&tokens, 12).unwrap();
     (gpu, model, trainer, batch)
 }
 

@@ -47,18 +47,7 @@ fn thousands_of_steps_grow_neither_caches_nor_memory() {
     // Two batches of different content, same shape (a training stream).
     let batch = |k: u32| {
         let tokens: Vec<u32> = (0..4 * 13).map(|i| 4 + (i * 7 + k) % 13).collect();
-        let mut b = Batch {
-            inputs: vec![],
-            targets: vec![],
-            lens: vec![12; 4],
-            batch_size: 4,
-            seq_len: 12,
-        };
-        for row in tokens.chunks(13) {
-            b.inputs.extend_from_slice(&row[..12]);
-            b.targets.extend_from_slice(&row[1..]);
-        }
-        b
+        Batch::from_windows(&tokens, 12).unwrap()
     };
     let batches = [batch(0), batch(5)];
     for i in 0..WARMUP {

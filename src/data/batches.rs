@@ -28,6 +28,37 @@ pub struct Batch {
     pub seq_len: usize,
 }
 
+impl Batch {
+    /// A batch of full rows from windows of `seq_len + 1` tokens laid end to end: each row's
+    /// inputs are its window's first `seq_len` tokens and its targets the last `seq_len` (for
+    /// tests and benchmarks that make their own token rows; training uses `Batcher`).
+    pub fn from_windows(tokens: &[u32], seq_len: usize) -> Result<Batch> {
+        let w = seq_len + 1;
+        if seq_len == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(w) {
+            return Err(Error::shape(
+                "Batch::from_windows",
+                format!(
+                    "{} tokens are not whole windows of seq_len + 1 = {w}",
+                    tokens.len()
+                ),
+            ));
+        }
+        let rows = tokens.len() / w;
+        let mut batch = Batch {
+            inputs: Vec::with_capacity(rows * seq_len),
+            targets: Vec::with_capacity(rows * seq_len),
+            lens: vec![seq_len as u32; rows],
+            batch_size: rows,
+            seq_len,
+        };
+        for row in tokens.chunks(w) {
+            batch.inputs.extend_from_slice(&row[..seq_len]);
+            batch.targets.extend_from_slice(&row[1..]);
+        }
+        Ok(batch)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Batcher {
     tokens: Vec<u32>,

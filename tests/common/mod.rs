@@ -153,3 +153,40 @@ pub fn tiny_clm_config(dir: &Path, dropout: f64, train: &str) -> PathBuf {
     std::fs::write(&path, yaml).unwrap();
     path
 }
+
+/// A tiny causal LM (vocab 13, d_model 32, 2 layers, 2 heads, no dropout) on `gpu` and its
+/// trainer: AdamW at a constant lr of 1e-2 without weight decay, gradients clipped to 1.
+pub fn tiny_lm(
+    gpu: &Gpu,
+    weight_tying: bool,
+    seed: u64,
+) -> (
+    wgformer::models::DecoderOnlyTransformer,
+    wgformer::train::Trainer,
+) {
+    use wgformer::nn::Module;
+    let config = wgformer::models::DecoderOnlyConfig {
+        vocab_size: 13,
+        d_model: 32,
+        d_ff: 64,
+        num_layers: 2,
+        num_heads: 2,
+        dropout: 0.0,
+        layer_drop_rate: 0.0,
+        weight_tying,
+        max_seq_len: 16,
+        activation: wgformer::ops::Activation::Gelu,
+    };
+    let model = wgformer::models::DecoderOnlyTransformer::new(gpu, config, seed).unwrap();
+    let hyper = wgformer::ops::AdamWParams {
+        lr: 1e-2,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let optimizer = wgformer::AdamW::new(model.params(), hyper).unwrap();
+    let schedule = wgformer::train::LrSchedule::constant(1e-2);
+    (
+        model,
+        wgformer::train::Trainer::new(optimizer, schedule, 1.0, 0),
+    )
+}
