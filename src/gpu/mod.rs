@@ -306,6 +306,13 @@ impl Gpu {
             .clone()
     }
 
+    /// The policy's matmul precision, read without copying the whole policy (every matmul
+    /// asks).
+    pub fn matmul_precision(&self) -> MatmulPrecision {
+        let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.matmul_precision
+    }
+
     /// Replace the kernel policy of this device (every handle to it) from now on.
     pub fn set_policy(&self, policy: KernelPolicy) {
         *self.0.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;

@@ -255,9 +255,7 @@ pub(crate) fn gemm_bias(
     // f16 packed operands: for CoopMatrix always, for the other packed kernels when the
     // policy asks for half precision and the adapter has f16 in shaders.
     let half = v == MatmulVariant::CoopMatrix
-        || (is_packed(v)
-            && gpu.policy().matmul_precision == MatmulPrecision::Half
-            && gpu.has_f16());
+        || (is_packed(v) && gpu.matmul_precision() == MatmulPrecision::Half && gpu.has_f16());
     let (m_tile, k_tile, n_tile) = match v {
         MatmulVariant::RegisterBlocked => (REGISTER_TILE, REGISTER_K, REGISTER_TILE),
         MatmulVariant::CoopMatrix => (COOP_TILE, COOP_K, COOP_TILE),

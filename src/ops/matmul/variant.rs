@@ -31,7 +31,7 @@ const MIN_USEFUL: f64 = 0.25;
 /// - Half precision (`MatmulPrecision::Half`) on an adapter with tensor cores: the
 ///   cooperative-matrix kernel for every product the tiled kernels would take.
 fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
-    let half = gpu.policy().matmul_precision == MatmulPrecision::Half;
+    let half = gpu.matmul_precision() == MatmulPrecision::Half;
     let (fast, (m_tile, n_tile)) = if half && coop_matrix_fits(gpu) {
         (MatmulVariant::CoopMatrix, (COOP_TILE, COOP_TILE))
     } else if !gpu.is_cpu() {
@@ -68,7 +68,7 @@ fn default_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
 fn tuned_variant(gpu: &Gpu, g: &Gemm) -> MatmulVariant {
     let fallback = default_variant(gpu, g);
     // The trials time f32 kernels; in half precision the built-in rule chooses.
-    if gpu.policy().matmul_precision == MatmulPrecision::Half {
+    if gpu.matmul_precision() == MatmulPrecision::Half {
         return fallback;
     }
     // Small products take about as long as a submit: their timings are noise, so trials
