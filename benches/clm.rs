@@ -11,7 +11,8 @@
 //!                                 batch 8 x 1024); WGFORMER_BENCH_BATCH / _SEQ override the
 //!                                 batch shape; WGFORMER_BENCH_PRECISION=mixed trains as
 //!                                 `train.precision: mixed`; WGFORMER_BENCH_GENERATE=0 skips
-//!                                 generation;
+//!                                 generation; WGFORMER_SUBMIT_EVERY=N: a submit every N
+//!                                 dispatches (the adapter's default otherwise);
 //!                                 WGFORMER_PROFILE=1: per-kernel times of the first step
 //!                                 (compilation included) and of a later one
 //!
@@ -149,23 +150,29 @@ fn main() -> wgformer::Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let c = gpu.counters() - before;
     let per = |x: u64| x as f64 / steps as f64;
+    // The step's wall time is the CPU recording it plus the wait for the device's tail.
+    let wait_ms = per(c.wait_micros) / 1e3;
+    let record_ms = secs * 1e3 / steps as f64 - wait_ms;
     println!(
-        "train_step: {:.0} tokens/s ({:.2} s/step); per step: {:.0} dispatches, {:.1} submits, {:.0} bytes read back, {:.1} buffers created, {:.1} pipelines compiled",
+        "train_step: {:.0} tokens/s ({:.2} s/step: {record_ms:.1} ms recording, {wait_ms:.1} ms waiting for the device); per step: {:.0} dispatches, {:.1} submits (every {} dispatches), {:.0} bytes read back, {:.1} buffers created, {:.1} pipelines compiled",
         (steps * batch * seq) as f64 / secs,
         secs / steps as f64,
         per(c.dispatches),
         per(c.submits),
+        gpu.submit_every(),
         per(c.bytes_read_back),
         per(c.buffers_created),
         per(c.pipelines_compiled)
     );
     let result = format!(
         "RESULT system=wgformer precision={precision:?} params={params} batch={batch} seq={seq} \
-         tokens_per_s={:.0} s_per_step={:.4} pooled_mib={:.0} dispatches={:.0}",
+         tokens_per_s={:.0} s_per_step={:.4} pooled_mib={:.0} dispatches={:.0} \
+         submit_every={} record_ms={record_ms:.2} wait_ms={wait_ms:.2}",
         (steps * batch * seq) as f64 / secs,
         secs / steps as f64,
         pooled_after_two.max(gpu.pooled_bytes()) as f64 / (1 << 20) as f64,
-        per(c.dispatches)
+        per(c.dispatches),
+        gpu.submit_every()
     );
     if std::env::var("WGFORMER_BENCH_GENERATE").is_ok_and(|v| v == "0") {
         println!("{result}");

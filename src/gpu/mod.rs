@@ -4,7 +4,8 @@
 //! Why batching: on lavapipe a dispatch costs ~10 us inside a shared compute pass but ~100+ us
 //! with a submit of its own. `dispatch` therefore only records; `flush` encodes everything
 //! recorded into one compute pass and one submit. Reading a tensor (`read`) is the only thing
-//! that flushes, besides a safety valve after `MAX_BATCH` dispatches.
+//! that flushes, besides `Gpu::submit_every`: on a GPU the recorded work goes out every 128
+//! dispatches, so the device starts on a step while the CPU still records it.
 
 mod adapter;
 mod compile;
@@ -31,8 +32,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wgpu::Limits;
 
-/// Flush automatically after this many recorded dispatches (bounds memory for huge graphs).
-const MAX_BATCH: usize = 8192;
+/// Dispatches per submit on CPU adapters (lavapipe), unless the policy says otherwise: there a
+/// submit costs ~100 us and the queue runs on the same cores that record, so a step goes in
+/// one submit (this bounds only huge graphs).
+const CPU_SUBMIT_EVERY: usize = 8192;
+/// Dispatches per submit on GPUs: the GPU starts on the first part of a step while the CPU
+/// records the rest, instead of idling until the whole step is recorded.
+const GPU_SUBMIT_EVERY: usize = 128;
 /// Bind groups kept in the cache before it is emptied.
 const MAX_BIND_GROUPS: usize = 1 << 16;
 /// Bytes of uniform parameters each dispatch may use.
@@ -50,6 +56,10 @@ pub struct Counters {
     pub bind_groups_created: u64,
     pub bytes_read_back: u64,
     pub bytes_uploaded: u64,
+    /// Microseconds the CPU spent blocked waiting for the device (`read`, `synchronize`;
+    /// not counted in a browser page, which has no clock): a training step's wall time minus
+    /// this is the time the CPU took to record it.
+    pub wait_micros: u64,
 }
 
 impl std::ops::Sub for Counters {
@@ -63,6 +73,7 @@ impl std::ops::Sub for Counters {
             bind_groups_created: self.bind_groups_created - o.bind_groups_created,
             bytes_read_back: self.bytes_read_back - o.bytes_read_back,
             bytes_uploaded: self.bytes_uploaded - o.bytes_uploaded,
+            wait_micros: self.wait_micros - o.wait_micros,
         }
     }
 }
@@ -129,6 +140,8 @@ struct State {
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     counters: Counters,
     profile: Profile,
+    /// Submit after this many recorded dispatches (`Gpu::submit_every`).
+    submit_every: usize,
     /// In a browser page: pipelines whose compilation errors have not been awaited yet.
     #[cfg(target_arch = "wasm32")]
     compiling: Vec<(&'static str, &'static str, PendingScope)>,
@@ -250,6 +263,7 @@ impl Gpu {
             None => device.limits(),
         };
         let slot_bytes = PARAM_SLOT.max(limits.min_uniform_buffer_offset_alignment as u64);
+        let submit_every = resolve_submit_every(&policy, &info);
         Ok(Gpu(Arc::new(GpuInner {
             features: device.features(),
             device,
@@ -269,6 +283,7 @@ impl Gpu {
                 staging: HashMap::new(),
                 counters: Counters::default(),
                 profile: Profile::default(),
+                submit_every,
                 #[cfg(target_arch = "wasm32")]
                 compiling: Vec::new(),
             }),
@@ -315,7 +330,14 @@ impl Gpu {
 
     /// Replace the kernel policy of this device (every handle to it) from now on.
     pub fn set_policy(&self, policy: KernelPolicy) {
+        self.state().submit_every = resolve_submit_every(&policy, &self.0.info);
         *self.0.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// Recorded dispatches go to the device in submits of at most this many: the policy's
+    /// `submit_every`, else one submit per step on CPU adapters and 128 dispatches on GPUs.
+    pub fn submit_every(&self) -> usize {
+        self.state().submit_every
     }
 
     /// Whether shaders may use `f16` (`Features::SHADER_F16`).
@@ -578,7 +600,7 @@ impl Gpu {
             groups,
         });
         s.counters.dispatches += 1;
-        if s.recorded.len() >= MAX_BATCH || profile_start.is_some() {
+        if s.recorded.len() >= s.submit_every || profile_start.is_some() {
             self.submit(&mut s, None);
         }
         if let Some(start) = profile_start {
@@ -659,12 +681,20 @@ impl Gpu {
     pub fn synchronize(&self) -> Result<()> {
         self.check_fault()?;
         self.flush();
-        self.0
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
+        self.wait_for_device()
             .map_err(|e| Error::Gpu(e.to_string()))?;
         self.check_fault()
+    }
+
+    /// Block until the device has run everything submitted, counting the time in
+    /// `Counters::wait_micros`.
+    fn wait_for_device(&self) -> std::result::Result<(), wgpu::PollError> {
+        let started = (!cfg!(target_arch = "wasm32")).then(std::time::Instant::now);
+        self.0.device.poll(wgpu::PollType::wait_indefinitely())?;
+        if let Some(t) = started {
+            self.state().counters.wait_micros += t.elapsed().as_micros() as u64;
+        }
+        Ok(())
     }
 
     /// An error wgpu reported asynchronously (a lost device, an uncaptured validation error).
@@ -717,9 +747,7 @@ impl Gpu {
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             completer.complete(r)
         });
-        self.0
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
+        self.wait_for_device()
             .map_err(|e| Error::Gpu(format!("waiting for readback: {e}")))?;
         let mapped = mapped.await;
         self.check_fault()?;
@@ -736,4 +764,12 @@ impl Gpu {
         self.state().staging.entry(class).or_default().push(staging);
         Ok(out)
     }
+}
+
+/// The policy's dispatches per submit, else the adapter kind's default.
+fn resolve_submit_every(policy: &KernelPolicy, info: &wgpu::AdapterInfo) -> usize {
+    policy.submit_every.unwrap_or(match info.device_type {
+        wgpu::DeviceType::Cpu => CPU_SUBMIT_EVERY,
+        _ => GPU_SUBMIT_EVERY,
+    })
 }

@@ -26,6 +26,10 @@ pub struct KernelPolicy {
     pub tuning: Tuning,
     /// The tuning cache file. None: no cache (the built-in rules, and trials kept in memory).
     pub tune_cache: Option<PathBuf>,
+    /// Submit the recorded work after this many dispatches, so a GPU starts on the first
+    /// part of a step while the CPU records the rest. None: per adapter (see
+    /// `Gpu::submit_every`).
+    pub submit_every: Option<usize>,
 }
 
 impl KernelPolicy {
@@ -37,6 +41,7 @@ impl KernelPolicy {
     /// - `WGFORMER_AUTOTUNE=off|cached|trials` (`0` = off, `1` = trials; default `cached`);
     /// - `WGFORMER_AUTOTUNE_CACHE=<file>` moves the tuning cache from its default
     ///   `$XDG_CACHE_HOME/wgformer/autotune.json` (else `~/.cache/wgformer/autotune.json`).
+    /// - `WGFORMER_SUBMIT_EVERY=<dispatches>` (a positive integer) sets `submit_every`.
     ///
     /// A value that names nothing is an error that lists what it may be.
     pub fn from_env() -> Result<KernelPolicy> {
@@ -61,6 +66,11 @@ impl KernelPolicy {
             tune_cache: std::env::var_os("WGFORMER_AUTOTUNE_CACHE")
                 .map(PathBuf::from)
                 .or_else(default_tune_cache),
+            submit_every: parse_env(
+                "WGFORMER_SUBMIT_EVERY",
+                "a positive number of dispatches",
+                dispatch_count,
+            )?,
         })
     }
 }
@@ -71,6 +81,11 @@ pub fn default_tune_cache() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("wgformer").join("autotune.json"))
+}
+
+/// A positive number of dispatches.
+fn dispatch_count(value: &str) -> Option<usize> {
+    value.parse::<usize>().ok().filter(|&n| n > 0)
 }
 
 /// `var` parsed by `parse` (None when unset or empty); a value it does not know is an error
@@ -270,6 +285,14 @@ mod tests {
             assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
         }
         assert_eq!(MatmulVariant::from_name("fastest"), None);
+    }
+
+    #[test]
+    fn submit_every_takes_a_positive_count_only() {
+        assert_eq!(dispatch_count("128"), Some(128));
+        for bad in ["0", "-1", "many", "1.5"] {
+            assert_eq!(dispatch_count(bad), None, "{bad}");
+        }
     }
 
     #[test]
