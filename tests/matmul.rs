@@ -6,20 +6,23 @@
 mod common;
 use common::*;
 use wgformer::gpu::{Kernel, ShaderFile};
-use wgformer::ops::{self, KernelPolicy, MatmulPrecision, MatmulVariant};
+use wgformer::ops::{self, KernelPolicy, MatmulPacking, MatmulPrecision, MatmulVariant};
 use wgformer::reference::matmul as reference;
 use wgformer::reference::matmul_half::round_to_half;
 use wgformer::Tensor;
 
 /// (M, K, N): one element, shapes that straddle every tile size in use (4, 8, 16, 32, 128),
-/// and shapes whose rows are whole vec4 (the packing kernels' fast path) but not whole tiles.
-const SHAPES: [(usize, usize, usize); 7] = [
+/// and shapes whose rows are whole vec4 (the packing kernels' fast path) but not whole tiles;
+/// with K a multiple of 8 and M, N of 4 the kernels read A and B in place in every layout
+/// (12 x 40 x 68 in one tile, 132 x 40 x 260 over partial tiles).
+const SHAPES: [(usize, usize, usize); 8] = [
     (1, 1, 1),
     (7, 33, 65),
     (65, 130, 33),
     (130, 65, 7),
     (3, 5, 200),
     (12, 40, 68),
+    (132, 40, 260),
     (36, 132, 260),
 ];
 const TRANSPOSES: [(bool, bool); 4] = [(false, false), (false, true), (true, false), (true, true)];
@@ -112,7 +115,7 @@ fn every_variant_handles_batches_and_a_shared_right_operand() {
     for v in variants() {
         let mut worst = 0.0f64;
         for (ta, tb) in TRANSPOSES {
-            for (m, k, n) in [(7, 33, 65), (65, 18, 9), (20, 36, 44)] {
+            for (m, k, n) in [(7, 33, 65), (65, 18, 9), (20, 36, 44), (12, 48, 20)] {
                 for shared_b in [false, true] {
                     worst = worst.max(check_forward(v, 3, m, k, n, ta, tb, shared_b));
                 }
@@ -139,6 +142,53 @@ fn register_blocked_split_k_matches_reference() {
             false,
         );
         check_forward(MatmulVariant::RegisterBlocked, 2, 5, 700, 7, ta, tb, true);
+        // Operands read in place, four slices of 256.
+        check_forward(
+            MatmulVariant::RegisterBlocked,
+            1,
+            12,
+            1024,
+            132,
+            ta,
+            tb,
+            false,
+        );
+    }
+}
+
+/// Where K needs no padding and the loads are whole vec4, the register-blocked kernel reads A
+/// and B where they are stored, in every layout: one dispatch per product instead of three
+/// (pack A, pack B, multiply), with the reference's result. `MatmulPacking::Always` packs
+/// both, and a K needing padding (33) packs both either way.
+#[test]
+fn register_blocked_reads_aligned_operands_in_place_for_every_transpose() {
+    for packing in [MatmulPacking::Auto, MatmulPacking::Always] {
+        let device = device_with(KernelPolicy {
+            matmul: Some(MatmulVariant::RegisterBlocked),
+            matmul_packing: packing,
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
+        for (ta, tb) in TRANSPOSES {
+            for (m, k, n, in_place) in [(20, 40, 12, true), (20, 33, 12, false)] {
+                let (a_shape, b_shape) = (stored(None, m, k, ta), stored(None, k, n, tb));
+                let av = values(m * k, 3);
+                let bv = values(k * n, 4);
+                let (a, b) = (tensor(&av, &a_shape), tensor(&bv, &b_shape));
+                let before = device.counters();
+                let c = ops::matmul_variant(&a, &b, ta, tb, MatmulVariant::RegisterBlocked);
+                let dispatches = (device.counters() - before).dispatches;
+                let want = reference::matmul(&f64s(&av), &f64s(&bv), 1, m, k, n, ta, tb, true);
+                let what = format!("{packing:?} m={m} k={k} n={n} trans=({ta},{tb})");
+                assert_close(&what, &c.unwrap().to_vec().unwrap(), &want, 1e-4);
+                let expected = if in_place && packing == MatmulPacking::Auto {
+                    1
+                } else {
+                    3
+                };
+                assert_eq!(dispatches, expected, "{what}");
+            }
+        }
     }
 }
 

@@ -11,10 +11,80 @@
 // at 3% of the H200's peak when it had one). Needs m_pad, n_pad multiples of 128 and k_pad
 // of RB_K. With k_split > 1 (a weight gradient: few output tiles, long K) each workgroup
 // computes one tile over one slice of K, so that the slices keep the device busy.
+//
+// Operands with no K padding whose loads are whole vec4 are read where they are stored
+// instead of from packed panels (no packing pass; gemm.rs sets a_direct / b_direct and
+// compiles the kernel with A_STORED_T / B_STORED_T). Each invocation loads one vec4 of A and
+// one of B per step, in one of two shapes:
+// - four k of one row of op(A) (row lid % 128, k-quad lid / 128): packed A, or row-major A;
+//   scattered into stage_a. A stored [K, M] (A_STORED_T) instead loads four rows of one k
+//   (k lid / 32, row quad lid % 32), which is one vec4 of stage_a as it is.
+// - four columns of one k of op(B) (k lid / 32, column quad lid % 32): packed B, or
+//   row-major B (b_direct). B stored [N, K] (B_STORED_T) instead loads four k of one column
+//   (column lid % 128, k-quad lid / 128), scattered into stage_b.
+// Loads past the last row or column read whatever lies there; those outputs are not stored.
 const RB_TILE: u32 = 128u;
 const RB_K: u32 = 8u;
 var<workgroup> stage_a: array<array<vec4<f32>, 32>, RB_K>;
 var<workgroup> stage_b: array<array<vec4<f32>, 32>, RB_K>;
+
+// This invocation's vec4 of A for the step starting at k0, in the tile from row0.
+fn load_a(bi: u32, row0: u32, k0: u32, lid: u32) -> vec4<f32> {
+    if (A_STORED_T != 0u) {
+        return ap_load(bi * p.a_stride / 4u + (k0 + lid / 32u) * (p.m / 4u) + row0 / 4u + lid % 32u);
+    }
+    return ap_load(a_at_quad(bi, row0 + lid % RB_TILE, k0 / 4u + lid / RB_TILE));
+}
+
+// This invocation's vec4 of B for the step starting at k0, in the tile from column quad0 * 4.
+fn load_b(bi: u32, quad0: u32, k0: u32, lid: u32) -> vec4<f32> {
+    if (B_STORED_T != 0u) {
+        let col = quad0 * 4u + lid % RB_TILE;
+        return bp_load(bi * p.b_stride / 4u + col * (p.k / 4u) + k0 / 4u + lid / RB_TILE);
+    }
+    if (p.b_direct != 0u) {
+        return bp_load(bi * p.b_stride / 4u + (k0 + lid / 32u) * (p.n / 4u) + quad0 + lid % 32u);
+    }
+    return bp_load(bp_batch(bi) + bp_index(k0 + lid / 32u, quad0 + lid % 32u));
+}
+
+// Four k of one row (or column), k-quad lid / 128, row lid % 128, into a stage laid out
+// [k][row / 4][row % 4] (four rows of one k side by side as a vec4).
+fn scatter_a(v: vec4<f32>, lid: u32) {
+    let k = lid / RB_TILE * 4u;
+    let r = lid % RB_TILE / 4u;
+    let x = lid % 4u;
+    stage_a[k][r][x] = v.x;
+    stage_a[k + 1u][r][x] = v.y;
+    stage_a[k + 2u][r][x] = v.z;
+    stage_a[k + 3u][r][x] = v.w;
+}
+
+fn scatter_b(v: vec4<f32>, lid: u32) {
+    let k = lid / RB_TILE * 4u;
+    let c = lid % RB_TILE / 4u;
+    let x = lid % 4u;
+    stage_b[k][c][x] = v.x;
+    stage_b[k + 1u][c][x] = v.y;
+    stage_b[k + 2u][c][x] = v.z;
+    stage_b[k + 3u][c][x] = v.w;
+}
+
+fn put_a(v: vec4<f32>, lid: u32) {
+    if (A_STORED_T != 0u) {
+        stage_a[lid / 32u][lid % 32u] = v;
+    } else {
+        scatter_a(v, lid);
+    }
+}
+
+fn put_b(v: vec4<f32>, lid: u32) {
+    if (B_STORED_T != 0u) {
+        scatter_b(v, lid);
+    } else {
+        stage_b[lid / 32u][lid % 32u] = v;
+    }
+}
 
 // acc + a (x) b: row r of the 4x4 block gains a[r] * b.
 fn outer4(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
@@ -43,36 +113,22 @@ fn register_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let bi = t % tiles / (tiles_m * tiles_n);
     let row0 = (t / tiles_n) % tiles_m * RB_TILE;
     let quad0 = t % tiles_n * (RB_TILE / 4u);
-    let b0 = bp_batch(bi);
     let k_begin = slice * p.k_slice;
     let k_end = min(p.k_pad, k_begin + p.k_slice);
-    // What this invocation stages: one vec4 of A (row `lid % 128`, k-quad `lid / 128`) and
-    // one vec4 of B (k `lid / 32`, column quad `lid % 32`).
-    let sa_row = lid % RB_TILE;
-    let sa_q = lid / RB_TILE;
-    let sb_k = lid / 32u;
-    let sb_j = lid % 32u;
     var c_ll = mat4x4<f32>();
     var c_lh = mat4x4<f32>();
     var c_hl = mat4x4<f32>();
     var c_hh = mat4x4<f32>();
-    var va = ap_load(a_at_quad(bi, row0 + sa_row, k_begin / 4u + sa_q));
-    var vb = bp_load(b0 + bp_index(k_begin + sb_k, quad0 + sb_j));
+    var va = load_a(bi, row0, k_begin, lid);
+    var vb = load_b(bi, quad0, k_begin, lid);
     for (var k0 = k_begin; k0 < k_end; k0 += RB_K) {
-        // stage_a[k][row / 4][row % 4]: four rows of one k side by side as a vec4.
-        let ka = sa_q * 4u;
-        let ra = sa_row / 4u;
-        let xa = sa_row % 4u;
-        stage_a[ka][ra][xa] = va.x;
-        stage_a[ka + 1u][ra][xa] = va.y;
-        stage_a[ka + 2u][ra][xa] = va.z;
-        stage_a[ka + 3u][ra][xa] = va.w;
-        stage_b[sb_k][sb_j] = vb;
+        put_a(va, lid);
+        put_b(vb, lid);
         workgroupBarrier();
         let k1 = k0 + RB_K;
         if (k1 < k_end) {
-            va = ap_load(a_at_quad(bi, row0 + sa_row, k1 / 4u + sa_q));
-            vb = bp_load(b0 + bp_index(k1 + sb_k, quad0 + sb_j));
+            va = load_a(bi, row0, k1, lid);
+            vb = load_b(bi, quad0, k1, lid);
         }
         for (var kk = 0u; kk < RB_K; kk++) {
             let a_lo = stage_a[kk][local.y];

@@ -18,8 +18,8 @@ mod wait;
 pub(crate) use kernel::shader_file;
 pub use kernel::{grid, Kernel, Reflection, ShaderFile};
 pub use policy::{
-    default_tune_cache, AttentionPath, KernelPolicy, MatmulPrecision, MatmulVariant, RowWidth,
-    Tuning,
+    default_tune_cache, AttentionPath, KernelPolicy, MatmulPacking, MatmulPrecision, MatmulVariant,
+    RowWidth, Tuning,
 };
 pub use pool::size_class;
 pub use profile::{format_profile, KernelTime};
@@ -326,6 +326,12 @@ impl Gpu {
     pub fn matmul_precision(&self) -> MatmulPrecision {
         let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
         policy.matmul_precision
+    }
+
+    /// The policy's matmul packing (every matmul asks).
+    pub fn matmul_packing(&self) -> MatmulPacking {
+        let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.matmul_packing
     }
 
     /// Replace the kernel policy of this device (every handle to it) from now on.

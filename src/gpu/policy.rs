@@ -18,6 +18,8 @@ pub struct KernelPolicy {
     pub matmul: Option<MatmulVariant>,
     /// What the matmuls multiply: f32 operands, or operands rounded to f16 (f32 sums).
     pub matmul_precision: MatmulPrecision,
+    /// Whether the packed matmul kernels read operands in place where their layout allows.
+    pub matmul_packing: MatmulPacking,
     /// The attention `ops::attention_auto` runs (what `nn::MultiHeadAttention` calls).
     pub attention: AttentionPath,
     /// The shape of the row kernels (layer norm, cross-entropy's row loss). None: per adapter.
@@ -36,6 +38,7 @@ impl KernelPolicy {
     /// The policy the environment asks for, as `Gpu::new` opens a device with it:
     /// - `WGFORMER_MATMUL=<variant>` (`MatmulVariant::name`) forces a matmul kernel;
     /// - `WGFORMER_MATMUL_PRECISION=f32|half` (see `MatmulPrecision`);
+    /// - `WGFORMER_MATMUL_PACKING=auto|always` (see `MatmulPacking`);
     /// - `WGFORMER_ATTENTION=fused|unfused|auto` picks the attention path;
     /// - `WGFORMER_ROW_WIDTH=narrow|wide` forces the row kernels' shape;
     /// - `WGFORMER_AUTOTUNE=off|cached|trials` (`0` = off, `1` = trials; default `cached`);
@@ -52,6 +55,12 @@ impl KernelPolicy {
                 "WGFORMER_MATMUL_PRECISION",
                 "f32, half",
                 MatmulPrecision::from_name,
+            )?
+            .unwrap_or_default(),
+            matmul_packing: parse_env(
+                "WGFORMER_MATMUL_PACKING",
+                "auto, always",
+                MatmulPacking::from_name,
             )?
             .unwrap_or_default(),
             attention: parse_env("WGFORMER_ATTENTION", "auto, fused, unfused", |v| {
@@ -199,6 +208,29 @@ impl MatmulPrecision {
         match name {
             "f32" | "fp32" => Some(MatmulPrecision::F32),
             "half" | "f16" | "fp16" => Some(MatmulPrecision::Half),
+            _ => None,
+        }
+    }
+}
+
+/// Where the packed matmul kernels (register-blocked, row-block) read their operands. Packing
+/// copies an operand into zero-padded panels first (one more dispatch and one more pass over
+/// it) so that the product's loads need no bounds or layout logic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MatmulPacking {
+    /// An operand is read where it is stored when its layout allows (no K padding, whole
+    /// vec4 along the loaded dimension; `ops::matmul`'s rules say where), else packed.
+    #[default]
+    Auto,
+    /// Every operand is packed: what the in-place reads are measured against.
+    Always,
+}
+
+impl MatmulPacking {
+    pub fn from_name(name: &str) -> Option<MatmulPacking> {
+        match name {
+            "auto" => Some(MatmulPacking::Auto),
+            "always" => Some(MatmulPacking::Always),
             _ => None,
         }
     }

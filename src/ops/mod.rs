@@ -54,7 +54,7 @@ pub use softmax::softmax;
 
 // The names of the kernel choices, which a device's `KernelPolicy` holds.
 pub use crate::gpu::{
-    AttentionPath, KernelPolicy, MatmulPrecision, MatmulVariant, RowWidth, Tuning,
+    AttentionPath, KernelPolicy, MatmulPacking, MatmulPrecision, MatmulVariant, RowWidth, Tuning,
 };
 
 use crate::gpu::{grid, shader_file, Kernel, ShaderFile};

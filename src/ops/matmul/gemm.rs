@@ -4,7 +4,9 @@
 
 use super::variant::resolve;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, shader_file, Kernel, MatmulPrecision, MatmulVariant, ShaderFile, Storage};
+use crate::gpu::{
+    grid, shader_file, Kernel, MatmulPacking, MatmulPrecision, MatmulVariant, ShaderFile, Storage,
+};
 use crate::ops::groups_for;
 use crate::tensor::{DType, Tensor};
 
@@ -136,12 +138,13 @@ fn is_packed(v: MatmulVariant) -> bool {
     )
 }
 
-/// The kernel that computes the product with `v`. `b_stored_t`: the row-block kernels read a
-/// transposed B in place (see `b_at_quad` in matmul/rowblock.wgsl). `half`: the packed
-/// operands are f16 (`MatmulPrecision::Half`; always for CoopMatrix). Every compute kernel
-/// binds C, its A, its B and the bias; the simple kernels read A and B as stored (as vec4
-/// rows for Dot4), the others packed A and packed B.
-fn compute_kernel(v: MatmulVariant, b_stored_t: bool, half: bool) -> Kernel {
+/// The kernel that computes the product with `v`. `a_stored_t` / `b_stored_t`: the kernel
+/// reads A / B stored transposed in place (A: the register-blocked kernel only; see its
+/// header and `b_at_quad` in matmul/rowblock.wgsl). `half`: the packed operands are f16
+/// (`MatmulPrecision::Half`; always for CoopMatrix). Every compute kernel binds C, its A, its
+/// B and the bias; the simple kernels read A and B as stored (as vec4 rows for Dot4), the
+/// others packed A and packed B (or A and B in place).
+fn compute_kernel(v: MatmulVariant, a_stored_t: bool, b_stored_t: bool, half: bool) -> Kernel {
     let half = half && is_packed(v);
     let row_block = |fetch, entry| {
         family_kernel(&[COMMON, PACKED, ROWBLOCK, fetch], entry, half)
@@ -159,7 +162,10 @@ fn compute_kernel(v: MatmulVariant, b_stored_t: bool, half: bool) -> Kernel {
         }
         MatmulVariant::RegisterBlocked => {
             let files = [COMMON, PACKED, REGISTER_BLOCKED];
-            (family_kernel(&files, "register_blocked", half), 5, 6)
+            let k = family_kernel(&files, "register_blocked", half)
+                .define("A_STORED_T", a_stored_t as u32)
+                .define("B_STORED_T", b_stored_t as u32);
+            (k, 5, 6)
         }
         MatmulVariant::CoopMatrix => {
             let files = [COMMON, PACKED, COOP_MATRIX];
@@ -195,17 +201,30 @@ pub(crate) fn kernels() -> Vec<Kernel> {
     for half in [false, true] {
         let packed = MatmulVariant::ALL.into_iter().filter(|&v| is_packed(v));
         if half {
-            k.extend(packed.map(|v| compute_kernel(v, false, true)));
+            k.extend(packed.map(|v| compute_kernel(v, false, false, true)));
         } else {
-            k.extend(MatmulVariant::ALL.map(|v| compute_kernel(v, false, false)));
+            k.extend(MatmulVariant::ALL.map(|v| compute_kernel(v, false, false, false)));
+            // The register-blocked kernel reading transposed operands in place (f32 only).
+            let register =
+                |a_t, b_t| compute_kernel(MatmulVariant::RegisterBlocked, a_t, b_t, false);
+            k.extend([
+                register(true, false),
+                register(false, true),
+                register(true, true),
+            ]);
         }
         k.extend(
             [MatmulVariant::RowBlock, MatmulVariant::RowBlockSubgroup]
-                .map(|v| compute_kernel(v, true, half)),
+                .map(|v| compute_kernel(v, false, true, half)),
         );
         k.extend([pack_a_kernel(half), pack_b_kernel(half)]);
     }
-    k.push(compute_kernel(MatmulVariant::CoopMatrix, false, true));
+    k.push(compute_kernel(
+        MatmulVariant::CoopMatrix,
+        false,
+        false,
+        true,
+    ));
     k
 }
 
@@ -266,15 +285,22 @@ pub(crate) fn gemm_bias(
         round_up(g.k, k_tile),
         round_up(g.n, n_tile),
     );
-    // Row-major A needing no k padding (so its rows are whole vec4) is read in place.
-    // (Never in half precision: the kernels then read f16 panels, which only packing makes.)
-    let a_direct = !half && !g.trans_a && k_pad == g.k;
-    // So is B (row-major or stored transposed) with rows of whole vec4 and whole column quads,
-    // by the row-block kernels, where A has too few rows to repay packing B (see
-    // `b_at_quad` in matmul/rowblock.wgsl).
+    // Operands needing no k padding are read in place where the kernel's loads are whole vec4
+    // of them (never in half precision: the kernels then read f16 panels, which only packing
+    // makes): row-major A by every packed kernel; A stored transposed with M a multiple of 4,
+    // and B either way (stored transposed, or row-major with N a multiple of 4), by the
+    // register-blocked kernel (see its header); B by the row-block kernels where A has too few
+    // rows to repay packing B (see `b_at_quad` in matmul/rowblock.wgsl).
+    let in_place = !half && k_pad == g.k && gpu.matmul_packing() == MatmulPacking::Auto;
+    let register = v == MatmulVariant::RegisterBlocked;
     let row_block = matches!(v, MatmulVariant::RowBlock | MatmulVariant::RowBlockSubgroup);
-    let b_direct =
-        !half && row_block && k_pad == g.k && g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M;
+    let a_direct = in_place && (!g.trans_a || (register && g.m.is_multiple_of(4)));
+    let b_direct = in_place
+        && match v {
+            _ if register => g.trans_b || g.n.is_multiple_of(4),
+            _ if row_block => g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M,
+            _ => false,
+        };
     // A split K writes one product per slice, summed below; a bias would be added per slice.
     let tiles = g.batch * (m_pad / m_tile) * (n_pad / n_tile);
     let (slices, k_slice) = match v {
@@ -309,14 +335,14 @@ pub(crate) fn gemm_bias(
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
         MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
-            compute_kernel(v, false, false),
+            compute_kernel(v, false, false, false),
             &[out.storage(), a.storage(), b.storage(), bias],
             groups_for(out.numel(), WG),
         )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
             run(
-                compute_kernel(v, false, false),
+                compute_kernel(v, false, false, false),
                 &[out.storage(), a.storage(), b.storage(), bias],
                 grid(tiles as u32),
             )?
@@ -366,7 +392,7 @@ pub(crate) fn gemm_bias(
                 _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
             };
             run(
-                compute_kernel(v, b_direct && g.trans_b, half),
+                compute_kernel(v, a_direct && g.trans_a, b_direct && g.trans_b, half),
                 &[out.storage(), pa, pb, bias],
                 grid(workgroups as u32),
             )?
