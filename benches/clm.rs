@@ -195,14 +195,16 @@ fn main() -> wgformer::Result<()> {
     let model = &model;
     let new_tokens = if quick { 16 } else { 64 };
     let prompt = [2u32, 10, 11, 12];
-    let rate = |cached: bool| -> wgformer::Result<f64> {
-        let t = Instant::now();
+    // (tokens/s, dispatches per token)
+    let rate = |cached: bool| -> wgformer::Result<(f64, f64)> {
+        let (t, before) = (Instant::now(), gpu.counters());
         let out = if cached {
             greedy(&CausalLmDecoder(model), &prompt, new_tokens, None)?
         } else {
             greedy(&Recompute(model), &prompt, new_tokens, None)?
         };
-        Ok(out.len() as f64 / t.elapsed().as_secs_f64())
+        let dispatches = (gpu.counters() - before).dispatches as f64 / out.len() as f64;
+        Ok((out.len() as f64 / t.elapsed().as_secs_f64(), dispatches))
     };
     rate(true)?; // warm-up: compile the T = 1 kernels
     if profile {
@@ -215,8 +217,8 @@ fn main() -> wgformer::Result<()> {
         );
         gpu.reset_profile();
     }
-    let (with, without) = (rate(true)?, rate(false)?);
-    println!("generate ({new_tokens} tokens, greedy): {with:.1} tokens/s with KV cache, {without:.1} without; ratio {:.2}x", with / without);
+    let ((with, per_token), (without, _)) = (rate(true)?, rate(false)?);
+    println!("generate ({new_tokens} tokens, greedy): {with:.1} tokens/s with KV cache ({per_token:.0} dispatches per token), {without:.1} without; ratio {:.2}x", with / without);
     println!("{result}");
     Ok(())
 }

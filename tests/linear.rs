@@ -1,6 +1,7 @@
-//! ops::linear (matmul with the bias added in the kernel's epilogue): forward and all three
-//! gradients against the reference, for every matmul variant and for shapes that take the
-//! skinny (one token), tiny and tiled paths; finite differences on a small case.
+//! ops::linear (matmul with the bias added in the kernel's epilogue) and ops::linear_add (a
+//! residual added there too): forward and every gradient against the reference, for every
+//! matmul variant and for shapes that take the skinny (one token), tiny and tiled paths;
+//! finite differences on small cases.
 mod common;
 use common::*;
 use wgformer::ops::{self, KernelPolicy, MatmulVariant};
@@ -16,17 +17,32 @@ fn reference_linear(x: &[f64], w: &[f64], b: &[f64], rows: usize, k: usize, n: u
     y
 }
 
+/// `linear` and `linear_add` (with a residual) against the reference, forward and every
+/// gradient.
 fn check(rows: usize, k: usize, n: usize, seed: u64, what: &str) {
+    check_one(rows, k, n, seed, what, false);
+    check_one(rows, k, n, seed, &format!("{what} + residual"), true);
+}
+
+fn check_one(rows: usize, k: usize, n: usize, seed: u64, what: &str, with_residual: bool) {
     let (xv, wv, bv) = (
         values(rows * k, seed),
         values(n * k, seed + 1),
         values(n, seed + 2),
     );
     let dyv = values(rows * n, seed + 3);
+    let rv = values(rows * n, seed + 4);
     let (x, w, b) = (leaf(&xv, &[rows, k]), leaf(&wv, &[n, k]), leaf(&bv, &[n]));
-    let y = ops::linear(&x, &w, Some(&b)).unwrap();
+    let r = leaf(&rv, &[rows, n]);
+    let y = match with_residual {
+        true => ops::linear_add(&x, &w, Some(&b), &r).unwrap(),
+        false => ops::linear(&x, &w, Some(&b)).unwrap(),
+    };
     assert_eq!(y.shape(), &[rows, n]);
-    let want = reference_linear(&f64s(&xv), &f64s(&wv), &f64s(&bv), rows, k, n);
+    let mut want = reference_linear(&f64s(&xv), &f64s(&wv), &f64s(&bv), rows, k, n);
+    if with_residual {
+        want.iter_mut().zip(&rv).for_each(|(y, &r)| *y += r as f64);
+    }
     assert_close(
         &format!("{what} forward {rows}x{k}x{n}"),
         &y.to_vec().unwrap(),
@@ -53,6 +69,10 @@ fn check(rows: usize, k: usize, n: usize, seed: u64, what: &str) {
     assert_close(&format!("{what} dx"), &g(&x), &dx, 1e-4);
     assert_close(&format!("{what} dW"), &g(&w), &dw, 1e-4);
     assert_close(&format!("{what} db"), &g(&b), &db, 1e-4);
+    if with_residual {
+        // The residual's gradient is the output's, as it is.
+        assert_eq!(g(&r), dyv, "{what} d residual");
+    }
 }
 
 #[test]
@@ -92,6 +112,41 @@ fn linear_without_bias_is_matmul_nt_and_leading_dims_are_kept() {
     assert_eq!(y.to_vec().unwrap(), want);
     let bad = ops::linear(&x, &w, Some(&tensor(&[0.0; 4], &[4])));
     assert!(bad.unwrap_err().to_string().contains("bias"));
+}
+
+#[test]
+fn linear_add_refuses_a_residual_of_another_shape() {
+    let x = tensor(&values(2 * 8, 1), &[2, 8]);
+    let w = tensor(&values(5 * 8, 2), &[5, 8]);
+    let r = tensor(&values(2 * 4, 3), &[2, 4]);
+    let e = ops::linear_add(&x, &w, None, &r).unwrap_err().to_string();
+    assert!(
+        e.contains("linear_add") && e.contains("residual") && e.contains("[2, 5]"),
+        "{e}"
+    );
+}
+
+/// x W^T + b + residual: every input's gradient against finite differences of the reference.
+#[test]
+fn linear_add_gradients_match_finite_differences() {
+    let (rows, k, n) = (3, 4, 2);
+    let (xv, wv, bv) = (values(rows * k, 15), values(n * k, 16), values(n, 17));
+    let (rv, dyv) = (values(rows * n, 18), values(rows * n, 19));
+    let (xs, ws, bs, rs) = (f64s(&xv), f64s(&wv), f64s(&bv), f64s(&rv));
+    let f = |x: &[f64], w: &[f64], b: &[f64], r: &[f64]| -> Vec<f64> {
+        let y = reference_linear(x, w, b, rows, k, n);
+        y.iter().zip(r).map(|(y, r)| y + r).collect()
+    };
+    let (x, w, b) = (leaf(&xv, &[rows, k]), leaf(&wv, &[n, k]), leaf(&bv, &[n]));
+    let r = leaf(&rv, &[rows, n]);
+    let y = ops::linear_add(&x, &w, Some(&b), &r).unwrap();
+    y.backward_with(tensor(&dyv, &[rows, n])).unwrap();
+    let g = |t: &wgformer::Tensor| t.grad().unwrap().to_vec().unwrap();
+    let dy = f64s(&dyv);
+    assert_matches_finite_differences("dx", &g(&x), &xs, &dy, |v| f(v, &ws, &bs, &rs), 1e-4);
+    assert_matches_finite_differences("dW", &g(&w), &ws, &dy, |v| f(&xs, v, &bs, &rs), 1e-4);
+    assert_matches_finite_differences("db", &g(&b), &bs, &dy, |v| f(&xs, &ws, v, &rs), 1e-4);
+    assert_matches_finite_differences("dr", &g(&r), &rs, &dy, |v| f(&xs, &ws, &bs, v), 1e-4);
 }
 
 #[test]

@@ -35,6 +35,8 @@ struct Params {
     // otherwise.
     k_split: u32,
     k_slice: u32,
+    // 1: add residual[e] to output element e (a residual connection, fused; never split K).
+    has_residual: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -52,6 +54,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read> b4: array<vec4<f32>>;
 // [N], read only when has_bias (otherwise any buffer is bound here).
 @group(0) @binding(9) var<storage, read> bias: array<f32>;
+// Shaped like C, read only when has_residual (otherwise any buffer is bound here).
+@group(0) @binding(10) var<storage, read> residual: array<f32>;
 
 fn ap_load(i: u32) -> vec4<f32> {
     return vec4<f32>(ap[i]);
@@ -61,12 +65,17 @@ fn bp_load(i: u32) -> vec4<f32> {
     return vec4<f32>(bp[i]);
 }
 
-// The epilogue every compute kernel applies to an output of column j before storing it.
-fn epilogue(j: u32, v: f32) -> f32 {
+// The epilogue every compute kernel applies to output element e (of column j) before storing
+// it: a Linear layer's bias, and the residual stream the layer's output is added to.
+fn epilogue(e: u32, j: u32, v: f32) -> f32 {
+    var out = v;
     if (p.has_bias != 0u) {
-        return v + bias[j];
+        out += bias[j];
     }
-    return v;
+    if (p.has_residual != 0u) {
+        out += residual[e];
+    }
+    return out;
 }
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {

@@ -37,6 +37,6 @@ fn dot4_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     let acc = acc0 + acc1;
     if (id < total) {
-        c[e] = epilogue(at.z, (acc.x + acc.y) + (acc.z + acc.w));
+        c[e] = epilogue(e, at.z, (acc.x + acc.y) + (acc.z + acc.w));
     }
 }

@@ -58,6 +58,6 @@ fn store4(bi: u32, i: u32, j: u32, v: vec4<f32>) {
     let base = (bi * p.m + i) * p.n;
     for (var x = 0u; x < 4u; x++) {
         let col = 4u * j + x;
-        if (col < p.n) { c[base + col] = epilogue(col, v[x]); }
+        if (col < p.n) { c[base + col] = epilogue(base + col, col, v[x]); }
     }
 }

@@ -23,7 +23,7 @@ fn naive(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     for (var kk = 0u; kk < p.k; kk++) {
         acc = fma(a[a0 + kk * a_step], b[b0 + kk * b_step], acc);
     }
-    c[e] = epilogue(j, acc);
+    c[e] = epilogue(e, j, acc);
 }
 
 // Dot4: naive for row-major A against transposed B with K a multiple of 4, so row i of A
@@ -45,7 +45,7 @@ fn dot4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var q = 0u; q < quads; q++) {
         acc = fma(a4[a0 + q], b4[b0 + q], acc);
     }
-    c[e] = epilogue(j, (acc.x + acc.y) + (acc.z + acc.w));
+    c[e] = epilogue(e, j, (acc.x + acc.y) + (acc.z + acc.w));
 }
 
 // Tiled: a 16x16 workgroup stages 16x16 tiles of A and B through workgroup memory, one
@@ -75,6 +75,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
         workgroupBarrier();
     }
     if (i < p.m && j < p.n) {
-        c[(bi * p.m + i) * p.n + j] = epilogue(j, acc);
+        let e = (bi * p.m + i) * p.n + j;
+        c[e] = epilogue(e, j, acc);
     }
 }

@@ -68,20 +68,34 @@ impl MultiHeadAttention {
     /// Self-attention when `x_kv` is `x_q`, cross-attention otherwise.
     /// x_q: [B, Tq, d], x_kv: [B, Tk, d] -> [B, Tq, d].
     pub fn forward(&self, x_q: &Tensor, x_kv: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+        self.forward_add(x_q, x_kv, mask, None)
+    }
+
+    /// `forward`, plus `residual` ([B, Tq, d]) added by the output projection's epilogue:
+    /// a pre-LN layer's x + Attn(LN(x)) in one pass.
+    pub fn forward_add(
+        &self,
+        x_q: &Tensor,
+        x_kv: &Tensor,
+        mask: &AttentionMask,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let q = self.split_heads(&self.q_proj.forward(x_q)?)?;
         let k = self.split_heads(&self.k_proj.forward(x_kv)?)?;
         let v = self.split_heads(&self.v_proj.forward(x_kv)?)?;
         let o = ops::attention_auto(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
-        self.out_proj.forward(&self.merge_heads(&o)?)
+        self.out_proj.forward_add(&self.merge_heads(&o)?, residual)
     }
 
     /// Incremental self-attention: `x` holds the new positions only; their keys and values
-    /// are appended to `cache` and the queries attend to everything cached.
+    /// are appended to `cache` and the queries attend to everything cached. `residual` as in
+    /// `forward_add`.
     pub fn forward_self_cached(
         &self,
         x: &Tensor,
         mask: &AttentionMask,
         cache: &mut KvCache,
+        residual: Option<&Tensor>,
     ) -> Result<Tensor> {
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let k_new = self.split_heads(&self.k_proj.forward(x)?)?;
@@ -93,16 +107,18 @@ impl MultiHeadAttention {
         cache.k = Some(k.clone());
         cache.v = Some(v.clone());
         let o = ops::attention_auto(&q, &k, &v, mask)?;
-        self.out_proj.forward(&self.merge_heads(&o)?)
+        self.out_proj.forward_add(&self.merge_heads(&o)?, residual)
     }
 
     /// Cross-attention whose keys and values (from `memory`) are computed once and cached.
+    /// `residual` as in `forward_add`.
     pub fn forward_cross_cached(
         &self,
         x: &Tensor,
         memory: &Tensor,
         mask: &AttentionMask,
         cache: &mut KvCache,
+        residual: Option<&Tensor>,
     ) -> Result<Tensor> {
         if cache.k.is_none() {
             cache.k = Some(self.split_heads(&self.k_proj.forward(memory)?)?);
@@ -116,7 +132,7 @@ impl MultiHeadAttention {
         };
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let o = ops::attention_auto(&q, k, v, mask)?;
-        self.out_proj.forward(&self.merge_heads(&o)?)
+        self.out_proj.forward_add(&self.merge_heads(&o)?, residual)
     }
 }
 

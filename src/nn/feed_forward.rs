@@ -25,9 +25,14 @@ impl FeedForward {
 
     /// x: [B, T, d] -> [B, T, d]
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.forward_add(x, ctx, None)
+    }
+
+    /// `forward`, plus `residual` ([B, T, d]) added by the second Linear's epilogue.
+    pub fn forward_add(&self, x: &Tensor, ctx: &Ctx, residual: Option<&Tensor>) -> Result<Tensor> {
         let h = self.activation.apply(&self.linear1.forward(x)?)?; // [B, T, d_ff]
         let h = ctx.dropout(&h, self.dropout)?;
-        self.linear2.forward(&h)
+        self.linear2.forward_add(&h, residual)
     }
 }
 

@@ -33,6 +33,15 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
+
+    /// `forward(x)`, plus `residual` (when given: same shape as the output) added in the
+    /// same pass (`ops::linear_add`).
+    pub fn forward_add(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        match residual {
+            Some(r) => ops::linear_add(x, &self.weight, self.bias.as_ref(), r),
+            None => self.forward(x),
+        }
+    }
 }
 
 impl Module for Linear {

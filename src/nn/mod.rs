@@ -125,8 +125,13 @@ impl Ctx {
     }
 
     /// Dropout in training, identity otherwise.
+    /// Whether `dropout(_, p)` changes anything (training, p > 0).
+    pub fn drops(&self, p: f32) -> bool {
+        self.training && p > 0.0
+    }
+
     pub fn dropout(&self, x: &Tensor, p: f32) -> Result<Tensor> {
-        if !self.training || p == 0.0 {
+        if !self.drops(p) {
             return Ok(x.clone());
         }
         let seed = self.rng.borrow_mut().next_u64() as u32;

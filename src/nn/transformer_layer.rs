@@ -18,9 +18,20 @@ pub struct LayerSizes {
     pub activation: Activation,
 }
 
-/// x + Dropout(Sublayer(x)): the residual add every branch ends with.
-fn residual(x: &Tensor, branch: &Tensor, ctx: &Ctx, p: f32) -> Result<Tensor> {
-    ops::add(x, &ctx.dropout(branch, p)?)
+/// x + Dropout(branch): the residual add every branch ends with. `branch` is handed x to add
+/// in its last matmul's epilogue when there is no dropout to apply first (inference, or
+/// training without dropout), which spares a pass over the output.
+fn residual(
+    x: &Tensor,
+    ctx: &Ctx,
+    p: f32,
+    branch: impl FnOnce(Option<&Tensor>) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if ctx.drops(p) {
+        ops::add(x, &ctx.dropout(&branch(None)?, p)?)
+    } else {
+        branch(Some(x))
+    }
 }
 
 /// x + Dropout(SelfAttn(LN(x))), appending to `cache` when decoding incrementally.
@@ -34,11 +45,10 @@ fn self_attention_branch(
     cache: Option<&mut KvCache>,
 ) -> Result<Tensor> {
     let h = norm.forward(x)?;
-    let a = match cache {
-        Some(cache) => attn.forward_self_cached(&h, mask, cache)?,
-        None => attn.forward(&h, &h, mask)?,
-    };
-    residual(x, &a, ctx, p)
+    residual(x, ctx, p, |r| match cache {
+        Some(cache) => attn.forward_self_cached(&h, mask, cache, r),
+        None => attn.forward_add(&h, &h, mask, r),
+    })
 }
 
 /// x + Dropout(FFN(LN(x))): every layer's last branch.
@@ -49,8 +59,8 @@ fn feed_forward_branch(
     ctx: &Ctx,
     p: f32,
 ) -> Result<Tensor> {
-    let f = ffn.forward(&norm.forward(x)?, ctx)?;
-    residual(x, &f, ctx, p)
+    let h = norm.forward(x)?;
+    residual(x, ctx, p, |r| ffn.forward_add(&h, ctx, r))
 }
 
 /// x + SelfAttn(LN(x)), then x + FFN(LN(x)).
@@ -168,13 +178,12 @@ impl CrossAttentionLayer {
         let p = self.dropout;
         let x = self_attention_branch(x, &self.norm1, &self.self_attn, self_mask, ctx, p, self_kv)?;
         let h = self.cross_norm.forward(&x)?;
-        let c = match cross_kv {
+        let x = residual(&x, ctx, p, |r| match cross_kv {
             Some(kv) => self
                 .cross_attn
-                .forward_cross_cached(&h, memory, memory_mask, kv)?,
-            None => self.cross_attn.forward(&h, memory, memory_mask)?,
-        };
-        let x = residual(&x, &c, ctx, p)?;
+                .forward_cross_cached(&h, memory, memory_mask, kv, r),
+            None => self.cross_attn.forward_add(&h, memory, memory_mask, r),
+        })?;
         feed_forward_branch(&x, &self.norm2, &self.ffn, ctx, p)
     }
 }

@@ -95,7 +95,7 @@ pub struct WhisperFeedForward {
 impl WhisperFeedForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.fc1.forward(&self.final_layer_norm.forward(x)?)?; // [B, T, ffn]
-        ops::add(x, &self.fc2.forward(&ops::gelu(&h)?)?)
+        self.fc2.forward_add(&ops::gelu(&h)?, Some(x))
     }
 
     fn params(&self) -> Vec<Tensor> {
@@ -118,7 +118,9 @@ impl WhisperEncoderLayer {
     /// x: [B, S, d] -> [B, S, d]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(x)?;
-        let x = ops::add(x, &self.self_attn.forward(&h, &h, &AttentionMask::none())?)?;
+        let x = self
+            .self_attn
+            .forward_add(&h, &h, &AttentionMask::none(), Some(x))?;
         self.ffn.forward(&x)
     }
 }
@@ -146,21 +148,25 @@ impl WhisperDecoderLayer {
         // x + CausalSelfAttn(LN(x)); with a cache the new keys/values are appended to it.
         let h = self.self_attn_layer_norm.forward(x)?;
         let causal = AttentionMask::causal();
-        let a = match self_kv {
-            Some(kv) => self.self_attn.forward_self_cached(&h, &causal, kv)?,
-            None => self.self_attn.forward(&h, &h, &causal)?,
+        let x = match self_kv {
+            Some(kv) => self
+                .self_attn
+                .forward_self_cached(&h, &causal, kv, Some(x))?,
+            None => self.self_attn.forward_add(&h, &h, &causal, Some(x))?,
         };
-        let x = ops::add(x, &a)?;
         // x + CrossAttn(LN(x), memory); with a cache the memory's keys/values are computed once.
         let h = self.encoder_attn_layer_norm.forward(&x)?;
         let everything = AttentionMask::none();
-        let c = match cross_kv {
-            Some(kv) => self
+        let x = match cross_kv {
+            Some(kv) => {
+                self.encoder_attn
+                    .forward_cross_cached(&h, memory, &everything, kv, Some(&x))?
+            }
+            None => self
                 .encoder_attn
-                .forward_cross_cached(&h, memory, &everything, kv)?,
-            None => self.encoder_attn.forward(&h, memory, &everything)?,
+                .forward_add(&h, memory, &everything, Some(&x))?,
         };
-        self.ffn.forward(&ops::add(&x, &c)?)
+        self.ffn.forward(&x)
     }
 }
 

@@ -75,6 +75,7 @@ struct Params {
     b_direct: u32,
     k_split: u32,
     k_slice: u32,
+    has_residual: u32,
 }
 
 /// Invocations per workgroup of the naive and packing kernels.
@@ -178,7 +179,7 @@ fn compute_kernel(v: MatmulVariant, a_stored_t: bool, b_stored_t: bool, half: bo
             (k.with_subgroups(), 5, 6)
         }
     };
-    kernel.write(1).read(a).read(b).read(9)
+    kernel.write(1).read(a).read(b).read(9).read(10)
 }
 
 /// Packing kernels bind their source twice: as scalars and as vec4. `half`: they write f16.
@@ -244,14 +245,16 @@ pub(super) fn round_up(x: usize, to: usize) -> usize {
 /// Run `g` on the storage of `a` and `b` with variant `v` (or the default); returns C as
 /// [batch * m * n] values.
 pub(super) fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Tensor> {
-    gemm_bias(a, b, None, g, v)
+    gemm_bias(a, b, None, None, g, v)
 }
 
-/// `gemm` plus `bias` ([N]) added to every row of C in the kernels' epilogue.
+/// `gemm` plus, in the kernels' epilogue, `bias` ([N]) added to every row of C and
+/// `residual` (as many values as C) added to C.
 pub(crate) fn gemm_bias(
     a: &Tensor,
     b: &Tensor,
     bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
     g: Gemm,
     v: Option<MatmulVariant>,
 ) -> Result<Tensor> {
@@ -263,10 +266,13 @@ pub(crate) fn gemm_bias(
     }
     if g.k == 0 {
         crate::ops::fill(&out, 0.0)?;
-        return match bias {
-            Some(bias) => {
-                crate::ops::add(&out.reshape(&[g.batch * g.m, g.n])?, bias)?.reshape(&[out.numel()])
-            }
+        let out = match bias {
+            Some(bias) => crate::ops::add(&out.reshape(&[g.batch * g.m, g.n])?, bias)?
+                .reshape(&[out.numel()])?,
+            None => out,
+        };
+        return match residual {
+            Some(r) => crate::ops::add(&out, &r.reshape(&[out.numel()])?),
             None => Ok(out),
         };
     }
@@ -301,10 +307,13 @@ pub(crate) fn gemm_bias(
             _ if row_block => g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M,
             _ => false,
         };
-    // A split K writes one product per slice, summed below; a bias would be added per slice.
+    // A split K writes one product per slice, summed below; a bias or a residual would be
+    // added per slice.
     let tiles = g.batch * (m_pad / m_tile) * (n_pad / n_tile);
     let (slices, k_slice) = match v {
-        MatmulVariant::RegisterBlocked if bias.is_none() => k_split(tiles, k_pad),
+        MatmulVariant::RegisterBlocked if bias.is_none() && residual.is_none() => {
+            k_split(tiles, k_pad)
+        }
         _ => (1, k_pad),
     };
     let out = match slices {
@@ -328,22 +337,24 @@ pub(crate) fn gemm_bias(
         b_direct: b_direct as u32,
         k_split: slices as u32,
         k_slice: k_slice as u32,
+        has_residual: residual.is_some() as u32,
     };
-    // Without a bias the binding still needs a buffer: A's, never read.
+    // Without a bias or a residual their bindings still need a buffer: A's, never read.
     let bias = bias.unwrap_or(a).storage();
+    let residual = residual.unwrap_or(a).storage();
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
         MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
             compute_kernel(v, false, false, false),
-            &[out.storage(), a.storage(), b.storage(), bias],
+            &[out.storage(), a.storage(), b.storage(), bias, residual],
             groups_for(out.numel(), WG),
         )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
             run(
                 compute_kernel(v, false, false, false),
-                &[out.storage(), a.storage(), b.storage(), bias],
+                &[out.storage(), a.storage(), b.storage(), bias, residual],
                 grid(tiles as u32),
             )?
         }
@@ -393,7 +404,7 @@ pub(crate) fn gemm_bias(
             };
             run(
                 compute_kernel(v, a_direct && g.trans_a, b_direct && g.trans_b, half),
-                &[out.storage(), pa, pb, bias],
+                &[out.storage(), pa, pb, bias, residual],
                 grid(workgroups as u32),
             )?
         }
