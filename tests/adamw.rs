@@ -186,6 +186,47 @@ fn global_grad_norm_and_clipping_coefficient_match_the_cpu() {
     assert!(ops::grad_norm_and_clip(&[], 1.0, None, 1.0).is_err());
 }
 
+/// Many tensors of many sizes (more than the seven one dispatch reads, several larger than a
+/// workgroup's chunk of 16,384 elements, one with a partial last chunk): the norm of all of
+/// them, in one dispatch per seven tensors plus the final sum; a NaN in the last group still
+/// zeroes the coefficient.
+#[test]
+fn the_norm_of_many_tensors_of_many_sizes_is_taken_seven_at_a_time() {
+    let sizes = [
+        1, 16_383, 16_384, 16_385, 40_000, 7, 3, 100, 65_536, 5, 1, 2, 33, 16_384, 9, 70_001, 4,
+    ];
+    let data: Vec<Vec<f32>> = (0..sizes.len())
+        .map(|i| values(sizes[i], 40 + i as u64))
+        .collect();
+    let norm = data
+        .iter()
+        .flatten()
+        .map(|x| (*x as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let tensors: Vec<_> = data.iter().map(|d| tensor(d, &[d.len()])).collect();
+    let refs: Vec<&wgformer::Tensor> = tensors.iter().collect();
+    let (gpu, loss) = (gpu(), tensor(&[0.5], &[1]));
+    let before = gpu.counters();
+    let out = ops::grad_norm_and_clip(&refs, 1.0, Some(&loss), 1.0).unwrap();
+    let dispatches = (gpu.counters() - before).dispatches;
+    let out = out.to_vec().unwrap();
+    assert_close(
+        "norm, coefficient, loss",
+        &out,
+        &[norm, 1.0 / (norm + 1e-6), 0.5],
+        1e-5,
+    );
+    assert_eq!(dispatches, 3 + 1, "17 tensors: 3 sums and the finish");
+    let mut bad = data[15].clone();
+    bad[70_000] = f32::NAN;
+    let bad = tensor(&bad, &[bad.len()]);
+    let mut refs = refs;
+    refs[15] = &bad;
+    let out = ops::grad_norm_and_clip(&refs, 1.0, None, 1.0).unwrap();
+    assert_eq!(out.to_vec().unwrap()[1], 0.0, "a NaN must skip the step");
+}
+
 /// Loss scaling: gradients S times too large, with `loss_scale` S, report the true norm and a
 /// coefficient that divides S out (what the optimizer multiplies the gradients by).
 #[test]

@@ -3,20 +3,30 @@
 //! it is bookkeeping for the optimizer.
 
 use crate::error::{Error, Result};
-use crate::gpu::{shader_file, Kernel, ShaderFile};
+use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::tensor::Tensor;
 
 const SHADER: ShaderFile = shader_file!("grad_norm.wgsl");
 const WG: u32 = 256;
 
+/// Gradient tensors one `sum_squares` dispatch reads (`TENSORS` in grad_norm.wgsl): with the
+/// partials, the 8 storage buffers every WebGPU adapter offers per shader.
+const TENSORS: usize = 7;
+/// Elements per workgroup of `sum_squares` (`CHUNK`).
+const CHUNK: usize = 64 * WG as usize;
+
 /// `struct Params` of grad_norm.wgsl, field for field.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    /// Elements of x (`sum_squares`) or number of partials (`finish`).
-    n: u32,
-    /// Where `sum_squares` writes its partial.
-    slot: u32,
+    /// `sum_squares`: elements of each bound tensor.
+    n: [u32; 8],
+    /// `sum_squares`: first chunk of each tensor; entry TENSORS = the dispatch's chunks.
+    first_chunk: [u32; 8],
+    /// `sum_squares`: the slot of the partials its first chunk writes.
+    first_slot: u32,
+    /// `finish`: number of partials.
+    partials_len: u32,
     /// `finish`: the clipping threshold (<= 0: no clipping).
     max_norm: f32,
     /// `finish`: 1 / the loss scale the gradients were computed with.
@@ -24,18 +34,23 @@ struct Params {
 }
 
 fn sum_squares_kernel() -> Kernel {
-    Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "sum_squares")
+    let mut k = Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "sum_squares")
         .define("WG", WG)
-        .write(1)
-        .read(2)
+        .define("CHUNK", CHUNK as u32)
+        .write(1);
+    for binding in 2..2 + TENSORS as u32 {
+        k = k.read(binding);
+    }
+    k
 }
 
 fn finish_kernel() -> Kernel {
     Kernel::new(&[super::WORKGROUP_REDUCE, SHADER], "finish")
         .define("WG", WG)
+        .define("CHUNK", CHUNK as u32)
         .write(1)
-        .write(3)
-        .read(4)
+        .write(9)
+        .read(10)
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
@@ -80,25 +95,44 @@ pub fn grad_norm_and_clip(
             &zero
         }
     };
-    let partials = Tensor::empty(gpu, &[grads.len()])?;
+    // Every tensor's chunks get consecutive slots of the partials, in order.
+    let chunks: Vec<usize> = grads.iter().map(|g| g.numel().div_ceil(CHUNK)).collect();
+    let total: usize = chunks.iter().sum();
+    let partials = Tensor::empty(gpu, &[total.max(1)])?;
+    if total == 0 {
+        crate::ops::fill(&partials, 0.0)?;
+    }
     let out = Tensor::empty(gpu, &[3])?;
-    for (slot, g) in grads.iter().enumerate() {
-        let params = Params {
-            n: g.numel() as u32,
-            slot: slot as u32,
+    let mut first_slot = 0;
+    for (group, counts) in grads.chunks(TENSORS).zip(chunks.chunks(TENSORS)) {
+        let mut params = Params {
+            n: [0; 8],
+            first_chunk: [0; 8],
+            first_slot: first_slot as u32,
+            partials_len: 0,
             max_norm: 0.0,
             unscale: 1.0,
         };
-        gpu.dispatch(
-            &sum_squares_kernel(),
-            &params,
-            &[partials.storage(), g.storage()],
-            [1, 1, 1],
-        )?;
+        let mut next = 0;
+        for t in 0..TENSORS {
+            params.first_chunk[t] = next as u32;
+            if let (Some(g), Some(&c)) = (group.get(t), counts.get(t)) {
+                params.n[t] = g.numel() as u32;
+                next += c;
+            }
+        }
+        params.first_chunk[TENSORS] = next as u32;
+        // Unused bindings hold the group's first tensor, never read.
+        let mut bufs = vec![partials.storage()];
+        bufs.extend((0..TENSORS).map(|t| group.get(t).unwrap_or(&group[0]).storage()));
+        gpu.dispatch(&sum_squares_kernel(), &params, &bufs, grid(next as u32))?;
+        first_slot += next;
     }
     let params = Params {
-        n: grads.len() as u32,
-        slot: 0,
+        n: [0; 8],
+        first_chunk: [0; 8],
+        first_slot: 0,
+        partials_len: total as u32,
         max_norm,
         unscale: 1.0 / loss_scale,
     };
