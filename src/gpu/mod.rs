@@ -328,6 +328,12 @@ impl Gpu {
         policy.matmul_precision
     }
 
+    /// The policy's row width, if it forces one (every row kernel and sum asks).
+    pub fn forced_row_width(&self) -> Option<RowWidth> {
+        let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.row_width
+    }
+
     /// The policy's matmul packing (every matmul asks).
     pub fn matmul_packing(&self) -> MatmulPacking {
         let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());

@@ -89,14 +89,19 @@ pub(crate) const WORKGROUP_REDUCE: ShaderFile = shader_file!("workgroup_reduce.w
 /// per SIMD chunk, so one 8-lane chunk per row was 3.4x faster for layer norm (BENCHMARKS.md).
 /// The policy's `row_width` overrides the choice (the memory-bound benchmark times both).
 pub(crate) fn row_workgroup(gpu: &crate::gpu::Gpu, gpu_width: u32) -> u32 {
-    let width = gpu.policy().row_width.unwrap_or(match gpu.is_cpu() {
-        true => RowWidth::Narrow,
-        false => RowWidth::Wide,
-    });
-    match width {
+    match row_width(gpu) {
         RowWidth::Narrow => ROW_WG_CPU,
         RowWidth::Wide => gpu_width,
     }
+}
+
+/// The row kernels' shape on `gpu`: the policy's, else narrow on CPU adapters, wide on GPUs.
+/// Sums over an axis follow it too (`reduce.rs`).
+pub(crate) fn row_width(gpu: &crate::gpu::Gpu) -> RowWidth {
+    gpu.forced_row_width().unwrap_or(match gpu.is_cpu() {
+        true => RowWidth::Narrow,
+        false => RowWidth::Wide,
+    })
 }
 
 pub(crate) const ROW_WG_CPU: u32 = 8;

@@ -3,7 +3,7 @@
 
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{shader_file, Kernel, ShaderFile};
+use crate::gpu::{shader_file, Kernel, RowWidth, ShaderFile};
 use crate::tape::record;
 use crate::tensor::Tensor;
 
@@ -36,8 +36,15 @@ fn kernel(entry: &'static str) -> Kernel {
 }
 
 pub(crate) fn kernels() -> Vec<Kernel> {
-    vec![kernel("sum_axis"), kernel("broadcast_axis")]
+    vec![
+        kernel("sum_axis"),
+        kernel("sum_axis_columns"),
+        kernel("broadcast_axis"),
+    ]
 }
+
+/// Outputs per workgroup of `sum_axis_columns` (`COLS` in reduce.wgsl).
+const COLS: usize = 8;
 
 /// View `shape` as [outer, len, inner] around `axis`.
 fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
@@ -100,7 +107,25 @@ fn reduce(x: &Tensor, axis: usize, mean: bool) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), &out_shape)?;
     let (outer, len, inner) = dims;
     let chunk = chunk_rows(dims);
-    if chunk < len {
+    let wide = super::row_width(x.gpu()) == RowWidth::Wide;
+    if chunk < len && inner >= COLS && wide {
+        // Few outputs over many rows, in one launch: a workgroup per COLS outputs. Not on CPU
+        // adapters, where its barriers cost more than the second launch (BENCHMARKS.md).
+        let params = Params {
+            outer: outer as u32,
+            len: len as u32,
+            inner: inner as u32,
+            alpha,
+            chunk: len as u32,
+        };
+        let workgroups = outer * inner.div_ceil(COLS);
+        x.gpu().dispatch(
+            &kernel("sum_axis_columns"),
+            &params,
+            &[out.storage(), x.storage()],
+            crate::gpu::grid(workgroups as u32),
+        )?;
+    } else if chunk < len {
         let chunks = len.div_ceil(chunk);
         let partial = Tensor::empty(x.gpu(), &[outer, chunks, inner])?;
         launch("sum_axis", &partial, x, dims, 1.0, chunk)?;
