@@ -1,10 +1,10 @@
 //! Optimizers. The state (Adam moments, SGD momentum) lives on the GPU next to the parameters
-//! and each parameter is updated by one fused kernel (`ops::adamw_update`, `ops::sgd_update`),
-//! so a step reads nothing back. AdamW is the default; Adam (coupled L2 decay, via
+//! and the parameters are updated by fused kernels (`ops::adamw_update_group`, six parameters
+//! per dispatch where the adapter allows; `ops::sgd_update`), so a step reads nothing back. AdamW is the default; Adam (coupled L2 decay, via
 //! `AdamWParams::coupled_weight_decay`) and SGD with momentum share the bookkeeping.
 
 use crate::error::{Error, Result};
-use crate::ops::{adamw_update, sgd_update, AdamWParams};
+use crate::ops::{adamw_update_group, sgd_update, AdamWParams, AdamWSlot};
 use crate::tensor::{DType, Tensor};
 
 /// What one training step reports back: the gradient norm before clipping, the loss, and
@@ -157,15 +157,32 @@ impl AdamW {
     /// (the tensor of `ops::grad_norm_and_clip`), which stays on the GPU.
     pub fn step_clipped(&mut self, clip: Option<&Tensor>) -> Result<()> {
         self.last_stepped.clear();
-        for (i, p) in self.params.iter().enumerate() {
-            let Some(g) = p.grad() else { continue };
-            let h = &self.hyper;
-            match self.sgd_momentum {
-                Some(momentum) => {
-                    sgd_update(p, &g, &self.m[i], h.lr, momentum, h.weight_decay, clip)?
+        let grads: Vec<(usize, Tensor)> = (self.params.iter().enumerate())
+            .filter_map(|(i, p)| p.grad().map(|g| (i, g)))
+            .collect();
+        let h = &self.hyper;
+        match self.sgd_momentum {
+            Some(momentum) => {
+                for (i, g) in &grads {
+                    let (p, m) = (&self.params[*i], &self.m[*i]);
+                    sgd_update(p, g, m, h.lr, momentum, h.weight_decay, clip)?;
                 }
-                None => adamw_update(p, &g, &self.m[i], &self.v[i], h, self.steps[i] + 1, clip)?,
             }
+            None => {
+                // Several parameters per dispatch where the adapter allows.
+                let slots: Vec<AdamWSlot> = (grads.iter())
+                    .map(|(i, g)| AdamWSlot {
+                        param: &self.params[*i],
+                        grad: g,
+                        m: &self.m[*i],
+                        v: &self.v[*i],
+                        step: self.steps[*i] + 1,
+                    })
+                    .collect();
+                adamw_update_group(&slots, h, clip)?;
+            }
+        }
+        for (i, _) in grads {
             self.steps[i] += 1;
             self.last_stepped.push(i);
         }

@@ -431,3 +431,79 @@ fn sgd_skips_a_step_with_a_non_finite_gradient_too() {
     assert_eq!(report[1], 0.0, "{report:?}");
     assert_eq!(p.to_vec().unwrap(), pv, "the weights moved");
 }
+
+/// Fourteen parameters of odd sizes, each at its own step (bias correction), updated by
+/// `adamw_update_group` (two dispatches of six and two single ones where the adapter binds 25
+/// storage buffers; fourteen single ones under WebGPU's 8) and one by one by `adamw_update`:
+/// the same bits. A zero clipping coefficient leaves every tensor as it was.
+#[test]
+fn grouped_adamw_steps_equal_one_by_one_steps_bit_for_bit() {
+    let sizes = [
+        1usize, 255, 256, 257, 1000, 3, 700, 64, 5, 513, 9, 2, 300, 17,
+    ];
+    let h = ops::AdamWParams {
+        lr: 0.01,
+        weight_decay: 0.1,
+        ..Default::default()
+    };
+    let capped = wgformer::Gpu::with_limits(wgpu::Limits::default()).unwrap();
+    for (device, dispatches) in [(gpu(), 2 + 2), (capped, 14)] {
+        let _on = use_device(&device);
+        let grouped = device.max_storage_buffers() >= 25;
+        assert_eq!(grouped, dispatches == 4, "{}", device.max_storage_buffers());
+        // (param, grad, m, v) twice: one set for each way.
+        let make = |i: usize, n: usize| -> [wgformer::Tensor; 4] {
+            let s = 60 + 4 * i as u64;
+            [
+                values(n, s),
+                values(n, s + 1),
+                values(n, s + 2),
+                values(n, s + 3),
+            ]
+            .map(|v| tensor(&v, &[n]))
+        };
+        let a: Vec<_> = sizes.iter().enumerate().map(|(i, &n)| make(i, n)).collect();
+        let b: Vec<_> = sizes.iter().enumerate().map(|(i, &n)| make(i, n)).collect();
+        // Moments must be non-negative for v.
+        for t in a.iter().chain(&b) {
+            let v: Vec<f32> = t[3].to_vec().unwrap().iter().map(|x| x.abs()).collect();
+            t[3].copy_from_slice(&v).unwrap();
+        }
+        let clip = tensor(&[2.0, 0.7, 0.0], &[3]);
+        let slots: Vec<ops::AdamWSlot> = (a.iter().enumerate())
+            .map(|(i, t)| ops::AdamWSlot {
+                param: &t[0],
+                grad: &t[1],
+                m: &t[2],
+                v: &t[3],
+                step: 1 + i as u32 % 5,
+            })
+            .collect();
+        let before = device.counters();
+        ops::adamw_update_group(&slots, &h, Some(&clip)).unwrap();
+        assert_eq!((device.counters() - before).dispatches, dispatches);
+        for (i, t) in b.iter().enumerate() {
+            let step = 1 + i as u32 % 5;
+            ops::adamw_update(&t[0], &t[1], &t[2], &t[3], &h, step, Some(&clip)).unwrap();
+        }
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            for k in [0, 2, 3] {
+                assert_eq!(
+                    x[k].to_vec().unwrap(),
+                    y[k].to_vec().unwrap(),
+                    "tensor {i}, {k}"
+                );
+            }
+        }
+        let kept: Vec<Vec<f32>> = a.iter().map(|t| t[0].to_vec().unwrap()).collect();
+        let skip = tensor(&[f32::NAN, 0.0, 0.0], &[3]);
+        ops::adamw_update_group(&slots, &h, Some(&skip)).unwrap();
+        for (t, k) in a.iter().zip(&kept) {
+            assert_eq!(
+                &t[0].to_vec().unwrap(),
+                k,
+                "a skipped step changed a parameter"
+            );
+        }
+    }
+}

@@ -30,7 +30,7 @@ mod reduce;
 mod sgd;
 mod softmax;
 
-pub use adamw::{adamw_update, AdamWParams};
+pub use adamw::{adamw_update, adamw_update_group, AdamWParams, AdamWSlot};
 pub use attention::{
     attention, attention_auto, attention_unfused, attention_with, AttentionKernel, AttentionMask,
     ATTENTION_HEAD_DIMS,
