@@ -1,5 +1,6 @@
 //! WebGPU's default limits, the least a browser may offer: 8 storage buffers per shader stage,
-//! 16 KiB of workgroup memory, 256 invocations per workgroup. Every kernel fits them, and a
+//! 16 KiB of workgroup memory, 256 invocations per workgroup. Every kernel fits them (but the
+//! grouped AdamW, launched only where the adapter binds more, one by one elsewhere), and a
 //! device opened under tighter ones (`Gpu::with_limits`) still trains attention, taking the path
 //! whose kernels fit, while a kernel past a limit is refused with the limit's name.
 mod common;
@@ -7,6 +8,10 @@ use common::*;
 use wgformer::gpu::{AttentionPath, Gpu};
 use wgformer::ops::{self, AttentionMask};
 use wgformer::reference;
+
+/// Kernels the ops launch only where the adapter binds more storage buffers than WebGPU
+/// promises, with a fallback elsewhere (tests/adamw.rs runs it under these limits).
+const WIDE_BINDING: [&str; 1] = ["adamw_group"];
 
 #[test]
 fn every_kernel_fits_webgpu_default_limits() {
@@ -26,7 +31,8 @@ fn every_kernel_fits_webgpu_default_limits() {
             r.invocations
         );
         assert!(
-            k.bindings.len() <= limits.max_storage_buffers_per_shader_stage as usize,
+            WIDE_BINDING.contains(&k.entry)
+                || k.bindings.len() <= limits.max_storage_buffers_per_shader_stage as usize,
             "{}: {} storage buffers",
             k.key(),
             k.bindings.len()
