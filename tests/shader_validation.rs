@@ -103,7 +103,7 @@ fn adamw_kernel() -> Kernel {
 fn a_launch_buffer_at_the_wrong_binding_number_is_caught() {
     let mut k = adamw_kernel();
     k.validate().unwrap();
-    // grad is @binding(2); bind the second buffer at 6, which the shader does not declare.
+    // grad is @binding(2); bind the second buffer at 6, which the `adamw` entry does not use.
     k.bindings[1] = (6, false);
     let (file, entry, msg) = shader_error(&k);
     assert_eq!((file, entry), ("adamw.wgsl", "adamw"));
@@ -140,13 +140,13 @@ fn dispatch_refuses_wrong_params_and_wrong_bindings() {
     match gpu.dispatch(&adamw_kernel(), &too_short, &refs, [1, 1, 1]) {
         Err(Error::Shader { file, msg, .. }) => {
             assert_eq!(file, "adamw.wgsl");
-            assert!(msg.contains("16 bytes") && msg.contains("32"), "{msg}");
+            assert!(msg.contains("16 bytes") && msg.contains("160"), "{msg}");
         }
         other => panic!("expected a shader error, got {other:?}"),
     }
     let mut k = adamw_kernel();
     k.bindings[0] = (1, false);
-    match gpu.dispatch(&k, &[0u32; 8], &refs, [1, 1, 1]) {
+    match gpu.dispatch(&k, &[0u32; 40], &refs, [1, 1, 1]) {
         Err(Error::Shader { msg, .. }) => assert!(msg.contains("@binding(1)"), "{msg}"),
         other => panic!("expected a shader error, got {other:?}"),
     }
