@@ -1,5 +1,7 @@
 //! The AdamW update (`shaders/adamw.wgsl`): one fused kernel that updates a parameter and its
-//! two moment buffers in place. Not an op on the tape: it runs outside autograd, on leaves.
+//! two moment buffers in place (`adamw_update`), and the same for six parameters per dispatch
+//! (`adamw_update_group`, what the optimizer calls). Not an op on the tape: it runs outside
+//! autograd, on leaves.
 
 use super::groups_for;
 use crate::error::{Error, Result};
@@ -144,8 +146,7 @@ fn check_distinct(op: &'static str, bufs: &[&Storage]) -> Result<()> {
     Ok(())
 }
 
-/// The shared scalars of `h` and `clip` (a [norm, coefficient, loss] tensor of
-/// `ops::grad_norm_and_clip`; `None`: a coefficient of 1 made here).
+/// The scalars every tensor of a step shares, from `h`.
 fn shared(h: &AdamWParams) -> Params {
     let lr = f64::from(h.lr);
     let (decay, l2) = if h.coupled_weight_decay {
@@ -172,6 +173,8 @@ fn set_step(params: &mut Params, t: usize, h: &AdamWParams, step: u32) {
     params.inv_bc2[t] = (1.0 / bc2.sqrt()) as f32;
 }
 
+/// `clip` (a [norm, coefficient, loss] tensor of `ops::grad_norm_and_clip`) checked, or for
+/// `None` a coefficient of 1 made here.
 fn clip_or_ones<'a>(
     op: &'static str,
     gpu: &crate::gpu::Gpu,
