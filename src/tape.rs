@@ -4,17 +4,22 @@
 //! loss; `Tensor::backward` walks it in reverse topological order, sums gradients that meet
 //! at a tensor used twice, and accumulates the result into the leaves (parameters).
 //!
+//! The graph links each tensor's `Autograd` part, not its values: what a backward needs it
+//! keeps itself (the closure captures it), so an activation no backward reads is freed as soon
+//! as the forward is done with it, as in PyTorch's saved tensors.
+//!
 //! Inside `no_grad()` nothing is recorded, so inference holds no activations for a backward.
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{Autograd, Tensor};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send>;
 
 pub(crate) struct GradFn {
-    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) inputs: Vec<Arc<Autograd>>,
     pub(crate) backward: BackwardFn,
 }
 
@@ -49,37 +54,41 @@ pub(crate) fn record(
     if !is_recording() || !inputs.iter().any(|t| t.is_requires_grad()) {
         return out;
     }
-    *out.0.grad_fn.lock().unwrap_or_else(|p| p.into_inner()) = Some(GradFn {
-        inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+    *out.0
+        .autograd
+        .grad_fn
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(GradFn {
+        inputs: inputs.iter().map(|t| Arc::clone(&t.0.autograd)).collect(),
         backward: Box::new(backward),
     });
     out
 }
 
 /// Nodes reachable from `root` through recorded ops, each after all of its inputs.
-fn topological_order(root: &Tensor) -> Vec<Tensor> {
+fn topological_order(root: &Arc<Autograd>) -> Vec<Arc<Autograd>> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
-    // Iterative depth-first search: (tensor, inputs already pushed?)
-    let mut stack = vec![(root.clone(), false)];
+    // Iterative depth-first search: (node, inputs already pushed?)
+    let mut stack = vec![(Arc::clone(root), false)];
     while let Some((t, expanded)) = stack.pop() {
         if expanded {
             order.push(t);
             continue;
         }
-        if !seen.insert(t.id()) {
+        if !seen.insert(t.id) {
             continue;
         }
-        let inputs: Vec<Tensor> =
-            t.0.grad_fn
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .map(|f| f.inputs.clone())
-                .unwrap_or_default();
+        let inputs: Vec<Arc<Autograd>> = t
+            .grad_fn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|f| f.inputs.clone())
+            .unwrap_or_default();
         stack.push((t, true));
         for i in inputs {
-            if !seen.contains(&i.id()) {
+            if !seen.contains(&i.id) {
                 stack.push((i, false));
             }
         }
@@ -103,14 +112,14 @@ impl Tensor {
     /// Back-propagate a given gradient of this tensor.
     pub fn backward_with(&self, grad: Tensor) -> Result<()> {
         let _guard = no_grad();
-        let order = topological_order(self);
+        let order = topological_order(&self.0.autograd);
         let mut grads: HashMap<u64, Tensor> = HashMap::new();
         grads.insert(self.id(), grad);
         for t in order.iter().rev() {
-            let Some(g) = grads.remove(&t.id()) else {
+            let Some(g) = grads.remove(&t.id) else {
                 continue;
             };
-            let grad_fn = t.0.grad_fn.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let grad_fn = t.grad_fn.lock().unwrap_or_else(|p| p.into_inner()).take();
             match grad_fn {
                 Some(f) => {
                     let input_grads = (f.backward)(&g)?;
@@ -119,14 +128,14 @@ impl Tensor {
                         if !input.is_requires_grad() {
                             continue;
                         }
-                        let summed = match grads.remove(&input.id()) {
+                        let summed = match grads.remove(&input.id) {
                             Some(prev) => crate::ops::add(&prev, &ig)?,
                             None => ig,
                         };
-                        grads.insert(input.id(), summed);
+                        grads.insert(input.id, summed);
                     }
                 }
-                None if t.0.requires_grad => {
+                None if t.requires_grad => {
                     let total = match t.grad() {
                         Some(prev) => crate::ops::add(&prev, &g)?,
                         None => g,

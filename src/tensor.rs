@@ -20,16 +20,50 @@ pub enum DType {
 pub struct Tensor(pub(crate) Arc<Node>);
 
 pub(crate) struct Node {
-    pub(crate) id: u64,
     pub(crate) shape: Vec<usize>,
     pub(crate) dtype: DType,
     pub(crate) storage: Arc<Storage>,
-    pub(crate) requires_grad: bool,
     pub(crate) name: Option<String>,
+    pub(crate) autograd: Arc<Autograd>,
+}
+
+/// A tensor's place in the autograd graph, apart from its values: the tape links these, not
+/// tensors, so an activation's buffer goes back to the pool as soon as neither the model nor
+/// a backward closure (which keeps what it saved for the backward) holds the tensor.
+pub(crate) struct Autograd {
+    pub(crate) id: u64,
+    pub(crate) requires_grad: bool,
     /// How to back-propagate into the inputs; taken (freed) by `backward`.
     pub(crate) grad_fn: Mutex<Option<GradFn>>,
     /// The accumulated gradient of a leaf that requires one.
     pub(crate) grad: Mutex<Option<Tensor>>,
+}
+
+impl Autograd {
+    fn new(requires_grad: bool) -> Arc<Autograd> {
+        Arc::new(Autograd {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            requires_grad,
+            grad_fn: Mutex::new(None),
+            grad: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn grad_fn_present(&self) -> bool {
+        self.grad_fn.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    pub(crate) fn is_requires_grad(&self) -> bool {
+        self.requires_grad || self.grad_fn_present()
+    }
+
+    pub(crate) fn grad(&self) -> Option<Tensor> {
+        self.grad.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_grad(&self, g: Option<Tensor>) {
+        *self.grad.lock().unwrap_or_else(|p| p.into_inner()) = g;
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -42,14 +76,11 @@ impl Tensor {
     pub(crate) fn from_storage(storage: Arc<Storage>, shape: Vec<usize>, dtype: DType) -> Tensor {
         debug_assert_eq!(storage.len(), numel(&shape));
         Tensor(Arc::new(Node {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape,
             dtype,
             storage,
-            requires_grad: false,
             name: None,
-            grad_fn: Mutex::new(None),
-            grad: Mutex::new(None),
+            autograd: Autograd::new(false),
         }))
     }
 
@@ -129,27 +160,21 @@ impl Tensor {
     /// the parameters (a fixed position table).
     pub fn into_named_constant(self, name: impl Into<String>) -> Tensor {
         Tensor(Arc::new(Node {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape: self.0.shape.clone(),
             dtype: self.0.dtype,
             storage: self.0.storage.clone(),
-            requires_grad: false,
             name: Some(name.into()),
-            grad_fn: Mutex::new(None),
-            grad: Mutex::new(None),
+            autograd: Autograd::new(false),
         }))
     }
 
     pub fn into_param(self, name: impl Into<String>) -> Tensor {
         Tensor(Arc::new(Node {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape: self.0.shape.clone(),
             dtype: self.0.dtype,
             storage: self.0.storage.clone(),
-            requires_grad: true,
             name: Some(name.into()),
-            grad_fn: Mutex::new(None),
-            grad: Mutex::new(None),
+            autograd: Autograd::new(true),
         }))
     }
 
@@ -174,7 +199,7 @@ impl Tensor {
         self.0.name.as_deref()
     }
     pub fn id(&self) -> u64 {
-        self.0.id
+        self.0.autograd.id
     }
     pub fn gpu(&self) -> &Gpu {
         self.0.storage.gpu()
@@ -183,7 +208,7 @@ impl Tensor {
         &self.0.storage
     }
     pub fn is_requires_grad(&self) -> bool {
-        self.0.requires_grad || self.0.grad_fn_present()
+        self.0.autograd.is_requires_grad()
     }
 
     /// Copy to the CPU (flushes pending GPU work).
@@ -277,25 +302,15 @@ impl Tensor {
 
     /// The gradient accumulated into this leaf by `backward`.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0
-            .grad
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.0.autograd.grad()
     }
 
     pub fn zero_grad(&self) {
-        *self.0.grad.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.0.autograd.set_grad(None);
     }
 
     pub(crate) fn set_grad(&self, g: Option<Tensor>) {
-        *self.0.grad.lock().unwrap_or_else(|p| p.into_inner()) = g;
-    }
-}
-
-impl Node {
-    fn grad_fn_present(&self) -> bool {
-        self.grad_fn.lock().map(|g| g.is_some()).unwrap_or(false)
+        self.0.autograd.set_grad(g);
     }
 }
 
@@ -304,7 +319,7 @@ impl std::fmt::Debug for Tensor {
         write!(
             f,
             "Tensor#{}{:?}{:?}",
-            self.0.id, self.0.shape, self.0.dtype
+            self.0.autograd.id, self.0.shape, self.0.dtype
         )?;
         if let Some(n) = &self.0.name {
             write!(f, " {n:?}")?;

@@ -1,6 +1,7 @@
 //! The autograd tape: gradients that meet at a tensor used twice are summed, leaves accumulate
 //! across backward calls until `zero_grad`, `no_grad` records nothing and keeps nothing alive,
-//! reshape is transparent to gradients, and backward needs a scalar.
+//! the graph keeps alive only what backwards save, reshape is transparent to gradients, and
+//! backward needs a scalar.
 mod common;
 use common::*;
 use wgformer::reference::elementwise as reference;
@@ -122,6 +123,26 @@ fn no_grad_outputs_do_not_keep_their_inputs_alive() {
         freed_no_grad, 1,
         "under no_grad, h's buffer returns to the pool as soon as h is dropped"
     );
+}
+
+#[test]
+fn recorded_intermediates_that_no_backward_saves_are_freed() {
+    // h = 2x feeds out = 3h: scale's backward saves nothing, so once the model drops h its
+    // buffer returns to the pool although the graph still runs through h.
+    let gpu = Gpu::new().unwrap();
+    let xv = values(7, 9);
+    let x = Tensor::from_slice(&gpu, &xv, &[7]).unwrap().requires_grad();
+    let h = ops::scale(&x, 2.0).unwrap();
+    let out = ops::scale(&h, 3.0).unwrap();
+    let idle = gpu.idle_buffers();
+    drop(h);
+    assert_eq!(
+        gpu.idle_buffers() - idle,
+        1,
+        "the tape links h's autograd node, not its values"
+    );
+    total(&out).backward().unwrap();
+    assert_close("d(3 * 2x)/dx", &grad_of(&x), &vec![6.0; xv.len()], 1e-6);
 }
 
 #[test]
