@@ -11,10 +11,10 @@
 //! Inside `no_grad()` nothing is recorded, so inference holds no activations for a backward.
 
 use crate::error::{Error, Result};
-use crate::tensor::{Autograd, Tensor};
-use std::cell::Cell;
+use crate::tensor::{Autograd, DType, Tensor};
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send>;
 
@@ -146,5 +146,100 @@ impl Tensor {
             }
         }
         Ok(())
+    }
+}
+
+/// A tensor a backward keeps. In mixed precision (`Gpu::save_half`) an activation is kept as
+/// its f16 copy (`ops::to_half`), half the bytes, as PyTorch's autocast keeps the f16
+/// activations its matmuls read; the f32 original is then freed as soon as the forward is done
+/// with it, and the backward reads the copy back to f32 (`get`). Parameters and inputs (leaves)
+/// are kept as they are: they are alive anyway. Backwards that keep the same tensor (the q, k
+/// and v projections of one input) share one copy, and one read-back.
+#[derive(Clone)]
+pub(crate) enum SavedTensor {
+    Full(Tensor),
+    Half(Arc<HalfCopy>),
+}
+
+pub(crate) struct HalfCopy {
+    half: Tensor,
+    /// The f32 read-back, made by the first backward that asks, freed with the last.
+    values: Mutex<Option<Tensor>>,
+}
+
+thread_local! {
+    /// Half copies made on this thread, by the id of the tensor they copy, while any backward
+    /// still holds them: a second backward keeping the same tensor shares the copy.
+    static HALF_COPIES: RefCell<HashMap<u64, Weak<HalfCopy>>> = RefCell::new(HashMap::new());
+}
+
+impl SavedTensor {
+    /// `x`, an input of the op whose backward keeps it.
+    pub(crate) fn input(x: &Tensor) -> Result<SavedTensor> {
+        let activation = x.0.autograd.grad_fn_present();
+        match activation && Self::halves(x) {
+            true => Self::half_copy(x),
+            false => Ok(SavedTensor::Full(x.clone())),
+        }
+    }
+
+    /// `x` kept as an input (above) when `needed` and the tape records; None otherwise.
+    pub(crate) fn input_if(needed: bool, x: &Tensor) -> Result<Option<SavedTensor>> {
+        match needed && is_recording() {
+            true => Ok(Some(SavedTensor::input(x)?)),
+            false => Ok(None),
+        }
+    }
+
+    /// `y`, the output of the op whose backward keeps it (before `record` attaches that
+    /// backward to it). Kept in full, it is a second node over `y`'s values, not `y`: `y`
+    /// owning a closure that owns `y` would be a reference cycle.
+    pub(crate) fn output(y: &Tensor) -> Result<SavedTensor> {
+        match Self::halves(y) {
+            true => Self::half_copy(y),
+            false => Ok(SavedTensor::Full(Tensor::from_storage(
+                Arc::clone(&y.0.storage),
+                y.shape().to_vec(),
+                y.dtype(),
+            ))),
+        }
+    }
+
+    /// Whether `t` is kept as f16: mixed precision, an f32 tensor, and a backward to keep it for.
+    fn halves(t: &Tensor) -> bool {
+        t.dtype() == DType::F32 && is_recording() && t.gpu().save_half()
+    }
+
+    fn half_copy(x: &Tensor) -> Result<SavedTensor> {
+        let shared = HALF_COPIES.with(|c| c.borrow().get(&x.id()).and_then(Weak::upgrade));
+        if let Some(copy) = shared {
+            return Ok(SavedTensor::Half(copy));
+        }
+        let copy = Arc::new(HalfCopy {
+            half: crate::ops::to_half(x)?,
+            values: Mutex::new(None),
+        });
+        HALF_COPIES.with(|c| {
+            let mut copies = c.borrow_mut();
+            if copies.len() >= 1024 {
+                copies.retain(|_, w| w.strong_count() > 0);
+            }
+            copies.insert(x.id(), Arc::downgrade(&copy));
+        });
+        Ok(SavedTensor::Half(copy))
+    }
+
+    /// The kept values in f32 (for a half copy, read back once and shared).
+    pub(crate) fn get(&self) -> Result<Tensor> {
+        match self {
+            SavedTensor::Full(t) => Ok(t.clone()),
+            SavedTensor::Half(copy) => {
+                let mut values = copy.values.lock().unwrap_or_else(|p| p.into_inner());
+                if values.is_none() {
+                    *values = Some(crate::ops::from_half(&copy.half)?);
+                }
+                Ok(values.clone().expect("just set"))
+            }
+        }
     }
 }

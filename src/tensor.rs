@@ -9,11 +9,23 @@ use crate::tape::GradFn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Element type. Everything trainable is f32; token ids and targets are u32.
+/// Element type. Everything trainable is f32; token ids and targets are u32; F16 holds IEEE
+/// halves two per 4-byte word (`ops::to_half`), which mixed precision keeps for backwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
     F32,
     U32,
+    F16,
+}
+
+impl DType {
+    /// 4-byte words that hold `numel` values of this type.
+    pub fn words(self, numel: usize) -> usize {
+        match self {
+            DType::F32 | DType::U32 => numel,
+            DType::F16 => numel.div_ceil(2),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -74,7 +86,7 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 
 impl Tensor {
     pub(crate) fn from_storage(storage: Arc<Storage>, shape: Vec<usize>, dtype: DType) -> Tensor {
-        debug_assert_eq!(storage.len(), numel(&shape));
+        debug_assert_eq!(storage.len(), dtype.words(numel(&shape)));
         Tensor(Arc::new(Node {
             shape,
             dtype,
@@ -86,11 +98,16 @@ impl Tensor {
 
     /// A new f32 tensor that ops write into.
     pub(crate) fn empty(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
-        let storage = gpu.alloc(numel(shape))?;
+        Tensor::empty_of(gpu, shape, DType::F32)
+    }
+
+    /// A new tensor of `dtype` that ops write into.
+    pub(crate) fn empty_of(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let storage = gpu.alloc(dtype.words(numel(shape)))?;
         Ok(Tensor::from_storage(
             Arc::new(storage),
             shape.to_vec(),
-            DType::F32,
+            dtype,
         ))
     }
 
@@ -216,7 +233,10 @@ impl Tensor {
         if self.0.dtype != DType::F32 {
             return Err(Error::shape(
                 "Tensor::to_vec",
-                "tensor holds u32; use to_vec_u32",
+                format!(
+                    "tensor holds {:?}; f32 only (u32: to_vec_u32)",
+                    self.0.dtype
+                ),
             ));
         }
         self.gpu().read(&self.0.storage)
@@ -231,7 +251,10 @@ impl Tensor {
         if self.0.dtype != DType::F32 {
             return Err(Error::shape(
                 "Tensor::to_vec_async",
-                "tensor holds u32; use to_vec_u32_async",
+                format!(
+                    "tensor holds {:?}; f32 only (u32: to_vec_u32_async)",
+                    self.0.dtype
+                ),
             ));
         }
         self.gpu().read_async(&self.0.storage).await

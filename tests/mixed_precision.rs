@@ -139,3 +139,58 @@ fn an_overflowing_loss_scale_skips_the_step_and_halves_until_updates_apply() {
     let moved = model.params()[0].to_vec().unwrap() != before[0];
     assert!(moved, "the first step without overflow updates the weights");
 }
+
+/// Bytes held after a recorded forward of a small causal LM (before its backward) beyond the
+/// weights: what its backwards keep, and the loss. Also the pool's growth (the forward's peak).
+fn activation_bytes(save_half: bool) -> (u64, u64) {
+    let gpu = device_with(KernelPolicy {
+        save_half,
+        ..KernelPolicy::default()
+    });
+    let _on = use_device(&gpu);
+    let config = wgformer::models::DecoderOnlyConfig {
+        vocab_size: 13,
+        d_model: 64,
+        d_ff: 256,
+        num_layers: 3,
+        num_heads: 4,
+        dropout: 0.0,
+        layer_drop_rate: 0.0,
+        weight_tying: true,
+        max_seq_len: 96,
+        activation: wgformer::ops::Activation::Gelu,
+    };
+    let model = DecoderOnlyTransformer::new(&gpu, config, 3).unwrap();
+    let (rows, seq) = (4, 96);
+    let tokens: Vec<u32> = (0..rows * (seq + 1))
+        .map(|i| 4 + (i * 7 % 9) as u32)
+        .collect();
+    let batch = Batch::from_windows(&tokens, seq).unwrap();
+    let (held, pooled) = (gpu.held_bytes(), gpu.pooled_bytes());
+    let loss = lm_loss(&model, &batch, &wgformer::nn::Ctx::train(1), 0.0).unwrap();
+    let bytes = (gpu.held_bytes() - held, gpu.pooled_bytes() - pooled);
+    // The backward works from what was kept.
+    loss.backward().unwrap();
+    assert!(model.params().iter().all(|p| p.grad().is_some()));
+    bytes
+}
+
+#[test]
+fn mixed_precision_keeps_about_half_the_activation_bytes() {
+    let ((full, full_peak), (half, half_peak)) = (activation_bytes(false), activation_bytes(true));
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "a forward keeps {:.2} MiB in f32, {:.2} MiB with f16 copies ({:.2}x); the pool grows \
+         {:.2} vs {:.2} MiB ({:.2}x)",
+        mib(full),
+        mib(half),
+        half as f64 / full as f64,
+        mib(full_peak),
+        mib(half_peak),
+        half_peak as f64 / full_peak as f64,
+    );
+    assert!(
+        (half as f64) < 0.65 * full as f64,
+        "f16 copies kept {half} bytes vs {full} in f32"
+    );
+}

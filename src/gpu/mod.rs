@@ -334,6 +334,12 @@ impl Gpu {
         policy.row_width
     }
 
+    /// Whether backward passes keep their activations as f16 (the policy's `save_half`).
+    pub fn save_half(&self) -> bool {
+        let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.save_half
+    }
+
     /// The policy's matmul packing (every matmul asks).
     pub fn matmul_packing(&self) -> MatmulPacking {
         let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
@@ -409,6 +415,13 @@ impl Gpu {
     /// tensors. Its growth while an op runs on a fresh device is the op's peak extra memory.
     pub fn pooled_bytes(&self) -> u64 {
         self.state().pool.live_bytes
+    }
+
+    /// Bytes of the pooled buffers some tensor holds right now (`pooled_bytes` less the idle
+    /// ones): what the live tensors take, in whole size classes.
+    pub fn held_bytes(&self) -> u64 {
+        let state = self.state();
+        state.pool.live_bytes - state.pool.idle_bytes()
     }
 
     /// Pooled buffers not in use by any tensor right now.

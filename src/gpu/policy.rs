@@ -32,6 +32,10 @@ pub struct KernelPolicy {
     /// part of a step while the CPU records the rest. None: per adapter (see
     /// `Gpu::submit_every`).
     pub submit_every: Option<usize>,
+    /// Whether activations that backward passes keep (matmul inputs, attention's q, k, v and
+    /// output, activation-function inputs) are stored as f16 (`ops::to_half`), half the
+    /// bytes, as PyTorch's autocast keeps them; mixed-precision training turns it on.
+    pub save_half: bool,
 }
 
 impl KernelPolicy {
@@ -80,6 +84,7 @@ impl KernelPolicy {
                 "a positive number of dispatches",
                 dispatch_count,
             )?,
+            save_half: false,
         })
     }
 }

@@ -96,6 +96,13 @@ impl BufferPool {
         }
     }
 
+    pub fn idle_bytes(&self) -> u64 {
+        let bytes = |lists: &HashMap<u64, BTreeMap<u64, PooledBuffer>>| -> u64 {
+            lists.iter().map(|(class, l)| class * l.len() as u64).sum()
+        };
+        bytes(&self.free) + bytes(&self.pending)
+    }
+
     pub fn idle_buffers(&self) -> usize {
         self.free.values().map(BTreeMap::len).sum::<usize>()
             + self.pending.values().map(BTreeMap::len).sum::<usize>()

@@ -4,7 +4,7 @@
 use super::groups_for;
 use crate::error::{Error, Result};
 use crate::gpu::{shader_file, Kernel, ShaderFile};
-use crate::tape::record;
+use crate::tape::{record, SavedTensor};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: ShaderFile = shader_file!("elementwise.wgsl");
@@ -163,10 +163,13 @@ fn activation(x: &Tensor, forward: &'static str, backward: &'static str) -> Resu
     check_f32(forward, x)?;
     let out = Tensor::empty(x.gpu(), x.shape())?;
     launch(forward, &out, &[x], 1, 0.0, 0)?;
-    let x2 = x.clone();
+    let kept_x = SavedTensor::input_if(x.is_requires_grad(), x)?;
     Ok(record(out, &[x], move |g| {
+        let Some(x) = &kept_x else {
+            return Ok(vec![None]);
+        };
         let dx = Tensor::empty(g.gpu(), g.shape())?;
-        launch(backward, &dx, &[&x2, g], g.numel(), 0.0, 0)?;
+        launch(backward, &dx, &[&x.get()?, g], g.numel(), 0.0, 0)?;
         Ok(vec![Some(dx)])
     }))
 }

@@ -6,7 +6,7 @@
 use super::matmul::{gemm_bias, grad_a, grad_b, plan};
 use super::sum_leading;
 use crate::error::{Error, Result};
-use crate::tape::record;
+use crate::tape::{record, SavedTensor};
 use crate::tensor::{DType, Tensor};
 
 /// x: [..., in], weight: [out, in], bias: [out] -> [..., out].
@@ -55,20 +55,23 @@ fn linear_with(
         }
     }
     let out = gemm_bias(x, weight, bias, residual, g, None)?.reshape(&out_shape)?;
-    let (x2, w2, has_bias) = (x.clone(), weight.clone(), bias.is_some());
+    // dW reads x (kept as f16 in mixed precision); dx reads only W, a parameter.
+    let kept_x = SavedTensor::input_if(weight.is_requires_grad(), x)?;
+    let (x_shape, x_needs_grad) = (x.shape().to_vec(), x.is_requires_grad());
+    let (w2, has_bias) = (weight.clone(), bias.is_some());
     let inputs: Vec<&Tensor> = [Some(x), Some(weight), bias, residual]
         .into_iter()
         .flatten()
         .collect();
     let has_residual = residual.is_some();
     Ok(record(out, &inputs, move |dy| {
-        let dx = match x2.is_requires_grad() {
-            true => Some(grad_a(&x2, &w2, dy, g)?),
+        let dx = match x_needs_grad {
+            true => Some(grad_a(&x_shape, &w2, dy, g)?),
             false => None,
         };
-        let dw = match w2.is_requires_grad() {
-            true => Some(grad_b(&x2, &w2, dy, g)?),
-            false => None,
+        let dw = match &kept_x {
+            Some(x) => Some(grad_b(&x.get()?, w2.shape(), dy, g)?),
+            None => None,
         };
         let mut grads = vec![dx, dw];
         if has_bias {

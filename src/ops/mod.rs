@@ -3,7 +3,8 @@
 //! forward and, for differentiable ops, the backward recorded on the tape, side by side; the
 //! same op in plain Rust is in `reference/` (same stem, same names). Exceptions: `linear.rs`
 //! is a matmul with a fused bias and has no kernel of its own; `adamw.rs`, `sgd.rs` and
-//! `grad_norm.rs` update or measure parameters off the tape, so have no backward;
+//! `grad_norm.rs` update or measure parameters off the tape, and `half_copy.rs` stores what
+//! backwards keep in mixed precision, so these have no backward;
 //! `autotune.rs` keeps the kernel choices measured on this machine.
 //!
 //! `tensor`, `tape` and `ops` are one autograd core and call each other: a tensor fills itself
@@ -21,6 +22,7 @@ mod ctc;
 mod elementwise;
 mod embedding;
 mod grad_norm;
+mod half_copy;
 mod layer_norm;
 mod layout;
 mod linear;
@@ -43,6 +45,7 @@ pub use ctc::ctc_loss;
 pub use elementwise::{add, dropout, fill, gelu, gelu_tanh, mul, relu, scale, Activation};
 pub use embedding::embedding;
 pub use grad_norm::grad_norm_and_clip;
+pub use half_copy::{from_half, to_half};
 pub use layer_norm::layer_norm;
 pub use layout::{concat, permute, slice, transpose};
 pub use linear::{linear, linear_add};
@@ -72,6 +75,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     k.extend(embedding::kernels());
     k.extend(matmul_half::kernels());
     k.extend(grad_norm::kernels());
+    k.extend(half_copy::kernels());
     k.extend(layer_norm::kernels());
     k.extend(layout::kernels());
     k.extend(matmul::kernels());

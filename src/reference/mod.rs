@@ -20,6 +20,7 @@ pub mod ctc;
 pub mod elementwise;
 pub mod embedding;
 pub mod finite_diff;
+pub mod half_copy;
 pub mod layer_norm;
 pub mod layout;
 pub mod matmul;

@@ -151,6 +151,7 @@ impl Trainer {
         };
         let mut policy = gpu.policy();
         policy.matmul_precision = MatmulPrecision::Half;
+        policy.save_half = true;
         gpu.set_policy(policy);
         self.loss_scale = Some(LossScaler::new(
             loss_scale.initial as f32,

@@ -6,9 +6,8 @@ use super::{check, lens_storage, AttentionKernel, AttentionMask, Dims, COMMON, S
 use crate::error::{Error, Result};
 use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
 use crate::ops::groups_for;
-use crate::tape::record;
+use crate::tape::{is_recording, record, SavedTensor};
 use crate::tensor::{DType, Tensor};
-use std::sync::Arc;
 
 use super::ATTENTION_HEAD_DIMS;
 
@@ -246,16 +245,19 @@ pub fn attention_with(
             dims.blocks(dims.tq, variant),
         )?;
     }
+    let needs_grad = [q, k, v].map(Tensor::is_requires_grad);
+    if !is_recording() || !needs_grad.contains(&true) {
+        return Ok(out);
+    }
     let saved = Saved {
         dims,
         variant: variant.backward_variant(gpu),
         mask: mask.clone(),
-        q: q.clone(),
-        k: k.clone(),
-        v: v.clone(),
-        // A second node over the output's storage, not `out` itself: `out` owning a closure
-        // that owns `out` would be a reference cycle.
-        o: Tensor::from_storage(Arc::clone(&out.0.storage), out.shape().to_vec(), DType::F32),
+        needs_grad,
+        q: SavedTensor::input(q)?,
+        k: SavedTensor::input(k)?,
+        v: SavedTensor::input(v)?,
+        o: SavedTensor::output(&out)?,
         lse,
     };
     Ok(record(out, &[q, k, v], move |d_o| saved.backward(d_o)))
@@ -308,10 +310,12 @@ struct Saved {
     dims: Dims,
     variant: AttentionKernel,
     mask: AttentionMask,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    o: Tensor,
+    /// Whether q, k and v need gradients.
+    needs_grad: [bool; 3],
+    q: SavedTensor,
+    k: SavedTensor,
+    v: SavedTensor,
+    o: SavedTensor,
     /// [2, B, H, Tq]: the logsumexp of each query's visible scores (0 for a fully masked
     /// query), then the backward's delta.
     lse: Tensor,
@@ -326,12 +330,15 @@ impl Saved {
             dims,
             variant,
             mask,
+            needs_grad: [q_needs, k_needs, v_needs],
             q,
             k,
             v,
             o,
             lse,
         } = self;
+        let [q, k, v, o] = [q, k, v, o].map(SavedTensor::get);
+        let (q, k, v, o) = (q?, k?, v?, o?);
         if d_o.shape() != o.shape() || d_o.dtype() != DType::F32 {
             return Err(Error::shape(
                 "attention backward",
@@ -340,7 +347,7 @@ impl Saved {
         }
         let gpu = d_o.gpu();
         let params = dims.params(mask);
-        let lens = lens_storage(mask, q);
+        let lens = lens_storage(mask, &q);
         gpu.dispatch(
             &delta_kernel(dims.d),
             &params,
@@ -357,7 +364,7 @@ impl Saved {
         ];
 
         let (mut dk, mut dv) = (None, None);
-        if k.is_requires_grad() || v.is_requires_grad() {
+        if *k_needs || *v_needs {
             let (gk, gv) = (
                 Tensor::empty(gpu, k.shape())?,
                 Tensor::empty(gpu, v.shape())?,
@@ -369,7 +376,7 @@ impl Saved {
             (dk, dv) = (Some(gk), Some(gv));
         }
         let mut dq = None;
-        if q.is_requires_grad() {
+        if *q_needs {
             let gq = Tensor::empty(gpu, q.shape())?;
             let mut bufs = vec![gq.storage()];
             bufs.extend(saved_inputs);

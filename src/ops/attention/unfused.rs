@@ -5,9 +5,8 @@ use super::{check, lens_storage, AttentionMask, Dims, COMMON, WG};
 use crate::error::{Error, Result};
 use crate::gpu::{shader_file, Kernel, ShaderFile};
 use crate::ops::{groups_for, matmul, matmul_nt};
-use crate::tape::record;
-use crate::tensor::{DType, Tensor};
-use std::sync::Arc;
+use crate::tape::{is_recording, record, SavedTensor};
+use crate::tensor::Tensor;
 
 const MASKED_SOFTMAX: ShaderFile = shader_file!("attention/masked_softmax.wgsl");
 
@@ -68,13 +67,12 @@ fn masked_softmax(scores: &Tensor, dims: Dims, mask: &AttentionMask) -> Result<T
         ],
         groups_for(rows, WG),
     )?;
-    // The backward reads the output through a second node (see `attention`).
-    let y = Tensor::from_storage(
-        Arc::clone(&probs.0.storage),
-        probs.shape().to_vec(),
-        DType::F32,
-    );
+    if !is_recording() || !scores.is_requires_grad() {
+        return Ok(probs);
+    }
+    let kept_probs = SavedTensor::output(&probs)?;
     Ok(record(probs, &[scores], move |dy| {
+        let y = kept_probs.get()?;
         if dy.shape() != y.shape() {
             return Err(Error::shape(
                 "masked softmax backward",

@@ -16,7 +16,7 @@ use crate::gpu::MatmulVariant;
 pub(crate) use gemm::{gemm_bias, kernels, plan, Gemm};
 
 use crate::error::Result;
-use crate::tape::record;
+use crate::tape::{record, SavedTensor};
 use crate::tensor::Tensor;
 use gemm::gemm;
 
@@ -57,24 +57,25 @@ fn forward(
 ) -> Result<Tensor> {
     let (g, out_shape) = plan(op, a, b, trans_a, trans_b)?;
     let out = gemm(a, b, g, None)?.reshape(&out_shape)?;
-    let (a2, b2) = (a.clone(), b.clone());
+    // dA reads B and dB reads A: each operand is kept for the other's gradient only.
+    let kept_b = SavedTensor::input_if(a.is_requires_grad(), b)?;
+    let kept_a = SavedTensor::input_if(b.is_requires_grad(), a)?;
+    let (a_shape, b_shape) = (a.shape().to_vec(), b.shape().to_vec());
     Ok(record(out, &[a, b], move |dc| {
-        let da = if a2.is_requires_grad() {
-            Some(grad_a(&a2, &b2, dc, g)?)
-        } else {
-            None
+        let da = match &kept_b {
+            Some(b) => Some(grad_a(&a_shape, &b.get()?, dc, g)?),
+            None => None,
         };
-        let db = if b2.is_requires_grad() {
-            Some(grad_b(&a2, &b2, dc, g)?)
-        } else {
-            None
+        let db = match &kept_a {
+            Some(a) => Some(grad_b(&a.get()?, &b_shape, dc, g)?),
+            None => None,
         };
         Ok(vec![da, db])
     }))
 }
 
 /// dA in the layout of A: dC @ op(B)^T, or its transpose op(B) @ dC^T when A is stored [K, M].
-pub(crate) fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+pub(crate) fn grad_a(a_shape: &[usize], b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
     let Gemm {
         batch,
         m,
@@ -112,12 +113,12 @@ pub(crate) fn grad_a(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Ten
         };
         gemm(dc, b, g, None)?
     };
-    da.reshape(a.shape())
+    da.reshape(a_shape)
 }
 
 /// dB in the layout of B: op(A)^T @ dC, or its transpose dC^T @ op(A) when B is stored [N, K];
 /// summed over the batch when B is shared.
-pub(crate) fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+pub(crate) fn grad_b(a: &Tensor, b_shape: &[usize], dc: &Tensor, g: Gemm) -> Result<Tensor> {
     let Gemm {
         batch,
         m,
@@ -161,8 +162,8 @@ pub(crate) fn grad_b(a: &Tensor, b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Ten
     };
     if !b_batched && batch > 1 {
         // A stored [K, M] per batch cannot fold: sum the per-batch gradients.
-        let per_batch = db.reshape(&[batch, b.numel()])?;
-        return crate::ops::sum_axis(&per_batch, 0)?.reshape(b.shape());
+        let per_batch = db.reshape(&[batch, b_shape.iter().product()])?;
+        return crate::ops::sum_axis(&per_batch, 0)?.reshape(b_shape);
     }
-    db.reshape(b.shape())
+    db.reshape(b_shape)
 }
