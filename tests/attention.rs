@@ -124,7 +124,7 @@ fn run(c: &Case, x: &Inputs, path: Path) -> Run {
         leaf(&x.v, &c.kv_shape()),
     );
     let out = match path {
-        Some(variant) => ops::attention_with(&q, &k, &v, &c.mask(), variant).unwrap(),
+        Some(variant) => ops::attention_with(&q, &k, &v, &c.mask(), variant, false).unwrap(),
         None => {
             ops::attention_unfused(&q, &k, &v, &c.mask(), false)
                 .unwrap()
@@ -385,7 +385,7 @@ fn gradients_reach_only_the_inputs_that_require_them() {
     let (q, k) = (tensor(&x.q, &c.q_shape()), tensor(&x.k, &c.kv_shape()));
     for variant in fused_at(c.d).into_iter().flatten() {
         let v = leaf(&x.v, &c.kv_shape());
-        let out = ops::attention_with(&q, &k, &v, &c.mask(), variant).unwrap();
+        let out = ops::attention_with(&q, &k, &v, &c.mask(), variant, false).unwrap();
         out.backward_with(tensor(&x.w, &c.q_shape())).unwrap();
         assert!(q.grad().is_none() && k.grad().is_none());
         assert_close(
@@ -503,4 +503,83 @@ fn attention_auto_runs_the_path_the_policy_names() {
     };
     assert_eq!(forward_dispatches(AttentionPath::Fused), 1);
     assert!(forward_dispatches(AttentionPath::Unfused) >= 3);
+}
+
+/// [B, X, Y, D] -> [B, Y, X, D] on the host: head-major to token-major and back.
+fn swap_middle(data: &[f32], [b, x, y, d]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for bi in 0..b {
+        for xi in 0..x {
+            for yi in 0..y {
+                let from = ((bi * x + xi) * y + yi) * d;
+                let to = ((bi * y + yi) * x + xi) * d;
+                out[to..to + d].copy_from_slice(&data[from..from + d]);
+            }
+        }
+    }
+    out
+}
+
+/// `path` on the case laid out token-major ([B, T, H, D]), forward and backward from `w`,
+/// the results laid back out head-major.
+fn run_token_major(c: &Case, x: &Inputs, path: Path) -> Run {
+    let (tq_shape, tk_shape) = ([c.b, c.tq, c.h, c.d], [c.b, c.tk, c.h, c.d]);
+    let (q, k, v) = (
+        leaf(&swap_middle(&x.q, c.q_shape()), &tq_shape),
+        leaf(&swap_middle(&x.k, c.kv_shape()), &tk_shape),
+        leaf(&swap_middle(&x.v, c.kv_shape()), &tk_shape),
+    );
+    let out = match path {
+        Some(variant) => ops::attention_with(&q, &k, &v, &c.mask(), variant, true).unwrap(),
+        None => ops::attention_auto_token_major(&q, &k, &v, &c.mask()).unwrap(),
+    };
+    assert_eq!(out.shape(), tq_shape.as_slice());
+    let w = swap_middle(&x.w, c.q_shape());
+    out.backward_with(tensor(&w, &tq_shape)).unwrap();
+    Run {
+        out: swap_middle(&out.to_vec().unwrap(), tq_shape),
+        dq: swap_middle(&grad_of(&q), tq_shape),
+        dk: swap_middle(&grad_of(&k), tk_shape),
+        dv: swap_middle(&grad_of(&v), tk_shape),
+    }
+}
+
+#[test]
+fn token_major_heads_give_the_head_major_results_in_every_kernel() {
+    // Self-attention across blocks with both masks, cross-attention both ways, one query.
+    let cases = [
+        Case::new(2, 3, 37, 37, 16).causal(true).lens(&[37, 20]),
+        Case::new(1, 2, 9, 70, 32).lens(&[70]),
+        Case::new(2, 2, 70, 5, 64).causal(true),
+        Case::new(2, 3, 1, 90, 16).causal(true),
+    ];
+    for c in &cases {
+        let x = Inputs::new(c);
+        let want = want(c, &x);
+        for path in fused_at(c.d) {
+            let head_major = run(c, &x, path);
+            let token_major = run_token_major(c, &x, path);
+            assert_run_matches(&format!("token-major {path:?} {c:?}"), &token_major, &want);
+            assert_eq!(
+                token_major, head_major,
+                "{path:?} {c:?}: the same sums in another layout"
+            );
+        }
+    }
+}
+
+#[test]
+fn attention_auto_token_major_takes_either_path() {
+    let c = Case::new(2, 2, 19, 19, 16).causal(true).lens(&[19, 11]);
+    let x = Inputs::new(&c);
+    let want = want(&c, &x);
+    for path in [AttentionPath::Fused, AttentionPath::Unfused] {
+        let device = device_with(KernelPolicy {
+            attention: path,
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
+        let got = run_token_major(&c, &x, None);
+        assert_run_matches(&format!("auto token-major, {path:?}"), &got, &want);
+    }
 }

@@ -172,7 +172,7 @@ async fn attention_forward_and_backward_match_the_reference() {
             continue;
         }
         let run = |q: &Tensor, k: &Tensor, v: &Tensor, m: &AttentionMask| {
-            ops::attention_with(q, k, v, m, variant)
+            ops::attention_with(q, k, v, m, variant, false)
         };
         check_attention(&gpu, &c, &format!("{variant:?}"), run)
             .await

@@ -28,7 +28,11 @@
 // Layout: q, o, dO, dq are [B, H, Tq, D]; k, v, dk, dv are [B, H, Tk, D]; lse and delta are
 // [B, H, Tq]; key_lens is [B] u32; scores, probs and their gradients (unfused path) are
 // [B, H, Tq, Tk]. All row-major. The fused kernels read head rows as DV vec4s: DV = D / 4
-// (D is a multiple of 4) is a constant the launching code defines.
+// (D is a multiple of 4) is a constant the launching code defines. With `p.token_major` the
+// fused kernels take the eight head tensors as [B, T, H, D] instead: a projection's output
+// [B, T, H * D] viewed per head, so no permute splits or merges the heads. Rows are still
+// numbered per head, (b * H + h) * T + t (lse and delta stay [B, H, Tq]); `query_row_at` and
+// `key_row_at` say where such a row sits in memory.
 
 struct Params {
     batch: u32,
@@ -38,6 +42,7 @@ struct Params {
     causal: u32,    // 1: bottom-right aligned causal mask
     has_lens: u32,  // 1: key_lens holds each batch item's valid key count (else it is unread)
     scale: f32,     // 1 / sqrt(D)
+    token_major: u32, // 1: the head tensors are [B, T, H, D] (else [B, H, T, D])
 }
 
 // Start value of a running max; loses every max against a real score (no -inf in WGSL).
@@ -73,6 +78,23 @@ const NEG_BIG: f32 = -0x1.fffffep+127f;
 // Query rows of all heads: where delta starts in the lse / delta buffer.
 fn query_rows() -> u32 {
     return p.batch * p.heads * p.tq;
+}
+
+// Where head row `row` ((b * H + h) * T + t, T = `len`) sits, in rows of D values.
+fn head_row_at(row: u32, len: u32) -> u32 {
+    if (p.token_major == 0u) { return row; }
+    let bh = row / len;
+    return ((bh / p.heads) * len + row % len) * p.heads + bh % p.heads;
+}
+
+// Rows of q, o, dO and dq.
+fn query_row_at(row: u32) -> u32 {
+    return head_row_at(row, p.tq);
+}
+
+// Rows of k, v, dk and dv.
+fn key_row_at(row: u32) -> u32 {
+    return head_row_at(row, p.tk);
 }
 
 fn lse(row: u32) -> f32 {

@@ -9,8 +9,9 @@ fn backward_delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let row = group_index(wid, nwg) * WG + lid;
     if (row >= query_rows()) { return; }
     var acc = 0.0;
+    let at = query_row_at(row) * DV;
     for (var c = 0u; c < DV; c++) {
-        acc += dot(d_o[row * DV + c], o[row * DV + c]);
+        acc += dot(d_o[at + c], o[at + c]);
     }
     delta_out[query_rows() + row] = acc;
 }

@@ -31,16 +31,20 @@ fn rows4(base: u32, r0: u32, n: u32) -> vec4<u32> {
 
 // Quad c of 4 rows (global row indices `r`) as the columns of a matrix.
 fn q_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
-    return mat4x4(q[r.x * DV + c], q[r.y * DV + c], q[r.z * DV + c], q[r.w * DV + c]);
+    let a = vec4(query_row_at(r.x), query_row_at(r.y), query_row_at(r.z), query_row_at(r.w)) * DV + c;
+    return mat4x4(q[a.x], q[a.y], q[a.z], q[a.w]);
 }
 fn k_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
-    return mat4x4(k[r.x * DV + c], k[r.y * DV + c], k[r.z * DV + c], k[r.w * DV + c]);
+    let a = vec4(key_row_at(r.x), key_row_at(r.y), key_row_at(r.z), key_row_at(r.w)) * DV + c;
+    return mat4x4(k[a.x], k[a.y], k[a.z], k[a.w]);
 }
 fn v_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
-    return mat4x4(v[r.x * DV + c], v[r.y * DV + c], v[r.z * DV + c], v[r.w * DV + c]);
+    let a = vec4(key_row_at(r.x), key_row_at(r.y), key_row_at(r.z), key_row_at(r.w)) * DV + c;
+    return mat4x4(v[a.x], v[a.y], v[a.z], v[a.w]);
 }
 fn do_quads(r: vec4<u32>, c: u32) -> mat4x4<f32> {
-    return mat4x4(d_o[r.x * DV + c], d_o[r.y * DV + c], d_o[r.z * DV + c], d_o[r.w * DV + c]);
+    let a = vec4(query_row_at(r.x), query_row_at(r.y), query_row_at(r.z), query_row_at(r.w)) * DV + c;
+    return mat4x4(d_o[a.x], d_o[a.y], d_o[a.z], d_o[a.w]);
 }
 
 // Scaled scores of 4 queries (rows, key limits `limits`) x keys k0 .. k0 + 3 (columns);
@@ -255,8 +259,9 @@ fn forward_rows_body(bh: u32, i0: u32, lane: u32) {
         let g = r / 4u;
         let row = bh * p.tq + i0 + r;
         let inv = select(fin.inv_a, fin.inv_b, g == 1u)[r % 4u];
+        let at = query_row_at(row) * DV;
         for (var c = 0u; c < DV; c++) {
-            o_out[row * DV + c] = acc[2u * c + g][r % 4u] * inv;
+            o_out[at + c] = acc[2u * c + g][r % 4u] * inv;
         }
         lse_out[row] = select(fin.lse_a, fin.lse_b, g == 1u)[r % 4u];
     }
@@ -303,9 +308,9 @@ fn backward_dq_rows_body(bh: u32, i0: u32, lane: u32) {
     }
     for (var r = 0u; r < 8u; r++) {
         if (i0 + r >= p.tq) { break; }
-        let row = bh * p.tq + i0 + r;
+        let at = query_row_at(bh * p.tq + i0 + r) * DV;
         for (var c = 0u; c < DV; c++) {
-            dq_out[row * DV + c] = acc[2u * c + r / 4u][r % 4u] * p.scale;
+            dq_out[at + c] = acc[2u * c + r / 4u][r % 4u] * p.scale;
         }
     }
 }
@@ -357,10 +362,10 @@ fn backward_dkdv_rows_body(bh: u32, j0: u32, lane: u32) {
     }
     for (var r = 0u; r < 8u; r++) {
         if (j0 + r >= p.tk) { break; }
-        let row = bh * p.tk + j0 + r;
+        let at = key_row_at(bh * p.tk + j0 + r) * DV;
         for (var c = 0u; c < DV; c++) {
-            dk_out[row * DV + c] = acc_dk[2u * c + r / 4u][r % 4u] * p.scale;
-            dv_out[row * DV + c] = acc_dv[2u * c + r / 4u][r % 4u];
+            dk_out[at + c] = acc_dk[2u * c + r / 4u][r % 4u] * p.scale;
+            dv_out[at + c] = acc_dv[2u * c + r / 4u][r % 4u];
         }
     }
 }

@@ -65,16 +65,16 @@ fn own_v(ra: vec4<u32>, rb: vec4<u32>, c: u32) -> Quads8 {
     return Quads8(own_second[2u * c], own_second[2u * c + 1u]);
 }
 fn fetch_q(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
-    return share8(q[mine * DV + c]);
+    return share8(q[query_row_at(mine) * DV + c]);
 }
 fn fetch_do(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
-    return share8(d_o[mine * DV + c]);
+    return share8(d_o[query_row_at(mine) * DV + c]);
 }
 fn fetch_k(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
-    return share8(k[mine * DV + c]);
+    return share8(k[key_row_at(mine) * DV + c]);
 }
 fn fetch_v(sa: vec4<u32>, sb: vec4<u32>, mine: u32, c: u32) -> Quads8 {
-    return share8(v[mine * DV + c]);
+    return share8(v[key_row_at(mine) * DV + c]);
 }
 // Lane x loads query i0 + x's key limit (0 past the last query), lse and delta.
 fn fetch_query_stats(b: u32, i0: u32, qa: vec4<u32>, qb: vec4<u32>, lane: u32) -> QueryStats {

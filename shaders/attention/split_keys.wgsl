@@ -44,14 +44,15 @@ fn split_keys_partial(@builtin(global_invocation_id) gid: vec3<u32>,
 
     // The query, scaled once here rather than every score.
     var qs: array<vec4<f32>, DV>;
+    let q_at = query_row_at(row) * DV;
     for (var x = 0u; x < DV; x++) {
-        qs[x] = q[row * DV + x] * p.scale;
+        qs[x] = q[q_at + x] * p.scale;
     }
     var acc: array<vec4<f32>, DV>;
     var m = NEG_BIG;
     var l = 0.0;
     for (var j = j0; j < j1; j++) {
-        let kv = (bh * p.tk + j) * DV;
+        let kv = key_row_at(bh * p.tk + j) * DV;
         var s4 = vec4(0.0);
         for (var x = 0u; x < DV; x++) {
             s4 = fma(qs[x], k[kv + x], s4);
@@ -99,8 +100,9 @@ fn split_keys_combine(@builtin(global_invocation_id) gid: vec3<u32>,
         }
     }
     let inv = select(0.0, 1.0 / l, l > 0.0);
+    let at = query_row_at(row) * DV;
     for (var x = 0u; x < DV; x++) {
-        o_out[row * DV + x] = acc[x] * inv;
+        o_out[at + x] = acc[x] * inv;
     }
     lse_out[row] = select(0.0, m + log(l), l > 0.0);
 }

@@ -18,7 +18,7 @@ var<workgroup> tile_b: array<vec4<f32>, BLOCK * DV>;
 fn stage_kv(bh: u32, r0: u32, t: u32) {
     let r = r0 + t;
     if (r < p.tk) {
-        let src = (bh * p.tk + r) * DV;
+        let src = key_row_at(bh * p.tk + r) * DV;
         for (var c = 0u; c < DV; c++) {
             tile_a[t * DV + c] = k[src + c];
             tile_b[t * DV + c] = v[src + c];
@@ -30,7 +30,7 @@ fn stage_kv(bh: u32, r0: u32, t: u32) {
 fn stage_q_do(bh: u32, r0: u32, t: u32) {
     let r = r0 + t;
     if (r < p.tq) {
-        let src = (bh * p.tq + r) * DV;
+        let src = query_row_at(bh * p.tq + r) * DV;
         for (var c = 0u; c < DV; c++) {
             tile_a[t * DV + c] = q[src + c];
             tile_b[t * DV + c] = d_o[src + c];
@@ -86,8 +86,9 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     // The query row, pre-multiplied by c so that q_row . k_j is the score.
     var q_row: array<vec4<f32>, DV>;
     var acc: array<vec4<f32>, DV>;
+    let at = query_row_at(row) * DV;
     for (var c = 0u; c < DV; c++) {
-        q_row[c] = q[row * DV + c] * p.scale;
+        q_row[c] = q[at + c] * p.scale;
         acc[c] = vec4(0.0);
     }
     var m = NEG_BIG;
@@ -133,7 +134,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let seen = l > 0.0;
     let inv_l = select(0.0, 1.0 / l, seen);
     for (var c = 0u; c < DV; c++) {
-        o_out[row * DV + c] = acc[c] * inv_l;
+        o_out[at + c] = acc[c] * inv_l;
     }
     lse_out[row] = select(0.0, m + log(l), seen);
 }
@@ -164,9 +165,10 @@ fn backward_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var v_row: array<vec4<f32>, DV>;
     var dk: array<vec4<f32>, DV>;
     var dv: array<vec4<f32>, DV>;
+    let at = key_row_at(key_row) * DV;
     for (var c = 0u; c < DV; c++) {
-        k_row[c] = k[key_row * DV + c] * p.scale;
-        v_row[c] = v[key_row * DV + c];
+        k_row[c] = k[at + c] * p.scale;
+        v_row[c] = v[at + c];
         dk[c] = vec4(0.0);
         dv[c] = vec4(0.0);
     }
@@ -202,8 +204,8 @@ fn backward_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 
     if (!owns_row) { return; }
     for (var c = 0u; c < DV; c++) {
-        dk_out[key_row * DV + c] = dk[c] * p.scale;
-        dv_out[key_row * DV + c] = dv[c];
+        dk_out[at + c] = dk[c] * p.scale;
+        dv_out[at + c] = dv[c];
     }
 }
 
@@ -225,9 +227,10 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var q_row: array<vec4<f32>, DV>;
     var do_row: array<vec4<f32>, DV>;
     var dq: array<vec4<f32>, DV>;
+    let at = query_row_at(row) * DV;
     for (var c = 0u; c < DV; c++) {
-        q_row[c] = q[row * DV + c] * p.scale;
-        do_row[c] = d_o[row * DV + c];
+        q_row[c] = q[at + c] * p.scale;
+        do_row[c] = d_o[at + c];
         dq[c] = vec4(0.0);
     }
 
@@ -256,6 +259,6 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
     if (!r.owns_row) { return; }
     for (var c = 0u; c < DV; c++) {
-        dq_out[row * DV + c] = dq[c] * p.scale;
+        dq_out[at + c] = dq[c] * p.scale;
     }
 }

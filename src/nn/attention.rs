@@ -1,6 +1,7 @@
 //! Multi-head attention (self or cross) with an optional key/value cache for incremental
-//! decoding. The attention itself is `ops::attention_auto`: the fused kernels or the unfused
-//! path, as the device's kernel policy picks.
+//! decoding. The attention itself is `ops::attention_auto_token_major` (without a cache) or
+//! `ops::attention_auto` (with one, which holds [B, H, T, Dh]): the fused kernels or the
+//! unfused path, as the device's kernel policy picks.
 
 use super::{join, Init, Linear, Module};
 use crate::error::{Error, Result};
@@ -52,11 +53,9 @@ impl MultiHeadAttention {
         })
     }
 
-    /// [B, T, d] -> [B, H, T, Dh]
+    /// [B, T, d] -> [B, H, T, Dh], the layout of the key/value cache.
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t) = (x.shape()[0], x.shape()[1]);
-        let x = x.reshape(&[b, t, self.num_heads, self.d_model / self.num_heads])?;
-        ops::permute(&x, &[0, 2, 1, 3])
+        ops::permute(&self.heads_view(x)?, &[0, 2, 1, 3])
     }
 
     /// [B, H, T, Dh] -> [B, T, d]
@@ -80,11 +79,21 @@ impl MultiHeadAttention {
         mask: &AttentionMask,
         residual: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let q = self.split_heads(&self.q_proj.forward(x_q)?)?;
-        let k = self.split_heads(&self.k_proj.forward(x_kv)?)?;
-        let v = self.split_heads(&self.v_proj.forward(x_kv)?)?;
-        let o = ops::attention_auto(&q, &k, &v, mask)?; // [B, H, Tq, Dh]
-        self.out_proj.forward_add(&self.merge_heads(&o)?, residual)
+        // The projections viewed per head, [B, T, H, Dh]: the fused kernels read them as they
+        // are, and their output [B, Tq, H, Dh] is the out projection's input as it is.
+        let q = self.heads_view(&self.q_proj.forward(x_q)?)?;
+        let k = self.heads_view(&self.k_proj.forward(x_kv)?)?;
+        let v = self.heads_view(&self.v_proj.forward(x_kv)?)?;
+        let o = ops::attention_auto_token_major(&q, &k, &v, mask)?;
+        let (b, tq) = (o.shape()[0], o.shape()[1]);
+        self.out_proj
+            .forward_add(&o.reshape(&[b, tq, self.d_model])?, residual)
+    }
+
+    /// [B, T, d] viewed as [B, T, H, Dh] (no copy).
+    fn heads_view(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t) = (x.shape()[0], x.shape()[1]);
+        x.reshape(&[b, t, self.num_heads, self.d_model / self.num_heads])
     }
 
     /// Incremental self-attention: `x` holds the new positions only; their keys and values

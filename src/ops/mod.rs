@@ -34,8 +34,8 @@ mod softmax;
 
 pub use adamw::{adamw_update, adamw_update_group, AdamWParams, AdamWSlot};
 pub use attention::{
-    attention, attention_auto, attention_unfused, attention_with, AttentionKernel, AttentionMask,
-    ATTENTION_HEAD_DIMS,
+    attention, attention_auto, attention_auto_token_major, attention_token_major,
+    attention_unfused, attention_with, AttentionKernel, AttentionMask, ATTENTION_HEAD_DIMS,
 };
 pub use autotune::reset_autotune_memory;
 pub use conv1d::{conv1d, Conv1dConfig};

@@ -202,28 +202,46 @@ impl Dims {
 /// A query that sees no key (every key masked) gets a zero output and zero gradients.
 /// Gradients to q, k and v are recorded on the tape.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
-    // Shapes are checked by attention_with; here a malformed q just picks some variant.
-    let dim = |i: usize| q.shape().get(i).copied().unwrap_or(0);
-    let (tq, d) = (dim(2), dim(3));
-    let tk = k.shape().get(2).copied().unwrap_or(0);
-    attention_with(
-        q,
-        k,
-        v,
-        mask,
-        AttentionKernel::for_adapter(q.gpu(), d, tq, tk),
-    )
+    let dims = check("attention", [q, k, v], mask, true, false)?;
+    let variant = AttentionKernel::for_adapter(q.gpu(), dims.d, dims.tq, dims.tk);
+    fused(dims, [q, k, v], mask, variant)
 }
 
-/// [`attention`] through a chosen kernel variant (for tests and benchmarks).
+/// [`attention`] with the heads laid out token-major: q [B, Tq, H, D], k and v [B, Tk, H, D]
+/// -> [B, Tq, H, D], so that a projection's output [B, T, H * D] is attended to as it is and
+/// the output goes to the next projection as it is, with no permute either way. Same kernels
+/// (`token_major` in their params).
+pub fn attention_token_major(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+) -> Result<Tensor> {
+    let dims = check("attention_token_major", [q, k, v], mask, true, true)?;
+    let variant = AttentionKernel::for_adapter(q.gpu(), dims.d, dims.tq, dims.tk);
+    fused(dims, [q, k, v], mask, variant)
+}
+
+/// [`attention`] through a chosen kernel variant (for tests and benchmarks); `token_major` as
+/// in [`attention_token_major`].
 pub fn attention_with(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask: &AttentionMask,
     variant: AttentionKernel,
+    token_major: bool,
 ) -> Result<Tensor> {
-    let dims = check("attention", q, k, v, mask, true)?;
+    let dims = check("attention", [q, k, v], mask, true, token_major)?;
+    fused(dims, [q, k, v], mask, variant)
+}
+
+fn fused(
+    dims: Dims,
+    [q, k, v]: [&Tensor; 3],
+    mask: &AttentionMask,
+    variant: AttentionKernel,
+) -> Result<Tensor> {
     let gpu = q.gpu();
     let out = Tensor::empty(gpu, q.shape())?;
     // lse, then room for the backward's delta (common.wgsl).

@@ -14,7 +14,7 @@
 mod fused;
 mod unfused;
 
-pub use fused::{attention, attention_with};
+pub use fused::{attention, attention_token_major, attention_with};
 pub use unfused::attention_unfused;
 
 use crate::error::{Error, Result};
@@ -129,17 +129,51 @@ impl AttentionMask {
 pub fn attention_auto(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
     // Shapes are checked by the path taken; here a malformed q just picks some path.
     let dim = |t: &Tensor, i: usize| t.shape().get(i).copied().unwrap_or(0);
-    let d = dim(q, 3);
-    let differentiated = [q, k, v].iter().any(|t| t.is_requires_grad());
-    let path = match q.gpu().policy().attention {
-        _ if !ATTENTION_HEAD_DIMS.contains(&d) => AttentionPath::Unfused,
-        _ if differentiated && !fused::backward_fits(q.gpu()) => AttentionPath::Unfused,
-        AttentionPath::Auto => tuned_path(q, dim(k, 2), mask),
-        forced => forced,
-    };
-    match path {
+    let q_dims = [dim(q, 0), dim(q, 1), dim(q, 2), dim(q, 3)];
+    match choose_path(q_dims, dim(k, 2), [q, k, v], mask) {
         AttentionPath::Unfused => Ok(attention_unfused(q, k, v, mask, false)?.0),
         _ => attention(q, k, v, mask),
+    }
+}
+
+/// [`attention_auto`] for heads laid out token-major: q [B, Tq, H, D], k and v [B, Tk, H, D]
+/// (a projection's output [B, T, H * D] viewed per head) -> [B, Tq, H, D]. The fused kernels
+/// read that layout as it is (`attention_token_major`); the unfused path permutes the heads
+/// out and back.
+pub fn attention_auto_token_major(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+) -> Result<Tensor> {
+    let dim = |t: &Tensor, i: usize| t.shape().get(i).copied().unwrap_or(0);
+    let q_dims = [dim(q, 0), dim(q, 2), dim(q, 1), dim(q, 3)];
+    match choose_path(q_dims, dim(k, 1), [q, k, v], mask) {
+        AttentionPath::Unfused => {
+            let heads_out = |t: &Tensor| crate::ops::permute(t, &[0, 2, 1, 3]);
+            let (qh, kh, vh) = (heads_out(q)?, heads_out(k)?, heads_out(v)?);
+            let o = attention_unfused(&qh, &kh, &vh, mask, false)?.0;
+            crate::ops::permute(&o, &[0, 2, 1, 3])
+        }
+        _ => attention_token_major(q, k, v, mask),
+    }
+}
+
+/// The path for q of dims [B, H, Tq, D] against `tk` keys: the policy's, within what the
+/// fused kernels can do.
+fn choose_path(
+    q_dims: [usize; 4],
+    tk: usize,
+    inputs: [&Tensor; 3],
+    mask: &AttentionMask,
+) -> AttentionPath {
+    let gpu = inputs[0].gpu();
+    let differentiated = inputs.iter().any(|t| t.is_requires_grad());
+    match gpu.policy().attention {
+        _ if !ATTENTION_HEAD_DIMS.contains(&q_dims[3]) => AttentionPath::Unfused,
+        _ if differentiated && !fused::backward_fits(gpu) => AttentionPath::Unfused,
+        AttentionPath::Auto => tuned_path(gpu, q_dims, tk, mask),
+        forced => forced,
     }
 }
 
@@ -162,9 +196,7 @@ fn default_path(gpu: &Gpu, tq: usize) -> AttentionPath {
 /// The tuning cache's path for the shape class of q [B, H, Tq, D] against `tk` keys (lengths
 /// rounded up to powers of two, the mask's kind kept), timed now if the policy asks for
 /// trials, else `default_path`.
-fn tuned_path(q: &Tensor, tk: usize, mask: &AttentionMask) -> AttentionPath {
-    let gpu = q.gpu();
-    let shape = q.shape().to_vec();
+fn tuned_path(gpu: &Gpu, shape: [usize; 4], tk: usize, mask: &AttentionMask) -> AttentionPath {
     let (tq, d) = (shape[2], shape[3]);
     let fallback = default_path(gpu, tq);
     if tq == 1 {
@@ -214,9 +246,12 @@ struct Params {
     has_lens: u32,
     /// 1 / sqrt(D).
     scale: f32,
+    /// 1: q, k, v, o and their gradients are [B, T, H, D] (else [B, H, T, D]).
+    token_major: u32,
 }
 
-/// The checked sizes of one attention call: q [b, h, tq, d], k and v [b, h, tk, d].
+/// The checked sizes of one attention call: q [b, h, tq, d], k and v [b, h, tk, d], or
+/// [b, t, h, d] each when `token_major`.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
     b: usize,
@@ -224,6 +259,7 @@ struct Dims {
     tq: usize,
     tk: usize,
     d: usize,
+    token_major: bool,
 }
 
 impl Dims {
@@ -240,39 +276,47 @@ impl Dims {
             causal: mask.causal as u32,
             has_lens: mask.key_lens.is_some() as u32,
             scale: self.scale(),
+            token_major: self.token_major as u32,
         }
     }
 }
 
-/// Check shapes, dtypes and the mask. `fused` also requires a compiled head dim.
+/// Check shapes, dtypes and the mask. `fused` also requires a compiled head dim;
+/// `token_major`: the tensors are [B, T, H, D] rather than [B, H, T, D].
 fn check(
     op: &'static str,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+    [q, k, v]: [&Tensor; 3],
     mask: &AttentionMask,
     fused: bool,
+    token_major: bool,
 ) -> Result<Dims> {
+    let layout = match token_major {
+        true => "[B, T, H, D]",
+        false => "[B, H, T, D]",
+    };
     for (name, t) in [("q", q), ("k", k), ("v", v)] {
         if t.dtype() != DType::F32 || t.dims() != 4 {
             return Err(Error::shape(
                 op,
-                format!("{name} must be f32 [B, H, T, D], got {t:?}"),
+                format!("{name} must be f32 {layout}, got {t:?}"),
             ));
         }
     }
     let (sq, sk) = (q.shape(), k.shape());
+    // The axes of H and T.
+    let (h_axis, t_axis) = if token_major { (2, 1) } else { (1, 2) };
     let dims = Dims {
         b: sq[0],
-        h: sq[1],
-        tq: sq[2],
-        tk: sk[2],
+        h: sq[h_axis],
+        tq: sq[t_axis],
+        tk: sk[t_axis],
         d: sq[3],
+        token_major,
     };
-    if sk[..2] != sq[..2] || sk[3] != dims.d {
+    if sk[0] != dims.b || sk[h_axis] != dims.h || sk[3] != dims.d {
         return Err(Error::shape(
             op,
-            format!("k {sk:?} must be [B, H, Tk, D] with B, H, D of q {sq:?} ([B, H, Tq, D])"),
+            format!("k {sk:?} must be {layout} with the B, H, D of q {sq:?}"),
         ));
     }
     if v.shape() != sk {

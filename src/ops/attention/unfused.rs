@@ -44,7 +44,7 @@ pub fn attention_unfused(
     mask: &AttentionMask,
     return_weights: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let dims = check("attention_unfused", q, k, v, mask, false)?;
+    let dims = check("attention_unfused", [q, k, v], mask, false, false)?;
     let scores = matmul_nt(q, k)?; // [B, H, Tq, Tk]
     let probs = masked_softmax(&scores, dims, mask)?; // [B, H, Tq, Tk]
     let out = matmul(&probs, v)?; // [B, H, Tq, D]
