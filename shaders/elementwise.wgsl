@@ -53,79 +53,43 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (i < p.n) { out[i] = a[i] * p.alpha; }
 }
 
-// GELU, exact form (PyTorch's nn.GELU() default): gelu(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).
-// WGSL has no erf: Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7 over the whole line, below
-// f32 rounding of the sum 1 + erf.
-const SQRT_HALF: f32 = 0.7071067811865476;
-const INV_SQRT_2PI: f32 = 0.3989422804014327;
-
-fn erf_approx(x: Val) -> Val {
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
-        + t * (-1.453152027 + t * 1.061405429))));
-    return sign(x) * (1.0 - poly * exp(-z * z));
-}
-
+// The activations (activation.wgsl, compiled first), forward; and backward with a = x, b = dy.
 @compute @workgroup_size(WG)
 fn gelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let x = a[i];
-    out[i] = 0.5 * x * (1.0 + erf_approx(x * SQRT_HALF));
+    if (i < p.n) { out[i] = gelu(a[i]); }
 }
 
-// d gelu / dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi).  a = x, b = dy.
 @compute @workgroup_size(WG)
 fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let x = a[i];
-    let cdf = 0.5 * (1.0 + erf_approx(x * SQRT_HALF));
-    out[i] = b[i] * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x));
-}
-
-// GELU, tanh approximation (GPT-2; PyTorch's nn.GELU(approximate="tanh")):
-// 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
-const GELU_C: f32 = 0.7978845608028654;
-
-fn tanh_safe(u: Val) -> Val {
-    // Some drivers compute tanh through exp and overflow to NaN for large |u|.
-    return tanh(clamp(u, Val(-15.0), Val(15.0)));
+    if (i < p.n) { out[i] = b[i] * gelu_grad(a[i]); }
 }
 
 @compute @workgroup_size(WG)
 fn gelu_tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let x = a[i];
-    out[i] = 0.5 * x * (1.0 + tanh_safe(GELU_C * (x + 0.044715 * x * x * x)));
+    if (i < p.n) { out[i] = gelu_tanh(a[i]); }
 }
 
-// d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-// a = x, b = dy.
 @compute @workgroup_size(WG)
 fn gelu_tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let x = a[i];
-    let t = tanh_safe(GELU_C * (x + 0.044715 * x * x * x));
-    let du = GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
-    out[i] = b[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+    if (i < p.n) { out[i] = b[i] * gelu_tanh_grad(a[i]); }
 }
 
 @compute @workgroup_size(WG)
 fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
-    if (i < p.n) { out[i] = max(a[i], Val(0.0)); }
+    if (i < p.n) { out[i] = relu(a[i]); }
 }
 
-// a = x, b = dy; the gradient is zero where x <= 0.
+// The gradient is zero where x <= 0.
 @compute @workgroup_size(WG)
 fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {

@@ -1,10 +1,10 @@
-//! ops::linear (matmul with the bias added in the kernel's epilogue) and ops::linear_add (a
-//! residual added there too): forward and every gradient against the reference, for every
-//! matmul variant and for shapes that take the skinny (one token), tiny and tiled paths;
+//! ops::linear (matmul with the bias added in the kernel's epilogue), ops::linear_add (a
+//! residual added there too) and ops::linear_act (an activation applied there): forward and
+//! every gradient against the reference, for every matmul variant and for shapes that take the skinny (one token), tiny and tiled paths;
 //! finite differences on small cases.
 mod common;
 use common::*;
-use wgformer::ops::{self, KernelPolicy, MatmulVariant};
+use wgformer::ops::{self, Activation, KernelPolicy, MatmulVariant};
 use wgformer::reference::finite_diff::{dot, numerical_grad};
 use wgformer::reference::matmul::{matmul, matmul_backward};
 
@@ -177,5 +177,107 @@ fn linear_gradients_match_finite_differences() {
         &g(&b),
         &numerical_grad(|v| loss(&xs, &ws, v), &bs, 1e-6),
         1e-4,
+    );
+}
+
+/// The reference activation of `act` and its backward (x, dy) -> dx.
+type ActRef = (fn(&[f64]) -> Vec<f64>, fn(&[f64], &[f64]) -> Vec<f64>);
+
+fn reference_act(act: Activation) -> ActRef {
+    use wgformer::reference::elementwise as r;
+    match act {
+        Activation::Gelu => (r::gelu, r::gelu_backward),
+        Activation::GeluTanh => (r::gelu_tanh, r::gelu_tanh_backward),
+        Activation::Relu => (r::relu, r::relu_backward),
+    }
+}
+
+/// `linear_act` against the reference act(x W^T + b), forward and every gradient.
+fn check_act(rows: usize, k: usize, n: usize, seed: u64, act: Activation, what: &str) {
+    let (xv, wv, bv, dyv) = (
+        values(rows * k, seed),
+        values(n * k, seed + 1),
+        values(n, seed + 2),
+        values(rows * n, seed + 3),
+    );
+    let (x, w, b) = (leaf(&xv, &[rows, k]), leaf(&wv, &[n, k]), leaf(&bv, &[n]));
+    let y = ops::linear_act(&x, &w, Some(&b), act).unwrap();
+    let (forward, backward) = reference_act(act);
+    let pre = reference_linear(&f64s(&xv), &f64s(&wv), &f64s(&bv), rows, k, n);
+    let what = format!("{what} {act:?} {rows}x{k}x{n}");
+    assert_close(
+        &format!("{what} forward"),
+        &y.to_vec().unwrap(),
+        &forward(&pre),
+        1e-4,
+    );
+    y.backward_with(tensor(&dyv, &[rows, n])).unwrap();
+    let d_pre = backward(&pre, &f64s(&dyv));
+    let (dx, dw) = matmul_backward(
+        &f64s(&xv),
+        &f64s(&wv),
+        &d_pre,
+        1,
+        rows,
+        k,
+        n,
+        false,
+        true,
+        true,
+    );
+    let db: Vec<f64> = (0..n)
+        .map(|j| (0..rows).map(|i| d_pre[i * n + j]).sum())
+        .collect();
+    let g = |t: &wgformer::Tensor| t.grad().unwrap().to_vec().unwrap();
+    assert_close(&format!("{what} dx"), &g(&x), &dx, 1e-4);
+    assert_close(&format!("{what} dW"), &g(&w), &dw, 1e-4);
+    assert_close(&format!("{what} db"), &g(&b), &db, 1e-4);
+}
+
+#[test]
+fn linear_act_matches_the_reference_for_every_variant_and_activation() {
+    let shapes = [(1, 13, 7), (3, 8, 5), (37, 36, 70)];
+    let device = device_with(KernelPolicy::default());
+    for v in MatmulVariant::ALL {
+        device.set_policy(KernelPolicy {
+            matmul: Some(v),
+            ..KernelPolicy::default()
+        });
+        let _on = use_device(&device);
+        for (i, &(rows, k, n)) in shapes.iter().enumerate() {
+            for act in [Activation::Gelu, Activation::GeluTanh, Activation::Relu] {
+                check_act(rows, k, n, 40 + i as u64, act, v.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_act_is_one_dispatch_forward_and_equals_linear_then_activation() {
+    let (rows, k, n) = (70, 33, 65);
+    let (xv, wv, bv) = (values(rows * k, 51), values(n * k, 52), values(n, 53));
+    let (x, w, b) = (
+        tensor(&xv, &[rows, k]),
+        tensor(&wv, &[n, k]),
+        tensor(&bv, &[n]),
+    );
+    let gpu = x.gpu().clone();
+    let separate = ops::gelu(&ops::linear(&x, &w, Some(&b)).unwrap()).unwrap();
+    let (before, _guard) = (gpu.counters().dispatches, wgformer::no_grad());
+    let fused = ops::linear_act(&x, &w, Some(&b), Activation::Gelu).unwrap();
+    let linear_alone = {
+        let d = gpu.counters().dispatches;
+        let _ = ops::linear(&x, &w, Some(&b)).unwrap();
+        gpu.counters().dispatches - d
+    };
+    assert_eq!(
+        gpu.counters().dispatches - before - linear_alone,
+        linear_alone,
+        "the activation costs no dispatch of its own"
+    );
+    assert_eq!(
+        fused.to_vec().unwrap(),
+        separate.to_vec().unwrap(),
+        "the epilogue computes what the GELU kernel computes"
     );
 }

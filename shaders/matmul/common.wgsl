@@ -1,6 +1,6 @@
 // Batched matrix multiply C[bi] = op(A[bi]) @ op(B[bi]): what every matmul kernel shares.
-// Launched by src/ops/matmul/gemm.rs; each kernel compiles this file with the files of its
-// family (see `MatmulVariant`):
+// Launched by src/ops/matmul/gemm.rs; each kernel compiles this file after activation.wgsl
+// (`Val` = f32) and before the files of its family (see `MatmulVariant`):
 // - simple.wgsl: naive, dot4, tiled: read A and B where they are, any layout, bounds-checked;
 //   dot4_subgroup.wgsl: dot4 with the row of A shared through the subgroup.
 // - register_blocked.wgsl, rowblock.wgsl (+ a row fetch, portable or subgroup): first the
@@ -37,6 +37,9 @@ struct Params {
     k_slice: u32,
     // 1: add residual[e] to output element e (a residual connection, fused; never split K).
     has_residual: u32,
+    // ACT_* of activation.wgsl: apply it after the bias, keeping the value before it in
+    // `pre_out` for the backward (a Linear and its activation fused; never split K).
+    activation: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -56,6 +59,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read> bias: array<f32>;
 // Shaped like C, read only when has_residual (otherwise any buffer is bound here).
 @group(0) @binding(10) var<storage, read> residual: array<f32>;
+// Shaped like C, written only with an activation (otherwise C itself is bound here).
+@group(0) @binding(11) var<storage, read_write> pre_out: array<f32>;
 
 fn ap_load(i: u32) -> vec4<f32> {
     return vec4<f32>(ap[i]);
@@ -66,11 +71,16 @@ fn bp_load(i: u32) -> vec4<f32> {
 }
 
 // The epilogue every compute kernel applies to output element e (of column j) before storing
-// it: a Linear layer's bias, and the residual stream the layer's output is added to.
+// it: a Linear layer's bias, its activation, and the residual stream the layer's output is
+// added to.
 fn epilogue(e: u32, j: u32, v: f32) -> f32 {
     var out = v;
     if (p.has_bias != 0u) {
         out += bias[j];
+    }
+    if (p.activation != ACT_NONE) {
+        pre_out[e] = out;
+        out = activate(p.activation, out);
     }
     if (p.has_residual != 0u) {
         out += residual[e];

@@ -1,5 +1,5 @@
-//! Position-wise feed-forward block: Linear(d -> d_ff), activation (GELU), dropout,
-//! Linear(d_ff -> d).
+//! Position-wise feed-forward block: Linear(d -> d_ff) with its activation (GELU) in the same
+//! pass, dropout, Linear(d_ff -> d).
 
 use super::{join, Ctx, Init, LayerSizes, Linear, Module};
 use crate::error::Result;
@@ -30,7 +30,7 @@ impl FeedForward {
 
     /// `forward`, plus `residual` ([B, T, d]) added by the second Linear's epilogue.
     pub fn forward_add(&self, x: &Tensor, ctx: &Ctx, residual: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.activation.apply(&self.linear1.forward(x)?)?; // [B, T, d_ff]
+        let h = self.linear1.forward_act(x, self.activation)?; // [B, T, d_ff]
         let h = ctx.dropout(&h, self.dropout)?;
         self.linear2.forward_add(&h, residual)
     }

@@ -34,6 +34,11 @@ impl Linear {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
 
+    /// `act(forward(x))`, the activation applied in the same pass (`ops::linear_act`).
+    pub fn forward_act(&self, x: &Tensor, act: ops::Activation) -> Result<Tensor> {
+        ops::linear_act(x, &self.weight, self.bias.as_ref(), act)
+    }
+
     /// `forward(x)`, plus `residual` (when given: same shape as the output) added in the
     /// same pass (`ops::linear_add`).
     pub fn forward_add(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {

@@ -8,6 +8,8 @@ use crate::tape::{record, SavedTensor};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: ShaderFile = shader_file!("elementwise.wgsl");
+/// The activation functions, shared with the matmul epilogue.
+pub(crate) const ACTIVATION: ShaderFile = shader_file!("activation.wgsl");
 const WG: u32 = 256;
 
 /// `struct Params` of elementwise.wgsl, field for field.
@@ -31,7 +33,7 @@ fn kernel(entry: &'static str, inputs: u32, width: usize) -> Kernel {
         4 => "vec4<f32>",
         _ => "f32",
     };
-    let k = Kernel::new(&[SHADER], entry)
+    let k = Kernel::new(&[ACTIVATION, SHADER], entry)
         .define("WG", WG)
         .define("WIDTH", width as u32)
         .alias("Val", val)
@@ -159,7 +161,8 @@ pub fn scale(a: &Tensor, s: f32) -> Result<Tensor> {
 }
 
 /// Shared shape of an activation: forward kernel on x, backward kernel on (x, dy).
-fn activation(x: &Tensor, forward: &'static str, backward: &'static str) -> Result<Tensor> {
+fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
+    let (forward, _) = act.entries();
     check_f32(forward, x)?;
     let out = Tensor::empty(x.gpu(), x.shape())?;
     launch(forward, &out, &[x], 1, 0.0, 0)?;
@@ -168,20 +171,25 @@ fn activation(x: &Tensor, forward: &'static str, backward: &'static str) -> Resu
         let Some(x) = &kept_x else {
             return Ok(vec![None]);
         };
-        let dx = Tensor::empty(g.gpu(), g.shape())?;
-        launch(backward, &dx, &[&x.get()?, g], g.numel(), 0.0, 0)?;
-        Ok(vec![Some(dx)])
+        Ok(vec![Some(activation_backward(act, &x.get()?, g)?)])
     }))
+}
+
+/// dy * act'(x): the backward of `act` at `x` (also `linear_act`'s).
+pub(crate) fn activation_backward(act: Activation, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let dx = Tensor::empty(dy.gpu(), dy.shape())?;
+    launch(act.entries().1, &dx, &[x, dy], dy.numel(), 0.0, 0)?;
+    Ok(dx)
 }
 
 /// GELU, exact: `x Phi(x)` with the normal CDF through erf (PyTorch's `nn.GELU()`).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    activation(x, "gelu_forward", "gelu_backward")
+    activation(x, Activation::Gelu)
 }
 
 /// GELU, tanh approximation (GPT-2; PyTorch's `nn.GELU(approximate="tanh")`).
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    activation(x, "gelu_tanh_forward", "gelu_tanh_backward")
+    activation(x, Activation::GeluTanh)
 }
 
 /// The nonlinearity of a feed-forward block or convolutional stem, as configs name it
@@ -199,16 +207,30 @@ pub enum Activation {
 
 impl Activation {
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        activation(x, self)
+    }
+
+    /// The forward and backward entry points of elementwise.wgsl.
+    fn entries(self) -> (&'static str, &'static str) {
         match self {
-            Activation::Gelu => gelu(x),
-            Activation::GeluTanh => gelu_tanh(x),
-            Activation::Relu => relu(x),
+            Activation::Gelu => ("gelu_forward", "gelu_backward"),
+            Activation::GeluTanh => ("gelu_tanh_forward", "gelu_tanh_backward"),
+            Activation::Relu => ("relu_forward", "relu_backward"),
+        }
+    }
+
+    /// Its `ACT_*` code in activation.wgsl (what the matmul epilogue applies).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Activation::Gelu => 1,
+            Activation::GeluTanh => 2,
+            Activation::Relu => 3,
         }
     }
 }
 
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    activation(x, "relu_forward", "relu_backward")
+    activation(x, Activation::Relu)
 }
 
 /// Inverted dropout with drop probability `p`; the mask is a pure function of (seed, index),

@@ -1,17 +1,19 @@
 //! A Linear layer as one op: y = x W^T + b, W stored [out, in] (PyTorch's layout). The
 //! forward is one matmul whose epilogue adds the bias (`shaders/matmul/common.wgsl`, `has_bias`),
 //! so the bias costs no extra pass over y; the backward is the matmul's (dx, dW) plus
-//! db = dy summed over every row. `linear_add` also adds a residual in the same epilogue.
+//! db = dy summed over every row. `linear_add` also adds a residual in the same epilogue, and
+//! `linear_act` applies an activation there (keeping the values before it for the backward).
 
-use super::matmul::{gemm_bias, grad_a, grad_b, plan};
-use super::sum_leading;
+use super::elementwise::activation_backward;
+use super::matmul::{gemm_epilogue, grad_a, grad_b, plan, Epilogue};
+use super::{sum_leading, Activation};
 use crate::error::{Error, Result};
 use crate::tape::{record, SavedTensor};
 use crate::tensor::{DType, Tensor};
 
 /// x: [..., in], weight: [out, in], bias: [out] -> [..., out].
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    linear_with("linear", x, weight, bias, None)
+    linear_with("linear", x, weight, bias, None, None)
 }
 
 /// `residual + linear(x, weight, bias)`, the residual added in the matmul's epilogue: a
@@ -23,7 +25,20 @@ pub fn linear_add(
     bias: Option<&Tensor>,
     residual: &Tensor,
 ) -> Result<Tensor> {
-    linear_with("linear_add", x, weight, bias, Some(residual))
+    linear_with("linear_add", x, weight, bias, None, Some(residual))
+}
+
+/// `act(linear(x, weight, bias))`, the activation applied in the matmul's epilogue: a
+/// feed-forward block's first Linear and its GELU in one pass. The values before the
+/// activation are kept for the backward (as f16 in mixed precision), which is
+/// `act'(pre) * dy` (one elementwise pass) followed by the Linear's.
+pub fn linear_act(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+) -> Result<Tensor> {
+    linear_with("linear_act", x, weight, bias, Some(act), None)
 }
 
 fn linear_with(
@@ -31,6 +46,7 @@ fn linear_with(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
+    act: Option<Activation>,
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
     let (g, out_shape) = plan(op, x, weight, false, true)?;
@@ -54,17 +70,38 @@ fn linear_with(
             ));
         }
     }
-    let out = gemm_bias(x, weight, bias, residual, g, None)?.reshape(&out_shape)?;
-    // dW reads x (kept as f16 in mixed precision); dx reads only W, a parameter.
-    let kept_x = SavedTensor::input_if(weight.is_requires_grad(), x)?;
-    let (x_shape, x_needs_grad) = (x.shape().to_vec(), x.is_requires_grad());
-    let (w2, has_bias) = (weight.clone(), bias.is_some());
+    let pre = match act {
+        Some(_) => Some(Tensor::empty(x.gpu(), &out_shape)?),
+        None => None,
+    };
+    let epilogue = Epilogue {
+        bias,
+        activation: act.zip(pre.as_ref()),
+        residual,
+    };
+    let out = gemm_epilogue(x, weight, epilogue, g, None)?.reshape(&out_shape)?;
     let inputs: Vec<&Tensor> = [Some(x), Some(weight), bias, residual]
         .into_iter()
         .flatten()
         .collect();
-    let has_residual = residual.is_some();
-    Ok(record(out, &inputs, move |dy| {
+    if !inputs.iter().any(|t| t.is_requires_grad()) || !crate::tape::is_recording() {
+        return Ok(out);
+    }
+    // dW reads x (kept as f16 in mixed precision); dx reads only W, a parameter.
+    let kept_x = SavedTensor::input_if(weight.is_requires_grad(), x)?;
+    let kept_pre = match (act, &pre) {
+        (Some(act), Some(pre)) => Some((act, SavedTensor::output(pre)?)),
+        _ => None,
+    };
+    let (x_shape, x_needs_grad) = (x.shape().to_vec(), x.is_requires_grad());
+    let (w2, has_bias, has_residual) = (weight.clone(), bias.is_some(), residual.is_some());
+    Ok(record(out, &inputs, move |d_out| {
+        // Through the activation first: dy is the gradient of the matmul's output.
+        let d_pre = match &kept_pre {
+            Some((act, pre)) => Some(activation_backward(*act, &pre.get()?, d_out)?),
+            None => None,
+        };
+        let dy = d_pre.as_ref().unwrap_or(d_out);
         let dx = match x_needs_grad {
             true => Some(grad_a(&x_shape, &w2, dy, g)?),
             false => None,
@@ -78,7 +115,8 @@ fn linear_with(
             grads.push(Some(sum_leading(dy, n)?));
         }
         if has_residual {
-            grads.push(Some(dy.clone()));
+            // Added after the activation: its gradient is the output's.
+            grads.push(Some(d_out.clone()));
         }
         Ok(grads)
     }))

@@ -48,7 +48,7 @@ pub use grad_norm::grad_norm_and_clip;
 pub use half_copy::{from_half, to_half};
 pub use layer_norm::layer_norm;
 pub use layout::{concat, permute, slice, transpose};
-pub use linear::{linear, linear_add};
+pub use linear::{linear, linear_act, linear_add};
 pub use matmul::{matmul, matmul_ex, matmul_nt, matmul_variant};
 pub use matmul_half::{matmul_half, matmul_half_with, HalfMatrix};
 pub use reduce::{broadcast_axis, mean_axis, sum_axis, sum_leading};

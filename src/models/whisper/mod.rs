@@ -11,8 +11,8 @@
 //!     x + FC2(GELU(FC1(LN(x))))
 //!  -> LayerNorm -> @ token_embedding^T (tied)                  logits [B, T, V]
 //! ```
-//! Attention projections have biases except the keys' (k_proj); GELU is the exact erf form
-//! (`ops::gelu`); LayerNorm eps is 1e-5. Parameters carry the Hugging Face names
+//! Attention projections have biases except the keys' (k_proj); GELU is the exact erf form,
+//! applied in FC1's epilogue (`ops::linear_act`); LayerNorm eps is 1e-5. Parameters carry the Hugging Face names
 //! (`model.encoder.layers.0.self_attn.k_proj.weight`, ...); `load` reads that layout and
 //! CTranslate2's (`load.rs`). Every op records its backward, so the whole model fine-tunes
 //! (`loss.rs`); the encoder's position table is a constant, as in `transformers`.
@@ -94,8 +94,9 @@ pub struct WhisperFeedForward {
 
 impl WhisperFeedForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.final_layer_norm.forward(x)?)?; // [B, T, ffn]
-        self.fc2.forward_add(&ops::gelu(&h)?, Some(x))
+        let ln = self.final_layer_norm.forward(x)?;
+        let h = self.fc1.forward_act(&ln, ops::Activation::Gelu)?; // [B, T, ffn]
+        self.fc2.forward_add(&h, Some(x))
     }
 
     fn params(&self) -> Vec<Tensor> {

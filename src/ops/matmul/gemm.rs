@@ -1,5 +1,5 @@
 //! Planning and running one batched product: the checked shapes (`plan`), the kernels and
-//! their launch (`gemm_bias`), packing of the operands, and the K split of the
+//! their launch (`gemm_epilogue`), packing of the operands, and the K split of the
 //! register-blocked kernel. Which kernel runs is `variant.rs`'s choice.
 
 use super::variant::resolve;
@@ -7,8 +7,21 @@ use crate::error::{Error, Result};
 use crate::gpu::{
     grid, shader_file, Kernel, MatmulPacking, MatmulPrecision, MatmulVariant, ShaderFile, Storage,
 };
-use crate::ops::groups_for;
+use crate::ops::{groups_for, Activation};
 use crate::tensor::{DType, Tensor};
+
+/// What the kernels' epilogue does to C before storing it (`epilogue` in matmul/common.wgsl),
+/// in this order.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Epilogue<'a> {
+    /// [N], added to every row.
+    pub bias: Option<&'a Tensor>,
+    /// Applied after the bias; the values before it are written to the tensor (shaped like C),
+    /// which the activation's backward reads.
+    pub activation: Option<(Activation, &'a Tensor)>,
+    /// As many values as C, added last.
+    pub residual: Option<&'a Tensor>,
+}
 
 /// One batched product: C[bi] = op(A[bi]) @ op(B[bi]), C is [batch, m, n].
 /// An operand that is not `batched` is one matrix shared by every batch.
@@ -76,6 +89,7 @@ struct Params {
     k_split: u32,
     k_slice: u32,
     has_residual: u32,
+    activation: u32,
 }
 
 /// Invocations per workgroup of the naive and packing kernels.
@@ -120,7 +134,11 @@ const COOP_MATRIX: ShaderFile = shader_file!("matmul/coop_matrix.wgsl");
 /// A kernel of the family: its files, compiled with the packed operands' element type
 /// (`Packed` in matmul/common.wgsl): f16 when `half`.
 fn family_kernel(files: &[ShaderFile], entry: &'static str, half: bool) -> Kernel {
-    let k = Kernel::new(files, entry);
+    let files: Vec<ShaderFile> = [crate::ops::elementwise::ACTIVATION]
+        .into_iter()
+        .chain(files.iter().copied())
+        .collect();
+    let k = Kernel::new(&files, entry).alias("Val", "f32");
     if half {
         k.alias("Packed", "vec4<f16>").with_f16()
     } else {
@@ -179,7 +197,7 @@ fn compute_kernel(v: MatmulVariant, a_stored_t: bool, b_stored_t: bool, half: bo
             (k.with_subgroups(), 5, 6)
         }
     };
-    kernel.write(1).read(a).read(b).read(9).read(10)
+    kernel.write(1).read(a).read(b).read(9).read(10).write(11)
 }
 
 /// Packing kernels bind their source twice: as scalars and as vec4. `half`: they write f16.
@@ -245,24 +263,33 @@ pub(super) fn round_up(x: usize, to: usize) -> usize {
 /// Run `g` on the storage of `a` and `b` with variant `v` (or the default); returns C as
 /// [batch * m * n] values.
 pub(super) fn gemm(a: &Tensor, b: &Tensor, g: Gemm, v: Option<MatmulVariant>) -> Result<Tensor> {
-    gemm_bias(a, b, None, None, g, v)
+    gemm_epilogue(a, b, Epilogue::default(), g, v)
 }
 
-/// `gemm` plus, in the kernels' epilogue, `bias` ([N]) added to every row of C and
-/// `residual` (as many values as C) added to C.
-pub(crate) fn gemm_bias(
+/// `gemm` with `e` applied to C in the kernels' epilogue.
+pub(crate) fn gemm_epilogue(
     a: &Tensor,
     b: &Tensor,
-    bias: Option<&Tensor>,
-    residual: Option<&Tensor>,
+    e: Epilogue,
     g: Gemm,
     v: Option<MatmulVariant>,
 ) -> Result<Tensor> {
+    let Epilogue {
+        bias,
+        activation,
+        residual,
+    } = e;
     let g = g.folded();
     let gpu = a.gpu();
     let out = Tensor::empty(gpu, &[g.batch * g.m * g.n])?;
     if out.numel() == 0 {
         return Ok(out);
+    }
+    if g.k == 0 && activation.is_some() {
+        return Err(Error::shape(
+            "linear_act",
+            "an input of 0 features leaves nothing to activate",
+        ));
     }
     if g.k == 0 {
         crate::ops::fill(&out, 0.0)?;
@@ -307,11 +334,13 @@ pub(crate) fn gemm_bias(
             _ if row_block => g.n.is_multiple_of(4) && g.m <= B_DIRECT_MAX_M,
             _ => false,
         };
-    // A split K writes one product per slice, summed below; a bias or a residual would be
-    // added per slice.
+    // A split K writes one product per slice, summed below; a bias, an activation or a
+    // residual would be applied per slice.
     let tiles = g.batch * (m_pad / m_tile) * (n_pad / n_tile);
     let (slices, k_slice) = match v {
-        MatmulVariant::RegisterBlocked if bias.is_none() && residual.is_none() => {
+        MatmulVariant::RegisterBlocked
+            if bias.is_none() && residual.is_none() && activation.is_none() =>
+        {
             k_split(tiles, k_pad)
         }
         _ => (1, k_pad),
@@ -338,23 +367,26 @@ pub(crate) fn gemm_bias(
         k_split: slices as u32,
         k_slice: k_slice as u32,
         has_residual: residual.is_some() as u32,
+        activation: activation.map_or(0, |(act, _)| act.code()),
     };
-    // Without a bias or a residual their bindings still need a buffer: A's, never read.
+    // Without a bias or a residual their bindings still need a buffer: A's, never read; and
+    // without an activation its output binding C's, never written.
     let bias = bias.unwrap_or(a).storage();
     let residual = residual.unwrap_or(a).storage();
+    let pre = activation.map_or(&out, |(_, pre)| pre).storage();
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
     match v {
         MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
             compute_kernel(v, false, false, false),
-            &[out.storage(), a.storage(), b.storage(), bias, residual],
+            &[out.storage(), a.storage(), b.storage(), bias, residual, pre],
             groups_for(out.numel(), WG),
         )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
             run(
                 compute_kernel(v, false, false, false),
-                &[out.storage(), a.storage(), b.storage(), bias, residual],
+                &[out.storage(), a.storage(), b.storage(), bias, residual, pre],
                 grid(tiles as u32),
             )?
         }
@@ -404,7 +436,7 @@ pub(crate) fn gemm_bias(
             };
             run(
                 compute_kernel(v, a_direct && g.trans_a, b_direct && g.trans_b, half),
-                &[out.storage(), pa, pb, bias, residual],
+                &[out.storage(), pa, pb, bias, residual, pre],
                 grid(workgroups as u32),
             )?
         }

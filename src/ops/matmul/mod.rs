@@ -13,7 +13,7 @@ mod gemm;
 mod variant;
 
 use crate::gpu::MatmulVariant;
-pub(crate) use gemm::{gemm_bias, kernels, plan, Gemm};
+pub(crate) use gemm::{gemm_epilogue, kernels, plan, Epilogue, Gemm};
 
 use crate::error::Result;
 use crate::tape::{record, SavedTensor};
