@@ -11,20 +11,23 @@
 //                   rstd = 1 / sqrt(var + eps), y = (x - mean) * rstd * gamma + beta.
 //                   Saves mean and rstd per row for the backward.
 //   backward_input: with xhat = (x - mean) * rstd and g = dy * gamma,
-//                   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+//                   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), plus (has_acc) the
+//                   gradient x gathered from its other uses (the residual path around a
+//                   pre-LN branch), which spares the tape an add.
 //
 // dgamma = sum_rows dy * xhat and dbeta = sum_rows dy need sums over rows, and there are no
 // float atomics to let row workgroups add into one [cols] vector. So `param_partials` sums
 // blocks of ROWS_PER_BLOCK rows: one invocation per (block, column) writes
 // part[block, column] (shape [blocks, cols]), neighbouring invocations reading neighbouring
-// columns. The Rust side then sums the partials over blocks with reduce.wgsl's sum_axis, in a
-// fixed order: deterministic.
+// columns; then `param_finish` sums both partials over the blocks, one invocation per
+// column, blocks in order: deterministic, and two dispatches for both parameters.
 
 struct Params {
     rows: u32,
     cols: u32,
     eps: f32,
     blocks: u32,   // param_partials: ceil(rows / ROWS_PER_BLOCK)
+    has_acc: u32,  // backward_input: 1 adds dx_acc to dx
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,6 +45,13 @@ struct Params {
 @group(0) @binding(10) var<storage, read> saved_rstd: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dgamma_part: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dbeta_part: array<f32>;
+// Shaped like x; read only when has_acc (otherwise dy is bound here).
+@group(0) @binding(17) var<storage, read> dx_acc: array<f32>;
+// param_finish
+@group(0) @binding(13) var<storage, read> dgamma_part_in: array<f32>;
+@group(0) @binding(14) var<storage, read> dbeta_part_in: array<f32>;
+@group(0) @binding(15) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(16) var<storage, read_write> dbeta: array<f32>;
 
 // workgroup_sum / workgroup_sum2 / workgroup_max: shaders/workgroup_reduce.wgsl (prepended).
 
@@ -100,7 +110,8 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     for (var c = lid; c < p.cols; c += WG) {
         let g = dy[base + c] * gamma[c];
         let xhat = (x[base + c] - mu) * r;
-        dx[base + c] = r * (g - means.x - xhat * means.y);
+        let acc = select(0.0, dx_acc[base + c], p.has_acc != 0u);
+        dx[base + c] = r * (g - means.x - xhat * means.y) + acc;
     }
 }
 
@@ -123,4 +134,19 @@ fn param_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     dgamma_part[e] = dg;
     dbeta_part[e] = db;
+}
+
+@compute @workgroup_size(WG)
+fn param_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let c = workgroup_index(wid, nwg) * WG + lid;
+    if (c >= p.cols) { return; }
+    var dg = 0.0;
+    var db = 0.0;
+    for (var block = 0u; block < p.blocks; block++) {
+        dg += dgamma_part_in[block * p.cols + c];
+        db += dbeta_part_in[block * p.cols + c];
+    }
+    dgamma[c] = dg;
+    dbeta[c] = db;
 }

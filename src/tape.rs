@@ -2,7 +2,9 @@
 //! `record(out, inputs, backward)`: `backward` maps the gradient of `out` to one gradient per
 //! input (or `None` where an input needs none). The recorded ops form a graph hanging off the
 //! loss; `Tensor::backward` walks it in reverse topological order, sums gradients that meet
-//! at a tensor used twice, and accumulates the result into the leaves (parameters).
+//! at a tensor used twice, and accumulates the result into the leaves (parameters). An op
+//! recorded with `record_accumulating` is handed what its inputs have gathered so far and may
+//! add it in its own pass (a matmul's epilogue), which spares the tape that add.
 //!
 //! The graph links each tensor's `Autograd` part, not its values: what a backward needs it
 //! keeps itself (the closure captures it), so an activation no backward reads is freed as soon
@@ -17,10 +19,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 type BackwardFn = Box<dyn FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send>;
+type AccumulatingFn =
+    Box<dyn FnOnce(&Tensor, &mut [Option<Tensor>]) -> Result<Vec<Option<Tensor>>> + Send>;
 
 pub(crate) struct GradFn {
     pub(crate) inputs: Vec<Arc<Autograd>>,
-    pub(crate) backward: BackwardFn,
+    pub(crate) backward: Backward,
+}
+
+pub(crate) enum Backward {
+    /// Returns one gradient per input; the tape adds it to what the input has gathered.
+    Plain(BackwardFn),
+    /// Also given what each input has gathered so far: what it takes, it folds into the
+    /// gradient it returns (a matmul adds it in its epilogue, sparing the tape an add).
+    Accumulating(AccumulatingFn),
 }
 
 thread_local! {
@@ -51,17 +63,35 @@ pub(crate) fn record(
     inputs: &[&Tensor],
     backward: impl FnOnce(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + 'static,
 ) -> Tensor {
+    attach(out, inputs, Backward::Plain(Box::new(backward)))
+}
+
+/// `record`, for a backward that can fold the gradients its inputs have gathered so far into
+/// its own (`Backward::Accumulating`): `backward(dy, gathered)` takes from `gathered[i]` what
+/// it adds to input i's gradient; the tape adds whatever it leaves there.
+pub(crate) fn record_accumulating(
+    out: Tensor,
+    inputs: &[&Tensor],
+    backward: impl FnOnce(&Tensor, &mut [Option<Tensor>]) -> Result<Vec<Option<Tensor>>>
+        + Send
+        + 'static,
+) -> Tensor {
+    attach(out, inputs, Backward::Accumulating(Box::new(backward)))
+}
+
+fn attach(out: Tensor, inputs: &[&Tensor], backward: Backward) -> Tensor {
     if !is_recording() || !inputs.iter().any(|t| t.is_requires_grad()) {
         return out;
     }
+    let grad_fn = GradFn {
+        inputs: inputs.iter().map(|t| Arc::clone(&t.0.autograd)).collect(),
+        backward,
+    };
     *out.0
         .autograd
         .grad_fn
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(GradFn {
-        inputs: inputs.iter().map(|t| Arc::clone(&t.0.autograd)).collect(),
-        backward: Box::new(backward),
-    });
+        .unwrap_or_else(|p| p.into_inner()) = Some(grad_fn);
     out
 }
 
@@ -122,7 +152,21 @@ impl Tensor {
             let grad_fn = t.grad_fn.lock().unwrap_or_else(|p| p.into_inner()).take();
             match grad_fn {
                 Some(f) => {
-                    let input_grads = (f.backward)(&g)?;
+                    let input_grads = match f.backward {
+                        Backward::Plain(backward) => backward(&g)?,
+                        Backward::Accumulating(backward) => {
+                            let mut gathered: Vec<Option<Tensor>> =
+                                f.inputs.iter().map(|i| grads.remove(&i.id)).collect();
+                            let own = backward(&g, &mut gathered)?;
+                            // What the op did not fold in goes back, to be added below.
+                            for (input, left) in f.inputs.iter().zip(gathered) {
+                                if let Some(left) = left {
+                                    grads.insert(input.id, left);
+                                }
+                            }
+                            own
+                        }
+                    };
                     for (input, ig) in f.inputs.iter().zip(input_grads) {
                         let Some(ig) = ig else { continue };
                         if !input.is_requires_grad() {

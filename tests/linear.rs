@@ -254,6 +254,9 @@ fn linear_act_matches_the_reference_for_every_variant_and_activation() {
 
 #[test]
 fn linear_act_is_one_dispatch_forward_and_equals_linear_then_activation() {
+    // A device of the test's own: the counts must not see the dispatches of tests beside it.
+    let gpu = device_with(KernelPolicy::default());
+    let _on = use_device(&gpu);
     let (rows, k, n) = (70, 33, 65);
     let (xv, wv, bv) = (values(rows * k, 51), values(n * k, 52), values(n, 53));
     let (x, w, b) = (
@@ -261,7 +264,6 @@ fn linear_act_is_one_dispatch_forward_and_equals_linear_then_activation() {
         tensor(&wv, &[n, k]),
         tensor(&bv, &[n]),
     );
-    let gpu = x.gpu().clone();
     let separate = ops::gelu(&ops::linear(&x, &w, Some(&b)).unwrap()).unwrap();
     let (before, _guard) = (gpu.counters().dispatches, wgformer::no_grad());
     let fused = ops::linear_act(&x, &w, Some(&b), Activation::Gelu).unwrap();

@@ -173,3 +173,45 @@ fn backward_from_a_non_scalar_is_a_shape_error() {
     }
     assert!(x.grad().is_none());
 }
+
+#[test]
+fn gradients_gathered_at_a_shared_input_are_folded_into_the_next_product() {
+    // h feeds three Linears (as one input feeds the q, k and v projections) and a layer norm;
+    // its gradient is the sum of four, which the products and the layer norm take in their
+    // own passes instead of the tape adding them up. Against the same graph with a copy of h
+    // per consumer, whose gradients the tape adds at the leaf.
+    let gpu = Gpu::new().unwrap();
+    let (rows, k, n) = (5, 8, 6);
+    let hv = values(rows * k, 31);
+    let ws: Vec<Vec<f32>> = (0..3).map(|i| values(n * k, 32 + i)).collect();
+    let dyv = values(rows * n, 36);
+    let (gamma, beta) = (values(k, 37), values(k, 38));
+    let run = |shared: bool| -> Vec<f32> {
+        let t = |v: &[f32], s: &[usize]| Tensor::from_slice(&gpu, v, s).unwrap();
+        let h0 = t(&hv, &[rows, k]).requires_grad();
+        let shared_h = ops::scale(&h0, 1.0).unwrap();
+        let h = || match shared {
+            true => shared_h.clone(),
+            false => ops::scale(&h0, 1.0).unwrap(),
+        };
+        let mut outs: Vec<Tensor> = ws
+            .iter()
+            .map(|w| ops::linear(&h(), &t(w, &[n, k]), None).unwrap())
+            .collect();
+        let ln = ops::layer_norm(&h(), &t(&gamma, &[k]), &t(&beta, &[k]), 1e-5).unwrap();
+        outs.push(ops::linear(&ln, &t(&ws[0], &[n, k]), None).unwrap());
+        let total = outs
+            .iter()
+            .skip(1)
+            .fold(outs[0].clone(), |acc, o| ops::add(&acc, o).unwrap());
+        total.backward_with(t(&dyv, &[rows, n])).unwrap();
+        h0.grad().unwrap().to_vec().unwrap()
+    };
+    let (folded, added) = (run(true), run(false));
+    assert_close(
+        "dh folded vs added by the tape",
+        &folded,
+        &f64s(&added),
+        1e-5,
+    );
+}

@@ -1,11 +1,11 @@
 //! LayerNorm over the last dim (`shaders/layer_norm.wgsl`). The forward saves each row's mean
 //! and rstd; the backward computes dx per row, and dgamma / dbeta as per-block partial sums
-//! over rows followed by a deterministic sum over the blocks (no float atomics).
+//! over rows followed by one deterministic sum of both over the blocks (no float atomics).
 
-use super::{groups_for, sum_axis};
+use super::groups_for;
 use crate::error::{Error, Result};
 use crate::gpu::{grid, shader_file, Kernel, ShaderFile};
-use crate::tape::record;
+use crate::tape::record_accumulating;
 use crate::tensor::{DType, Tensor};
 
 const SHADER: ShaderFile = shader_file!("layer_norm.wgsl");
@@ -24,6 +24,8 @@ struct Params {
     eps: f32,
     /// Row blocks of `param_partials`: ceil(rows / ROWS_PER_BLOCK).
     blocks: u32,
+    /// 1: `backward_input` adds the gradient x gathered elsewhere.
+    has_acc: u32,
 }
 
 /// `wg`: invocations per row (forward, backward_input) or per workgroup (param_partials).
@@ -44,7 +46,7 @@ fn forward_kernel(wg: u32) -> Kernel {
         .read(6)
 }
 
-/// Buffers: dx, x, gamma, dy, mean, rstd.
+/// Buffers: dx, x, gamma, dy, mean, rstd, the gradient x gathered elsewhere.
 fn backward_input_kernel(wg: u32) -> Kernel {
     kernel("backward_input", wg)
         .write(7)
@@ -53,6 +55,7 @@ fn backward_input_kernel(wg: u32) -> Kernel {
         .read(8)
         .read(9)
         .read(10)
+        .read(17)
 }
 
 /// Buffers: dgamma_part, dbeta_part, x, dy, mean, rstd.
@@ -66,8 +69,17 @@ fn param_partials_kernel() -> Kernel {
         .read(10)
 }
 
+/// Buffers: dgamma, dbeta, dgamma_part, dbeta_part.
+fn param_finish_kernel() -> Kernel {
+    kernel("param_finish", WG)
+        .write(15)
+        .write(16)
+        .read(13)
+        .read(14)
+}
+
 pub(crate) fn kernels() -> Vec<Kernel> {
-    let mut k = vec![param_partials_kernel()];
+    let mut k = vec![param_partials_kernel(), param_finish_kernel()];
     for wg in [WG, super::ROW_WG_CPU] {
         k.extend([forward_kernel(wg), backward_input_kernel(wg)]);
     }
@@ -122,6 +134,7 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result
         cols: cols as u32,
         eps,
         blocks: blocks as u32,
+        has_acc: 0,
     };
     let buffers = [
         y.storage(),
@@ -141,65 +154,82 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result
 
     let want_params = gamma.is_requires_grad() || beta.is_requires_grad();
     let (x2, gamma2) = (x.clone(), gamma.clone());
-    Ok(record(y, &[x, gamma, beta], move |dy| {
-        if dy.numel() != x2.numel() {
-            return Err(Error::shape(
-                "layer_norm backward",
-                format!(
-                    "gradient {:?} does not match output {:?}",
-                    dy.shape(),
-                    x2.shape()
-                ),
-            ));
-        }
-        let gpu = dy.gpu();
-        let dx = Tensor::empty(gpu, x2.shape())?;
-        let buffers = [
-            dx.storage(),
-            x2.storage(),
-            gamma2.storage(),
-            dy.storage(),
-            mean.storage(),
-            rstd.storage(),
-        ];
-        gpu.dispatch(
-            &backward_input_kernel(row_wg),
-            &params,
-            &buffers,
-            grid(rows as u32),
-        )?;
-        if !want_params {
-            return Ok(vec![Some(dx), None, None]);
-        }
-
-        // [blocks, C] partial sums, then summed over blocks.
-        let dgamma_part = Tensor::empty(gpu, &[blocks, cols])?;
-        let dbeta_part = Tensor::empty(gpu, &[blocks, cols])?;
-        let buffers = [
-            dgamma_part.storage(),
-            dbeta_part.storage(),
-            x2.storage(),
-            dy.storage(),
-            mean.storage(),
-            rstd.storage(),
-        ];
-        gpu.dispatch(
-            &param_partials_kernel(),
-            &params,
-            &buffers,
-            groups_for(blocks * cols, WG),
-        )?;
-        let over_blocks = |part: Tensor| {
-            if blocks == 1 {
-                part.reshape(&[cols])
-            } else {
-                sum_axis(&part, 0)
+    // x's gradient takes in what x gathered elsewhere (the residual path) in the same pass.
+    Ok(record_accumulating(
+        y,
+        &[x, gamma, beta],
+        move |dy, gathered| {
+            if dy.numel() != x2.numel() {
+                return Err(Error::shape(
+                    "layer_norm backward",
+                    format!(
+                        "gradient {:?} does not match output {:?}",
+                        dy.shape(),
+                        x2.shape()
+                    ),
+                ));
             }
-        };
-        Ok(vec![
-            Some(dx),
-            Some(over_blocks(dgamma_part)?),
-            Some(over_blocks(dbeta_part)?),
-        ])
-    }))
+            let gpu = dy.gpu();
+            let dx = Tensor::empty(gpu, x2.shape())?;
+            let acc = gathered[0].take_if(|t| t.shape() == x2.shape());
+            let buffers = [
+                dx.storage(),
+                x2.storage(),
+                gamma2.storage(),
+                dy.storage(),
+                mean.storage(),
+                rstd.storage(),
+                acc.as_ref().unwrap_or(dy).storage(),
+            ];
+            let params = Params {
+                has_acc: acc.is_some() as u32,
+                ..params
+            };
+            gpu.dispatch(
+                &backward_input_kernel(row_wg),
+                &params,
+                &buffers,
+                grid(rows as u32),
+            )?;
+            if !want_params {
+                return Ok(vec![Some(dx), None, None]);
+            }
+
+            // [blocks, C] partial sums, then summed over blocks.
+            let dgamma_part = Tensor::empty(gpu, &[blocks, cols])?;
+            let dbeta_part = Tensor::empty(gpu, &[blocks, cols])?;
+            let buffers = [
+                dgamma_part.storage(),
+                dbeta_part.storage(),
+                x2.storage(),
+                dy.storage(),
+                mean.storage(),
+                rstd.storage(),
+            ];
+            gpu.dispatch(
+                &param_partials_kernel(),
+                &params,
+                &buffers,
+                groups_for(blocks * cols, WG),
+            )?;
+            if blocks == 1 {
+                let (dgamma, dbeta) = (dgamma_part.reshape(&[cols])?, dbeta_part.reshape(&[cols])?);
+                return Ok(vec![Some(dx), Some(dgamma), Some(dbeta)]);
+            }
+            let (dgamma, dbeta) = (Tensor::empty(gpu, &[cols])?, Tensor::empty(gpu, &[cols])?);
+            let buffers = [
+                dgamma.storage(),
+                dbeta.storage(),
+                dgamma_part.storage(),
+                dbeta_part.storage(),
+            ];
+            gpu.dispatch(
+                &param_finish_kernel(),
+                &params,
+                &buffers,
+                groups_for(cols, WG),
+            )?;
+            Ok(vec![Some(dx), Some(dgamma), Some(dbeta)])
+        },
+    ))
 }

@@ -8,7 +8,7 @@ use super::elementwise::activation_backward;
 use super::matmul::{gemm_epilogue, grad_a, grad_b, plan, Epilogue};
 use super::{sum_leading, Activation};
 use crate::error::{Error, Result};
-use crate::tape::{record, SavedTensor};
+use crate::tape::{record_accumulating, SavedTensor};
 use crate::tensor::{DType, Tensor};
 
 /// x: [..., in], weight: [out, in], bias: [out] -> [..., out].
@@ -95,7 +95,9 @@ fn linear_with(
     };
     let (x_shape, x_needs_grad) = (x.shape().to_vec(), x.is_requires_grad());
     let (w2, has_bias, has_residual) = (weight.clone(), bias.is_some(), residual.is_some());
-    Ok(record(out, &inputs, move |d_out| {
+    // x's gradient takes in what x gathered from its other uses (the q, k and v projections
+    // of one input, the branches around a residual) in the dx product's epilogue.
+    Ok(record_accumulating(out, &inputs, move |d_out, gathered| {
         // Through the activation first: dy is the gradient of the matmul's output.
         let d_pre = match &kept_pre {
             Some((act, pre)) => Some(activation_backward(*act, &pre.get()?, d_out)?),
@@ -103,7 +105,10 @@ fn linear_with(
         };
         let dy = d_pre.as_ref().unwrap_or(d_out);
         let dx = match x_needs_grad {
-            true => Some(grad_a(&x_shape, &w2, dy, g)?),
+            true => {
+                let plus = gathered[0].take_if(|t| t.shape() == x_shape.as_slice());
+                Some(grad_a(&x_shape, &w2, dy, g, plus.as_ref())?)
+            }
             false => None,
         };
         let dw = match &kept_x {

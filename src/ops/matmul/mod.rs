@@ -63,7 +63,7 @@ fn forward(
     let (a_shape, b_shape) = (a.shape().to_vec(), b.shape().to_vec());
     Ok(record(out, &[a, b], move |dc| {
         let da = match &kept_b {
-            Some(b) => Some(grad_a(&a_shape, &b.get()?, dc, g)?),
+            Some(b) => Some(grad_a(&a_shape, &b.get()?, dc, g, None)?),
             None => None,
         };
         let db = match &kept_a {
@@ -75,7 +75,18 @@ fn forward(
 }
 
 /// dA in the layout of A: dC @ op(B)^T, or its transpose op(B) @ dC^T when A is stored [K, M].
-pub(crate) fn grad_a(a_shape: &[usize], b: &Tensor, dc: &Tensor, g: Gemm) -> Result<Tensor> {
+/// `plus` (shaped like A: a gradient A gathered from its other uses) is added in the epilogue.
+pub(crate) fn grad_a(
+    a_shape: &[usize],
+    b: &Tensor,
+    dc: &Tensor,
+    g: Gemm,
+    plus: Option<&Tensor>,
+) -> Result<Tensor> {
+    let epilogue = Epilogue {
+        residual: plus,
+        ..Epilogue::default()
+    };
     let Gemm {
         batch,
         m,
@@ -98,7 +109,7 @@ pub(crate) fn grad_a(a_shape: &[usize], b: &Tensor, dc: &Tensor, g: Gemm) -> Res
             a_batched: b_batched,
             b_batched: true,
         };
-        gemm(b, dc, g, None)?
+        gemm_epilogue(b, dc, epilogue, g, None)?
     } else {
         // [M, K] = dC [M, N] @ op(B)^T [N, K]; op(B)^T is B read with the opposite flag.
         let g = Gemm {
@@ -111,7 +122,7 @@ pub(crate) fn grad_a(a_shape: &[usize], b: &Tensor, dc: &Tensor, g: Gemm) -> Res
             a_batched: true,
             b_batched,
         };
-        gemm(dc, b, g, None)?
+        gemm_epilogue(dc, b, epilogue, g, None)?
     };
     da.reshape(a_shape)
 }
