@@ -1,6 +1,7 @@
 // Batched matrix multiply C[bi] = op(A[bi]) @ op(B[bi]): what every matmul kernel shares.
 // Launched by src/ops/matmul/gemm.rs; each kernel compiles this file after activation.wgsl
-// (`Val` = f32) and before the files of its family (see `MatmulVariant`):
+// (`Val` = f32) and pre_out.wgsl or no_pre_out.wgsl (`keep_pre`), and before the files of its
+// family (see `MatmulVariant`):
 // - simple.wgsl: naive, dot4, tiled: read A and B where they are, any layout, bounds-checked;
 //   dot4_subgroup.wgsl: dot4 with the row of A shared through the subgroup.
 // - register_blocked.wgsl, rowblock.wgsl (+ a row fetch, portable or subgroup): first the
@@ -37,8 +38,8 @@ struct Params {
     k_slice: u32,
     // 1: add residual[e] to output element e (a residual connection, fused; never split K).
     has_residual: u32,
-    // ACT_* of activation.wgsl: apply it after the bias, keeping the value before it in
-    // `pre_out` for the backward (a Linear and its activation fused; never split K).
+    // ACT_* of activation.wgsl: apply it after the bias, keeping the value before it
+    // (`keep_pre`) for the backward (a Linear and its activation fused; never split K).
     activation: u32,
 }
 
@@ -59,8 +60,7 @@ struct Params {
 @group(0) @binding(9) var<storage, read> bias: array<f32>;
 // Shaped like C, read only when has_residual (otherwise any buffer is bound here).
 @group(0) @binding(10) var<storage, read> residual: array<f32>;
-// Shaped like C, written only with an activation (otherwise C itself is bound here).
-@group(0) @binding(11) var<storage, read_write> pre_out: array<f32>;
+// Binding 11: pre_out.wgsl.
 
 fn ap_load(i: u32) -> vec4<f32> {
     return vec4<f32>(ap[i]);
@@ -79,7 +79,7 @@ fn epilogue(e: u32, j: u32, v: f32) -> f32 {
         out += bias[j];
     }
     if (p.activation != ACT_NONE) {
-        pre_out[e] = out;
+        keep_pre(e, out);
         out = activate(p.activation, out);
     }
     if (p.has_residual != 0u) {

@@ -130,11 +130,13 @@ const ROWBLOCK: ShaderFile = shader_file!("matmul/rowblock.wgsl");
 const ROWBLOCK_FETCH_PORTABLE: ShaderFile = shader_file!("matmul/rowblock_fetch_portable.wgsl");
 const ROWBLOCK_FETCH_SUBGROUP: ShaderFile = shader_file!("matmul/rowblock_fetch_subgroup.wgsl");
 const COOP_MATRIX: ShaderFile = shader_file!("matmul/coop_matrix.wgsl");
+const PRE_OUT: ShaderFile = shader_file!("matmul/pre_out.wgsl");
+const NO_PRE_OUT: ShaderFile = shader_file!("matmul/no_pre_out.wgsl");
 
 /// A kernel of the family: its files, compiled with the packed operands' element type
 /// (`Packed` in matmul/common.wgsl): f16 when `half`.
 fn family_kernel(files: &[ShaderFile], entry: &'static str, half: bool) -> Kernel {
-    let files: Vec<ShaderFile> = [crate::ops::elementwise::ACTIVATION]
+    let files: Vec<ShaderFile> = [crate::ops::elementwise::ACTIVATION, NO_PRE_OUT]
         .into_iter()
         .chain(files.iter().copied())
         .collect();
@@ -197,7 +199,17 @@ fn compute_kernel(v: MatmulVariant, a_stored_t: bool, b_stored_t: bool, half: bo
             (k.with_subgroups(), 5, 6)
         }
     };
-    kernel.write(1).read(a).read(b).read(9).read(10).write(11)
+    kernel.write(1).read(a).read(b).read(9).read(10)
+}
+
+/// `k`, a compute kernel, also writing the values before its activation (`ops::linear_act`):
+/// pre_out.wgsl and binding 11 instead of no_pre_out.wgsl. A separate variant because a
+/// browser refuses C bound twice as writable, and a shared stand-in would order every product.
+fn keeping_pre(mut k: Kernel) -> Kernel {
+    for file in k.sources.iter_mut().filter(|f| **f == NO_PRE_OUT) {
+        *file = PRE_OUT;
+    }
+    k.write(11)
 }
 
 /// Packing kernels bind their source twice: as scalars and as vec4. `half`: they write f16.
@@ -244,6 +256,9 @@ pub(crate) fn kernels() -> Vec<Kernel> {
         false,
         true,
     ));
+    // The variants `ops::linear_act` runs: every family once with the values before the
+    // activation kept.
+    k.extend(MatmulVariant::ALL.map(|v| keeping_pre(compute_kernel(v, false, false, false))));
     k
 }
 
@@ -369,24 +384,32 @@ pub(crate) fn gemm_epilogue(
         has_residual: residual.is_some() as u32,
         activation: activation.map_or(0, |(act, _)| act.code()),
     };
-    // Without a bias or a residual their bindings still need a buffer: A's, never read; and
-    // without an activation its output binding C's, never written.
+    // Without a bias or a residual their bindings still need a buffer: A's, never read.
     let bias = bias.unwrap_or(a).storage();
     let residual = residual.unwrap_or(a).storage();
-    let pre = activation.map_or(&out, |(_, pre)| pre).storage();
     let run =
         |k: Kernel, bufs: &[&Storage], groups: [u32; 3]| gpu.dispatch(&k, &params, bufs, groups);
+    // The product itself: C, its A and B, the bias, the residual, and with an activation the
+    // values before it.
+    let compute = |k: Kernel, [a, b]: [&Storage; 2], groups: [u32; 3]| match activation {
+        Some((_, pre)) => run(
+            keeping_pre(k),
+            &[out.storage(), a, b, bias, residual, pre.storage()],
+            groups,
+        ),
+        None => run(k, &[out.storage(), a, b, bias, residual], groups),
+    };
     match v {
-        MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => run(
+        MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => compute(
             compute_kernel(v, false, false, false),
-            &[out.storage(), a.storage(), b.storage(), bias, residual, pre],
+            [a.storage(), b.storage()],
             groups_for(out.numel(), WG),
         )?,
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
-            run(
+            compute(
                 compute_kernel(v, false, false, false),
-                &[out.storage(), a.storage(), b.storage(), bias, residual, pre],
+                [a.storage(), b.storage()],
                 grid(tiles as u32),
             )?
         }
@@ -434,9 +457,9 @@ pub(crate) fn gemm_epilogue(
                 // Each invocation owns two column quads.
                 _ => g.batch * (m_pad / PACK_ROWS) * (n_pad / 4).div_ceil(2 * RB_WG as usize),
             };
-            run(
+            compute(
                 compute_kernel(v, a_direct && g.trans_a, b_direct && g.trans_b, half),
-                &[out.storage(), pa, pb, bias, residual, pre],
+                [pa, pb],
                 grid(workgroups as u32),
             )?
         }
