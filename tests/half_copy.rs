@@ -9,7 +9,6 @@ use wgformer::gpu::KernelPolicy;
 use wgformer::ops;
 use wgformer::reference::elementwise::gelu_backward;
 use wgformer::reference::half_copy::half_copy;
-use wgformer::reference::matmul::matmul_backward;
 use wgformer::tensor::DType;
 use wgformer::{Error, Gpu, Tensor};
 
@@ -95,34 +94,12 @@ fn kept_activations_are_their_f16_copies() {
     let sum = ops::add(&ops::add(&ys[0], &ys[1]).unwrap(), &ys[2]).unwrap();
     sum.backward_with(tensor(&dyv, &[rows, n])).unwrap();
     let x_half = half_copy(&f64s(&xv));
-    let (dx, dw) = matmul_backward(
-        &x_half,
-        &f64s(&wv),
-        &f64s(&dyv),
-        1,
-        rows,
-        k,
-        n,
-        false,
-        true,
-        true,
-    );
+    let (dx, dw) = linear_backward(&x_half, &f64s(&wv), &f64s(&dyv), rows, k, n);
     let triple = |v: Vec<f64>| v.into_iter().map(|g| 3.0 * g).collect::<Vec<_>>();
     // dW reads the f16 copy of x; dx reads only W (f32), so it is exact.
     assert_close("dW from f16 x", &grad_of(&w), &triple(dw), 1e-5);
     assert_close("dx", &grad_of(&x0), &triple(dx), 1e-5);
-    let (_, dw_full) = matmul_backward(
-        &f64s(&xv),
-        &f64s(&wv),
-        &f64s(&dyv),
-        1,
-        rows,
-        k,
-        n,
-        false,
-        true,
-        true,
-    );
+    let (_, dw_full) = linear_backward(&f64s(&xv), &f64s(&wv), &f64s(&dyv), rows, k, n);
     let gap = grad_of(&w)
         .iter()
         .zip(triple(dw_full))

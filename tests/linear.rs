@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use wgformer::ops::{self, Activation, KernelPolicy, MatmulVariant};
 use wgformer::reference::finite_diff::{dot, numerical_grad};
-use wgformer::reference::matmul::{matmul, matmul_backward};
+use wgformer::reference::matmul::matmul;
 
 /// y = x W^T + b on the CPU: x [rows, k], w [n, k].
 fn reference_linear(x: &[f64], w: &[f64], b: &[f64], rows: usize, k: usize, n: usize) -> Vec<f64> {
@@ -50,18 +50,7 @@ fn check_one(rows: usize, k: usize, n: usize, seed: u64, what: &str, with_residu
         1e-4,
     );
     y.backward_with(tensor(&dyv, &[rows, n])).unwrap();
-    let (dx, dw) = matmul_backward(
-        &f64s(&xv),
-        &f64s(&wv),
-        &f64s(&dyv),
-        1,
-        rows,
-        k,
-        n,
-        false,
-        true,
-        true,
-    );
+    let (dx, dw) = linear_backward(&f64s(&xv), &f64s(&wv), &f64s(&dyv), rows, k, n);
     let db: Vec<f64> = (0..n)
         .map(|j| (0..rows).map(|i| dyv[i * n + j] as f64).sum())
         .collect();
@@ -88,6 +77,15 @@ fn linear_matches_the_reference_for_every_variant_and_path() {
     for (i, &(rows, k, n)) in shapes.iter().enumerate() {
         check(rows, k, n, 10 + i as u64, "default");
     }
+    for_every_variant(|name| {
+        for (i, &(rows, k, n)) in shapes.iter().enumerate() {
+            check(rows, k, n, 20 + i as u64, name);
+        }
+    });
+}
+
+/// `f(variant name)` on a device of its own forced to each matmul variant in turn.
+fn for_every_variant(f: impl Fn(&str)) {
     let device = device_with(KernelPolicy::default());
     for v in MatmulVariant::ALL {
         device.set_policy(KernelPolicy {
@@ -95,9 +93,7 @@ fn linear_matches_the_reference_for_every_variant_and_path() {
             ..KernelPolicy::default()
         });
         let _on = use_device(&device);
-        for (i, &(rows, k, n)) in shapes.iter().enumerate() {
-            check(rows, k, n, 20 + i as u64, v.name());
-        }
+        f(v.name());
     }
 }
 
@@ -213,18 +209,7 @@ fn check_act(rows: usize, k: usize, n: usize, seed: u64, act: Activation, what: 
     );
     y.backward_with(tensor(&dyv, &[rows, n])).unwrap();
     let d_pre = backward(&pre, &f64s(&dyv));
-    let (dx, dw) = matmul_backward(
-        &f64s(&xv),
-        &f64s(&wv),
-        &d_pre,
-        1,
-        rows,
-        k,
-        n,
-        false,
-        true,
-        true,
-    );
+    let (dx, dw) = linear_backward(&f64s(&xv), &f64s(&wv), &d_pre, rows, k, n);
     let db: Vec<f64> = (0..n)
         .map(|j| (0..rows).map(|i| d_pre[i * n + j]).sum())
         .collect();
@@ -237,19 +222,13 @@ fn check_act(rows: usize, k: usize, n: usize, seed: u64, act: Activation, what: 
 #[test]
 fn linear_act_matches_the_reference_for_every_variant_and_activation() {
     let shapes = [(1, 13, 7), (3, 8, 5), (37, 36, 70)];
-    let device = device_with(KernelPolicy::default());
-    for v in MatmulVariant::ALL {
-        device.set_policy(KernelPolicy {
-            matmul: Some(v),
-            ..KernelPolicy::default()
-        });
-        let _on = use_device(&device);
+    for_every_variant(|name| {
         for (i, &(rows, k, n)) in shapes.iter().enumerate() {
             for act in [Activation::Gelu, Activation::GeluTanh, Activation::Relu] {
-                check_act(rows, k, n, 40 + i as u64, act, v.name());
+                check_act(rows, k, n, 40 + i as u64, act, name);
             }
         }
-    }
+    });
 }
 
 #[test]

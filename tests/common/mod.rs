@@ -190,3 +190,16 @@ pub fn tiny_lm(
         wgformer::train::Trainer::new(optimizer, schedule, 1.0, 0),
     )
 }
+
+/// (dx, dW) of y = x W^T on the CPU: x [rows, k], W [n, k] (PyTorch's Linear layout), dy
+/// [rows, n].
+pub fn linear_backward(
+    x: &[f64],
+    w: &[f64],
+    dy: &[f64],
+    rows: usize,
+    k: usize,
+    n: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    wgformer::reference::matmul::matmul_backward(x, w, dy, 1, rows, k, n, false, true, true)
+}

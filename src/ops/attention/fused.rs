@@ -202,9 +202,7 @@ impl Dims {
 /// A query that sees no key (every key masked) gets a zero output and zero gradients.
 /// Gradients to q, k and v are recorded on the tape.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
-    let dims = check("attention", [q, k, v], mask, true, false)?;
-    let variant = AttentionKernel::for_adapter(q.gpu(), dims.d, dims.tq, dims.tk);
-    fused(dims, [q, k, v], mask, variant)
+    with_adapter_kernel("attention", [q, k, v], mask, false)
 }
 
 /// [`attention`] with the heads laid out token-major: q [B, Tq, H, D], k and v [B, Tk, H, D]
@@ -217,9 +215,19 @@ pub fn attention_token_major(
     v: &Tensor,
     mask: &AttentionMask,
 ) -> Result<Tensor> {
-    let dims = check("attention_token_major", [q, k, v], mask, true, true)?;
-    let variant = AttentionKernel::for_adapter(q.gpu(), dims.d, dims.tq, dims.tk);
-    fused(dims, [q, k, v], mask, variant)
+    with_adapter_kernel("attention_token_major", [q, k, v], mask, true)
+}
+
+/// The fused attention through the kernel this adapter runs best for the shape.
+fn with_adapter_kernel(
+    op: &'static str,
+    qkv: [&Tensor; 3],
+    mask: &AttentionMask,
+    token_major: bool,
+) -> Result<Tensor> {
+    let dims = check(op, qkv, mask, true, token_major)?;
+    let variant = AttentionKernel::for_adapter(qkv[0].gpu(), dims.d, dims.tq, dims.tk);
+    fused(dims, qkv, mask, variant)
 }
 
 /// [`attention`] through a chosen kernel variant (for tests and benchmarks); `token_major` as
