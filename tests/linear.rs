@@ -84,12 +84,14 @@ fn linear_matches_the_reference_for_every_variant_and_path() {
     });
 }
 
-/// `f(variant name)` on a device of its own forced to each matmul variant in turn.
+/// `f(variant name)` on a device of its own forced to each matmul variant in turn (and to
+/// fuse activations, which CPU adapters otherwise do not).
 fn for_every_variant(f: impl Fn(&str)) {
     let device = device_with(KernelPolicy::default());
     for v in MatmulVariant::ALL {
         device.set_policy(KernelPolicy {
             matmul: Some(v),
+            fuse_activation: Some(true),
             ..KernelPolicy::default()
         });
         let _on = use_device(&device);
@@ -234,7 +236,10 @@ fn linear_act_matches_the_reference_for_every_variant_and_activation() {
 #[test]
 fn linear_act_is_one_dispatch_forward_and_equals_linear_then_activation() {
     // A device of the test's own: the counts must not see the dispatches of tests beside it.
-    let gpu = device_with(KernelPolicy::default());
+    let gpu = device_with(KernelPolicy {
+        fuse_activation: Some(true),
+        ..KernelPolicy::default()
+    });
     let _on = use_device(&gpu);
     let (rows, k, n) = (70, 33, 65);
     let (xv, wv, bv) = (values(rows * k, 51), values(n * k, 52), values(n, 53));

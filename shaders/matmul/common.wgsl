@@ -1,7 +1,7 @@
 // Batched matrix multiply C[bi] = op(A[bi]) @ op(B[bi]): what every matmul kernel shares.
-// Launched by src/ops/matmul/gemm.rs; each kernel compiles this file after activation.wgsl
-// (`Val` = f32) and pre_out.wgsl or no_pre_out.wgsl (`keep_pre`), and before the files of its
-// family (see `MatmulVariant`):
+// Launched by src/ops/matmul/gemm.rs; each kernel compiles this file after no_pre_out.wgsl
+// (or, for `ops::linear_act`, activation.wgsl and pre_out.wgsl: `activated`), and before the
+// files of its family (see `MatmulVariant`):
 // - simple.wgsl: naive, dot4, tiled: read A and B where they are, any layout, bounds-checked;
 //   dot4_subgroup.wgsl: dot4 with the row of A shared through the subgroup.
 // - register_blocked.wgsl, rowblock.wgsl (+ a row fetch, portable or subgroup): first the
@@ -38,8 +38,8 @@ struct Params {
     k_slice: u32,
     // 1: add residual[e] to output element e (a residual connection, fused; never split K).
     has_residual: u32,
-    // ACT_* of activation.wgsl: apply it after the bias, keeping the value before it
-    // (`keep_pre`) for the backward (a Linear and its activation fused; never split K).
+    // ACT_* of activation.wgsl: apply it after the bias, keeping the value before it for the
+    // backward (`activated`; a Linear and its activation fused; never split K). 0: none.
     activation: u32,
 }
 
@@ -78,9 +78,8 @@ fn epilogue(e: u32, j: u32, v: f32) -> f32 {
     if (p.has_bias != 0u) {
         out += bias[j];
     }
-    if (p.activation != ACT_NONE) {
-        keep_pre(e, out);
-        out = activate(p.activation, out);
+    if (p.activation != 0u) {
+        out = activated(e, out);
     }
     if (p.has_residual != 0u) {
         out += residual[e];

@@ -1,4 +1,6 @@
-// `keep_pre` for the matmul kernels without a fused activation (see pre_out.wgsl): nothing to
-// keep, no binding.
+// `activated` for the matmul kernels without a fused activation (see pre_out.wgsl): never
+// called (`p.activation` is 0), no binding.
 
-fn keep_pre(e: u32, v: f32) {}
+fn activated(e: u32, v: f32) -> f32 {
+    return v;
+}

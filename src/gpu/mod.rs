@@ -340,6 +340,13 @@ impl Gpu {
         policy.save_half
     }
 
+    /// Whether `ops::linear_act` fuses the activation into the matmul (see
+    /// `KernelPolicy::fuse_activation`).
+    pub fn fuses_activation(&self) -> bool {
+        let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.fuse_activation.unwrap_or(!self.is_cpu())
+    }
+
     /// The policy's matmul packing (every matmul asks).
     pub fn matmul_packing(&self) -> MatmulPacking {
         let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());

@@ -36,6 +36,11 @@ pub struct KernelPolicy {
     /// output, activation-function inputs) are stored as f16 (`ops::to_half`), half the
     /// bytes, as PyTorch's autocast keeps them; mixed-precision training turns it on.
     pub save_half: bool,
+    /// Whether `ops::linear_act` applies the activation in the matmul's epilogue (one dispatch)
+    /// or after it (two). None: GPUs fuse; CPU adapters do not, since lavapipe took ~13 s to
+    /// compile the row-block kernel with the activation inlined into its stores, which a first
+    /// run would wait for.
+    pub fuse_activation: Option<bool>,
 }
 
 impl KernelPolicy {
@@ -49,6 +54,7 @@ impl KernelPolicy {
     /// - `WGFORMER_AUTOTUNE_CACHE=<file>` moves the tuning cache from its default
     ///   `$XDG_CACHE_HOME/wgformer/autotune.json` (else `~/.cache/wgformer/autotune.json`).
     /// - `WGFORMER_SUBMIT_EVERY=<dispatches>` (a positive integer) sets `submit_every`.
+    /// - `WGFORMER_FUSE_ACTIVATION=1|0` sets `fuse_activation`.
     ///
     /// A value that names nothing is an error that lists what it may be.
     pub fn from_env() -> Result<KernelPolicy> {
@@ -85,6 +91,11 @@ impl KernelPolicy {
                 dispatch_count,
             )?,
             save_half: false,
+            fuse_activation: parse_env("WGFORMER_FUSE_ACTIVATION", "1, 0", |v| match v {
+                "1" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            })?,
         })
     }
 }

@@ -29,7 +29,8 @@ pub fn linear_add(
 }
 
 /// `act(linear(x, weight, bias))`, the activation applied in the matmul's epilogue: a
-/// feed-forward block's first Linear and its GELU in one pass. The values before the
+/// feed-forward block's first Linear and its GELU in one pass (on GPUs; CPU adapters run the
+/// two passes, see `KernelPolicy::fuse_activation`). The values before the
 /// activation are kept for the backward (as f16 in mixed precision), which is
 /// `act'(pre) * dy` (one elementwise pass) followed by the Linear's.
 pub fn linear_act(
@@ -38,6 +39,9 @@ pub fn linear_act(
     bias: Option<&Tensor>,
     act: Activation,
 ) -> Result<Tensor> {
+    if !x.gpu().fuses_activation() {
+        return act.apply(&linear(x, weight, bias)?);
+    }
     linear_with("linear_act", x, weight, bias, Some(act), None)
 }
 

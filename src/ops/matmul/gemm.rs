@@ -136,11 +136,10 @@ const NO_PRE_OUT: ShaderFile = shader_file!("matmul/no_pre_out.wgsl");
 /// A kernel of the family: its files, compiled with the packed operands' element type
 /// (`Packed` in matmul/common.wgsl): f16 when `half`.
 fn family_kernel(files: &[ShaderFile], entry: &'static str, half: bool) -> Kernel {
-    let files: Vec<ShaderFile> = [crate::ops::elementwise::ACTIVATION, NO_PRE_OUT]
-        .into_iter()
+    let files: Vec<ShaderFile> = std::iter::once(NO_PRE_OUT)
         .chain(files.iter().copied())
         .collect();
-    let k = Kernel::new(&files, entry).alias("Val", "f32");
+    let k = Kernel::new(&files, entry);
     if half {
         k.alias("Packed", "vec4<f16>").with_f16()
     } else {
@@ -202,14 +201,15 @@ fn compute_kernel(v: MatmulVariant, a_stored_t: bool, b_stored_t: bool, half: bo
     kernel.write(1).read(a).read(b).read(9).read(10)
 }
 
-/// `k`, a compute kernel, also writing the values before its activation (`ops::linear_act`):
-/// pre_out.wgsl and binding 11 instead of no_pre_out.wgsl. A separate variant because a
-/// browser refuses C bound twice as writable, and a shared stand-in would order every product.
-fn keeping_pre(mut k: Kernel) -> Kernel {
-    for file in k.sources.iter_mut().filter(|f| **f == NO_PRE_OUT) {
-        *file = PRE_OUT;
-    }
-    k.write(11)
+/// `k`, a compute kernel, applying an activation and writing the values before it
+/// (`ops::linear_act`): activation.wgsl and pre_out.wgsl with binding 11 instead of
+/// no_pre_out.wgsl. Separate variants keep the activation's code out of every other product
+/// (lavapipe compiled the row-block kernels ~3x slower with it inlined), and a browser refuses
+/// C bound twice as writable in its place.
+fn keeping_pre(k: Kernel) -> Kernel {
+    let mut sources = vec![crate::ops::elementwise::ACTIVATION, PRE_OUT];
+    sources.extend(k.sources.iter().copied().filter(|f| *f != NO_PRE_OUT));
+    Kernel { sources, ..k }.alias("Val", "f32").write(11)
 }
 
 /// Packing kernels bind their source twice: as scalars and as vec4. `half`: they write f16.
