@@ -193,8 +193,11 @@ fn a_killed_process_ends_the_job_with_an_error_instead_of_a_hang() {
         !status.success(),
         "the job reported success after a process was killed"
     );
+    // MPICH reports the first process it sees end: the killed one (signal 9), or the
+    // survivor, which UCX aborts (signal 6) when its peer vanishes mid-collective.
     assert!(
-        output.contains("BAD TERMINATION") && output.contains("signal 9"),
+        output.contains("BAD TERMINATION")
+            && (output.contains("signal 9") || output.contains("signal 6")),
         "mpiexec says which process died: {output}"
     );
     // What the first process saved is intact, and the run resumes with the same N.
