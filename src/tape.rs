@@ -279,10 +279,12 @@ impl SavedTensor {
             SavedTensor::Full(t) => Ok(t.clone()),
             SavedTensor::Half(copy) => {
                 let mut values = copy.values.lock().unwrap_or_else(|p| p.into_inner());
-                if values.is_none() {
-                    *values = Some(crate::ops::from_half(&copy.half)?);
+                if let Some(read_back) = values.as_ref() {
+                    return Ok(read_back.clone());
                 }
-                Ok(values.clone().expect("just set"))
+                let read_back = crate::ops::from_half(&copy.half)?;
+                *values = Some(read_back.clone());
+                Ok(read_back)
             }
         }
     }

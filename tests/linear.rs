@@ -267,3 +267,31 @@ fn linear_act_is_one_dispatch_forward_and_equals_linear_then_activation() {
         "the epilogue computes what the GELU kernel computes"
     );
 }
+
+/// gelu(x W^T + b), fused: every input's gradient against finite differences of the reference.
+#[test]
+fn linear_act_gradients_match_finite_differences() {
+    let gpu = device_with(KernelPolicy {
+        fuse_activation: Some(true),
+        ..KernelPolicy::default()
+    });
+    let _on = use_device(&gpu);
+    let (rows, k, n) = (3, 5, 4);
+    let (xv, wv, bv, dyv) = (
+        values(rows * k, 61),
+        values(n * k, 62),
+        values(n, 63),
+        values(rows * n, 64),
+    );
+    let (xs, ws, bs, dy) = (f64s(&xv), f64s(&wv), f64s(&bv), f64s(&dyv));
+    let f = |x: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
+        wgformer::reference::elementwise::gelu(&reference_linear(x, w, b, rows, k, n))
+    };
+    let (x, w, b) = (leaf(&xv, &[rows, k]), leaf(&wv, &[n, k]), leaf(&bv, &[n]));
+    let y = ops::linear_act(&x, &w, Some(&b), Activation::Gelu).unwrap();
+    y.backward_with(tensor(&dyv, &[rows, n])).unwrap();
+    let g = |t: &wgformer::Tensor| t.grad().unwrap().to_vec().unwrap();
+    assert_matches_finite_differences("dx", &g(&x), &xs, &dy, |v| f(v, &ws, &bs), 1e-4);
+    assert_matches_finite_differences("dW", &g(&w), &ws, &dy, |v| f(&xs, v, &bs), 1e-4);
+    assert_matches_finite_differences("db", &g(&b), &bs, &dy, |v| f(&xs, &ws, v), 1e-4);
+}
