@@ -1,15 +1,19 @@
-//! Transcribe a WAV file.
+//! Transcribe WAV files.
 //!
-//!     cargo run --release --example asr -- clip.wav [--checkpoint DIR] [--beam N]
-//!         [--ctc | --attention] [--ctc-weight W] [--lm CLM_DIR [--lm-weight W]] [--timestamps auto|on|off]
+//!     cargo run --release --example asr -- clip.wav [more.wav ...] [--checkpoint DIR] [--beam N]
+//!         [--ctc | --attention] [--ctc-weight W] [--lm CLM_DIR [--lm-weight W]]
+//!         [--timestamps auto|on|off] [--batch N]
 //!
 //! The checkpoint is a pretrained Whisper (a Hugging Face or CTranslate2 directory, e.g. from
 //! `scripts/fetch_whisper tiny.en`) or a recognizer trained by `train_asr`; the format is
 //! recognised from the files. Without `--checkpoint`: `models/whisper-tiny.en` when it is there
 //! (it transcribes real speech), else the course model shipped in `models/asr` (trained on
-//! synthetic voices only). The transcript alone goes to stdout; logs and errors go to stderr, so
-//! scripts can use it. Audio without speech (silence, steady noise) prints an empty line with a
-//! note on stderr. Without options a trained recognizer decodes as its config says.
+//! synthetic voices only). The transcript alone goes to stdout (with several files, one line
+//! each: the file, a tab, its transcript); logs and errors go to stderr, so scripts can use it.
+//! Audio without speech (silence, steady noise) gives an empty transcript with a note on
+//! stderr. Without options a trained recognizer decodes as its config says. `--batch N` with
+//! Whisper and `--beam 1`: N windows (of one long clip or of several files) encoded and decoded
+//! together, which a GPU runs in about the time of one.
 
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -21,12 +25,13 @@ use wgformer::inference::{
 const WHISPER: &str = "models/whisper-tiny.en";
 const COURSE_MODEL: &str = "models/asr";
 
-/// Transcribe a WAV file (any sample rate, channel count and PCM / float encoding, any length).
+/// Transcribe WAV files (any sample rate, channel count and PCM / float encoding, any length).
 #[derive(Parser, Debug)]
 #[command(name = "asr")]
 struct Args {
     /// The audio to transcribe.
-    wav: PathBuf,
+    #[arg(required = true, num_args = 1..)]
+    wav: Vec<PathBuf>,
     /// A Whisper directory or a recognizer checkpoint directory (default: models/whisper-tiny.en
     /// if present, else models/asr).
     #[arg(long, value_name = "DIR")]
@@ -55,6 +60,10 @@ struct Args {
     /// Shallow-fusion weight of --lm.
     #[arg(long, default_value_t = 0.3, value_parser = finite, requires = "lm")]
     lm_weight: f32,
+    /// Whisper, greedy (--beam 1): windows encoded and decoded together, from one long clip
+    /// (with --timestamps off) or from several files.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
 }
 
 fn finite(s: &str) -> Result<f32, String> {
@@ -74,8 +83,13 @@ fn unit_interval(s: &str) -> Result<f32, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     match transcribe(&args) {
-        Ok(text) => {
-            println!("{text}");
+        Ok(texts) => {
+            for (wav, text) in args.wav.iter().zip(texts) {
+                match args.wav.len() {
+                    1 => println!("{text}"),
+                    _ => println!("{}\t{text}", wav.display()),
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -85,7 +99,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn transcribe(args: &Args) -> wgformer::Result<String> {
+/// Each file's transcript, in order.
+fn transcribe(args: &Args) -> wgformer::Result<Vec<String>> {
     let dir = match &args.checkpoint {
         Some(dir) => dir.clone(),
         None if WhisperRecognizer::is_whisper_dir(Path::new(WHISPER)) => PathBuf::from(WHISPER),
@@ -113,13 +128,34 @@ fn transcribe(args: &Args) -> wgformer::Result<String> {
                 "off" => Timestamps::Off,
                 _ => Timestamps::Auto,
             },
+            batch_windows: args.batch as usize,
             ..WhisperOptions::default()
         };
-        let text = WhisperRecognizer::load(&gpu, &dir)?.transcribe_file(&args.wav, &opts)?;
-        if text.is_empty() {
-            eprintln!("asr: no speech found in {}", args.wav.display());
+        if opts.batch_windows > 1 && opts.beam_width > 1 {
+            eprintln!(
+                "asr: --batch applies to greedy decoding (--beam 1); decoding one window at a time"
+            );
         }
-        return Ok(text);
+        let recognizer = WhisperRecognizer::load(&gpu, &dir)?;
+        let clips = args
+            .wav
+            .iter()
+            .map(|w| wgformer::audio::load_16k(w))
+            .collect::<wgformer::Result<Vec<_>>>()?;
+        let clips: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+        let (texts, _) = recognizer.transcribe_many(&clips, &opts)?;
+        for (wav, text) in args.wav.iter().zip(&texts) {
+            if text.is_empty() {
+                eprintln!("asr: no speech found in {}", wav.display());
+            }
+        }
+        return Ok(texts);
+    }
+    if args.batch > 1 {
+        eprintln!(
+            "asr: --batch is for Whisper models; {} decodes one file at a time",
+            dir.display()
+        );
     }
     let recognizer = Recognizer::load(&gpu, &dir, args.lm.as_deref())?;
     let mut decoding = recognizer.decoding.clone();
@@ -141,15 +177,20 @@ fn transcribe(args: &Args) -> wgformer::Result<String> {
     if args.lm.is_some() {
         decoding.lm_weight = args.lm_weight;
     }
-    let heard = recognizer.transcribe_file(&args.wav, &decoding)?;
-    if heard.no_speech {
-        eprintln!("asr: no speech found in {}", args.wav.display());
-    } else if heard.windows.len() > 1 {
-        eprintln!(
-            "asr: decoded in {} windows of up to {:.1} s, cut at pauses",
-            heard.windows.len(),
-            recognizer.window_seconds()
-        );
+    let mut texts = Vec::new();
+    for wav in &args.wav {
+        let heard = recognizer.transcribe_file(wav, &decoding)?;
+        if heard.no_speech {
+            eprintln!("asr: no speech found in {}", wav.display());
+        } else if heard.windows.len() > 1 {
+            eprintln!(
+                "asr: {}: decoded in {} windows of up to {:.1} s, cut at pauses",
+                wav.display(),
+                heard.windows.len(),
+                recognizer.window_seconds()
+            );
+        }
+        texts.push(heard.text);
     }
-    Ok(heard.text)
+    Ok(texts)
 }

@@ -2,8 +2,12 @@
 //! behind the Whisper figures in BENCHMARKS.md (`scripts/whisper_wer.py` scores the output).
 //!
 //!     cargo run --release --example whisper_eval -- --out FILE.tsv [--model DIR]
-//!         [--manifest data/asterisk/manifest.tsv] [--beam N] [--timestamps on|off|auto] [--limit N] [--profile]
+//!         [--manifest data/asterisk/manifest.tsv] [--beam N] [--timestamps on|off|auto] [--limit N]
+//!         [--batch N] [--profile]
 //!
+//! `--batch N`: clips taken N at a time, their greedy windows without timestamps encoded and
+//! decoded together (`WhisperOptions::batch_windows`); the summary then counts windows per
+//! second, and the decoder's time per token is per token of all the windows decoded at once.
 //! `--profile` times every kernel (each dispatch submitted on its own: slower) and prints the
 //! table at the end. The manifest is `scripts/asterisk_clips`'s: "NAME<TAB>wav path<TAB>reference" per line; the
 //! output "NAME<TAB>transcript". The timing summary goes to stderr.
@@ -36,6 +40,10 @@ struct Args {
     /// Only the first N clips.
     #[arg(long)]
     limit: Option<usize>,
+    /// Clips transcribed together: their greedy windows without timestamps are encoded and
+    /// decoded N at a time.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
     /// Time every kernel (each dispatch submitted on its own: slower) and print the table.
     #[arg(long)]
     profile: bool,
@@ -50,6 +58,7 @@ impl Args {
                 "off" => Timestamps::Off,
                 _ => Timestamps::Auto,
             },
+            batch_windows: self.batch as usize,
             ..WhisperOptions::default()
         }
     }
@@ -65,18 +74,27 @@ fn run(a: &Args) -> wgformer::Result<()> {
     let opts = a.options();
     let mut total = WhisperTimings::default();
     let started = std::time::Instant::now();
-    for line in text.lines().take(a.limit.unwrap_or(usize::MAX)) {
-        let mut cols = line.split('\t');
-        let (Some(name), Some(wav)) = (cols.next(), cols.next()) else {
-            return Err(wgformer::Error::format(
-                &a.manifest,
-                format!("bad line {line:?}"),
-            ));
-        };
-        let samples = wgformer::audio::load_16k(std::path::Path::new(wav))?;
-        let (transcript, t) = recognizer.transcribe_timed(&samples, &opts)?;
-        writeln!(out, "{name}\t{transcript}").map_err(|e| wgformer::Error::io(&a.out, e))?;
-        eprintln!("{name}: {transcript}");
+    let lines: Vec<&str> = text.lines().take(a.limit.unwrap_or(usize::MAX)).collect();
+    for group in lines.chunks(a.batch as usize) {
+        let mut names = Vec::new();
+        let mut clips = Vec::new();
+        for line in group {
+            let mut cols = line.split('\t');
+            let (Some(name), Some(wav)) = (cols.next(), cols.next()) else {
+                return Err(wgformer::Error::format(
+                    &a.manifest,
+                    format!("bad line {line:?}"),
+                ));
+            };
+            names.push(name);
+            clips.push(wgformer::audio::load_16k(std::path::Path::new(wav))?);
+        }
+        let clips: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+        let (transcripts, t) = recognizer.transcribe_many(&clips, &opts)?;
+        for (name, transcript) in names.iter().zip(transcripts) {
+            writeln!(out, "{name}\t{transcript}").map_err(|e| wgformer::Error::io(&a.out, e))?;
+            eprintln!("{name}: {transcript}");
+        }
         total.windows += t.windows;
         total.tokens += t.tokens;
         total.encoder += t.encoder;
@@ -84,7 +102,7 @@ fn run(a: &Args) -> wgformer::Result<()> {
     }
     eprintln!(
         "whisper_eval: {} on {}: {} windows, encoder {:.0} ms per window, decoder {:.1} ms per \
-         token ({} tokens, beam {}), {:.0} s in all",
+         token ({} tokens, beam {}, {} clips at a time), {:.2} windows/s, {:.0} s in all",
         a.model.display(),
         gpu.adapter_name(),
         total.windows,
@@ -92,6 +110,8 @@ fn run(a: &Args) -> wgformer::Result<()> {
         total.decoder.as_secs_f64() * 1e3 / total.tokens.max(1) as f64,
         total.tokens,
         opts.beam_width,
+        a.batch,
+        total.windows as f64 / (total.encoder + total.decoder).as_secs_f64().max(1e-9),
         started.elapsed().as_secs_f64()
     );
     if a.profile {

@@ -80,30 +80,43 @@ const CLIPS: [&str; 8] = [
     "vm-options",
 ];
 
-#[test]
-fn greedy_transcripts_match_faster_whisper_on_asterisk_prompts() {
+/// Each Asterisk prompt's WAV path, by name.
+fn asterisk_wavs() -> HashMap<String, String> {
     require(MANIFEST, "scripts/asterisk_clips");
-    let r = recognizer();
-    let wavs: HashMap<String, String> = std::fs::read_to_string(MANIFEST)
+    std::fs::read_to_string(MANIFEST)
         .unwrap()
         .lines()
         .filter_map(|l| {
             let mut c = l.split('\t');
             Some((c.next()?.to_string(), c.next()?.to_string()))
         })
-        .collect();
-    let reference: HashMap<String, String> =
-        std::fs::read_to_string("tests/fixtures/asterisk/faster_whisper_greedy.tsv")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
-    // faster-whisper's settings: greedy, without timestamps.
-    let opts = WhisperOptions {
+        .collect()
+}
+
+/// faster-whisper's greedy transcripts without timestamps, by prompt name.
+fn faster_whisper_greedy() -> HashMap<String, String> {
+    std::fs::read_to_string("tests/fixtures/asterisk/faster_whisper_greedy.tsv")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect()
+}
+
+/// faster-whisper's settings: greedy, without timestamps.
+fn greedy_without_timestamps(batch_windows: usize) -> WhisperOptions {
+    WhisperOptions {
         timestamps: Timestamps::Off,
+        batch_windows,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn greedy_transcripts_match_faster_whisper_on_asterisk_prompts() {
+    let (wavs, reference) = (asterisk_wavs(), faster_whisper_greedy());
+    let r = recognizer();
+    let opts = greedy_without_timestamps(1);
     for name in CLIPS {
         let wav = &wavs[name];
         let got = r
@@ -111,6 +124,51 @@ fn greedy_transcripts_match_faster_whisper_on_asterisk_prompts() {
             .unwrap();
         assert_eq!(got, reference[name], "{name} ({wav})");
     }
+}
+
+/// Windows decoded together give what one window at a time gives: short prompts in batches
+/// of three whose sequences end at different steps (a silent clip among them is not decoded)
+/// give faster-whisper's transcripts, and a clip of two windows its one-by-one transcript.
+#[test]
+fn windows_decoded_together_give_the_transcripts_of_one_at_a_time() {
+    let (wavs, reference) = (asterisk_wavs(), faster_whisper_greedy());
+    let r = recognizer();
+    let names = &CLIPS[..5];
+    let mut clips: Vec<Vec<f32>> = names
+        .iter()
+        .map(|n| load_16k(Path::new(&wavs[*n])).unwrap())
+        .collect();
+    clips.insert(2, vec![0.0; 2 * 16_000]);
+    let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+    let (texts, timings) = r
+        .transcribe_many(&refs, &greedy_without_timestamps(3))
+        .unwrap();
+    assert_eq!(
+        timings.windows,
+        names.len(),
+        "the silent clip is not decoded"
+    );
+    assert_eq!(texts[2], "");
+    let spoken = texts[..2].iter().chain(&texts[3..]);
+    for (name, got) in names.iter().zip(spoken) {
+        assert_eq!(*got, reference[*name], "{name} decoded with two others");
+    }
+    // Prompts one after the other with half a second between them, until past 30 s.
+    let mut long = Vec::new();
+    for clip in clips.iter().cycle().take(40) {
+        long.extend_from_slice(clip);
+        long.extend(std::iter::repeat_n(0.0, 8_000));
+        if long.len() > 34 * 16_000 {
+            break;
+        }
+    }
+    let alone = r.transcribe(&long, &greedy_without_timestamps(1)).unwrap();
+    let (together, timings) = r
+        .transcribe_many(&[&long], &greedy_without_timestamps(2))
+        .unwrap();
+    assert_eq!(timings.windows, 2);
+    assert!(alone.split(' ').count() > 20, "{alone}");
+    assert_eq!(together[0], alone);
 }
 
 /// Whisper writes words for silence and noise; the recognizer does not decode audio whose

@@ -8,7 +8,10 @@
 //! - with timestamps, openai-whisper's timestamp rules (`timestamp_rules`).
 //!
 //! `greedy` is faster-whisper's `beam_size=1, temperature=0` decoding and also returns the
-//! scores its no-speech check reads; beam search is `decode::beam_search` over the same rules.
+//! scores its no-speech check reads; `greedy_windows` decodes several windows at once, one
+//! sequence each, dropping a window from the batch when it ends (on a GPU a step of eight
+//! sequences costs about what a step of one does); beam search is `decode::beam_search` over
+//! the same rules, one window at a time.
 
 use super::tokens::WhisperTokens;
 use crate::decode::{argmax, gather_rows, log_softmax, IncrementalDecoder};
@@ -17,7 +20,7 @@ use crate::models::whisper::Whisper;
 use crate::nn::CrossLayerCache;
 use crate::ops::{self, HalfMatrix};
 use crate::tensor::Tensor;
-use std::cell::Cell;
+use std::cell::RefCell;
 
 /// Timestamps are at most this far into the window at the start (openai-whisper's
 /// `max_initial_timestamp` of 1 s, in 20 ms steps).
@@ -25,15 +28,26 @@ const MAX_INITIAL_TIMESTAMP: u32 = 50;
 
 pub struct WhisperDecoder<'a> {
     pub model: &'a Whisper,
-    /// The window's encoder output, [1, S, d].
+    /// The encoder output of one window, [1, S, d], shared by every sequence (beam search);
+    /// or of N windows, [N, S, d], one sequence each (`greedy_windows`).
     pub memory: &'a Tensor,
     pub tokens: &'a WhisperTokens,
     pub timestamps: bool,
     /// The output projection in half precision, where the recognizer keeps one
     /// (`WhisperRecognizer::output_half`); else the model's f32 token embedding.
     pub output_half: Option<&'a HalfMatrix>,
-    /// P(no speech) read at `<|startoftranscript|>` on the first step.
-    no_speech_prob: Cell<Option<f64>>,
+    /// P(no speech) of each sequence, read at `<|startoftranscript|>` on the first step.
+    no_speech_probs: RefCell<Vec<f64>>,
+}
+
+/// One window's greedy decoding: the tokens before end-of-text and the sum of the chosen
+/// tokens' log-probabilities, end-of-text included.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Greedy {
+    pub tokens: Vec<u32>,
+    pub sum_logprob: f64,
+    /// P(`<|nospeech|>`) at the start (0 where the vocabulary has no such token).
+    pub no_speech_prob: f64,
 }
 
 /// The caches of every decoder layer and the tokens each sequence has generated so far.
@@ -56,7 +70,7 @@ impl<'a> WhisperDecoder<'a> {
             tokens,
             timestamps,
             output_half: None,
-            no_speech_prob: Cell::new(None),
+            no_speech_probs: RefCell::new(Vec::new()),
         }
     }
 
@@ -77,10 +91,19 @@ impl<'a> WhisperDecoder<'a> {
         }
     }
 
-    /// The probability of `<|nospeech|>` at the start of the last decoding (0 where the
-    /// vocabulary has no such token).
+    /// Windows in `memory`.
+    pub fn windows(&self) -> usize {
+        self.memory.shape()[0]
+    }
+
+    /// The probability of `<|nospeech|>` at the start of the last decoding (its first
+    /// sequence; 0 where the vocabulary has no such token).
     pub fn no_speech_prob(&self) -> f64 {
-        self.no_speech_prob.get().unwrap_or(0.0)
+        self.no_speech_probs
+            .borrow()
+            .first()
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// Set what the rules forbid in `logits` (one row) to -inf; `generated` are the tokens
@@ -153,15 +176,16 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
     type State = WhisperState;
 
     fn start(&self, batch: usize) -> Result<WhisperState> {
-        if batch != 1 {
+        let windows = self.windows();
+        if batch != windows {
             return Err(Error::shape(
                 "WhisperDecoder",
-                format!("decoding starts from one sequence per window, not {batch}"),
+                format!("decoding starts from one sequence per window ({windows}), not {batch}"),
             ));
         }
         Ok(WhisperState {
             caches: self.model.new_caches(),
-            generated: vec![Vec::new()],
+            generated: vec![Vec::new(); batch],
             prompted: false,
         })
     }
@@ -193,7 +217,7 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
                 .decode_cached(&ids_t, self.memory, &mut state.caches)?; // [B, T_new, d]
             if prompt {
                 // The prompt: the no-speech probability is read where `<|startoftranscript|>`
-                // is (position 0), the next token at the last position.
+                // is (position 0), the next token at the last position; each row gets both.
                 let sot_at = ids.iter().position(|&i| i == self.tokens.sot).unwrap_or(0);
                 let both = ops::concat(
                     &[
@@ -202,19 +226,22 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
                     ],
                     1,
                 )?;
-                self.logits(&both)? // [1, 2, V]
+                self.logits(&both)? // [B, 2, V]
             } else {
                 self.logits(&h)? // [B, 1, V]
             }
         };
         let mut logits = logits.to_vec_async().await?;
         if prompt {
-            let p = self
-                .tokens
-                .no_speech
-                .map_or(0.0, |ns| log_softmax(&logits[..v])[ns as usize].exp());
-            self.no_speech_prob.set(Some(p));
-            logits.drain(..v);
+            let (at_sot, next): (Vec<_>, Vec<_>) =
+                logits.chunks(v).enumerate().partition(|(i, _)| i % 2 == 0);
+            let no_speech = |row: &[f32]| {
+                let p = self.tokens.no_speech;
+                p.map_or(0.0, |ns| log_softmax(row)[ns as usize].exp())
+            };
+            *self.no_speech_probs.borrow_mut() =
+                at_sot.into_iter().map(|(_, row)| no_speech(row)).collect();
+            logits = next.into_iter().flat_map(|(_, row)| row.to_vec()).collect();
         }
         for (row, seq) in logits.chunks_mut(v).zip(&state.generated) {
             self.apply_rules(row, seq);
@@ -225,12 +252,14 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
     fn reorder(&self, state: &mut WhisperState, order: &[u32]) -> Result<()> {
         let _g = crate::no_grad();
         let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
+        // With one window every row of a cross-attention cache holds the same keys and values,
+        // so it is gathered only when the number of sequences changes; with one window per
+        // sequence each row is its own.
+        let one_window = self.windows() == 1;
         for c in state.caches.iter_mut() {
-            // Every row of a cross-attention cache holds the same window's keys and values, so
-            // it is gathered only when the number of sequences changes.
             let cross_rows = c.cross_kv.k.as_ref().map_or(0, |k| k.shape()[0]);
             let mut caches = vec![&mut c.self_kv];
-            if cross_rows != order.len() {
+            if !one_window || cross_rows != order.len() {
                 caches.push(&mut c.cross_kv);
             }
             for kv in caches {
@@ -253,27 +282,75 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
     }
 }
 
-/// Greedy decoding after `prompt`, at most `max_new` tokens: the tokens before end-of-text
-/// and the sum of the chosen tokens' log-probabilities, end-of-text included.
-pub async fn greedy(
+/// Greedy decoding of one window (`dec.memory` [1, S, d]) after `prompt`, at most `max_new`
+/// tokens.
+pub async fn greedy(dec: &WhisperDecoder<'_>, prompt: &[u32], max_new: usize) -> Result<Greedy> {
+    if dec.windows() != 1 {
+        return Err(Error::shape(
+            "whisper greedy",
+            format!(
+                "one window, not {}: greedy_windows decodes several",
+                dec.windows()
+            ),
+        ));
+    }
+    let mut all = greedy_windows(dec, prompt, max_new).await?;
+    Ok(all.remove(0))
+}
+
+/// Greedy decoding of every window of `dec.memory` ([N, S, d]) at once, each after `prompt`,
+/// at most `max_new` tokens each: what `greedy` gives each window alone, up to the rounding
+/// of products with more rows. A window that ends leaves the batch (its rows of the caches
+/// are dropped), so the others' steps do not carry it.
+pub async fn greedy_windows(
     dec: &WhisperDecoder<'_>,
     prompt: &[u32],
     max_new: usize,
-) -> Result<(Vec<u32>, f64)> {
-    let mut state = dec.start(1)?;
-    let mut logits = dec.step(&mut state, prompt, 1).await?;
-    let mut tokens = Vec::new();
-    let mut sum_logprob = 0.0;
-    while tokens.len() < max_new {
-        let next = argmax(&logits) as u32;
-        sum_logprob += log_softmax(&logits)[next as usize];
-        if next == dec.tokens.eot {
-            break;
+) -> Result<Vec<Greedy>> {
+    let n = dec.windows();
+    let v = dec.vocab_size();
+    let mut state = dec.start(n)?;
+    let prompts: Vec<u32> = (0..n).flat_map(|_| prompt.iter().copied()).collect();
+    let mut logits = dec.step(&mut state, &prompts, n).await?;
+    let mut out: Vec<Greedy> = dec
+        .no_speech_probs
+        .borrow()
+        .iter()
+        .map(|&no_speech_prob| Greedy {
+            no_speech_prob,
+            ..Greedy::default()
+        })
+        .collect();
+    // The window of each row still decoding.
+    let mut live: Vec<usize> = (0..n).collect();
+    loop {
+        let (mut rows, mut next) = (Vec::new(), Vec::new());
+        for (row, &w) in live.iter().enumerate() {
+            let g = &mut out[w];
+            if g.tokens.len() >= max_new {
+                continue;
+            }
+            let row_logits = &logits[row * v..(row + 1) * v];
+            let token = argmax(row_logits) as u32;
+            g.sum_logprob += log_softmax(row_logits)[token as usize];
+            if token == dec.tokens.eot {
+                continue;
+            }
+            g.tokens.push(token);
+            if g.tokens.len() < max_new {
+                rows.push(row as u32);
+                next.push(token);
+            }
         }
-        tokens.push(next);
-        logits = dec.step(&mut state, &[next], 1).await?;
+        if rows.is_empty() {
+            return Ok(out);
+        }
+        if rows.len() < live.len() {
+            dec.reorder(&mut state, &rows)?;
+            live = rows.iter().map(|&r| live[r as usize]).collect();
+        }
+        logits = dec.step(&mut state, &next, live.len()).await?;
     }
-    Ok((tokens, sum_logprob))
 }
 
 /// The sum of log-probabilities of `tokens` then end-of-text after `prompt`, under the same

@@ -5,6 +5,12 @@
 //! no-speech probability is above 0.6 while its tokens average a log-probability under -1 is
 //! silence and gives no text.
 //!
+//! Greedy windows without timestamps are independent of each other, so they can be decoded
+//! together (`WhisperOptions::batch_windows`): the windows of one long clip, or of many clips
+//! (`transcribe_many`), encoded as one batch and decoded by `greedy_windows`, one sequence
+//! per window. The transcripts are those of one window at a time, up to the rounding of
+//! products with more rows.
+//!
 //! With timestamps the decoder also writes timestamp tokens (openai-whisper's rules), and the
 //! next window starts at the last closed segment instead of 30 s later: the model then keeps
 //! transcribing where plain decoding may stop after its first sentence (on the Asterisk
@@ -15,7 +21,7 @@
 mod decoder;
 mod tokens;
 
-pub use decoder::{greedy, score, WhisperDecoder};
+pub use decoder::{greedy, greedy_windows, score, Greedy, WhisperDecoder};
 pub use tokens::WhisperTokens;
 
 use crate::audio::{self, whisper_log_mel};
@@ -27,7 +33,7 @@ use crate::inference::speech_presence::sounds_like_speech;
 use crate::models::whisper::{
     load_whisper, whisper_from_weights, Whisper, WhisperExample, WhisperFormat, WhisperWeights,
 };
-use crate::ops::HalfMatrix;
+use crate::ops::{self, HalfMatrix};
 use crate::tensor::Tensor;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,6 +64,10 @@ pub struct WhisperOptions {
     pub timestamps: Timestamps,
     /// Scores are divided by length^length_penalty when beams are compared (faster-whisper: 1).
     pub length_penalty: f32,
+    /// Windows encoded and decoded together (greedy decoding without timestamps; beam search
+    /// and timestamped windows go one at a time). 1: one window at a time, as faster-whisper's
+    /// `WhisperModel.transcribe`; more is its `BatchedInferencePipeline`'s `batch_size`.
+    pub batch_windows: usize,
 }
 
 impl Default for WhisperOptions {
@@ -66,6 +76,7 @@ impl Default for WhisperOptions {
             beam_width: 1,
             timestamps: Timestamps::Auto,
             length_penalty: 1.0,
+            batch_windows: 1,
         }
     }
 }
@@ -85,13 +96,21 @@ pub struct WhisperRecognizer {
 
 /// Time spent in `transcribe_timed`: the encoder over `windows` windows (recorded and run
 /// to completion), the decoder over `tokens` tokens (end-of-text included; for beam search,
-/// the tokens of the best hypothesis).
+/// the tokens of the best hypothesis; with windows decoded together, the tokens of them all).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WhisperTimings {
     pub windows: usize,
     pub tokens: usize,
     pub encoder: Duration,
     pub decoder: Duration,
+}
+
+/// A window waiting to be decoded with others: its clip, its mel frames (a whole window,
+/// padded) and how many of them are real.
+struct PendingWindow {
+    clip: usize,
+    frames: Vec<f32>,
+    len: usize,
 }
 
 /// One decoded window: its text tokens and where the next window starts.
@@ -206,34 +225,88 @@ impl WhisperRecognizer {
         samples: &[f32],
         opts: &WhisperOptions,
     ) -> Result<(String, WhisperTimings)> {
+        let (mut texts, timings) = self.transcribe_many_timed_async(&[samples], opts).await?;
+        Ok((texts.remove(0), timings))
+    }
+
+    /// Transcripts of several clips of 16 kHz mono samples, in order. Greedy windows without
+    /// timestamps are decoded `opts.batch_windows` at a time, whichever clips they come from.
+    pub fn transcribe_many(
+        &self,
+        clips: &[&[f32]],
+        opts: &WhisperOptions,
+    ) -> Result<(Vec<String>, WhisperTimings)> {
+        block_on(self.transcribe_many_timed_async(clips, opts))
+    }
+
+    /// `transcribe_many` with every readback awaited.
+    pub async fn transcribe_many_timed_async(
+        &self,
+        clips: &[&[f32]],
+        opts: &WhisperOptions,
+    ) -> Result<(Vec<String>, WhisperTimings)> {
         let c = &self.model.config;
-        let gpu = self.model.gpu();
         let mut timings = WhisperTimings::default();
-        let levels = crate::audio::Levels::of(samples);
-        if !sounds_like_speech(levels.speech_db, levels.range_db()) {
-            return Ok((String::new(), timings));
-        }
-        let mel = whisper_log_mel(samples, c.n_mels);
+        let mut tokens = vec![Vec::new(); clips.len()];
+        let mut pending = Vec::new();
+        let batch = opts.batch_windows.max(1);
         let window = c.window_frames();
-        // faster-whisper leaves out the last frame (it is mostly the appended padding).
+        for (clip, samples) in clips.iter().enumerate() {
+            let levels = crate::audio::Levels::of(samples);
+            if !sounds_like_speech(levels.speech_db, levels.range_db()) {
+                continue;
+            }
+            let mel = whisper_log_mel(samples, c.n_mels);
+            // faster-whisper leaves out the last frame (it is mostly the appended padding).
+            let content = mel.frames.saturating_sub(1);
+            let timestamps = match opts.timestamps {
+                Timestamps::Off => false,
+                Timestamps::On => true,
+                Timestamps::Auto => samples.len() as f64 > AUTO_TIMESTAMPS_SECONDS * 16_000.0,
+            };
+            if timestamps || opts.beam_width > 1 {
+                tokens[clip] = self
+                    .one_window_at_a_time(&mel, opts, timestamps, &mut timings)
+                    .await?;
+                continue;
+            }
+            for seek in (0..content).step_by(window) {
+                let len = window.min(content - seek);
+                let frames = mel.window(seek, len, window);
+                pending.push(PendingWindow { clip, frames, len });
+                if pending.len() == batch {
+                    self.decode_together(&mut pending, &mut tokens, &mut timings)
+                        .await?;
+                }
+            }
+        }
+        self.decode_together(&mut pending, &mut tokens, &mut timings)
+            .await?;
+        let texts = tokens
+            .iter()
+            .map(|t| self.tokenizer.decode(t).trim().to_string())
+            .collect();
+        Ok((texts, timings))
+    }
+
+    /// The text tokens of a clip's windows decoded one after the other (beam search, or
+    /// timestamps: the next window starts where this one's last segment closed).
+    async fn one_window_at_a_time(
+        &self,
+        mel: &audio::WhisperMel,
+        opts: &WhisperOptions,
+        timestamps: bool,
+        timings: &mut WhisperTimings,
+    ) -> Result<Vec<u32>> {
+        let window = self.model.config.window_frames();
         let content = mel.frames.saturating_sub(1);
-        let timestamps = match opts.timestamps {
-            Timestamps::Off => false,
-            Timestamps::On => true,
-            Timestamps::Auto => samples.len() as f64 > AUTO_TIMESTAMPS_SECONDS * 16_000.0,
-        };
         let mut text_tokens = Vec::new();
         let mut seek = 0;
         while seek < content {
             let len = window.min(content - seek);
-            let frames = mel.window(seek, len, window); // [window, n_mels]
             let started = clock();
-            let memory = {
-                let _g = crate::no_grad();
-                let x = Tensor::from_slice(gpu, &frames, &[1, window, c.n_mels])?;
-                self.model.encode(&x)? // [1, S, d]
-            };
-            gpu.synchronize()?;
+            let memory = self.encode_windows(&[&mel.window(seek, len, window)])?;
+            self.model.gpu().synchronize()?;
             timings.encoder += since(started);
             let started = clock();
             let r = self.decode_window(&memory, len, opts, timestamps).await?;
@@ -243,8 +316,64 @@ impl WhisperRecognizer {
             text_tokens.extend(r.text_tokens);
             seek += r.advance;
         }
-        let text = self.tokenizer.decode(&text_tokens).trim().to_string();
-        Ok((text, timings))
+        Ok(text_tokens)
+    }
+
+    /// Encode and greedily decode the `pending` windows together (emptying it), appending each
+    /// window's text tokens to its clip's.
+    async fn decode_together(
+        &self,
+        pending: &mut Vec<PendingWindow>,
+        tokens: &mut [Vec<u32>],
+        timings: &mut WhisperTimings,
+    ) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let started = clock();
+        let frames: Vec<&[f32]> = pending.iter().map(|w| w.frames.as_slice()).collect();
+        let memory = self.encode_windows(&frames)?;
+        self.model.gpu().synchronize()?;
+        timings.encoder += since(started);
+        let started = clock();
+        let dec = WhisperDecoder::new(&self.model, &memory, &self.tokens, false)
+            .with_output_half(self.output_half.as_ref());
+        let prompt = self.tokens.prompt(false);
+        let max_new = self.model.config.max_target_positions - prompt.len();
+        let decoded = greedy_windows(&dec, &prompt, max_new).await?;
+        timings.decoder += since(started);
+        for (w, g) in pending.drain(..).zip(decoded) {
+            let r = self.window_result(g, w.len, false);
+            timings.windows += 1;
+            timings.tokens += r.steps;
+            tokens[w.clip].extend(r.text_tokens);
+        }
+        Ok(())
+    }
+
+    /// The encoder output [N, S, d] of N windows (each `window_frames` x n_mels), encoded in
+    /// groups small enough that every tensor fits one storage binding: the largest, where
+    /// attention takes the unfused path, is the scores, heads x S x S values per window
+    /// (54 MB for tiny.en, so lavapipe's 128 MiB binding takes two windows at a time).
+    fn encode_windows(&self, windows: &[&[f32]]) -> Result<Tensor> {
+        let c = &self.model.config;
+        let gpu = self.model.gpu();
+        let _g = crate::no_grad();
+        let s = c.max_source_positions;
+        let scores_bytes = (c.encoder_heads * s * s * 4) as u64;
+        let group = (gpu.max_binding_bytes() / scores_bytes).max(1) as usize;
+        let memories = windows
+            .chunks(group)
+            .map(|g| {
+                let x =
+                    Tensor::from_slice(gpu, &g.concat(), &[g.len(), c.window_frames(), c.n_mels])?;
+                self.model.encode(&x)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match memories.as_slice() {
+            [one] => Ok(one.clone()),
+            many => ops::concat(&many.iter().collect::<Vec<_>>(), 0),
+        }
     }
 
     /// A fine-tuning example (`models::whisper::whisper_loss`) of 16 kHz `samples` (at most
@@ -298,7 +427,7 @@ impl WhisperRecognizer {
             .with_output_half(self.output_half.as_ref());
         let prompt = t.prompt(timestamps);
         let max_new = self.model.config.max_target_positions - prompt.len();
-        let (tokens, sum_logprob) = if opts.beam_width <= 1 {
+        let decoded = if opts.beam_width <= 1 {
             greedy(&dec, &prompt, max_new).await?
         } else {
             let cfg = BeamConfig {
@@ -309,23 +438,40 @@ impl WhisperRecognizer {
             };
             let mut tokens = beam_search_async(&dec, &prompt, &cfg).await?;
             tokens.retain(|&id| id != t.eot);
+            let no_speech_prob = dec.no_speech_prob();
             // Scored again only where the no-speech check needs it.
-            let sum = match dec.no_speech_prob() > NO_SPEECH_THRESHOLD {
+            let sum_logprob = match no_speech_prob > NO_SPEECH_THRESHOLD {
                 true => score(&dec, &prompt, &tokens).await?,
                 false => 0.0,
             };
-            (tokens, sum)
+            Greedy {
+                tokens,
+                sum_logprob,
+                no_speech_prob,
+            }
         };
+        Ok(self.window_result(decoded, len, timestamps))
+    }
+
+    /// What a decoded window with `len` real frames gives: nothing where it is silence by
+    /// faster-whisper's rule, else its text tokens, and where the next window starts.
+    fn window_result(&self, decoded: Greedy, len: usize, timestamps: bool) -> WindowResult {
+        let Greedy {
+            tokens,
+            sum_logprob,
+            no_speech_prob,
+        } = decoded;
+        let t = &self.tokens;
         let steps = tokens.len() + 1;
         let avg_logprob = sum_logprob / steps as f64;
-        if dec.no_speech_prob() > NO_SPEECH_THRESHOLD && avg_logprob <= LOG_PROB_THRESHOLD {
-            return Ok(WindowResult {
+        if no_speech_prob > NO_SPEECH_THRESHOLD && avg_logprob <= LOG_PROB_THRESHOLD {
+            return WindowResult {
                 text_tokens: Vec::new(),
                 steps,
                 advance: len,
-            });
+            };
         }
-        Ok(match timestamps {
+        match timestamps {
             false => WindowResult {
                 text_tokens: tokens.into_iter().filter(|&id| id < t.eot).collect(),
                 steps,
@@ -339,7 +485,7 @@ impl WhisperRecognizer {
                     advance,
                 }
             }
-        })
+        }
     }
 
     /// With timestamps: the text tokens of the segments the model closed (a timestamp pair
