@@ -6,6 +6,8 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use wgformer::checkpoint::tensors_from_bytes;
+use wgformer::gpu::block_on;
+use wgformer::inference::whisper::{greedy, greedy_windows, Greedy, WhisperDecoder, WhisperTokens};
 use wgformer::models::whisper::{
     load_whisper, whisper_loss, Whisper, WhisperBatch, WhisperExample, WhisperFormat,
 };
@@ -114,6 +116,82 @@ fn cached_decoding_matches_the_full_decoder_position_by_position() {
     assert_eq!(got.len(), ids.len() * v);
     let err = relative_error(&got, &full);
     assert!(err <= 1e-5, "cached logits off by {err:.2e}");
+}
+
+/// The fixture's start and end tokens (its 100 ids mean nothing), nothing suppressed.
+fn fixture_tokens(eot: u32) -> WhisperTokens {
+    WhisperTokens {
+        eot,
+        sot: 1,
+        no_timestamps: 97,
+        timestamp_begin: 98,
+        no_speech: Some(3),
+        languages: Vec::new(),
+        language: None,
+        task: None,
+        suppress: Vec::new(),
+        blank: Vec::new(),
+    }
+}
+
+/// `greedy_windows` decodes each window of a batch as `greedy` decodes it alone, including
+/// after a window that ended early has left the batch.
+#[test]
+fn greedy_windows_decode_each_window_as_greedy_alone() {
+    let model = fixture_model();
+    let (mel, _, _) = mel_and_ids(&model);
+    let values = mel.to_vec().unwrap();
+    let shape = mel.shape().to_vec();
+    let windows: Vec<Vec<f32>> = vec![
+        values.clone(),
+        values.iter().rev().copied().collect(),
+        values.iter().map(|v| 0.5 * v - 0.25).collect(),
+    ];
+    let _g = wgformer::no_grad();
+    let encode = |w: &[Vec<f32>]| {
+        let mut s = shape.clone();
+        s[0] = w.len();
+        model.encode(&Tensor::from_slice(&gpu(), &w.concat(), &s).unwrap())
+    };
+    let prompt = [1u32, 97];
+    let max_new = model.config.max_target_positions - prompt.len();
+    let alone = |eot: u32| -> Vec<Greedy> {
+        let tokens = fixture_tokens(eot);
+        windows
+            .iter()
+            .map(|w| {
+                let memory = encode(std::slice::from_ref(w)).unwrap();
+                let dec = WhisperDecoder::new(&model, &memory, &tokens, false);
+                block_on(greedy(&dec, &prompt, max_new)).unwrap()
+            })
+            .collect()
+    };
+    // End-of-text: the third token window 0 writes when nothing ends it, so that it ends
+    // early and the others go on without it.
+    let eot = alone(99)[0].tokens[2];
+    let want = alone(eot);
+    let lengths: Vec<usize> = want.iter().map(|g| g.tokens.len()).collect();
+    assert!(
+        lengths.iter().any(|&l| l != lengths[0]),
+        "the windows should end at different steps: {lengths:?}"
+    );
+    let tokens = fixture_tokens(eot);
+    let memory = encode(&windows).unwrap();
+    let dec = WhisperDecoder::new(&model, &memory, &tokens, false);
+    let got = block_on(greedy_windows(&dec, &prompt, max_new)).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.tokens, w.tokens, "window {i}");
+        assert!(
+            (g.sum_logprob - w.sum_logprob).abs() < 1e-4,
+            "window {i}: {g:?} vs {w:?}"
+        );
+        assert!(
+            (g.no_speech_prob - w.no_speech_prob).abs() < 1e-5,
+            "window {i}"
+        );
+    }
+    let err = block_on(greedy(&dec, &prompt, max_new)).unwrap_err();
+    assert!(err.to_string().contains("greedy_windows"), "{err}");
 }
 
 #[test]
