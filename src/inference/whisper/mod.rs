@@ -33,7 +33,7 @@ use crate::inference::speech_presence::sounds_like_speech;
 use crate::models::whisper::{
     load_whisper, whisper_from_weights, Whisper, WhisperExample, WhisperFormat, WhisperWeights,
 };
-use crate::ops::{self, HalfMatrix};
+use crate::ops::HalfMatrix;
 use crate::tensor::Tensor;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -305,7 +305,9 @@ impl WhisperRecognizer {
         while seek < content {
             let len = window.min(content - seek);
             let started = clock();
-            let memory = self.encode_windows(&[&mel.window(seek, len, window)])?;
+            let memory = self
+                .model
+                .encode_windows(&[&mel.window(seek, len, window)])?;
             self.model.gpu().synchronize()?;
             timings.encoder += since(started);
             let started = clock();
@@ -332,7 +334,7 @@ impl WhisperRecognizer {
         }
         let started = clock();
         let frames: Vec<&[f32]> = pending.iter().map(|w| w.frames.as_slice()).collect();
-        let memory = self.encode_windows(&frames)?;
+        let memory = self.model.encode_windows(&frames)?;
         self.model.gpu().synchronize()?;
         timings.encoder += since(started);
         let started = clock();
@@ -349,31 +351,6 @@ impl WhisperRecognizer {
             tokens[w.clip].extend(r.text_tokens);
         }
         Ok(())
-    }
-
-    /// The encoder output [N, S, d] of N windows (each `window_frames` x n_mels), encoded in
-    /// groups small enough that every tensor fits one storage binding: the largest, where
-    /// attention takes the unfused path, is the scores, heads x S x S values per window
-    /// (54 MB for tiny.en, so lavapipe's 128 MiB binding takes two windows at a time).
-    fn encode_windows(&self, windows: &[&[f32]]) -> Result<Tensor> {
-        let c = &self.model.config;
-        let gpu = self.model.gpu();
-        let _g = crate::no_grad();
-        let s = c.max_source_positions;
-        let scores_bytes = (c.encoder_heads * s * s * 4) as u64;
-        let group = (gpu.max_binding_bytes() / scores_bytes).max(1) as usize;
-        let memories = windows
-            .chunks(group)
-            .map(|g| {
-                let x =
-                    Tensor::from_slice(gpu, &g.concat(), &[g.len(), c.window_frames(), c.n_mels])?;
-                self.model.encode(&x)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        match memories.as_slice() {
-            [one] => Ok(one.clone()),
-            many => ops::concat(&many.iter().collect::<Vec<_>>(), 0),
-        }
     }
 
     /// A fine-tuning example (`models::whisper::whisper_loss`) of 16 kHz `samples` (at most

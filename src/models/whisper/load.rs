@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::Module;
 use crate::nn::{LayerNorm, Linear, MultiHeadAttention};
+use crate::rng::SplitMix64;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::path::Path;
@@ -335,11 +336,22 @@ struct Loader<'a> {
     gpu: &'a Gpu,
     file: &'a Path,
     arrays: NamedArrays,
+    /// Makes the tensors the arrays lack from uniform values in +-0.05 (`Whisper::random`).
+    random: Option<SplitMix64>,
 }
 
 impl Loader<'_> {
     fn constant(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let (got, values) = self.arrays.remove(name).ok_or_else(|| {
+        let numel = shape.iter().product();
+        let found = match (self.arrays.remove(name), &mut self.random) {
+            (Some(array), _) => Some(array),
+            (None, Some(rng)) => {
+                let values = (0..numel).map(|_| (rng.next_f64() * 0.1 - 0.05) as f32);
+                Some((shape.to_vec(), values.collect()))
+            }
+            (None, None) => None,
+        };
+        let (got, values) = found.ok_or_else(|| {
             Error::format(
                 self.file,
                 format!("has no tensor {name:?} (expected {shape:?})"),
@@ -415,10 +427,31 @@ impl Whisper {
         arrays: NamedArrays,
         file: &Path,
     ) -> Result<Whisper> {
+        let loader = Loader {
+            gpu,
+            file,
+            arrays,
+            random: None,
+        };
+        Whisper::build(config, loader)
+    }
+
+    /// A model of `config` with uniform random weights, seeded: what benchmarks time where
+    /// no weights are at hand (speed does not depend on the values).
+    pub fn random(gpu: &Gpu, config: WhisperConfig, seed: u64) -> Result<Whisper> {
+        let loader = Loader {
+            gpu,
+            file: Path::new("(random weights)"),
+            arrays: NamedArrays::new(),
+            random: Some(SplitMix64::new(seed)),
+        };
+        Whisper::build(config, loader)
+    }
+
+    fn build(config: WhisperConfig, mut l: Loader) -> Result<Whisper> {
         config.validate()?;
         let c = &config;
         let d = c.d_model;
-        let mut l = Loader { gpu, file, arrays };
         let conv1 = l.conv("model.encoder.conv1", c.n_mels, d, 1)?;
         let conv2 = l.conv("model.encoder.conv2", d, d, 2)?;
         let name = "model.encoder.embed_positions.weight";
@@ -464,7 +497,7 @@ impl Whisper {
         l.arrays.remove("proj_out.weight");
         if let Some(extra) = l.arrays.keys().min() {
             return Err(Error::format(
-                file,
+                l.file,
                 format!("holds tensor {extra:?}, which a Whisper model does not have"),
             ));
         }

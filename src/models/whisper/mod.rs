@@ -241,6 +241,31 @@ impl Whisper {
         self.encoder_layer_norm.forward(&x)
     }
 
+    /// The encoder output [N, S, d] of N windows (each `window_frames` x n_mels values), without
+    /// gradients, encoded in groups small enough that every tensor fits one storage binding:
+    /// the largest, where attention takes the unfused path, is the scores, heads x S x S values
+    /// per window (54 MB for tiny.en, so lavapipe's 128 MiB binding takes two windows at a
+    /// time).
+    pub fn encode_windows(&self, windows: &[&[f32]]) -> Result<Tensor> {
+        let c = &self.config;
+        let gpu = self.gpu();
+        let _g = crate::no_grad();
+        let s = c.max_source_positions;
+        let scores_bytes = (c.encoder_heads * s * s * 4) as u64;
+        let group = (gpu.max_binding_bytes() / scores_bytes).max(1) as usize;
+        let memories = windows
+            .chunks(group)
+            .map(|g| {
+                let shape = [g.len(), c.window_frames(), c.n_mels];
+                self.encode(&Tensor::from_slice(gpu, &g.concat(), &shape)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match memories.as_slice() {
+            [one] => Ok(one.clone()),
+            many => ops::concat(&many.iter().collect::<Vec<_>>(), 0),
+        }
+    }
+
     /// ids [B, T] u32 at positions start.. -> token + position embeddings [B, T, d].
     fn embed(&self, ids: &Tensor, start: usize) -> Result<Tensor> {
         let t = ids.shape().get(1).copied().unwrap_or(0);
