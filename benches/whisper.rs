@@ -5,8 +5,10 @@
 //!   step (every sequence gets one token per step) and per token;
 //! - windows per second for a window of that many tokens, and the batch's gain over one.
 //!
-//!     cargo bench --bench whisper     WGFORMER_BENCH_WINDOWS=N: windows together (default 8)
-//!                                     WGFORMER_BENCH_TOKENS=T: tokens per window (default 24)
+//!     cargo bench --bench whisper
+//!
+//! `WGFORMER_BENCH_WINDOWS=N`: windows together (default 8); `WGFORMER_BENCH_TOKENS=T`: tokens
+//! per window (default 24).
 //!
 //! The weights are random (speed does not depend on them), so it needs no download; the
 //! output projection is read in half precision, as for the f16 weights the recognizer loads.
