@@ -17,6 +17,7 @@ with TF32 off (the crate's f32 path), or fp16 weights and activations for contex
 
 import argparse
 import time
+import warnings
 
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
@@ -90,6 +91,8 @@ def main():
     p.add_argument("--mode", choices=["fp32", "fp16"], default="fp32")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
+    # Newer transformers name `past_key_values` `cache`; the old name works in every version.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
