@@ -36,12 +36,18 @@ fn last4(h: vec4<u32>) -> vec4<f32> {
     return vec4(unpack2x16float(h.z), unpack2x16float(h.w));
 }
 
+// The sum of a vec4 of partial sums, in a fixed order.
+fn total(acc: vec4<f32>) -> f32 {
+    return (acc.x + acc.y) + (acc.z + acc.w);
+}
+
 fn invocation(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// One column j per invocation, against every row of x in turn: consecutive invocations read
-// consecutive rows of W (one load of 16 bytes per 8 weights) and the same row of x.
+// One column j per invocation, against the rows of x two at a time (then the last one
+// alone): consecutive invocations read consecutive rows of W (one load of 16 bytes per 8
+// weights, widened once for both rows) and the same rows of x.
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = invocation(gid, nwg);
@@ -52,17 +58,36 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if (p.has_bias != 0u) {
         b = bias[j];
     }
-    for (var i = 0u; i < p.m; i++) {
+    var i = 0u;
+    for (; i + 1u < p.m; i += 2u) {
         let x0 = i * octs * 2u;
-        var acc0 = vec4(0.0);
-        var acc1 = vec4(0.0);
+        let x1 = x0 + octs * 2u;
+        var a0 = vec4(0.0);
+        var b0 = vec4(0.0);
+        var a1 = vec4(0.0);
+        var b1 = vec4(0.0);
         for (var o = 0u; o < octs; o++) {
             let w = w8[w0 + o];
-            acc0 = fma(x4[x0 + 2u * o], first4(w), acc0);
-            acc1 = fma(x4[x0 + 2u * o + 1u], last4(w), acc1);
+            let f = first4(w);
+            let l = last4(w);
+            a0 = fma(x4[x0 + 2u * o], f, a0);
+            b0 = fma(x4[x0 + 2u * o + 1u], l, b0);
+            a1 = fma(x4[x1 + 2u * o], f, a1);
+            b1 = fma(x4[x1 + 2u * o + 1u], l, b1);
         }
-        let acc = acc0 + acc1;
-        c[i * p.n + j] = (acc.x + acc.y) + (acc.z + acc.w) + b;
+        c[i * p.n + j] = total(a0 + b0) + b;
+        c[(i + 1u) * p.n + j] = total(a1 + b1) + b;
+    }
+    if (i < p.m) {
+        let x0 = i * octs * 2u;
+        var a0 = vec4(0.0);
+        var b0 = vec4(0.0);
+        for (var o = 0u; o < octs; o++) {
+            let w = w8[w0 + o];
+            a0 = fma(x4[x0 + 2u * o], first4(w), a0);
+            b0 = fma(x4[x0 + 2u * o + 1u], last4(w), b0);
+        }
+        c[i * p.n + j] = total(a0 + b0) + b;
     }
 }
 

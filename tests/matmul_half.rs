@@ -1,7 +1,8 @@
 //! matmul_half (x @ W^T + bias with W in half precision), both kernels (portable and, where
 //! the adapter has subgroups, x shared through the subgroup): forward vs the CPU reference on
 //! shapes that are not multiples of the workgroup (N = 37, 70) or of anything but 8 (K = 24),
-//! with and without bias, several rows; the gradient of x vs the reference; f16-exact weights
+//! with and without bias, one row and several (the kernels take them two at a time, then the
+//! last one alone); the gradient of x vs the reference; f16-exact weights
 //! give what the f32 product gives; bad shapes are errors.
 mod common;
 use common::*;
@@ -61,6 +62,9 @@ fn forward_and_input_gradient_match_reference() {
     // K = 384: six whole blocks of 64 for the subgroup kernel; 520: eight and a remainder.
     check(5, 384, 13, false);
     check(2, 520, 9, true);
+    // Two pairs of rows, then two pairs and one alone, past the whole blocks of 64.
+    check(4, 520, 70, false);
+    check(5, 520, 37, true);
 }
 
 #[test]
