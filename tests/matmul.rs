@@ -196,7 +196,8 @@ fn register_blocked_reads_aligned_operands_in_place_for_every_transpose() {
 /// multiple of 4; for the subgroup one also N a multiple of the subgroup size): the shapes
 /// above mostly send them to their fallbacks, so these shapes are theirs. K = 36 and 260 leave
 /// a tail of k-quads after the subgroup kernel's blocks of 8; M > 1 and batches check that
-/// every subgroup stays on its own row of A.
+/// every subgroup stays on its own rows of A (the subgroup kernel takes them two at a time in
+/// blocks of 8: M = 2, 3, 5 and 11 end on a pair or a lone row, in the first block or the next).
 #[test]
 fn one_token_kernels_match_reference_where_they_run() {
     let mut kernels = vec![MatmulVariant::Dot4];
@@ -211,6 +212,8 @@ fn one_token_kernels_match_reference_where_they_run() {
             (1, 260, 64),
             (3, 256, 40),
             (5, 68, 1024),
+            (2, 36, 16),
+            (11, 260, 72),
         ] {
             worst = worst.max(check_forward(v, 1, m, k, n, false, true, false));
             for shared_b in [false, true] {

@@ -94,6 +94,8 @@ struct Params {
 
 /// Invocations per workgroup of the naive and packing kernels.
 pub(super) const WG: u32 = 64;
+/// Rows of A per workgroup of the Dot4Subgroup kernel (two at a time).
+const DOT4_ROWS: u32 = 8;
 /// Invocations per workgroup of the row-block kernels.
 pub(super) const RB_WG: u32 = 16;
 /// Tiles of the packed operands (see the layout comment in matmul/packed.wgsl).
@@ -177,8 +179,10 @@ fn compute_kernel(v: MatmulVariant, a_stored_t: bool, b_stored_t: bool, half: bo
         MatmulVariant::Tiled => (simple("tiled"), 2, 3),
         MatmulVariant::Dot4 => (simple("dot4"), 7, 8),
         MatmulVariant::Dot4Subgroup => {
-            let k = family_kernel(&[COMMON, DOT4_SUBGROUP], "dot4_subgroup", false);
-            (k.define("WG", WG).with_subgroups(), 7, 8)
+            let k = family_kernel(&[COMMON, DOT4_SUBGROUP], "dot4_subgroup", false)
+                .define("WG", WG)
+                .define("DOT4_ROWS", DOT4_ROWS);
+            (k.with_subgroups(), 7, 8)
         }
         MatmulVariant::RegisterBlocked => {
             let files = [COMMON, PACKED, REGISTER_BLOCKED];
@@ -400,11 +404,20 @@ pub(crate) fn gemm_epilogue(
         None => run(k, &[out.storage(), a, b, bias, residual], groups),
     };
     match v {
-        MatmulVariant::Naive | MatmulVariant::Dot4 | MatmulVariant::Dot4Subgroup => compute(
+        MatmulVariant::Naive | MatmulVariant::Dot4 => compute(
             compute_kernel(v, false, false, false),
             [a.storage(), b.storage()],
             groups_for(out.numel(), WG),
         )?,
+        MatmulVariant::Dot4Subgroup => {
+            let blocks = g.m.div_ceil(DOT4_ROWS as usize);
+            let chunks = g.n.div_ceil(WG as usize);
+            compute(
+                compute_kernel(v, false, false, false),
+                [a.storage(), b.storage()],
+                grid((g.batch * blocks * chunks) as u32),
+            )?
+        }
         MatmulVariant::Tiled => {
             let tiles = g.batch * g.m.div_ceil(16) * g.n.div_ceil(16);
             compute(
