@@ -45,6 +45,38 @@ fn invocation(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
+// Rows x0 and x1 of x (their first vec4) against the weights of one column (its first oct
+// w0), octs `first` .. `octs` one by one, each oct of W loaded and widened once for both rows:
+// the four partial sums of each row.
+fn two_rows_plain(x0: u32, x1: u32, w0: u32, first: u32, octs: u32) -> mat2x4<f32> {
+    var a0 = vec4(0.0);
+    var b0 = vec4(0.0);
+    var a1 = vec4(0.0);
+    var b1 = vec4(0.0);
+    for (var o = first; o < octs; o++) {
+        let w = w8[w0 + o];
+        let f = first4(w);
+        let l = last4(w);
+        a0 = fma(x4[x0 + 2u * o], f, a0);
+        b0 = fma(x4[x0 + 2u * o + 1u], l, b0);
+        a1 = fma(x4[x1 + 2u * o], f, a1);
+        b1 = fma(x4[x1 + 2u * o + 1u], l, b1);
+    }
+    return mat2x4(a0 + b0, a1 + b1);
+}
+
+// `two_rows_plain` of one row.
+fn one_row_plain(x0: u32, w0: u32, first: u32, octs: u32) -> vec4<f32> {
+    var a0 = vec4(0.0);
+    var b0 = vec4(0.0);
+    for (var o = first; o < octs; o++) {
+        let w = w8[w0 + o];
+        a0 = fma(x4[x0 + 2u * o], first4(w), a0);
+        b0 = fma(x4[x0 + 2u * o + 1u], last4(w), b0);
+    }
+    return a0 + b0;
+}
+
 // One column j per invocation, against the rows of x two at a time (then the last one
 // alone): consecutive invocations read consecutive rows of W (one load of 16 bytes per 8
 // weights, widened once for both rows) and the same rows of x.
@@ -58,36 +90,15 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if (p.has_bias != 0u) {
         b = bias[j];
     }
+    let row = octs * 2u; // vec4 per row of x
     var i = 0u;
     for (; i + 1u < p.m; i += 2u) {
-        let x0 = i * octs * 2u;
-        let x1 = x0 + octs * 2u;
-        var a0 = vec4(0.0);
-        var b0 = vec4(0.0);
-        var a1 = vec4(0.0);
-        var b1 = vec4(0.0);
-        for (var o = 0u; o < octs; o++) {
-            let w = w8[w0 + o];
-            let f = first4(w);
-            let l = last4(w);
-            a0 = fma(x4[x0 + 2u * o], f, a0);
-            b0 = fma(x4[x0 + 2u * o + 1u], l, b0);
-            a1 = fma(x4[x1 + 2u * o], f, a1);
-            b1 = fma(x4[x1 + 2u * o + 1u], l, b1);
-        }
-        c[i * p.n + j] = total(a0 + b0) + b;
-        c[(i + 1u) * p.n + j] = total(a1 + b1) + b;
+        let sums = two_rows_plain(i * row, (i + 1u) * row, w0, 0u, octs);
+        c[i * p.n + j] = total(sums[0]) + b;
+        c[(i + 1u) * p.n + j] = total(sums[1]) + b;
     }
     if (i < p.m) {
-        let x0 = i * octs * 2u;
-        var a0 = vec4(0.0);
-        var b0 = vec4(0.0);
-        for (var o = 0u; o < octs; o++) {
-            let w = w8[w0 + o];
-            a0 = fma(x4[x0 + 2u * o], first4(w), a0);
-            b0 = fma(x4[x0 + 2u * o + 1u], last4(w), b0);
-        }
-        c[i * p.n + j] = total(a0 + b0) + b;
+        c[i * p.n + j] = total(one_row_plain(i * row, w0, 0u, octs)) + b;
     }
 }
 

@@ -6,8 +6,8 @@
 // instead of two. On lavapipe every load is a per-lane loop: the loads, not the bytes, set
 // the speed. Needs subgroups of at least 8 lanes (checked by the Rust side).
 
-// Row x0 of x (its first vec4) against the weights of one column (its first oct w0):
-// the four partial sums. Lane l loads oct o + l % 8 of the row; the 8 are broadcast.
+// `one_row_plain` with x shared through the subgroup: lane l loads oct o + l % 8 of the row
+// and the 8 are broadcast; the octs past the last whole 8 one by one.
 fn row_sums(x0: u32, w0: u32, octs: u32, lane: u32) -> vec4<f32> {
     let whole = octs / 8u * 8u;
     var acc0 = vec4(0.0);
@@ -35,12 +35,7 @@ fn row_sums(x0: u32, w0: u32, octs: u32, lane: u32) -> vec4<f32> {
         acc0 = fma(subgroupBroadcast(xa, 7u), first4(w8[w + 7u]), acc0);
         acc1 = fma(subgroupBroadcast(xb, 7u), last4(w8[w + 7u]), acc1);
     }
-    for (var o = whole; o < octs; o++) {
-        let w = w8[w0 + o];
-        acc0 = fma(x4[x0 + 2u * o], first4(w), acc0);
-        acc1 = fma(x4[x0 + 2u * o + 1u], last4(w), acc1);
-    }
-    return acc0 + acc1;
+    return acc0 + acc1 + one_row_plain(x0, w0, whole, octs);
 }
 
 // `row_sums` of two rows, x0 and x1, at once: each oct of W is loaded and widened once for
@@ -107,16 +102,7 @@ fn two_row_sums(x0: u32, x1: u32, w0: u32, octs: u32, lane: u32) -> mat2x4<f32> 
         a1 = fma(subgroupBroadcast(xa1, 7u), f, a1);
         b1 = fma(subgroupBroadcast(xb1, 7u), l, b1);
     }
-    for (var o = whole; o < octs; o++) {
-        let w = w8[w0 + o];
-        let f = first4(w);
-        let l = last4(w);
-        a0 = fma(x4[x0 + 2u * o], f, a0);
-        b0 = fma(x4[x0 + 2u * o + 1u], l, b0);
-        a1 = fma(x4[x1 + 2u * o], f, a1);
-        b1 = fma(x4[x1 + 2u * o + 1u], l, b1);
-    }
-    return mat2x4(a0 + b0, a1 + b1);
+    return mat2x4(a0 + b0, a1 + b1) + two_rows_plain(x0, x1, w0, whole, octs);
 }
 
 @compute @workgroup_size(WG)
