@@ -194,6 +194,36 @@ fn greedy_windows_decode_each_window_as_greedy_alone() {
     assert!(err.to_string().contains("greedy_windows"), "{err}");
 }
 
+/// `Whisper::random` (what the benchmark times where no weights are at hand) builds every
+/// tensor a loaded model has, with the same shapes, the same values for the same seed, and
+/// finite logits.
+#[test]
+fn a_random_model_has_the_tensors_of_a_loaded_one() {
+    let loaded = fixture_model();
+    let config = loaded.config.clone();
+    let random = Whisper::random(&gpu(), config.clone(), 7).unwrap();
+    let shapes = |m: &Whisper| -> Vec<Vec<usize>> {
+        m.saved_tensors()
+            .iter()
+            .map(|t| t.shape().to_vec())
+            .collect()
+    };
+    assert_eq!(shapes(&random), shapes(&loaded));
+    let again = Whisper::random(&gpu(), config.clone(), 7).unwrap();
+    let other = Whisper::random(&gpu(), config, 8).unwrap();
+    let table = |m: &Whisper| m.embed_tokens.to_vec().unwrap();
+    assert_eq!(table(&random), table(&again));
+    assert_ne!(table(&random), table(&other));
+    let (mel, ids, _) = mel_and_ids(&random);
+    let _g = wgformer::no_grad();
+    let logits = random
+        .decode(&ids, &random.encode(&mel).unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert!(logits.iter().all(|v| v.is_finite()));
+}
+
 #[test]
 fn a_few_adamw_steps_lower_the_fine_tuning_loss() {
     let model = fixture_model();
