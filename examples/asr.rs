@@ -13,7 +13,7 @@
 //! Audio without speech (silence, steady noise) gives an empty transcript with a note on
 //! stderr. Without options a trained recognizer decodes as its config says. `--batch N` with
 //! Whisper and `--beam 1`: N windows (of one long clip or of several files) encoded and decoded
-//! together, which a GPU runs in about the time of one.
+//! together, for GPUs, where one window leaves most of the chip idle.
 
 use clap::Parser;
 use std::path::{Path, PathBuf};

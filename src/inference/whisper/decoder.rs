@@ -9,8 +9,8 @@
 //!
 //! `greedy` is faster-whisper's `beam_size=1, temperature=0` decoding and also returns the
 //! scores its no-speech check reads; `greedy_windows` decodes several windows at once, one
-//! sequence each, dropping a window from the batch when it ends (on a GPU a step of eight
-//! sequences costs about what a step of one does); beam search is `decode::beam_search` over
+//! sequence each, dropping a window from the batch when it ends (meant for GPUs, where a step
+//! of one sequence leaves most of the chip idle); beam search is `decode::beam_search` over
 //! the same rules, one window at a time.
 
 use super::tokens::WhisperTokens;
