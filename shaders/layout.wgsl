@@ -37,13 +37,16 @@ struct Params {
     len: u32,    // window ops: length of the window
     inner: u32,  // window ops: elements after the sliced axis
     start: u32,  // window ops: first index of the window along the axis
+    group: u32,  // gather_concat: outer blocks per gathered row
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<Word>;
 @group(0) @binding(2) var<storage, read> x: array<Word>;
-// concat_pair only: the second part.
+// concat_pair and gather_concat only: the second part.
 @group(0) @binding(3) var<storage, read> y: array<Word>;
+// gather_concat only: the rows of x taken, in their new order.
+@group(0) @binding(4) var<storage, read> rows: array<u32>;
 
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
@@ -108,6 +111,27 @@ fn concat_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let within = i % p.inner;
     if (a < p.len) {
         out[i] = x[(o * p.len + a) * p.inner + within];
+    } else {
+        out[i] = y[(o * (p.full - p.len) + a - p.len) * p.inner + within];
+    }
+}
+
+// concat_pair with x's rows re-ordered on the way (a decoding cache after beam search re-ranked
+// its sequences, growing by a step): x is [rows_in, group, len, inner] viewed as
+// [rows_in * group, len, inner], and output row r takes x's row rows[r]; y is already in
+// the output's row order. One dispatch instead of a gather and a concat. `group` is the
+// number of outer blocks per row (a cache's heads).
+@compute @workgroup_size(WG)
+fn gather_concat(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let a = (i / p.inner) % p.full;
+    let o = i / (p.full * p.inner);
+    let within = i % p.inner;
+    if (a < p.len) {
+        let source = rows[o / p.group] * p.group + o % p.group;
+        out[i] = x[(source * p.len + a) * p.inner + within];
     } else {
         out[i] = y[(o * (p.full - p.len) + a - p.len) * p.inner + within];
     }

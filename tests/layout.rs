@@ -223,6 +223,56 @@ fn concat_gradient_reaches_only_parts_that_want_one_and_matches_finite_differenc
     );
 }
 
+/// A beam-search cache [B, H, T, D] re-ordered (rows repeated and dropped) and grown by a step,
+/// along axes 1 to 3, with an odd last axis (one word per invocation) and a vec4 one.
+#[test]
+fn gather_concat_matches_reference_forward_and_backward() {
+    let rows = [2usize, 2, 0, 3, 2];
+    let rows_u32: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+    for (x_shape, axis) in (1..4).flat_map(|a| [([4usize, 3, 6, 5], a), ([4, 3, 6, 8], a)]) {
+        let mut y_shape = x_shape.to_vec();
+        y_shape[0] = rows.len();
+        y_shape[axis] = 2;
+        let (xv, yv) = (values(numel(&x_shape), 70), values(numel(&y_shape), 71));
+        let (x, y) = (leaf(&xv, &x_shape), leaf(&yv, &y_shape));
+        let out = ops::gather_concat(&x, &rows_u32, &y, axis).unwrap();
+        let mut out_shape = y_shape.clone();
+        out_shape[axis] += x_shape[axis];
+        assert_eq!(out.shape(), &out_shape[..]);
+        let want =
+            reference::gather_concat(&f64s(&xv), &x_shape, &rows, &f64s(&yv), &y_shape, axis);
+        let case = format!("gather_concat {x_shape:?} axis {axis}");
+        assert_close(&case, &out.to_vec().unwrap(), &want, 0.0);
+
+        let wv = values(out.numel(), 72);
+        out.backward_with(tensor(&wv, &out_shape)).unwrap();
+        let (dx, dy) =
+            reference::gather_concat_backward(&f64s(&wv), &x_shape, &rows, &y_shape, axis);
+        assert_close(&format!("{case} d x"), &grad_of(&x), &dx, 1e-6);
+        assert_close(&format!("{case} d y"), &grad_of(&y), &dy, 0.0);
+    }
+}
+
+#[test]
+fn gather_concat_gradient_matches_finite_differences() {
+    let (x_shape, y_shape, rows) = ([3usize, 2, 4, 3], [4usize, 2, 1, 3], [1usize, 1, 2, 0]);
+    let rows_u32: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+    let (xv, yv) = (values(72, 73), values(24, 74));
+    let x = leaf(&xv, &x_shape);
+    let out = ops::gather_concat(&x, &rows_u32, &tensor(&yv, &y_shape), 2).unwrap();
+    let wv = values(out.numel(), 75);
+    out.backward_with(tensor(&wv, out.shape())).unwrap();
+    let y64 = f64s(&yv);
+    assert_matches_finite_differences(
+        "gather_concat fd",
+        &grad_of(&x),
+        &f64s(&xv),
+        &f64s(&wv),
+        |x| reference::gather_concat(x, &x_shape, &rows, &y64, &y_shape, 2),
+        1e-6,
+    );
+}
+
 #[test]
 fn slice_along_each_axis_matches_reference_forward_and_backward() {
     // [.., 8]: the slices along axes 0 and 1 move whole vec4 (the wide kernels).
@@ -343,4 +393,20 @@ fn shapes_that_do_not_fit_are_errors() {
     assert!(ops::concat(&[], 0).is_err(), "no parts");
     let ids = Tensor::from_u32(&gpu(), &[0; 105], &[3, 5, 7]).unwrap();
     assert!(ops::concat(&[&x, &ids], 0).is_err(), "mismatched dtype");
+    // gather_concat
+    let step = tensor(&values(20, 63), &[2, 5, 2]);
+    assert!(ops::gather_concat(&x, &[0, 2], &step, 2).is_ok());
+    assert!(
+        ops::gather_concat(&x, &[0, 3], &step, 2).is_err(),
+        "row past x's rows"
+    );
+    assert!(
+        ops::gather_concat(&x, &[0], &step, 2).is_err(),
+        "rows do not match y"
+    );
+    assert!(ops::gather_concat(&x, &[0, 2], &step, 0).is_err(), "axis 0");
+    assert!(
+        ops::gather_concat(&x, &[0, 2], &step, 1).is_err(),
+        "mismatched off-axis length"
+    );
 }

@@ -1,7 +1,7 @@
 //! `IncrementalDecoder` for the causal LM: with the KV cache (`CausalLmDecoder`) or by
 //! re-running the whole prefix each step (`Recompute`, the slow baseline that tests compare to).
 
-use super::{gather_rows, last_position, IncrementalDecoder};
+use super::{last_position, IncrementalDecoder};
 use crate::error::{Error, Result};
 use crate::models::DecoderOnlyTransformer;
 use crate::nn::{Ctx, KvCache};
@@ -40,17 +40,8 @@ impl IncrementalDecoder for CausalLmDecoder<'_> {
     }
 
     fn reorder(&self, caches: &mut Vec<KvCache>, order: &[u32]) -> Result<()> {
-        let _g = crate::no_grad();
-        let gpu = self.0.token_embedding.weight.gpu();
-        let idx = Tensor::from_u32(gpu, order, &[order.len()])?;
-        for c in caches.iter_mut() {
-            for slot in [&mut c.k, &mut c.v] {
-                if let Some(t) = slot {
-                    *slot = Some(gather_rows(t, &idx)?);
-                }
-            }
-        }
-        Ok(())
+        // Applied as each cache grows by the next step (`KvCache::reorder`).
+        caches.iter_mut().try_for_each(|c| c.reorder(order))
     }
 
     fn vocab_size(&self) -> usize {

@@ -66,14 +66,3 @@ pub(crate) async fn last_position(logits: &Tensor) -> Result<Vec<f32>> {
     let t = logits.shape()[1];
     ops::slice(logits, 1, t - 1, 1)?.to_vec_async().await
 }
-
-/// Rows `idx` of `t` along its first dim (a cache re-ordered for beam search): [B, ...] ->
-/// [len(idx), ...], by viewing `t` as an embedding table of B rows.
-pub(crate) fn gather_rows(t: &Tensor, idx: &Tensor) -> Result<Tensor> {
-    let shape = t.shape().to_vec();
-    let rest: usize = shape[1..].iter().product();
-    let rows = ops::embedding(&t.reshape(&[shape[0], rest])?, idx)?;
-    let mut new_shape = shape;
-    new_shape[0] = idx.shape()[0];
-    rows.reshape(&new_shape)
-}

@@ -3,10 +3,11 @@
 //! sequences by gathering rows of the caches, the memory and its lengths alike.
 //! `ShallowFusion` adds a causal LM's log-probabilities (times a weight) to the recognizer's.
 
-use super::{gather_rows, log_softmax, IncrementalDecoder};
+use super::{log_softmax, IncrementalDecoder};
 use crate::error::{Error, Result};
 use crate::models::{Encoded, EncoderDecoderTransformer};
 use crate::nn::CrossLayerCache;
+use crate::ops::gather_rows;
 use crate::tensor::Tensor;
 
 pub struct SpeechDecoder<'a> {
@@ -58,18 +59,18 @@ impl IncrementalDecoder for SpeechDecoder<'_> {
     }
 
     fn reorder(&self, state: &mut SpeechState, order: &[u32]) -> Result<()> {
-        let _g = crate::no_grad();
-        let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
+        // The caches apply it at their next use (`KvCache::reorder`); the memory of one
+        // utterance is shared by all its sequences (`forward_cross_cached`), as is its length.
         for c in state.caches.iter_mut() {
-            for kv in [&mut c.self_kv, &mut c.cross_kv] {
-                for slot in [&mut kv.k, &mut kv.v] {
-                    if let Some(t) = slot {
-                        *slot = Some(gather_rows(t, &idx)?);
-                    }
-                }
-            }
+            c.self_kv.reorder(order)?;
+            c.cross_kv.reorder(order)?;
         }
         let e = &mut state.encoded;
+        if e.lens.len() == 1 {
+            return Ok(());
+        }
+        let _g = crate::no_grad();
+        let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
         e.memory = gather_rows(&e.memory, &idx)?;
         e.lens = order.iter().map(|&i| e.lens[i as usize]).collect();
         let lens: Vec<u32> = e.lens.iter().map(|&n| n as u32).collect();

@@ -23,6 +23,10 @@ pub struct MultiHeadAttention {
 pub struct KvCache {
     pub k: Option<Tensor>,
     pub v: Option<Tensor>,
+    /// A re-ordering of the sequences (`reorder`) not applied yet: sequence i is row
+    /// `pending_rows[i]` of `k` and `v`. The next append applies it in the same dispatch as
+    /// the new position (`ops::gather_concat`), so beam search copies each cache once a step.
+    pending_rows: Option<Vec<u32>>,
 }
 
 impl KvCache {
@@ -32,6 +36,74 @@ impl KvCache {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Sequences the cache holds, after any pending re-ordering (0 when empty).
+    pub fn sequences(&self) -> usize {
+        match (&self.pending_rows, &self.k) {
+            (Some(rows), _) => rows.len(),
+            (None, Some(k)) => k.shape()[0],
+            (None, None) => 0,
+        }
+    }
+
+    /// Keep sequence `order[i]` as sequence i (beam search re-ranking its beams). Deferred
+    /// until the cache is next used; several re-orderings compose. A cache of one row (one
+    /// utterance's memory, or a search's first step) serves any number of sequences.
+    pub fn reorder(&mut self, order: &[u32]) -> Result<()> {
+        let Some(k) = &self.k else {
+            return Ok(()); // nothing cached: nothing to re-order
+        };
+        if self.pending_rows.is_none() && k.shape()[0] == 1 {
+            self.pending_rows = Some(vec![0; order.len()]);
+            return Ok(());
+        }
+        let sequences = self.sequences();
+        if let Some(bad) = order.iter().find(|&&i| i as usize >= sequences) {
+            return Err(Error::shape(
+                "KvCache::reorder",
+                format!("sequence {bad} of a cache of {sequences} ({k:?})"),
+            ));
+        }
+        self.pending_rows = Some(match &self.pending_rows {
+            Some(rows) => order.iter().map(|&i| rows[i as usize]).collect(),
+            None => order.to_vec(),
+        });
+        Ok(())
+    }
+
+    /// Append `k_new` and `v_new` ([B, H, t, Dh], the sequences in their current order) and
+    /// return the whole cache.
+    fn append(&mut self, k_new: Tensor, v_new: Tensor) -> Result<(Tensor, Tensor)> {
+        let rows = self.pending_rows.take();
+        let grow = |old: &Option<Tensor>, new: Tensor| match (old, &rows) {
+            (Some(old), Some(rows)) => ops::gather_concat(old, rows, &new, 2),
+            (Some(old), None) => ops::concat(&[old, &new], 2),
+            (None, _) => Ok(new),
+        };
+        let (k, v) = (grow(&self.k, k_new)?, grow(&self.v, v_new)?);
+        self.k = Some(k.clone());
+        self.v = Some(v.clone());
+        Ok((k, v))
+    }
+
+    /// The cached keys and values with any pending re-ordering applied, or None when empty.
+    /// A cache of one row stays as it is: every sequence shares it (see
+    /// `forward_cross_cached`).
+    fn current(&mut self) -> Result<Option<(Tensor, Tensor)>> {
+        let (Some(k), Some(v)) = (&self.k, &self.v) else {
+            return Ok(None);
+        };
+        let (k, v) = match self.pending_rows.take() {
+            Some(rows) if k.shape()[0] > 1 => {
+                let idx = Tensor::from_u32(k.gpu(), &rows, &[rows.len()])?;
+                (ops::gather_rows(k, &idx)?, ops::gather_rows(v, &idx)?)
+            }
+            _ => (k.clone(), v.clone()),
+        };
+        self.k = Some(k.clone());
+        self.v = Some(v.clone());
+        Ok(Some((k, v)))
     }
 }
 
@@ -109,18 +181,16 @@ impl MultiHeadAttention {
         let q = self.split_heads(&self.q_proj.forward(x)?)?;
         let k_new = self.split_heads(&self.k_proj.forward(x)?)?;
         let v_new = self.split_heads(&self.v_proj.forward(x)?)?;
-        let (k, v) = match (&cache.k, &cache.v) {
-            (Some(k), Some(v)) => (ops::concat(&[k, &k_new], 2)?, ops::concat(&[v, &v_new], 2)?),
-            _ => (k_new, v_new),
-        };
-        cache.k = Some(k.clone());
-        cache.v = Some(v.clone());
+        let (k, v) = cache.append(k_new, v_new)?;
         let o = ops::attention_auto(&q, &k, &v, mask)?;
         self.out_proj.forward_add(&self.merge_heads(&o)?, residual)
     }
 
     /// Cross-attention whose keys and values (from `memory`) are computed once and cached.
-    /// `residual` as in `forward_add`.
+    /// `residual` as in `forward_add`. When the cache holds one memory and `x` several
+    /// sequences (the beams of one utterance), the sequences share it: their queries are
+    /// taken as the queries of one batch item, since each attends to all of the memory on its
+    /// own, so the keys and values are never copied per sequence.
     pub fn forward_cross_cached(
         &self,
         x: &Tensor,
@@ -133,15 +203,22 @@ impl MultiHeadAttention {
             cache.k = Some(self.split_heads(&self.k_proj.forward(memory)?)?);
             cache.v = Some(self.split_heads(&self.v_proj.forward(memory)?)?);
         }
-        let (Some(k), Some(v)) = (&cache.k, &cache.v) else {
+        let Some((k, v)) = cache.current()? else {
             return Err(Error::shape(
                 "forward_cross_cached",
                 "cache holds keys without values",
             ));
         };
-        let q = self.split_heads(&self.q_proj.forward(x)?)?;
-        let o = ops::attention_auto(&q, k, v, mask)?;
-        self.out_proj.forward_add(&self.merge_heads(&o)?, residual)
+        let (b, t) = (x.shape()[0], x.shape()[1]);
+        let shared = k.shape()[0] == 1 && b > 1;
+        let x_q = match shared {
+            true => x.reshape(&[1, b * t, self.d_model])?,
+            false => x.clone(),
+        };
+        let q = self.split_heads(&self.q_proj.forward(&x_q)?)?;
+        let o = ops::attention_auto(&q, &k, &v, mask)?;
+        let o = self.merge_heads(&o)?.reshape(&[b, t, self.d_model])?;
+        self.out_proj.forward_add(&o, residual)
     }
 }
 

@@ -89,9 +89,25 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     }))
 }
 
+/// Rows `idx` ([n] u32) of `t` along its first axis: [B, ...] -> [n, ...], `t` viewed as an
+/// embedding table of B rows (a cache re-ordered for beam search).
+pub fn gather_rows(t: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let shape = t.shape().to_vec();
+    let rest: usize = shape[1..].iter().product();
+    let rows = embedding(&t.reshape(&[shape[0], rest])?, idx)?;
+    let mut new_shape = shape;
+    new_shape[0] = idx.numel();
+    rows.reshape(&new_shape)
+}
+
 /// d table [vocab, dim] from d out [..., dim]: row v sums the gradient rows of every position
 /// whose id is v, in position order.
-fn embedding_backward(dout: &Tensor, ids: &Tensor, vocab: usize, dim: usize) -> Result<Tensor> {
+pub(crate) fn embedding_backward(
+    dout: &Tensor,
+    ids: &Tensor,
+    vocab: usize,
+    dim: usize,
+) -> Result<Tensor> {
     let gpu = dout.gpu();
     let n = ids.numel();
     let params = Params {

@@ -29,6 +29,7 @@ fn kernel(entry: &'static str, width: usize) -> Kernel {
         .read(2);
     match entry {
         "concat_pair" => k.read(3),
+        "gather_concat" => k.read(3).read(4),
         _ => k,
     }
 }
@@ -39,6 +40,7 @@ pub(crate) fn kernels() -> Vec<Kernel> {
         "slice_window",
         "concat_part",
         "concat_pair",
+        "gather_concat",
         "slice_backward",
     ];
     [1, 4]
@@ -59,6 +61,8 @@ struct Params {
     /// permute: the input stride of a step along each output axis.
     steps: [u32; MAX_RANK],
     window: Window,
+    /// gather_concat: outer blocks (of the window view) per gathered row.
+    group: u32,
 }
 
 /// A window along one axis: the big tensor is [outer, full, inner], the window
@@ -297,6 +301,71 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
             .iter()
             .map(|&(start, len, wanted)| wanted.then(|| slice(g, axis, start, len)).transpose())
             .collect()
+    }))
+}
+
+/// `concat([x's rows in the order `rows`, y], axis)` in one dispatch: row r of the result's
+/// first part is row `rows[r]` of x (along axis 0; rows may repeat or be left out). A decoding
+/// cache [B, H, T, Dh] after beam search re-ranked its sequences, growing by a step y
+/// [B', H, 1, Dh] already in the new order, with `rows` of length B'. `axis` is not 0, and
+/// every axis but 0 and `axis` agrees between x and y. Backward: y's gradient is its window;
+/// x's row i sums the gradients of every output row that took it (the embedding's
+/// scatter-add).
+pub fn gather_concat(x: &Tensor, rows: &[u32], y: &Tensor, axis: usize) -> Result<Tensor> {
+    let fits = axis > 0
+        && axis < x.dims()
+        && y.dims() == x.dims()
+        && y.dtype() == x.dtype()
+        && y.shape()[0] == rows.len()
+        && (1..x.dims()).all(|a| a == axis || x.shape()[a] == y.shape()[a]);
+    if !fits {
+        return Err(Error::shape(
+            "gather_concat",
+            format!(
+                "{} rows of {x:?} joined with {y:?} along axis {axis}: expected y's first axis \
+                 to be the number of rows, the other axes but {axis} (> 0) to match",
+                rows.len()
+            ),
+        ));
+    }
+    let rows_in = x.shape()[0];
+    if let Some(bad) = rows.iter().find(|&&r| r as usize >= rows_in) {
+        return Err(Error::shape(
+            "gather_concat",
+            format!("row {bad} of {x:?}, which has {rows_in}"),
+        ));
+    }
+    let mut out_shape = y.shape().to_vec();
+    out_shape[axis] += x.shape()[axis];
+    let out = output(x, &out_shape, x.dtype())?;
+    let idx = Tensor::from_u32(x.gpu(), rows, &[rows.len()])?;
+    let p = Params {
+        n: out.numel() as u32,
+        window: Window::new(&out_shape, axis, 0, x.shape()[axis]),
+        group: out_shape[1..axis].iter().product::<usize>() as u32,
+        ..Params::default()
+    };
+    let (p, width) = widened(&p);
+    dispatch(
+        &kernel("gather_concat", width),
+        &[out.storage(), x.storage(), y.storage(), idx.storage()],
+        &p,
+    )?;
+    let (x_shape, x_len, y_len) = (x.shape().to_vec(), x.shape()[axis], y.shape()[axis]);
+    let wanted = [x.is_requires_grad(), y.is_requires_grad()];
+    Ok(record(out, &[x, y], move |g| {
+        let dx = || -> Result<Tensor> {
+            let gathered = slice(g, axis, 0, x_len)?;
+            let per_row: usize = gathered.shape()[1..].iter().product();
+            let d = gathered.reshape(&[idx.numel(), per_row])?;
+            super::embedding::embedding_backward(&d, &idx, rows_in, per_row)?.reshape(&x_shape)
+        };
+        Ok(vec![
+            wanted[0].then(dx).transpose()?,
+            wanted[1]
+                .then(|| slice(g, axis, x_len, y_len))
+                .transpose()?,
+        ])
     }))
 }
 

@@ -141,6 +141,52 @@ pub fn concat_backward(dout: &[f64], shapes: &[Vec<usize>], axis: usize) -> Vec<
         .collect()
 }
 
+/// `concat([x's rows in the order `rows`, y], axis)`: row r of the first part is row
+/// `rows[r]` of x (shape `x_shape`, rows along axis 0); y (shape `y_shape`) has `rows.len()`
+/// rows already in the output's order.
+pub fn gather_concat(
+    x: &[f64],
+    x_shape: &[usize],
+    rows: &[usize],
+    y: &[f64],
+    y_shape: &[usize],
+    axis: usize,
+) -> Vec<f64> {
+    let per_row: usize = x_shape[1..].iter().product();
+    let gathered: Vec<f64> = rows
+        .iter()
+        .flat_map(|&r| x[r * per_row..(r + 1) * per_row].iter().copied())
+        .collect();
+    let mut gathered_shape = x_shape.to_vec();
+    gathered_shape[0] = rows.len();
+    concat(&[&gathered, y], &[gathered_shape, y_shape.to_vec()], axis)
+}
+
+/// Gradients of [`gather_concat()`] for x and y: y's is its slice of `dout`; row i of x's sums
+/// the gradient rows of every output row that took it.
+pub fn gather_concat_backward(
+    dout: &[f64],
+    x_shape: &[usize],
+    rows: &[usize],
+    y_shape: &[usize],
+    axis: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut gathered_shape = x_shape.to_vec();
+    gathered_shape[0] = rows.len();
+    let parts = concat_backward(dout, &[gathered_shape, y_shape.to_vec()], axis);
+    let per_row: usize = x_shape[1..].iter().product();
+    let mut dx = vec![0.0; x_shape[0] * per_row];
+    for (r, &source) in rows.iter().enumerate() {
+        for (d, g) in dx[source * per_row..(source + 1) * per_row]
+            .iter_mut()
+            .zip(&parts[0][r * per_row..(r + 1) * per_row])
+        {
+            *d += g;
+        }
+    }
+    (dx, parts[1].clone())
+}
+
 /// Elements `start..start + len` along `axis` of `x` (shape `shape`); the
 /// output has `shape` with `axis` length `len`.
 pub fn slice(x: &[f64], shape: &[usize], axis: usize, start: usize, len: usize) -> Vec<f64> {

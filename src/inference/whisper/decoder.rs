@@ -14,7 +14,7 @@
 //! the same rules, one window at a time.
 
 use super::tokens::WhisperTokens;
-use crate::decode::{argmax, gather_rows, log_softmax, IncrementalDecoder};
+use crate::decode::{argmax, log_softmax, IncrementalDecoder};
 use crate::error::{Error, Result};
 use crate::models::whisper::Whisper;
 use crate::nn::CrossLayerCache;
@@ -250,25 +250,11 @@ impl IncrementalDecoder for WhisperDecoder<'_> {
     }
 
     fn reorder(&self, state: &mut WhisperState, order: &[u32]) -> Result<()> {
-        let _g = crate::no_grad();
-        let idx = Tensor::from_u32(self.model.gpu(), order, &[order.len()])?;
-        // With one window every row of a cross-attention cache holds the same keys and values,
-        // so it is gathered only when the number of sequences changes; with one window per
-        // sequence each row is its own.
-        let one_window = self.windows() == 1;
+        // Deferred to the caches' next use: the self-attention caches gather as they grow;
+        // a cross-attention cache of one window is shared by every sequence and never copied.
         for c in state.caches.iter_mut() {
-            let cross_rows = c.cross_kv.k.as_ref().map_or(0, |k| k.shape()[0]);
-            let mut caches = vec![&mut c.self_kv];
-            if !one_window || cross_rows != order.len() {
-                caches.push(&mut c.cross_kv);
-            }
-            for kv in caches {
-                for slot in [&mut kv.k, &mut kv.v] {
-                    if let Some(t) = slot {
-                        *slot = Some(gather_rows(t, &idx)?);
-                    }
-                }
-            }
+            c.self_kv.reorder(order)?;
+            c.cross_kv.reorder(order)?;
         }
         state.generated = order
             .iter()

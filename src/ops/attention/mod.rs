@@ -30,6 +30,10 @@ pub const ATTENTION_HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
 const WG: u32 = 64;
 /// Keys per chunk of the `SplitKeys` kernel.
 const SPLIT_CHUNK: usize = 32;
+/// Query rows per batch item of a decoding step: one per sequence, or the beams of one
+/// utterance sharing its memory (`MultiHeadAttention::forward_cross_cached`) up to this many.
+/// They take the fused kernels (`SplitKeys` against many keys) without tuning.
+const DECODING_QUERIES: usize = 8;
 
 /// The kernels that can compute the fused attention. Both give the same result (up to f32
 /// rounding); they differ in speed per adapter (benches/attention.rs measures them).
@@ -68,13 +72,13 @@ impl AttentionKernel {
     }
 
     /// The kernel that measured fastest on this kind of adapter for head dim `d`, `tq`
-    /// queries and `tk` keys: `SplitKeys` for one query against more than two of its chunks
-    /// of keys (Whisper tiny.en's decoder on lavapipe, 4 cross-attentions over 1,500 frames:
-    /// 41-43 ms per token against 52-54 with `Rows`); else `Tiled` on GPUs; on CPU adapters `RowsSubgroup`
+    /// queries and `tk` keys: `SplitKeys` for a decoding step's few queries against more
+    /// than two of its chunks of keys (Whisper tiny.en's decoder on lavapipe, 4
+    /// cross-attentions over 1,500 frames: 41-43 ms per token against 52-54 with `Rows`); else `Tiled` on GPUs; on CPU adapters `RowsSubgroup`
     /// from 64 queries on (its 8 lanes own 64 rows: with fewer, lanes idle, and one decoding
     /// query ran 1.5-1.8x slower than `Rows`) where it is available, else `Rows`.
     pub fn for_adapter(gpu: &crate::gpu::Gpu, d: usize, tq: usize, tk: usize) -> AttentionKernel {
-        if tq == 1 && tk > 2 * SPLIT_CHUNK {
+        if tq <= DECODING_QUERIES && tk > 2 * SPLIT_CHUNK {
             AttentionKernel::SplitKeys
         } else if !gpu.is_cpu() {
             AttentionKernel::Tiled
@@ -179,14 +183,14 @@ fn choose_path(
 
 /// The built-in choice between the fused kernels and the unfused path, from measurements:
 /// - GPUs: fused (the tiled kernels; 0.93-1.36x unfused on an H200, and O(T) memory).
-/// - CPU adapters (lavapipe), one query (a decoding step): fused, one dispatch instead of
-///   three (184 vs 177 generated tokens/s).
+/// - CPU adapters (lavapipe), a decoding step's few queries (`DECODING_QUERIES`): fused, one
+///   dispatch instead of three (184 vs 177 generated tokens/s with one query).
 /// - CPU adapters, more queries: unfused. The fused kernel that wins there, `RowsSubgroup`
 ///   (1.07-2.2x unfused forward + backward, T = 64 to 1024), takes lavapipe 18 s (D = 32) to
 ///   70 s (D = 64) to compile, once per machine, which a first run should not wait for; the
 ///   tuning step compiles and times it, and its cache then picks it (BENCHMARKS.md).
 fn default_path(gpu: &Gpu, tq: usize) -> AttentionPath {
-    if !gpu.is_cpu() || tq == 1 {
+    if !gpu.is_cpu() || tq <= DECODING_QUERIES {
         AttentionPath::Fused
     } else {
         AttentionPath::Unfused
@@ -199,7 +203,7 @@ fn default_path(gpu: &Gpu, tq: usize) -> AttentionPath {
 fn tuned_path(gpu: &Gpu, shape: [usize; 4], tk: usize, mask: &AttentionMask) -> AttentionPath {
     let (tq, d) = (shape[2], shape[3]);
     let fallback = default_path(gpu, tq);
-    if tq == 1 {
+    if tq <= DECODING_QUERIES {
         return fallback;
     }
     let class = format!(
