@@ -99,6 +99,27 @@ fn concat_part(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (w < p.n) { out[window_to_full(w)] = x[w]; }
 }
 
+// Where output element i of a two-part join lies: outer block o, index a along the joined
+// axis (x's part below len, y's from there), offset within the inner run.
+struct PairAt {
+    o: u32,
+    a: u32,
+    within: u32,
+}
+
+fn pair_at(i: u32) -> PairAt {
+    return PairAt(i / (p.full * p.inner), (i / p.inner) % p.full, i % p.inner);
+}
+
+// x's element at `at` when x's outer block `block` stands in output block at.o.
+fn first_part(at: PairAt, block: u32) -> Word {
+    return x[(block * p.len + at.a) * p.inner + at.within];
+}
+
+fn second_part(at: PairAt) -> Word {
+    return y[(at.o * (p.full - p.len) + at.a - p.len) * p.inner + at.within];
+}
+
 // concat of two parts in one dispatch (a key/value cache growing by a step): out is
 // [outer, full, inner]; x fills [outer, 0..len, inner] and y [outer, len..full, inner].
 @compute @workgroup_size(WG)
@@ -106,13 +127,11 @@ fn concat_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let a = (i / p.inner) % p.full;
-    let o = i / (p.full * p.inner);
-    let within = i % p.inner;
-    if (a < p.len) {
-        out[i] = x[(o * p.len + a) * p.inner + within];
+    let at = pair_at(i);
+    if (at.a < p.len) {
+        out[i] = first_part(at, at.o);
     } else {
-        out[i] = y[(o * (p.full - p.len) + a - p.len) * p.inner + within];
+        out[i] = second_part(at);
     }
 }
 
@@ -126,14 +145,11 @@ fn gather_concat(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
                  @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let a = (i / p.inner) % p.full;
-    let o = i / (p.full * p.inner);
-    let within = i % p.inner;
-    if (a < p.len) {
-        let source = rows[o / p.group] * p.group + o % p.group;
-        out[i] = x[(source * p.len + a) * p.inner + within];
+    let at = pair_at(i);
+    if (at.a < p.len) {
+        out[i] = first_part(at, rows[at.o / p.group] * p.group + at.o % p.group);
     } else {
-        out[i] = y[(o * (p.full - p.len) + a - p.len) * p.inner + within];
+        out[i] = second_part(at);
     }
 }
 
