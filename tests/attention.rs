@@ -474,8 +474,9 @@ fn unsupported_head_dims_and_mismatched_shapes_are_errors() {
 
 #[test]
 fn attention_auto_runs_the_path_the_policy_names() {
-    // One query over 20 keys at D = 16: the fused forward is one dispatch, the unfused path
-    // three (scores, masked softmax, weighted values); both give the reference.
+    // One query over 20 keys at D = 16: the fused forward is one dispatch (two where the
+    // adapter splits the keys: CPU adapters, for a decoding step), the unfused path three
+    // (scores, masked softmax, weighted values); all give the reference.
     let c = Case::new(2, 2, 1, 20, 16);
     let x = Inputs::new(&c);
     let want = want(&c, &x);
@@ -501,7 +502,11 @@ fn attention_auto_runs_the_path_the_policy_names() {
         );
         dispatches
     };
-    assert_eq!(forward_dispatches(AttentionPath::Fused), 1);
+    let fused = match AttentionKernel::for_adapter(&gpu(), c.d, c.tq, c.tk) {
+        AttentionKernel::SplitKeys => 2,
+        _ => 1,
+    };
+    assert_eq!(forward_dispatches(AttentionPath::Fused), fused);
     assert!(forward_dispatches(AttentionPath::Unfused) >= 3);
 }
 

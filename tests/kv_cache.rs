@@ -65,8 +65,8 @@ fn deferred_reorders_compose_and_match_gathering_the_rows_at_once() {
     );
 }
 
-/// Four beams over one memory: against 40 frames (the `Rows` kernel) and 100 (`SplitKeys`),
-/// the shared one-row cache gives what a cache of the memory copied per beam gives, and stays
+/// Four beams over one memory: against 40 frames (the `Rows` kernel on GPUs) and 100
+/// (`SplitKeys` everywhere), the shared one-row cache gives what a cache of the memory copied per beam gives, and stays
 /// one row through re-orderings.
 #[test]
 fn one_memory_serves_every_sequence_of_cross_attention_without_copies() {

@@ -74,11 +74,15 @@ impl AttentionKernel {
     /// The kernel that measured fastest on this kind of adapter for head dim `d`, `tq`
     /// queries and `tk` keys: `SplitKeys` for a decoding step's few queries against more
     /// than two of its chunks of keys (Whisper tiny.en's decoder on lavapipe, 4
-    /// cross-attentions over 1,500 frames: 41-43 ms per token against 52-54 with `Rows`); else `Tiled` on GPUs; on CPU adapters `RowsSubgroup`
-    /// from 64 queries on (its 8 lanes own 64 rows: with fewer, lanes idle, and one decoding
-    /// query ran 1.5-1.8x slower than `Rows`) where it is available, else `Rows`.
+    /// cross-attentions over 1,500 frames: 41-43 ms per token against 52-54 with `Rows`),
+    /// and on CPU adapters against any number of keys: lavapipe compiles its two kernels in
+    /// well under a second, `Rows`' forward in ~6.5 s (D = 64), which a one-shot call would
+    /// wait for, and over a few keys either is quick; else `Tiled` on GPUs; on CPU adapters
+    /// `RowsSubgroup` from 64 queries on (its 8 lanes own 64 rows: with fewer, lanes idle,
+    /// and one decoding query ran 1.5-1.8x slower than `Rows`) where it is available, else
+    /// `Rows`.
     pub fn for_adapter(gpu: &crate::gpu::Gpu, d: usize, tq: usize, tk: usize) -> AttentionKernel {
-        if tq <= DECODING_QUERIES && tk > 2 * SPLIT_CHUNK {
+        if tq <= DECODING_QUERIES && (tk > 2 * SPLIT_CHUNK || gpu.is_cpu()) {
             AttentionKernel::SplitKeys
         } else if !gpu.is_cpu() {
             AttentionKernel::Tiled
