@@ -347,6 +347,13 @@ impl Gpu {
         policy.fuse_activation.unwrap_or(!self.is_cpu())
     }
 
+    /// Whether the optimizer updates several parameters per dispatch (see
+    /// `KernelPolicy::optimizer_groups`).
+    pub fn groups_optimizer_updates(&self) -> bool {
+        let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.optimizer_groups.unwrap_or(!self.is_cpu())
+    }
+
     /// The policy's matmul packing (every matmul asks).
     pub fn matmul_packing(&self) -> MatmulPacking {
         let policy = self.0.policy.lock().unwrap_or_else(|p| p.into_inner());

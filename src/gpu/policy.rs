@@ -41,6 +41,11 @@ pub struct KernelPolicy {
     /// compile the row-block kernel with the activation inlined into its stores, which a first
     /// run would wait for.
     pub fuse_activation: Option<bool>,
+    /// Whether `ops::adamw_update_group` updates six parameters per dispatch (where the
+    /// adapter binds the 25 storage buffers that takes) or one. None: GPUs group, for fewer
+    /// dispatches; CPU adapters do not, since lavapipe ran the grouped kernel 3.3x slower
+    /// (every load and store of it sits under the branch that picks the tensor's bindings).
+    pub optimizer_groups: Option<bool>,
 }
 
 impl KernelPolicy {
@@ -55,6 +60,7 @@ impl KernelPolicy {
     ///   `$XDG_CACHE_HOME/wgformer/autotune.json` (else `~/.cache/wgformer/autotune.json`).
     /// - `WGFORMER_SUBMIT_EVERY=<dispatches>` (a positive integer) sets `submit_every`.
     /// - `WGFORMER_FUSE_ACTIVATION=1|0` sets `fuse_activation`.
+    /// - `WGFORMER_OPTIMIZER_GROUPS=1|0` sets `optimizer_groups`.
     ///
     /// A value that names nothing is an error that lists what it may be.
     pub fn from_env() -> Result<KernelPolicy> {
@@ -91,11 +97,8 @@ impl KernelPolicy {
                 dispatch_count,
             )?,
             save_half: false,
-            fuse_activation: parse_env("WGFORMER_FUSE_ACTIVATION", "1, 0", |v| match v {
-                "1" => Some(true),
-                "0" => Some(false),
-                _ => None,
-            })?,
+            fuse_activation: parse_env("WGFORMER_FUSE_ACTIVATION", "1, 0", on_off)?,
+            optimizer_groups: parse_env("WGFORMER_OPTIMIZER_GROUPS", "1, 0", on_off)?,
         })
     }
 }
@@ -106,6 +109,15 @@ pub fn default_tune_cache() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("wgformer").join("autotune.json"))
+}
+
+/// `1` on, `0` off.
+fn on_off(value: &str) -> Option<bool> {
+    match value {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// A positive number of dispatches.

@@ -236,8 +236,9 @@ fn adamw_update_one(
 }
 
 /// `adamw_update` of every slot: six parameters per dispatch (`adamw_group`) where the
-/// adapter binds the 25 storage buffers that takes, the rest one per dispatch. The same
-/// arithmetic either way, so the same bits.
+/// adapter binds the 25 storage buffers that takes and the policy groups updates
+/// (`Gpu::groups_optimizer_updates`: GPUs), the rest one per dispatch. The same arithmetic
+/// either way, so the same bits.
 pub fn adamw_update_group(
     slots: &[AdamWSlot],
     h: &AdamWParams,
@@ -253,10 +254,11 @@ pub fn adamw_update_group(
     let gpu = first.param.gpu();
     let mut ones = None;
     let clip = clip_or_ones(OP, gpu, clip, &mut ones)?;
-    let grouped = match gpu.max_storage_buffers() >= GROUP_BINDINGS {
-        true => slots.len() / GROUP * GROUP,
-        false => 0,
-    };
+    let grouped =
+        match gpu.max_storage_buffers() >= GROUP_BINDINGS && gpu.groups_optimizer_updates() {
+            true => slots.len() / GROUP * GROUP,
+            false => 0,
+        };
     for group in slots[..grouped].chunks(GROUP) {
         let mut params = shared(h);
         let mut bufs = Vec::with_capacity(GROUP_BINDINGS);
