@@ -10,14 +10,19 @@ fn masked_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     if (row >= p.batch * p.heads * p.tq) { return; }
     let limit = key_limit(row / (p.heads * p.tq), row % p.tq);
     let base = row * p.tk;
+    // One pass for the max m and the sum of exp(scale * (s - m)) together (the online
+    // softmax): the running sum is rescaled whenever the max grows. scale > 0, so scale * m
+    // is the max of the scaled scores.
     var m = NEG_BIG;
-    for (var j = 0u; j < limit; j++) {
-        m = max(m, scores[base + j]);
-    }
-    // scale > 0, so scale * m is the max of the scaled scores.
     var total = 0.0;
     for (var j = 0u; j < limit; j++) {
-        total += exp(p.scale * (scores[base + j] - m));
+        let s = scores[base + j];
+        if (s > m) {
+            total = total * exp(p.scale * (m - s)) + 1.0;
+            m = s;
+        } else {
+            total += exp(p.scale * (s - m));
+        }
     }
     let inv_total = select(0.0, 1.0 / total, limit > 0u);
     for (var j = 0u; j < p.tk; j++) {
