@@ -68,6 +68,23 @@ fn suppressed_tokens_are_faster_whispers() {
     );
 }
 
+/// tiny.en's weights are halves (f16 in the CTranslate2 file, f16 values stored as f32 on the
+/// hub): the recognizer keeps its output projection in half precision, made from the values
+/// as loaded, so loading reads nothing back from the device.
+#[test]
+fn the_output_projection_of_half_weights_is_kept_in_half_precision() {
+    require(MODEL, "scripts/fetch_whisper tiny.en");
+    // A device of the test's own: the count must not see other tests' read-backs.
+    let device = wgformer::Gpu::new().unwrap();
+    let r = WhisperRecognizer::load(&device, Path::new(MODEL)).unwrap();
+    let half = r
+        .output_half
+        .as_ref()
+        .expect("a half-precision output projection");
+    assert_eq!((half.n, half.k), (51864, 384));
+    assert_eq!(device.counters().bytes_read_back, 0);
+}
+
 /// Short prompts with digits, names, contractions and punctuation; one over 10 s.
 const CLIPS: [&str; 8] = [
     "agent-loggedoff",

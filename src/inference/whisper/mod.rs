@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{block_on, Gpu};
 use crate::inference::speech_presence::sounds_like_speech;
 use crate::models::whisper::{
-    load_whisper, whisper_from_weights, Whisper, WhisperExample, WhisperFormat, WhisperWeights,
+    with_whisper_files, ParsedWhisper, Whisper, WhisperExample, WhisperFormat, WhisperWeights,
 };
 use crate::ops::HalfMatrix;
 use crate::tensor::Tensor;
@@ -134,34 +134,36 @@ impl WhisperRecognizer {
     /// Load the model in `dir` (layout detected from its files) and its `tokenizer.json`.
     /// A multilingual model transcribes English.
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<WhisperRecognizer> {
-        let (model, format) = load_whisper(gpu, dir)?;
         let tok_file = dir.join("tokenizer.json");
         let text = std::fs::read_to_string(&tok_file).map_err(|e| Error::io(&tok_file, e))?;
-        block_on(WhisperRecognizer::with_tokenizer(
-            gpu, model, format, &tok_file, &text,
-        ))
+        with_whisper_files(dir, |weights| {
+            WhisperRecognizer::from_parsed(gpu, ParsedWhisper::parse(weights)?, &tok_file, &text)
+        })
     }
 
     /// The model of `weights` and the `tokenizer.json` text held in memory (what a browser
-    /// page fetched); `tok_file` names the tokenizer in errors. A future: the output
-    /// projection's weights are read back once (see `output_half`).
+    /// page fetched); `tok_file` names the tokenizer in errors. A future, as a page awaits
+    /// the device's work (the loading itself reads nothing back).
     pub async fn from_weights(
         gpu: &Gpu,
         weights: WhisperWeights<'_>,
         tok_file: &Path,
         tokenizer_json: &str,
     ) -> Result<WhisperRecognizer> {
-        let (model, format) = whisper_from_weights(gpu, weights)?;
-        WhisperRecognizer::with_tokenizer(gpu, model, format, tok_file, tokenizer_json).await
+        let parsed = ParsedWhisper::parse(weights)?;
+        WhisperRecognizer::from_parsed(gpu, parsed, tok_file, tokenizer_json)
     }
 
-    async fn with_tokenizer(
+    fn from_parsed(
         gpu: &Gpu,
-        model: Whisper,
-        format: WhisperFormat,
+        parsed: ParsedWhisper,
         tok_file: &Path,
         tokenizer_json: &str,
     ) -> Result<WhisperRecognizer> {
+        // Made from the values as loaded, before they go to the device: no read-back.
+        let output_half = output_half(gpu, &parsed)?;
+        let format = parsed.format;
+        let model = parsed.upload(gpu)?;
         let tok_file = tok_file.to_path_buf();
         let tokenizer = ByteBpe::from_json(&tok_file, tokenizer_json)?;
         let multilingual = model.config.is_multilingual();
@@ -176,13 +178,6 @@ impl WhisperRecognizer {
                 ),
             ));
         }
-        let table = model.embed_tokens.to_vec_async().await?;
-        let d = model.config.d_model;
-        let output_half = if d.is_multiple_of(8) && HalfMatrix::is_exact(&table) {
-            Some(HalfMatrix::new(gpu, &table, model.config.vocab_size, d)?)
-        } else {
-            None
-        };
         Ok(WhisperRecognizer {
             model,
             tokenizer,
@@ -504,4 +499,19 @@ fn clock() -> Option<Instant> {
 
 fn since(started: Option<Instant>) -> Duration {
     started.map_or(Duration::ZERO, |t| t.elapsed())
+}
+
+/// The token embedding (the output projection) in half precision where every value of it
+/// is a half exactly, as in weights shipped as f16: the same logits from half the bytes read
+/// per decoding step. None otherwise (f32 weights, a fine-tuned checkpoint), or where the
+/// shapes do not fit (the model's loading then says what is wrong).
+fn output_half(gpu: &Gpu, parsed: &ParsedWhisper) -> Result<Option<HalfMatrix>> {
+    let (vocab, d) = (parsed.config.vocab_size, parsed.config.d_model);
+    let Some((_, table)) = parsed.arrays.get("model.decoder.embed_tokens.weight") else {
+        return Ok(None);
+    };
+    if !d.is_multiple_of(8) || table.len() != vocab * d || !HalfMatrix::is_exact(table) {
+        return Ok(None);
+    }
+    Ok(Some(HalfMatrix::new(gpu, table, vocab, d)?))
 }

@@ -54,28 +54,31 @@ impl WhisperFormat {
 
 /// The model in `dir` (either layout) on `gpu`, and the layout it was in.
 pub fn load_whisper(gpu: &Gpu, dir: &Path) -> Result<(Whisper, WhisperFormat)> {
+    with_whisper_files(dir, |weights| whisper_from_weights(gpu, weights))
+}
+
+/// `then` of the weight files in `dir` (either layout), read into memory.
+pub fn with_whisper_files<T>(
+    dir: &Path,
+    then: impl FnOnce(WhisperWeights) -> Result<T>,
+) -> Result<T> {
     let read = |file: &Path| std::fs::read(file).map_err(|e| Error::io(file, e));
     match WhisperFormat::detect(dir)? {
         WhisperFormat::HuggingFace => {
             let (config_file, file) = (dir.join("config.json"), dir.join("model.safetensors"));
-            let weights = WhisperWeights::HuggingFace {
+            then(WhisperWeights::HuggingFace {
                 config: &read(&config_file)?,
                 config_file: &config_file,
                 bytes: &read(&file)?,
                 file: &file,
-            };
-            whisper_from_weights(gpu, weights)
+            })
         }
         WhisperFormat::CTranslate2 => {
             let file = dir.join("model.bin");
-            let bytes = read(&file)?;
-            whisper_from_weights(
-                gpu,
-                WhisperWeights::CTranslate2 {
-                    file: &file,
-                    bytes: &bytes,
-                },
-            )
+            then(WhisperWeights::CTranslate2 {
+                file: &file,
+                bytes: &read(&file)?,
+            })
         }
     }
 }
@@ -99,24 +102,53 @@ pub fn whisper_from_weights(
     gpu: &Gpu,
     weights: WhisperWeights,
 ) -> Result<(Whisper, WhisperFormat)> {
-    let (config, arrays, file, format) = match weights {
-        WhisperWeights::HuggingFace {
-            config_file,
+    let parsed = ParsedWhisper::parse(weights)?;
+    let format = parsed.format;
+    Ok((parsed.upload(gpu)?, format))
+}
+
+/// A model's weights parsed on the CPU (f32 arrays under the Hugging Face names), before
+/// they go to a device: what the recognizer reads its half-precision output projection from.
+pub struct ParsedWhisper<'a> {
+    pub config: WhisperConfig,
+    pub arrays: NamedArrays,
+    pub format: WhisperFormat,
+    /// The weight file, named in errors.
+    pub file: &'a Path,
+}
+
+impl<'a> ParsedWhisper<'a> {
+    pub fn parse(weights: WhisperWeights<'a>) -> Result<ParsedWhisper<'a>> {
+        let (config, arrays, file, format) = match weights {
+            WhisperWeights::HuggingFace {
+                config_file,
+                config,
+                file,
+                bytes,
+            } => {
+                let text =
+                    std::str::from_utf8(config).map_err(|e| Error::format(config_file, e))?;
+                let config = hf_config(config_file, text)?;
+                let arrays = tensors_from_bytes(file, bytes)?;
+                (config, arrays, file, WhisperFormat::HuggingFace)
+            }
+            WhisperWeights::CTranslate2 { file, bytes } => {
+                let (config, arrays) = from_ct2(file, &Ct2Model::parse(file, bytes)?)?;
+                (config, arrays, file, WhisperFormat::CTranslate2)
+            }
+        };
+        Ok(ParsedWhisper {
             config,
+            arrays,
+            format,
             file,
-            bytes,
-        } => {
-            let text = std::str::from_utf8(config).map_err(|e| Error::format(config_file, e))?;
-            let config = hf_config(config_file, text)?;
-            let arrays = tensors_from_bytes(file, bytes)?;
-            (config, arrays, file, WhisperFormat::HuggingFace)
-        }
-        WhisperWeights::CTranslate2 { file, bytes } => {
-            let (config, arrays) = from_ct2(file, &Ct2Model::parse(file, bytes)?)?;
-            (config, arrays, file, WhisperFormat::CTranslate2)
-        }
-    };
-    Ok((Whisper::from_arrays(gpu, config, arrays, file)?, format))
+        })
+    }
+
+    /// The model on `gpu`.
+    pub fn upload(self, gpu: &Gpu) -> Result<Whisper> {
+        Whisper::from_arrays(gpu, self.config, self.arrays, self.file)
+    }
 }
 
 fn json_usize(file: &Path, json: &serde_json::Value, key: &str) -> Result<usize> {

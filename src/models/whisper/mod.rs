@@ -20,7 +20,10 @@
 mod load;
 mod loss;
 
-pub use load::{load_whisper, whisper_from_weights, WhisperFormat, WhisperWeights};
+pub use load::{
+    load_whisper, whisper_from_weights, with_whisper_files, ParsedWhisper, WhisperFormat,
+    WhisperWeights,
+};
 pub use loss::{whisper_loss, WhisperBatch, WhisperExample, IGNORE};
 
 use crate::error::{Error, Result};
