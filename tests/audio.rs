@@ -200,6 +200,72 @@ fn resampling_keeps_the_frequency_and_scales_the_length() {
     assert!((f - 484.0).abs() < 8.0, "speed 1.1 raises 440 Hz to {f}");
 }
 
+/// Power of one frequency in `x`: the squared magnitude of its DFT term.
+fn tone_power(x: &[f32], freq: f64, rate: u32) -> f64 {
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for (i, &v) in x.iter().enumerate() {
+        let a = 2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64;
+        re += v as f64 * a.cos();
+        im -= v as f64 * a.sin();
+    }
+    (re * re + im * im) / (x.len() as f64).powi(2)
+}
+
+#[test]
+fn requantize_puts_samples_on_the_8_bit_grid_with_one_step_of_dither() {
+    let clean = sine(440.0, 16000, 0.25);
+    let mut x = clean.clone();
+    audio::requantize(&mut x, 8, &mut SplitMix64::new(5));
+    let step = 1.0 / 128.0;
+    let mut error_power = 0.0f64;
+    for (q, c) in x.iter().zip(&clean) {
+        let levels = q / step;
+        assert!(
+            (levels - levels.round()).abs() < 1e-4,
+            "{q} is not a multiple of 1/128"
+        );
+        // Rounding (half a step) plus triangular dither (under one step).
+        assert!((q - c).abs() <= 1.5 * step + 1e-6, "{c} -> {q}");
+        error_power += ((q - c) as f64).powi(2);
+    }
+    // Rounding after TPDF dither: step^2 / 12 + step^2 / 6 = step^2 / 4 on average.
+    let error_power = error_power / x.len() as f64;
+    let expected = (step as f64).powi(2) / 4.0;
+    assert!(
+        (error_power / expected - 1.0).abs() < 0.15,
+        "noise power {error_power:.3e}, expected {expected:.3e}"
+    );
+    // Silence becomes hiss: no longer all zeros, but within one step.
+    let mut silence = vec![0.0f32; 4000];
+    audio::requantize(&mut silence, 8, &mut SplitMix64::new(6));
+    assert!(silence.iter().any(|&v| v != 0.0));
+    assert!(silence.iter().all(|&v| v.abs() <= step));
+}
+
+#[test]
+fn narrowband_keeps_speech_below_4_khz_and_drops_what_is_above() {
+    let n = 8000;
+    let low = sine(1000.0, 16000, 0.5);
+    let high = sine(6000.0, 16000, 0.5);
+    let mixed: Vec<f32> = low.iter().zip(&high).map(|(a, b)| a + b).collect();
+    let out = audio::narrowband(&mixed).unwrap();
+    assert_eq!(out.len(), n);
+    let inner = &out[1000..7000];
+    let (p_low, p_high) = (
+        tone_power(inner, 1000.0, 16000),
+        tone_power(inner, 6000.0, 16000),
+    );
+    let p_in = tone_power(&low[1000..7000], 1000.0, 16000);
+    assert!(
+        (p_low / p_in - 1.0).abs() < 0.05,
+        "1 kHz kept: {p_low} vs {p_in}"
+    );
+    assert!(
+        p_high < 1e-4 * p_in,
+        "6 kHz left at {p_high} (1 kHz {p_in})"
+    );
+}
+
 #[test]
 fn log_mel_matches_an_independent_numpy_reference() {
     let text = std::fs::read_to_string(fixture("log_mel_reference.json")).unwrap();

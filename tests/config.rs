@@ -411,6 +411,32 @@ mod asr {
     }
 
     #[test]
+    fn the_channel_stage_changes_only_the_augmentation_of_the_modern_stage() {
+        let modern =
+            AsrConfig::load_with_overrides("configs/asr-modern.yaml", &[] as &[&str]).unwrap();
+        let channels =
+            AsrConfig::load_with_overrides("configs/asr-channels.yaml", &[] as &[&str]).unwrap();
+        assert_eq!(
+            channels.data, modern.data,
+            "stage 4 trains on stage 3's corpus"
+        );
+        let mut features = channels.features.clone();
+        assert!(features.narrowband_probability > 0.0 && features.quantize_probability > 0.0);
+        (
+            features.narrowband_probability,
+            features.quantize_probability,
+        ) = (0.0, 0.0);
+        assert_eq!(features, modern.features);
+        let mut model = channels.model.clone();
+        assert_eq!(
+            model.init_from.take(),
+            Some(modern.train.out_dir.join("checkpoints/best"))
+        );
+        model.init_from = modern.model.init_from.clone();
+        assert_eq!(model, modern.model, "the same architecture as stage 3");
+    }
+
+    #[test]
     fn bad_asr_values_are_refused_naming_the_file_and_key() {
         for (yaml, key) in [
             ("model: {d_model: 130, num_heads: 4}", "model.num_heads"),
@@ -426,6 +452,10 @@ mod asr {
             ),
             ("train: {precision: half}", "precision"),
             ("features: {floor_db: -3}", "features.floor_db"),
+            (
+                "features: {quantize_probability: 1.5}",
+                "features.quantize_probability",
+            ),
             ("modle: {}", "modle"),
         ] {
             let msg = err(yaml);

@@ -1,6 +1,7 @@
 //! Training-time augmentation for speaker and channel variety: speed perturbation (the
 //! signal resampled, as Kaldi's 0.9/1.0/1.1 recipe does with sox), white noise at a chosen
-//! SNR, and SpecAugment's frequency and time masks on the features. Deterministic per seed.
+//! SNR, channels (8-bit storage, a telephone band) and SpecAugment's frequency and time masks
+//! on the features. Deterministic per seed.
 
 use super::{resample, Features};
 use crate::error::Result;
@@ -54,6 +55,24 @@ pub fn spec_augment(f: &mut Features, cfg: &SpecAugmentConfig, rng: &mut SplitMi
 pub fn speed_perturb(samples: &[f32], factor: f32) -> Result<Vec<f32>> {
     let from = (16_000.0 * factor as f64).round() as u32;
     resample(samples, from, 16_000)
+}
+
+/// Re-quantise to `bits`-bit PCM with triangular (TPDF) dither of one step, as sox does when it
+/// lowers the bit depth: the hiss that fills an 8-bit recording's quiet frames.
+pub fn requantize(samples: &mut [f32], bits: u32, rng: &mut SplitMix64) {
+    let steps = (1u64 << (bits.clamp(2, 24) - 1)) as f32; // full scale [-1, 1) in 2^bits levels
+    for x in samples.iter_mut() {
+        let dither = (rng.next_f64() - rng.next_f64()) as f32;
+        *x = (*x * steps + dither).round().clamp(-steps, steps - 1.0) / steps;
+    }
+}
+
+/// Telephone bandwidth: 16 kHz down to 8 kHz and back, so nothing above 4 kHz is left.
+pub fn narrowband(samples: &[f32]) -> Result<Vec<f32>> {
+    let low = resample(samples, 16_000, 8_000)?;
+    let mut back = resample(&low, 8_000, 16_000)?;
+    back.resize(samples.len(), 0.0);
+    Ok(back)
 }
 
 /// Add white Gaussian noise at `snr_db` relative to the signal's mean power.

@@ -13,7 +13,9 @@ mod segment;
 mod wav;
 mod whisper_mel;
 
-pub use augment::{add_noise, spec_augment, speed_perturb, SpecAugmentConfig};
+pub use augment::{
+    add_noise, narrowband, requantize, spec_augment, speed_perturb, SpecAugmentConfig,
+};
 pub use features::Features;
 pub use log_mel::{log_mel, LogMel, LogMelConfig};
 pub use normalize::{cepstral_mvn, MvnAccumulator, MvnStats, Normalization};

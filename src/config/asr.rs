@@ -107,6 +107,13 @@ pub struct FeaturesConfig {
     pub noise_probability: f64,
     #[serde(deserialize_with = "float::pair")]
     pub noise_snr_db: [f64; 2],
+    /// Chance that an augmented training copy is band-limited to a telephone's 8 kHz sampling.
+    #[serde(deserialize_with = "float::f64")]
+    pub narrowband_probability: f64,
+    /// Chance that an augmented training copy is re-quantised to 8 bits (dithered, as sox
+    /// does), so that the hiss of 8-bit recordings is familiar.
+    #[serde(deserialize_with = "float::f64")]
+    pub quantize_probability: f64,
     /// Log-mel values more than this many dB below the utterance's loudest are raised to that
     /// level, so that noise below it (8-bit quantisation, hiss) looks like silence (Whisper
     /// clamps 80 dB down). null: no floor.
@@ -254,6 +261,8 @@ impl Default for FeaturesConfig {
             speed_perturb: vec![0.9, 1.0, 1.1],
             noise_probability: 0.3,
             noise_snr_db: [10.0, 30.0],
+            narrowband_probability: 0.0,
+            quantize_probability: 0.0,
             floor_db: None,
         }
     }
@@ -406,6 +415,8 @@ impl AsrConfig {
             ("model.dropout", m.dropout),
             ("train.label_smoothing", t.label_smoothing),
             ("features.noise_probability", f.noise_probability),
+            ("features.narrowband_probability", f.narrowband_probability),
+            ("features.quantize_probability", f.quantize_probability),
         ];
         if let Some((key, v)) = unit_interval.iter().find(|(_, v)| !(0.0..1.0).contains(v)) {
             return Some((key, format!("{v} is outside [0, 1)")));

@@ -82,8 +82,9 @@ pub fn manifest(
     Ok(entries)
 }
 
-/// Training utterances with their augmented copies (speed factors from the config, white
-/// noise with the configured probability), raw (unnormalised) features.
+/// Training utterances with their augmented copies (speed factors from the config; white
+/// noise, a telephone band and 8-bit storage with the configured probabilities), raw
+/// (unnormalised) features.
 pub fn load_train(
     entries: &[ManifestEntry],
     pipeline: &FeaturePipeline,
@@ -97,9 +98,10 @@ pub fn load_train(
         let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let clean = audio::load_16k(&entry.audio)?;
         let mut variants = vec![utterance(entry, pipeline.raw(&clean)?, tokenizer)];
+        let channels = f.narrowband_probability > 0.0 || f.quantize_probability > 0.0;
         for &factor in &f.speed_perturb {
             let mut samples = if factor == 1.0 {
-                if f.noise_probability == 0.0 {
+                if f.noise_probability == 0.0 && !channels {
                     continue; // the clean copy already covers it
                 }
                 clean.clone()
@@ -110,6 +112,13 @@ pub fn load_train(
                 let [lo, hi] = f.noise_snr_db;
                 let snr = lo + (hi - lo) * rng.next_f64();
                 audio::add_noise(&mut samples, snr as f32, &mut rng);
+            }
+            // Drawn only when asked for, so configs without them keep their noise draws.
+            if f.narrowband_probability > 0.0 && rng.next_f64() < f.narrowband_probability {
+                samples = audio::narrowband(&samples)?;
+            }
+            if f.quantize_probability > 0.0 && rng.next_f64() < f.quantize_probability {
+                audio::requantize(&mut samples, 8, &mut rng);
             }
             variants.push(utterance(entry, pipeline.raw(&samples)?, tokenizer));
         }
