@@ -198,7 +198,9 @@ impl Run<'_> {
             rates[0].add(&e.transcript, &original);
             for (k, (name, sox_args)) in variants.iter().enumerate() {
                 let out = dir.join(format!("variant{k}.wav"));
+                // -R: a fixed seed for sox's dither, so every run converts to the same samples.
                 let ok = Command::new("sox")
+                    .arg("-R")
                     .arg(&e.audio)
                     .args(*sox_args)
                     .arg(&out)
