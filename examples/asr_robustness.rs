@@ -11,6 +11,7 @@
 //! `--ctc-weight W`, `--length-penalty A` (default: the checkpoint's decoding).
 
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use wgformer::audio::load_16k;
@@ -53,7 +54,7 @@ enum What {
     /// The speech evidence of the manifest's clips and of made-up non-speech (silence, noise,
     /// hum, tones, clicks), and what the recognizer says to the latter.
     NoSpeech,
-    /// CER / WER of the manifest's clips.
+    /// CER / WER of the manifest's clips, and of each speaker's when there are several.
     Score,
 }
 
@@ -101,6 +102,16 @@ fn words(s: &str) -> usize {
     s.split_whitespace().count()
 }
 
+/// The speaker of a manifest's voice column: a TTS voice without its variant, speed and pitch
+/// (`espeak-ng:en-gb-scotland+f3:s166:p36` -> `espeak-ng:en-gb-scotland`), a speaker id as is.
+fn speaker(voice: &str) -> &str {
+    let voice = voice.split('+').next().unwrap_or(voice);
+    match voice.match_indices(':').nth(1) {
+        Some((end, _)) => &voice[..end],
+        None => voice,
+    }
+}
+
 fn pct(r: &ErrorRates) -> String {
     format!("CER {:5.2}% WER {:5.2}%", 100.0 * r.cer(), 100.0 * r.wer())
 }
@@ -112,6 +123,7 @@ impl Run<'_> {
 
     fn score(&self, clips: &[ManifestEntry]) -> Result<()> {
         let mut rates = ErrorRates::default();
+        let mut by_speaker: BTreeMap<&str, ErrorRates> = BTreeMap::new();
         let (mut ref_words, mut hyp_words) = (0, 0);
         for e in clips {
             let reference = normalize_transcript(&e.transcript);
@@ -124,6 +136,10 @@ impl Run<'_> {
             }
             (ref_words, hyp_words) = (ref_words + words(&reference), hyp_words + words(&hyp));
             rates.add(&reference, &hyp);
+            by_speaker
+                .entry(speaker(&e.voice))
+                .or_default()
+                .add(&reference, &hyp);
         }
         println!(
             "{} clips: {}; words {hyp_words} / {ref_words} = {:.3} of the reference's",
@@ -131,6 +147,11 @@ impl Run<'_> {
             pct(&rates),
             hyp_words as f64 / ref_words.max(1) as f64
         );
+        if by_speaker.len() > 1 {
+            for (name, r) in &by_speaker {
+                println!("  {name:28} {:4} clips: {}", r.utterances, pct(r));
+            }
+        }
         Ok(())
     }
 
