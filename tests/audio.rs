@@ -30,18 +30,22 @@ fn sine(freq: f64, rate: u32, seconds: f64) -> Vec<f32> {
 fn dominant_frequency(x: &[f32], rate: u32) -> f64 {
     let n = x.len().min(4096);
     (1..n / 2)
-        .map(|k| {
-            let (mut re, mut im) = (0.0f64, 0.0f64);
-            for (i, &v) in x[..n].iter().enumerate() {
-                let a = 2.0 * std::f64::consts::PI * k as f64 * i as f64 / n as f64;
-                re += v as f64 * a.cos();
-                im -= v as f64 * a.sin();
-            }
-            (re * re + im * im, k)
-        })
+        .map(|k| k as f64 * rate as f64 / n as f64)
+        .map(|f| (tone_power(&x[..n], f, rate), f))
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k as f64 * rate as f64 / n as f64)
+        .map(|(_, f)| f)
         .unwrap()
+}
+
+/// Power of one frequency in `x`: the squared magnitude of its DFT term.
+fn tone_power(x: &[f32], freq: f64, rate: u32) -> f64 {
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for (i, &v) in x.iter().enumerate() {
+        let a = 2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64;
+        re += v as f64 * a.cos();
+        im -= v as f64 * a.sin();
+    }
+    (re * re + im * im) / (x.len() as f64).powi(2)
 }
 
 #[test]
@@ -198,17 +202,6 @@ fn resampling_keeps_the_frequency_and_scales_the_length() {
     assert_eq!(faster.len(), (8000.0f64 / 1.1).round() as usize);
     let f = dominant_frequency(&faster[1000..], 16000);
     assert!((f - 484.0).abs() < 8.0, "speed 1.1 raises 440 Hz to {f}");
-}
-
-/// Power of one frequency in `x`: the squared magnitude of its DFT term.
-fn tone_power(x: &[f32], freq: f64, rate: u32) -> f64 {
-    let (mut re, mut im) = (0.0f64, 0.0f64);
-    for (i, &v) in x.iter().enumerate() {
-        let a = 2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64;
-        re += v as f64 * a.cos();
-        im -= v as f64 * a.sin();
-    }
-    (re * re + im * im) / (x.len() as f64).powi(2)
 }
 
 #[test]

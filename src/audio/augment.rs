@@ -58,7 +58,8 @@ pub fn speed_perturb(samples: &[f32], factor: f32) -> Result<Vec<f32>> {
 }
 
 /// Re-quantise to `bits`-bit PCM with triangular (TPDF) dither of one step, as sox does when it
-/// lowers the bit depth: the hiss that fills an 8-bit recording's quiet frames.
+/// lowers the bit depth: the hiss that fills an 8-bit recording's quiet frames. `bits` is
+/// taken within 2..=24 (the PCM depths a WAV holds).
 pub fn requantize(samples: &mut [f32], bits: u32, rng: &mut SplitMix64) {
     let steps = (1u64 << (bits.clamp(2, 24) - 1)) as f32; // full scale [-1, 1) in 2^bits levels
     for x in samples.iter_mut() {
