@@ -437,6 +437,27 @@ mod asr {
     }
 
     #[test]
+    fn the_redraw_stage_changes_only_the_seed_length_and_start_of_the_channel_stage() {
+        let channels =
+            AsrConfig::load_with_overrides("configs/asr-channels.yaml", &[] as &[&str]).unwrap();
+        let mut redraw =
+            AsrConfig::load_with_overrides("configs/asr-redraw.yaml", &[] as &[&str]).unwrap();
+        assert_eq!(
+            redraw.model.init_from,
+            Some(channels.train.out_dir.join("checkpoints/best"))
+        );
+        assert_ne!(redraw.train.seed, channels.train.seed, "fresh draws");
+        assert!(redraw.train.time_limit_minutes.is_some());
+        // Everything else, every section, as stage 4 has it.
+        redraw.model.init_from = channels.model.init_from.clone();
+        redraw.train.seed = channels.train.seed;
+        redraw.train.out_dir = channels.train.out_dir.clone();
+        redraw.train.max_steps = channels.train.max_steps;
+        redraw.train.time_limit_minutes = channels.train.time_limit_minutes;
+        assert_eq!(redraw.to_yaml().unwrap(), channels.to_yaml().unwrap());
+    }
+
+    #[test]
     fn bad_asr_values_are_refused_naming_the_file_and_key() {
         for (yaml, key) in [
             ("model: {d_model: 130, num_heads: 4}", "model.num_heads"),
