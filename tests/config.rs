@@ -458,6 +458,35 @@ mod asr {
     }
 
     #[test]
+    fn the_grow_stage_changes_only_the_corpus_size_seed_length_and_start_of_the_redraw_stage() {
+        let redraw =
+            AsrConfig::load_with_overrides("configs/asr-redraw.yaml", &[] as &[&str]).unwrap();
+        let mut grow =
+            AsrConfig::load_with_overrides("configs/asr-grow.yaml", &[] as &[&str]).unwrap();
+        assert_eq!(
+            grow.model.init_from,
+            Some(redraw.train.out_dir.join("checkpoints/best"))
+        );
+        assert_ne!(grow.train.seed, redraw.train.seed, "fresh draws");
+        let (corpus, old) = (&grow.data.corpus, &redraw.data.corpus);
+        assert!(corpus.train > old.train, "more play utterances");
+        let (modern, old_modern) = (corpus.modern.as_ref(), old.modern.as_ref());
+        assert!(
+            modern.unwrap().train > old_modern.unwrap().train,
+            "more modern utterances"
+        );
+        // Everything else, every section, as stage 5 has it: the same corpus seed and held-out
+        // sizes, so the grown corpus keeps stage 5's utterances and its test sets.
+        grow.data.corpus.train = old.train;
+        grow.data.corpus.modern.as_mut().unwrap().train = old_modern.unwrap().train;
+        grow.model.init_from = redraw.model.init_from.clone();
+        grow.train.seed = redraw.train.seed;
+        grow.train.out_dir = redraw.train.out_dir.clone();
+        grow.train.time_limit_minutes = redraw.train.time_limit_minutes;
+        assert_eq!(grow.to_yaml().unwrap(), redraw.to_yaml().unwrap());
+    }
+
+    #[test]
     fn bad_asr_values_are_refused_naming_the_file_and_key() {
         for (yaml, key) in [
             ("model: {d_model: 130, num_heads: 4}", "model.num_heads"),

@@ -318,6 +318,30 @@ mod tests {
     }
 
     #[test]
+    fn growing_the_training_splits_keeps_every_planned_utterance() {
+        // A grown corpus (configs/asr-grow.yaml) only appends training utterances: the held-out
+        // splits and the utterances already synthesised stay exactly as they were.
+        let s = sentences(500);
+        let grown = CorpusSizes {
+            train: 2 * SIZES.train,
+            ..SIZES
+        };
+        let (small, big) = (
+            plan_corpus(&s, SIZES, 1).unwrap(),
+            plan_corpus(&s, grown, 1).unwrap(),
+        );
+        let added: Vec<_> = big.iter().filter(|u| !small.contains(u)).collect();
+        assert_eq!(small.len() + added.len(), big.len(), "nothing lost");
+        assert!(added.iter().all(|u| u.split == Split::Train));
+        let modern = |train| {
+            let sizes = ModernSizes { train, test: 40 };
+            plan_modern(&s, &HashSet::new(), sizes, 1).unwrap()
+        };
+        let (small, big) = (modern(200), modern(400));
+        assert_eq!(big[..small.len()], small[..]);
+    }
+
+    #[test]
     fn plan_refuses_too_few_sentences() {
         let msg = plan_corpus(&sentences(60), SIZES, 1)
             .unwrap_err()
