@@ -436,53 +436,52 @@ mod asr {
         assert_eq!(model, modern.model, "the same architecture as stage 3");
     }
 
+    fn load(path: &str) -> AsrConfig {
+        AsrConfig::load_with_overrides(path, &[] as &[&str]).unwrap()
+    }
+
+    /// A stage that continues `earlier`: starts from its best checkpoint with fresh random
+    /// draws. Returns `later` with its run keys (start, seed, folder, length) set to
+    /// `earlier`'s, for the caller to compare whole.
+    fn continues(mut later: AsrConfig, earlier: &AsrConfig) -> AsrConfig {
+        assert_eq!(
+            later.model.init_from,
+            Some(earlier.train.out_dir.join("checkpoints/best"))
+        );
+        assert_ne!(later.train.seed, earlier.train.seed, "fresh draws");
+        assert!(later.train.time_limit_minutes.is_some());
+        later.model.init_from = earlier.model.init_from.clone();
+        later.train.seed = earlier.train.seed;
+        later.train.out_dir = earlier.train.out_dir.clone();
+        later.train.max_steps = earlier.train.max_steps;
+        later.train.time_limit_minutes = earlier.train.time_limit_minutes;
+        later
+    }
+
     #[test]
     fn the_redraw_stage_changes_only_the_seed_length_and_start_of_the_channel_stage() {
-        let channels =
-            AsrConfig::load_with_overrides("configs/asr-channels.yaml", &[] as &[&str]).unwrap();
-        let mut redraw =
-            AsrConfig::load_with_overrides("configs/asr-redraw.yaml", &[] as &[&str]).unwrap();
-        assert_eq!(
-            redraw.model.init_from,
-            Some(channels.train.out_dir.join("checkpoints/best"))
-        );
-        assert_ne!(redraw.train.seed, channels.train.seed, "fresh draws");
-        assert!(redraw.train.time_limit_minutes.is_some());
+        let channels = load("configs/asr-channels.yaml");
+        let redraw = continues(load("configs/asr-redraw.yaml"), &channels);
         // Everything else, every section, as stage 4 has it.
-        redraw.model.init_from = channels.model.init_from.clone();
-        redraw.train.seed = channels.train.seed;
-        redraw.train.out_dir = channels.train.out_dir.clone();
-        redraw.train.max_steps = channels.train.max_steps;
-        redraw.train.time_limit_minutes = channels.train.time_limit_minutes;
         assert_eq!(redraw.to_yaml().unwrap(), channels.to_yaml().unwrap());
     }
 
     #[test]
     fn the_grow_stage_changes_only_the_corpus_size_seed_length_and_start_of_the_redraw_stage() {
-        let redraw =
-            AsrConfig::load_with_overrides("configs/asr-redraw.yaml", &[] as &[&str]).unwrap();
-        let mut grow =
-            AsrConfig::load_with_overrides("configs/asr-grow.yaml", &[] as &[&str]).unwrap();
-        assert_eq!(
-            grow.model.init_from,
-            Some(redraw.train.out_dir.join("checkpoints/best"))
-        );
-        assert_ne!(grow.train.seed, redraw.train.seed, "fresh draws");
-        let (corpus, old) = (&grow.data.corpus, &redraw.data.corpus);
+        let redraw = load("configs/asr-redraw.yaml");
+        let mut grow = continues(load("configs/asr-grow.yaml"), &redraw);
+        let (old, old_modern) = (&redraw.data.corpus, redraw.data.corpus.modern.as_ref());
+        let corpus = &mut grow.data.corpus;
         assert!(corpus.train > old.train, "more play utterances");
-        let (modern, old_modern) = (corpus.modern.as_ref(), old.modern.as_ref());
+        let modern = corpus.modern.as_mut().unwrap();
         assert!(
-            modern.unwrap().train > old_modern.unwrap().train,
+            modern.train > old_modern.unwrap().train,
             "more modern utterances"
         );
         // Everything else, every section, as stage 5 has it: the same corpus seed and held-out
         // sizes, so the grown corpus keeps stage 5's utterances and its test sets.
-        grow.data.corpus.train = old.train;
-        grow.data.corpus.modern.as_mut().unwrap().train = old_modern.unwrap().train;
-        grow.model.init_from = redraw.model.init_from.clone();
-        grow.train.seed = redraw.train.seed;
-        grow.train.out_dir = redraw.train.out_dir.clone();
-        grow.train.time_limit_minutes = redraw.train.time_limit_minutes;
+        modern.train = old_modern.unwrap().train;
+        corpus.train = old.train;
         assert_eq!(grow.to_yaml().unwrap(), redraw.to_yaml().unwrap());
     }
 
